@@ -1,0 +1,250 @@
+//! The `Generator` seam: prompt or chat messages in, text and usage counts out.
+//!
+//! The local llama.cpp runtime implements it today; a remote OpenAI-compatible server can be put
+//! behind it later without the callers noticing.
+
+use serde::{Deserialize, Serialize};
+use std::ops::ControlFlow;
+use std::time::Duration;
+
+/// Who speaks a chat message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    System,
+    User,
+    Assistant,
+    Tool,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::System => "system",
+            Role::User => "user",
+            Role::Assistant => "assistant",
+            Role::Tool => "tool",
+        }
+    }
+}
+
+/// One turn of a conversation, as the OpenAI chat format has it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    pub role: Role,
+    pub content: String,
+}
+
+impl ChatMessage {
+    pub fn new(role: Role, content: impl Into<String>) -> Self {
+        Self {
+            role,
+            content: content.into(),
+        }
+    }
+    pub fn system(content: impl Into<String>) -> Self {
+        Self::new(Role::System, content)
+    }
+    pub fn user(content: impl Into<String>) -> Self {
+        Self::new(Role::User, content)
+    }
+    pub fn assistant(content: impl Into<String>) -> Self {
+        Self::new(Role::Assistant, content)
+    }
+}
+
+/// What the model continues: raw text, or a conversation rendered with the model's own chat
+/// template.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Prompt {
+    Text(String),
+    Chat(Vec<ChatMessage>),
+}
+
+/// How the next token is picked. `temperature == 0` means greedy decoding; the other knobs
+/// then have no effect.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SamplingParams {
+    pub temperature: f32,
+    /// Keep the k most likely tokens (0 = off).
+    pub top_k: u32,
+    /// Keep the smallest set of tokens whose probability adds up to p (1.0 = off).
+    pub top_p: f32,
+    /// Divide the logits of recently seen tokens by this (1.0 = off).
+    pub repeat_penalty: f32,
+    /// How many recent tokens the repetition penalty looks at.
+    pub repeat_last_n: u32,
+    pub seed: u32,
+}
+
+impl SamplingParams {
+    pub const GREEDY: SamplingParams = SamplingParams {
+        temperature: 0.0,
+        top_k: 0,
+        top_p: 1.0,
+        repeat_penalty: 1.0,
+        repeat_last_n: 64,
+        seed: 0,
+    };
+
+    pub fn is_greedy(&self) -> bool {
+        self.temperature <= 0.0
+    }
+}
+
+impl Default for SamplingParams {
+    fn default() -> Self {
+        Self::GREEDY
+    }
+}
+
+/// One generation to run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GenerationRequest {
+    pub prompt: Prompt,
+    pub max_tokens: u32,
+    pub sampling: SamplingParams,
+    /// Generation ends before the first occurrence of any of these strings (not included in
+    /// the text). End-of-turn tokens of the model always end it.
+    pub stop: Vec<String>,
+    /// Keep generating past end-of-turn tokens until `max_tokens` (benchmarks use it to decode
+    /// a fixed number of tokens).
+    #[serde(default)]
+    pub ignore_eos: bool,
+}
+
+impl GenerationRequest {
+    pub fn new(prompt: Prompt) -> Self {
+        Self {
+            prompt,
+            max_tokens: 256,
+            sampling: SamplingParams::default(),
+            stop: Vec::new(),
+            ignore_eos: false,
+        }
+    }
+    pub fn with_max_tokens(mut self, max_tokens: u32) -> Self {
+        self.max_tokens = max_tokens;
+        self
+    }
+    pub fn with_sampling(mut self, sampling: SamplingParams) -> Self {
+        self.sampling = sampling;
+        self
+    }
+    pub fn with_stop(mut self, stop: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.stop = stop.into_iter().map(Into::into).collect();
+        self
+    }
+}
+
+/// Token counts, as an OpenAI-compatible API reports them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    pub prompt_tokens: u32,
+    pub completion_tokens: u32,
+}
+
+impl Usage {
+    pub fn total_tokens(&self) -> u32 {
+        self.prompt_tokens + self.completion_tokens
+    }
+}
+
+/// Why generation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FinishReason {
+    /// The model produced an end-of-turn token, or the text reached a stop string.
+    Stop,
+    /// `max_tokens` was reached, or the context was full.
+    Length,
+    /// The token sink asked to stop.
+    Cancelled,
+}
+
+/// The result of one generation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Generation {
+    pub text: String,
+    pub usage: Usage,
+    pub finish_reason: FinishReason,
+    /// Time spent evaluating the prompt.
+    pub prompt_time: Duration,
+    /// Time spent producing the completion tokens.
+    pub decode_time: Duration,
+}
+
+impl Generation {
+    pub fn prompt_tokens_per_second(&self) -> f64 {
+        rate(self.usage.prompt_tokens, self.prompt_time)
+    }
+    pub fn decode_tokens_per_second(&self) -> f64 {
+        rate(self.usage.completion_tokens, self.decode_time)
+    }
+}
+
+fn rate(tokens: u32, time: Duration) -> f64 {
+    let secs = time.as_secs_f64();
+    if secs > 0.0 {
+        tokens as f64 / secs
+    } else {
+        0.0
+    }
+}
+
+/// Receives text as it is generated; `ControlFlow::Break` cancels the generation.
+pub type TokenSink<'a> = &'a mut dyn FnMut(&str) -> ControlFlow<()>;
+
+/// Why a generation could not run. Says whether trying again can help.
+#[derive(Debug, thiserror::Error)]
+pub enum GeneratorError {
+    #[error(
+        "the prompt is {prompt_tokens} tokens but the context holds {context} \
+         (shorten the prompt or raise --ctx up to the model's training context)"
+    )]
+    ContextOverflow { prompt_tokens: u32, context: u32 },
+    #[error("the request is invalid: {0}")]
+    InvalidRequest(String),
+    /// A failure that may pass on a retry (a busy server, a dropped connection).
+    #[error("transient generator failure (retrying may help): {0}")]
+    Transient(String),
+    /// A failure a retry will not fix.
+    #[error("{0}")]
+    Permanent(String),
+}
+
+impl GeneratorError {
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, GeneratorError::Transient(_))
+    }
+}
+
+/// Something that continues prompts: a local model or a remote server.
+///
+/// Synchronous on purpose: servers wrap it in an engine thread or `spawn_blocking`.
+pub trait Generator: Send + Sync {
+    /// Runs one request, handing text to `sink` as it is produced.
+    fn generate(
+        &self,
+        request: &GenerationRequest,
+        sink: TokenSink<'_>,
+    ) -> Result<Generation, GeneratorError>;
+
+    /// Runs several requests; implementations batch them where they can. Results come back in
+    /// the order of the requests.
+    fn generate_batch(
+        &self,
+        requests: &[GenerationRequest],
+    ) -> Result<Vec<Generation>, GeneratorError> {
+        requests
+            .iter()
+            .map(|r| self.generate(r, &mut |_| ControlFlow::Continue(())))
+            .collect()
+    }
+
+    /// How many tokens the prompt of `request` takes, chat template applied.
+    fn count_prompt_tokens(&self, prompt: &Prompt) -> Result<u32, GeneratorError>;
+
+    /// The most tokens (prompt and completion together) one request can hold.
+    fn context_length(&self) -> u32;
+}

@@ -1,0 +1,17 @@
+//! The vocabulary of ragtune and the seams between its parts.
+//!
+//! ```
+//! use ragtune_core::{ChatMessage, GenerationRequest, Prompt};
+//!
+//! let request = GenerationRequest::new(Prompt::Chat(vec![ChatMessage::user("Hi!")]))
+//!     .with_max_tokens(16);
+//! assert_eq!(request.max_tokens, 16);
+//! assert!(request.sampling.is_greedy());
+//! ```
+
+mod generate;
+
+pub use generate::{
+    ChatMessage, FinishReason, Generation, GenerationRequest, Generator, GeneratorError, Prompt,
+    Role, SamplingParams, TokenSink, Usage,
+};

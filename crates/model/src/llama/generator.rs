@@ -1,0 +1,375 @@
+//! `LlamaGenerator`: the `Generator` seam over a GGUF model run by llama.cpp.
+//!
+//! One engine serves single and batched requests: a set of sequence slots in one llama.cpp
+//! context, refilled as sequences finish (continuous batching). Each decode call carries the
+//! next token of every running sequence plus as much pending prompt as fits in the batch.
+
+use super::sampling::sampler;
+use super::{ModelError, Tokenizer, backend, load_model};
+use crate::text_stream::TextStream;
+use llama_cpp_2::context::LlamaContext;
+use llama_cpp_2::context::params::LlamaContextParams;
+use llama_cpp_2::llama_batch::LlamaBatch;
+use llama_cpp_2::model::params::LlamaModelParams;
+use llama_cpp_2::sampling::LlamaSampler;
+use llama_cpp_2::token::LlamaToken;
+use ragtune_core::{
+    FinishReason, Generation, GenerationRequest, Generator, GeneratorError, Prompt, TokenSink,
+    Usage,
+};
+use std::collections::VecDeque;
+use std::num::NonZeroU32;
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How a model is loaded and run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// Most tokens (prompt + completion) of one request; 0 = the model's training context,
+    /// capped at 8192 to keep memory modest.
+    pub context_length: u32,
+    /// CPU threads; 0 = all available cores.
+    pub threads: usize,
+    /// Layers to offload to the GPU (needs the `cuda` feature); 0 = CPU only.
+    pub gpu_layers: u32,
+    /// Tokens per llama.cpp decode call (prompt chunks and batched decoding).
+    pub batch_size: u32,
+    /// Sequences decoded together by `generate_batch`.
+    pub parallel: u32,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        Self {
+            context_length: 0,
+            threads: 0,
+            gpu_layers: 0,
+            batch_size: 512,
+            parallel: 16,
+        }
+    }
+}
+
+/// A GGUF model loaded for generation.
+#[derive(Debug)]
+pub struct LlamaGenerator {
+    tokenizer: Tokenizer,
+    path: PathBuf,
+    architecture: String,
+    context_length: u32,
+    threads: i32,
+    batch_size: u32,
+    parallel: u32,
+}
+
+impl LlamaGenerator {
+    pub fn load(path: impl AsRef<Path>, options: &LoadOptions) -> Result<Self, ModelError> {
+        let path = path.as_ref();
+        let params = LlamaModelParams::default().with_n_gpu_layers(options.gpu_layers);
+        let (model, header) = load_model(path, &params)?;
+        let trained = model.n_ctx_train().max(1);
+        let context_length = match options.context_length {
+            0 => trained.min(8192),
+            n => n.min(trained),
+        };
+        let threads = match options.threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        Ok(Self {
+            tokenizer: Tokenizer::new(Arc::new(model), &header)?,
+            path: path.to_path_buf(),
+            architecture: header.architecture().unwrap_or("unknown").to_string(),
+            context_length,
+            threads: i32::try_from(threads).unwrap_or(i32::MAX),
+            batch_size: options.batch_size.max(1),
+            parallel: options.parallel.max(1),
+        })
+    }
+
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn architecture(&self) -> &str {
+        &self.architecture
+    }
+
+    /// Runs `requests` through up to `parallel` slots; `sink(i, text)` gets request i's text.
+    fn run(
+        &self,
+        requests: &[GenerationRequest],
+        parallel: u32,
+        sink: &mut dyn FnMut(usize, &str) -> ControlFlow<()>,
+    ) -> Result<Vec<Generation>, GeneratorError> {
+        let prompts = requests
+            .iter()
+            .map(|r| self.prompt_tokens(&r.prompt))
+            .collect::<Result<Vec<_>, _>>()?;
+        let budgets: Vec<u32> = requests
+            .iter()
+            .zip(&prompts)
+            .map(|(r, p)| r.max_tokens.min(self.context_length - p.len() as u32))
+            .collect();
+        let slots = parallel.min(requests.len() as u32).max(1);
+        // Each slot gets its own KV stream, as long as the longest request needs.
+        let per_slot = prompts
+            .iter()
+            .zip(&budgets)
+            .map(|(p, b)| p.len() as u32 + b)
+            .max()
+            .unwrap_or(1)
+            .next_multiple_of(256);
+        let mut ctx = self.context(per_slot * slots, slots)?;
+        let mut engine = Engine {
+            batch: LlamaBatch::new(self.batch_size as usize, slots as i32),
+            slots: (0..slots).map(|_| None).collect(),
+            queue: (0..requests.len()).collect(),
+            done: (0..requests.len()).map(|_| None).collect(),
+            batch_size: self.batch_size as usize,
+        };
+        while engine.admit(&mut ctx, &prompts, &budgets, requests, self) {
+            engine.step(&mut ctx, &self.tokenizer, sink)?;
+        }
+        engine
+            .done
+            .into_iter()
+            .map(|g| g.ok_or_else(|| GeneratorError::Permanent("a request did not finish".into())))
+            .collect()
+    }
+
+    fn prompt_tokens(&self, prompt: &Prompt) -> Result<Vec<LlamaToken>, GeneratorError> {
+        let tokens = self
+            .tokenizer
+            .encode_prompt(prompt)
+            .map_err(|e| GeneratorError::InvalidRequest(e.to_string()))?;
+        if tokens.is_empty() {
+            return Err(GeneratorError::InvalidRequest("the prompt is empty".into()));
+        }
+        if tokens.len() as u64 >= self.context_length as u64 {
+            return Err(GeneratorError::ContextOverflow {
+                prompt_tokens: u32::try_from(tokens.len()).unwrap_or(u32::MAX),
+                context: self.context_length,
+            });
+        }
+        Ok(tokens)
+    }
+
+    fn context(&self, n_ctx: u32, n_seq: u32) -> Result<LlamaContext<'_>, GeneratorError> {
+        let params = LlamaContextParams::default()
+            .with_n_ctx(NonZeroU32::new(n_ctx))
+            .with_n_batch(self.batch_size)
+            .with_n_ubatch(self.batch_size)
+            .with_n_seq_max(n_seq)
+            .with_n_threads(self.threads)
+            .with_n_threads_batch(self.threads);
+        let backend = backend().map_err(|e| GeneratorError::Permanent(e.to_string()))?;
+        self.tokenizer
+            .model()
+            .new_context(backend, params)
+            .map_err(|e| {
+                GeneratorError::Permanent(format!(
+                    "llama.cpp could not create a context of {n_ctx} tokens for {}: {e}",
+                    self.path.display()
+                ))
+            })
+    }
+}
+
+impl Generator for LlamaGenerator {
+    fn generate(
+        &self,
+        request: &GenerationRequest,
+        sink: TokenSink<'_>,
+    ) -> Result<Generation, GeneratorError> {
+        let mut generations =
+            self.run(std::slice::from_ref(request), 1, &mut |_, text| sink(text))?;
+        Ok(generations.remove(0))
+    }
+
+    fn generate_batch(
+        &self,
+        requests: &[GenerationRequest],
+    ) -> Result<Vec<Generation>, GeneratorError> {
+        if requests.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.run(requests, self.parallel, &mut |_, _| {
+            ControlFlow::Continue(())
+        })
+    }
+
+    fn count_prompt_tokens(&self, prompt: &Prompt) -> Result<u32, GeneratorError> {
+        let tokens = self
+            .tokenizer
+            .encode_prompt(prompt)
+            .map_err(|e| GeneratorError::InvalidRequest(e.to_string()))?;
+        Ok(u32::try_from(tokens.len()).unwrap_or(u32::MAX))
+    }
+
+    fn context_length(&self) -> u32 {
+        self.context_length
+    }
+}
+
+/// One running sequence.
+struct Active {
+    request: usize,
+    /// Tokens not yet fed to the model: the rest of the prompt, then the last sampled token.
+    feed: VecDeque<LlamaToken>,
+    position: i32,
+    prompt_tokens: u32,
+    completion_tokens: u32,
+    budget: u32,
+    ignore_eos: bool,
+    sampler: LlamaSampler,
+    stream: TextStream,
+    /// Index in the current batch of the token whose logits to sample from.
+    logits_at: Option<i32>,
+    started: Instant,
+    first_token: Option<Instant>,
+}
+
+struct Engine {
+    batch: LlamaBatch<'static>,
+    slots: Vec<Option<Active>>,
+    queue: VecDeque<usize>,
+    done: Vec<Option<Generation>>,
+    batch_size: usize,
+}
+
+impl Engine {
+    /// Puts waiting requests into free slots. Returns false when nothing is left to do.
+    fn admit(
+        &mut self,
+        ctx: &mut LlamaContext<'_>,
+        prompts: &[Vec<LlamaToken>],
+        budgets: &[u32],
+        requests: &[GenerationRequest],
+        generator: &LlamaGenerator,
+    ) -> bool {
+        let n_vocab = generator.tokenizer.vocab_size() as i32;
+        for (seq, slot) in self.slots.iter_mut().enumerate() {
+            if slot.is_some() {
+                continue;
+            }
+            let Some(request) = self.queue.pop_front() else {
+                break;
+            };
+            ctx.clear_kv_cache_seq(Some(seq as u32), None, None).ok();
+            let prompt = &prompts[request];
+            let params = &requests[request];
+            *slot = Some(Active {
+                request,
+                feed: prompt.iter().copied().collect(),
+                position: 0,
+                prompt_tokens: prompt.len() as u32,
+                completion_tokens: 0,
+                budget: budgets[request],
+                ignore_eos: params.ignore_eos,
+                sampler: sampler(&params.sampling, n_vocab, prompt),
+                stream: TextStream::new(&params.stop),
+                logits_at: None,
+                started: Instant::now(),
+                first_token: None,
+            });
+        }
+        self.slots.iter().any(Option::is_some)
+    }
+
+    /// One llama.cpp decode call, then sampling for every sequence that got logits.
+    fn step(
+        &mut self,
+        ctx: &mut LlamaContext<'_>,
+        tokenizer: &Tokenizer,
+        sink: &mut dyn FnMut(usize, &str) -> ControlFlow<()>,
+    ) -> Result<(), GeneratorError> {
+        self.batch.clear();
+        let mut room = self.batch_size;
+        // Decoding sequences (one token each) go first so prompts never starve them.
+        let mut order: Vec<usize> = (0..self.slots.len()).collect();
+        order.sort_by_key(|&i| self.slots[i].as_ref().map_or(usize::MAX, |a| a.feed.len()));
+        for seq in order {
+            let Some(active) = self.slots[seq].as_mut() else {
+                continue;
+            };
+            active.logits_at = None;
+            while room > 0 {
+                let Some(token) = active.feed.pop_front() else {
+                    break;
+                };
+                let last = active.feed.is_empty();
+                self.batch
+                    .add(token, active.position, &[seq as i32], last)
+                    .map_err(|e| GeneratorError::Permanent(e.to_string()))?;
+                if last {
+                    active.logits_at = Some(self.batch.n_tokens() - 1);
+                }
+                active.position += 1;
+                room -= 1;
+            }
+        }
+        ctx.decode(&mut self.batch)
+            .map_err(|e| GeneratorError::Permanent(format!("llama.cpp decode failed: {e}")))?;
+
+        for seq in 0..self.slots.len() {
+            let Some(active) = self.slots[seq].as_mut() else {
+                continue;
+            };
+            let Some(at) = active.logits_at else {
+                continue;
+            };
+            let now = Instant::now();
+            active.first_token.get_or_insert(now);
+            let token = active.sampler.sample(ctx, at);
+            let finish = if !active.ignore_eos && tokenizer.is_end_of_generation(token.0 as u32) {
+                Some(FinishReason::Stop)
+            } else {
+                active.completion_tokens += 1;
+                let text = active.stream.push(&tokenizer.piece(token, false));
+                if sink(active.request, text).is_break() {
+                    Some(FinishReason::Cancelled)
+                } else if active.stream.is_stopped() {
+                    Some(FinishReason::Stop)
+                } else if active.completion_tokens >= active.budget {
+                    Some(FinishReason::Length)
+                } else {
+                    active.feed.push_back(token);
+                    None
+                }
+            };
+            if let Some(reason) = finish {
+                let Some(mut active) = self.slots[seq].take() else {
+                    continue;
+                };
+                let rest = active.stream.finish().to_string();
+                if reason != FinishReason::Cancelled && !rest.is_empty() {
+                    let _ = sink(active.request, &rest);
+                }
+                let request = active.request;
+                self.done[request] = Some(finished(active, reason, now));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn finished(active: Active, finish_reason: FinishReason, now: Instant) -> Generation {
+    let first = active.first_token.unwrap_or(now);
+    Generation {
+        text: active.stream.into_text(),
+        usage: Usage {
+            prompt_tokens: active.prompt_tokens,
+            completion_tokens: active.completion_tokens,
+        },
+        finish_reason,
+        prompt_time: first.saturating_duration_since(active.started),
+        decode_time: now.saturating_duration_since(first).max(Duration::ZERO),
+    }
+}

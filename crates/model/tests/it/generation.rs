@@ -1,0 +1,147 @@
+//! Generation on SmolLM2: greedy output equals llama.cpp's, sampling knobs, stops, batching.
+
+use crate::{data, smollm2};
+use ragtune_core::{
+    ChatMessage, FinishReason, GenerationRequest, Generator, Prompt, SamplingParams,
+};
+use std::ops::ControlFlow;
+
+fn greedy(prompt: Prompt, max_tokens: u32) -> GenerationRequest {
+    GenerationRequest::new(prompt).with_max_tokens(max_tokens)
+}
+
+fn run(request: &GenerationRequest) -> ragtune_core::Generation {
+    smollm2()
+        .generate(request, &mut |_| ControlFlow::Continue(()))
+        .unwrap()
+}
+
+/// The expected text was produced once by llama.cpp itself (llama-cpp-python 0.3.36, argmax
+/// decoding): `python3 bench/reference/llama_cpp_reference.py greedy MODEL PROMPT`.
+#[test]
+fn greedy_text_equals_llama_cpp() {
+    let expected: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(data("greedy_smollm2.json")).unwrap())
+            .unwrap();
+    let prompt = expected["prompt"].as_str().unwrap().to_string();
+    let g = run(&greedy(Prompt::Text(prompt), 48));
+    assert_eq!(g.text, expected["text"].as_str().unwrap());
+    assert_eq!(
+        g.usage.prompt_tokens as u64,
+        expected["prompt_tokens"].as_u64().unwrap()
+    );
+}
+
+#[test]
+fn streamed_text_is_the_final_text() {
+    let request = greedy(
+        Prompt::Chat(vec![ChatMessage::user("Name three colours.")]),
+        40,
+    );
+    let mut streamed = String::new();
+    let g = smollm2()
+        .generate(&request, &mut |t| {
+            streamed.push_str(t);
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+    assert!(!g.text.is_empty());
+    assert_eq!(streamed, g.text);
+}
+
+#[test]
+fn max_tokens_ends_with_length() {
+    let g = run(&greedy(Prompt::Text("Once upon a time".into()), 5));
+    assert_eq!(g.usage.completion_tokens, 5);
+    assert_eq!(g.finish_reason, FinishReason::Length);
+}
+
+#[test]
+fn chat_reply_ends_at_end_of_turn() {
+    let g = run(&greedy(
+        Prompt::Chat(vec![ChatMessage::user("Say just: hello")]),
+        64,
+    ));
+    assert_eq!(g.finish_reason, FinishReason::Stop, "{g:?}");
+    assert!(!g.text.contains("<|im_end|>"));
+}
+
+#[test]
+fn stop_string_cuts_the_text() {
+    let free = run(&greedy(Prompt::Text("1, 2, 3, 4,".into()), 16));
+    // Stop at a piece of text the free run produced after its first few characters.
+    let stop = free.text.trim_start()[2..5].to_string();
+    let cut = run(&greedy(Prompt::Text("1, 2, 3, 4,".into()), 16).with_stop([stop.clone()]));
+    assert_eq!(cut.finish_reason, FinishReason::Stop);
+    assert!(!cut.text.contains(&stop), "{cut:?} contains {stop:?}");
+    assert!(free.text.starts_with(&cut.text), "{free:?} vs {cut:?}");
+}
+
+#[test]
+fn cancelling_the_sink_stops_generation() {
+    let request = greedy(Prompt::Text("Once upon a time".into()), 50);
+    let mut pieces = 0;
+    let g = smollm2()
+        .generate(&request, &mut |_| {
+            pieces += 1;
+            if pieces == 3 {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        })
+        .unwrap();
+    assert_eq!(g.finish_reason, FinishReason::Cancelled);
+    assert!(g.usage.completion_tokens <= 4);
+}
+
+fn sampled(seed: u32) -> String {
+    let params = SamplingParams {
+        temperature: 1.0,
+        top_k: 50,
+        top_p: 0.95,
+        repeat_penalty: 1.1,
+        repeat_last_n: 64,
+        seed,
+    };
+    run(&greedy(Prompt::Text("My favourite food is".into()), 24).with_sampling(params)).text
+}
+
+#[test]
+fn a_seed_makes_sampling_repeatable() {
+    assert_eq!(sampled(7), sampled(7));
+    let distinct: std::collections::HashSet<String> = (1..=4).map(sampled).collect();
+    assert!(distinct.len() > 1, "four seeds gave one text: {distinct:?}");
+}
+
+#[test]
+fn batched_generation_equals_one_by_one() {
+    let prompts = [
+        "The capital of France is",
+        "def add(a, b):",
+        "Water boils at",
+        "The three primary colours are",
+        "Once upon a time, in a small village,",
+    ];
+    let requests: Vec<_> = prompts
+        .iter()
+        .enumerate()
+        .map(|(i, p)| greedy(Prompt::Text(p.to_string()), 8 + 4 * i as u32))
+        .collect();
+    let batched = smollm2().generate_batch(&requests).unwrap();
+    assert_eq!(batched.len(), requests.len());
+    for (request, b) in requests.iter().zip(&batched) {
+        let single = run(request);
+        assert_eq!(b.text, single.text, "{:?}", request.prompt);
+        assert_eq!(b.usage, single.usage);
+    }
+}
+
+#[test]
+fn ignore_eos_decodes_exactly_max_tokens() {
+    let mut request = greedy(Prompt::Chat(vec![ChatMessage::user("Say: hi")]), 40);
+    request.ignore_eos = true;
+    let g = run(&request);
+    assert_eq!(g.usage.completion_tokens, 40);
+    assert_eq!(g.finish_reason, FinishReason::Length);
+}
