@@ -51,6 +51,14 @@ impl ModelStore {
                     ModelKind::Embedder => ResolvedModel::HfFolder(main),
                 })
             }
+            // A model made locally (e.g. by `ragtune models quantize`) lives in its own
+            // folder under models/ and is named by that folder.
+            None if !looks_like_path(name_or_path)
+                && !name_or_path.starts_with('.')
+                && self.models_dir().join(name_or_path).is_dir() =>
+            {
+                resolve_path(&self.models_dir().join(name_or_path))
+            }
             None if looks_like_path(name_or_path) => Err(Error::PathNotFound {
                 path: path.to_path_buf(),
                 known: self.catalog().known_names(),

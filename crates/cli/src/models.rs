@@ -1,8 +1,9 @@
 //! `ragtune models pull | list | rm`, and turning `--model` into a file to load.
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 use ragtune_catalog::{InstallState, ModelStore, ResolvedModel};
+use ragtune_model::llama::QuantType;
 use std::path::PathBuf;
 
 #[derive(Debug, Subcommand)]
@@ -14,6 +15,21 @@ pub enum ModelsCommand {
     },
     /// Show the catalogue and what is installed.
     List,
+    /// Re-quantize a GGUF model (e.g. Q4_1 -> Q8_0 for faster CPU prompt processing);
+    /// the result is a new model in the store, named NAME-TYPE unless --name says otherwise.
+    Quantize {
+        /// Catalogue name, GGUF file or model folder.
+        model: String,
+        /// Target type: q8_0, q4_0, q4_k_m or f16.
+        #[arg(long = "type", default_value = "q8_0")]
+        kind: String,
+        /// Name of the new model in the store.
+        #[arg(long)]
+        name: Option<String>,
+        /// Replace an existing result.
+        #[arg(long)]
+        force: bool,
+    },
     /// Remove an installed model.
     Rm {
         /// Catalogue name or alias.
@@ -26,6 +42,12 @@ pub fn run(command: ModelsCommand) -> Result<()> {
     match command {
         ModelsCommand::Pull { names } => pull(&store, &names),
         ModelsCommand::List => list(&store),
+        ModelsCommand::Quantize {
+            model,
+            kind,
+            name,
+            force,
+        } => quantize(&store, &model, &kind, name, force),
         ModelsCommand::Rm { name } => {
             let removed = store.rm(&name)?;
             println!(
@@ -57,6 +79,43 @@ fn pull(store: &ModelStore, names: &[String]) -> Result<()> {
         };
         println!("{verb}: {} -> {}", pulled.model, pulled.main.display());
     }
+    Ok(())
+}
+
+fn quantize(
+    store: &ModelStore,
+    model: &str,
+    kind: &str,
+    name: Option<String>,
+    force: bool,
+) -> Result<()> {
+    let Some(kind) = QuantType::parse(kind) else {
+        bail!("unknown quantization type {kind:?}: use q8_0, q4_0, q4_k_m or f16");
+    };
+    let input = resolve_generator(model)?;
+    let name = name.unwrap_or_else(|| format!("{model}-{}", kind.as_str()));
+    if name.contains(['/', '\\']) || name.starts_with('.') {
+        bail!("--name {name:?} must be a plain name (it becomes a folder under the store)");
+    }
+    let dir = store.models_dir().join(&name);
+    let stem = input
+        .file_stem()
+        .map_or_else(|| "model".into(), |s| s.to_string_lossy().into_owned());
+    let output = dir.join(format!("{stem}.{}.gguf", kind.as_str()));
+    if output.exists() && !force {
+        println!(
+            "present: {name} -> {} (--force rebuilds it)",
+            output.display()
+        );
+        return Ok(());
+    }
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    eprintln!("quantizing {} to {}", input.display(), kind.as_str());
+    ragtune_model::llama::quantize(&input, &output, kind, 0)?;
+    println!(
+        "installed: {name} -> {} (use --model {name})",
+        output.display()
+    );
     Ok(())
 }
 

@@ -9,7 +9,13 @@
 //! assert!(request.sampling.is_greedy());
 //! ```
 
+mod document;
 mod generate;
+
+pub use document::{
+    Block, BlockKind, Chunk, EmbedError, Embedder, ExtractedDocument, Format, Metadata,
+    TokenCounter,
+};
 
 pub use generate::{
     ChatMessage, FinishReason, Generation, GenerationRequest, Generator, GeneratorError, Prompt,

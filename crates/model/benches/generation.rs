@@ -6,7 +6,7 @@
 //! (comma-separated catalogue names).
 
 use ragtune_core::{Generation, GenerationRequest, Generator, Prompt};
-use ragtune_model::llama::{LlamaGenerator, LoadOptions};
+use ragtune_model::llama::{LlamaGenerator, LoadOptions, QuantType};
 use serde_json::{Value, json};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
@@ -23,8 +23,9 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(2);
-    let models = std::env::var("BENCH_MODELS")
-        .unwrap_or_else(|_| "smollm2-135m-instruct,qwen2.5-coder-0.5b-instruct".into());
+    let models = std::env::var("BENCH_MODELS").unwrap_or_else(|_| {
+        "smollm2-135m-instruct,smollm2-135m-instruct-q8_0,qwen2.5-coder-0.5b-instruct".into()
+    });
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let squad = root.join("../shared/data/squad-v1.1-dev/dev-v1.1.json");
     let squad: Value = serde_json::from_str(
@@ -39,10 +40,7 @@ fn main() {
     let store = ragtune_catalog::ModelStore::from_env().expect("model store");
     let mut rows = Vec::new();
     for name in models.split(',') {
-        let path = match store.resolve(name) {
-            Ok(ragtune_catalog::ResolvedModel::Gguf(p)) => p,
-            other => panic!("{name}: {other:?} (run `ragtune models pull {name}`)"),
-        };
+        let path = gguf(&store, name);
         let options = LoadOptions {
             threads,
             ..LoadOptions::default()
@@ -71,6 +69,24 @@ fn main() {
     )
     .expect("write results");
     println!("wrote {}", out.display());
+}
+
+/// A catalogue model, or `<catalogue model>-q8_0`: its Q8_0 re-quantization, made on first use
+/// (as `ragtune models quantize` does).
+fn gguf(store: &ragtune_catalog::ModelStore, name: &str) -> PathBuf {
+    if let Ok(ragtune_catalog::ResolvedModel::Gguf(p)) = store.resolve(name) {
+        return p;
+    }
+    let base = name.strip_suffix("-q8_0").unwrap_or(name);
+    let source = match store.resolve(base) {
+        Ok(ragtune_catalog::ResolvedModel::Gguf(p)) => p,
+        other => panic!("{base}: {other:?} (run `ragtune models pull {base}`)"),
+    };
+    let dir = store.models_dir().join(name);
+    std::fs::create_dir_all(&dir).expect("model dir");
+    let out = dir.join("model.q8_0.gguf");
+    ragtune_model::llama::quantize(&source, &out, QuantType::Q8_0, 0).expect("quantize");
+    out
 }
 
 /// SQuAD paragraphs joined and cut to exactly PROMPT_TOKENS tokens.

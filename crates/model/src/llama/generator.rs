@@ -4,14 +4,14 @@
 //! context, refilled as sequences finish (continuous batching). Each decode call carries the
 //! next token of every running sequence plus as much pending prompt as fits in the batch.
 
-use super::sampling::sampler;
+use super::context_cache::{ContextCache, OwnedContext, Shape};
+use super::sampling::{Picker, picker};
 use super::{ModelError, Tokenizer, backend, load_model};
 use crate::text_stream::TextStream;
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::params::LlamaModelParams;
-use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
 use ragtune_core::{
     FinishReason, Generation, GenerationRequest, Generator, GeneratorError, Prompt, TokenSink,
@@ -62,6 +62,7 @@ pub struct LlamaGenerator {
     threads: i32,
     batch_size: u32,
     parallel: u32,
+    contexts: ContextCache,
 }
 
 impl LlamaGenerator {
@@ -86,6 +87,7 @@ impl LlamaGenerator {
             threads: i32::try_from(threads).unwrap_or(i32::MAX),
             batch_size: options.batch_size.max(1),
             parallel: options.parallel.max(1),
+            contexts: ContextCache::default(),
         })
     }
 
@@ -126,22 +128,50 @@ impl LlamaGenerator {
             .max()
             .unwrap_or(1)
             .next_multiple_of(256);
-        let mut ctx = self.context(per_slot * slots, slots)?;
-        let mut engine = Engine {
-            batch: LlamaBatch::new(self.batch_size as usize, slots as i32),
-            slots: (0..slots).map(|_| None).collect(),
-            queue: (0..requests.len()).collect(),
-            done: (0..requests.len()).map(|_| None).collect(),
-            batch_size: self.batch_size as usize,
+        let needed = Shape { slots, per_slot };
+        let (shape, mut context) = match self.contexts.take(needed) {
+            Some(cached) => cached,
+            None => {
+                let shape = self.shape_for(needed);
+                (shape, self.new_context(shape)?)
+            }
         };
-        while engine.admit(&mut ctx, &prompts, &budgets, requests, self) {
-            engine.step(&mut ctx, &self.tokenizer, sink)?;
-        }
-        engine
-            .done
+        let done = context.with_dependent_mut(|_, ctx| {
+            let mut engine = Engine {
+                batch: LlamaBatch::new(self.batch_size as usize, slots as i32),
+                slots: (0..slots).map(|_| None).collect(),
+                queue: (0..requests.len()).collect(),
+                done: (0..requests.len()).map(|_| None).collect(),
+                batch_size: self.batch_size as usize,
+            };
+            while engine.admit(ctx, &prompts, &budgets, requests, self) {
+                engine.step(ctx, &self.tokenizer, sink)?;
+            }
+            Ok::<_, GeneratorError>(engine.done)
+        });
+        // Every slot's KV is cleared when a request is admitted, so a context that failed
+        // mid-request is still fit for the next one.
+        self.contexts.put(shape, context);
+        done?
             .into_iter()
             .map(|g| g.ok_or_else(|| GeneratorError::Permanent("a request did not finish".into())))
             .collect()
+    }
+
+    /// The context to create for `needed`: a single-sequence context is made large enough for
+    /// most later requests too, so it can be reused.
+    fn shape_for(&self, needed: Shape) -> Shape {
+        let per_slot = if needed.slots == 1 {
+            needed
+                .per_slot
+                .max(self.context_length.min(4096).next_multiple_of(256))
+        } else {
+            needed.per_slot
+        };
+        Shape {
+            slots: needed.slots,
+            per_slot,
+        }
     }
 
     fn prompt_tokens(&self, prompt: &Prompt) -> Result<Vec<LlamaToken>, GeneratorError> {
@@ -161,24 +191,25 @@ impl LlamaGenerator {
         Ok(tokens)
     }
 
-    fn context(&self, n_ctx: u32, n_seq: u32) -> Result<LlamaContext<'_>, GeneratorError> {
+    fn new_context(&self, shape: Shape) -> Result<OwnedContext, GeneratorError> {
+        let n_ctx = shape.per_slot * shape.slots;
         let params = LlamaContextParams::default()
             .with_n_ctx(NonZeroU32::new(n_ctx))
             .with_n_batch(self.batch_size)
             .with_n_ubatch(self.batch_size)
-            .with_n_seq_max(n_seq)
+            .with_n_seq_max(shape.slots)
             .with_n_threads(self.threads)
             .with_n_threads_batch(self.threads);
         let backend = backend().map_err(|e| GeneratorError::Permanent(e.to_string()))?;
-        self.tokenizer
-            .model()
-            .new_context(backend, params)
-            .map_err(|e| {
-                GeneratorError::Permanent(format!(
-                    "llama.cpp could not create a context of {n_ctx} tokens for {}: {e}",
-                    self.path.display()
-                ))
-            })
+        OwnedContext::try_new(self.tokenizer.model_arc(), |model| {
+            model.new_context(backend, params)
+        })
+        .map_err(|e| {
+            GeneratorError::Permanent(format!(
+                "llama.cpp could not create a context of {n_ctx} tokens for {}: {e}",
+                self.path.display()
+            ))
+        })
     }
 }
 
@@ -228,7 +259,7 @@ struct Active {
     completion_tokens: u32,
     budget: u32,
     ignore_eos: bool,
-    sampler: LlamaSampler,
+    picker: Picker,
     stream: TextStream,
     /// Index in the current batch of the token whose logits to sample from.
     logits_at: Option<i32>,
@@ -273,7 +304,7 @@ impl Engine {
                 completion_tokens: 0,
                 budget: budgets[request],
                 ignore_eos: params.ignore_eos,
-                sampler: sampler(&params.sampling, n_vocab, prompt),
+                picker: picker(&params.sampling, n_vocab, prompt),
                 stream: TextStream::new(&params.stop),
                 logits_at: None,
                 started: Instant::now(),
@@ -327,7 +358,7 @@ impl Engine {
             };
             let now = Instant::now();
             active.first_token.get_or_insert(now);
-            let token = active.sampler.sample(ctx, at);
+            let token = active.picker.pick(ctx, at);
             let finish = if !active.ignore_eos && tokenizer.is_end_of_generation(token.0 as u32) {
                 Some(FinishReason::Stop)
             } else {

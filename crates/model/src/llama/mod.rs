@@ -3,11 +3,14 @@
 //! llama.cpp was chosen over candle's quantized path after measuring both on the target CPU
 //! (candle was 2-4x slower); see ARCHITECTURE.md.
 
+mod context_cache;
 mod generator;
+mod quantize;
 mod sampling;
 mod tokenizer;
 
 pub use generator::{LlamaGenerator, LoadOptions};
+pub use quantize::{QuantType, quantize};
 pub use tokenizer::Tokenizer;
 
 use crate::gguf::{GgufError, GgufHeader};
@@ -34,6 +37,8 @@ pub enum ModelError {
     Architecture { path: PathBuf, arch: String },
     #[error("llama.cpp backend failed to start: {0}")]
     Backend(String),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
 }
 
 /// llama.cpp keeps process-wide backend state; it is started once and never torn down.

@@ -60,8 +60,8 @@ impl Tokenizer {
         Ok(Self { model, template })
     }
 
-    pub(crate) fn model(&self) -> &LlamaModel {
-        &self.model
+    pub(crate) fn model_arc(&self) -> Arc<LlamaModel> {
+        Arc::clone(&self.model)
     }
 
     /// Token ids of `text`. With `special`, the model's BOS is added when it wants one and
