@@ -11,6 +11,7 @@
 
 mod document;
 mod generate;
+mod retrieve;
 
 pub use document::{
     Block, BlockKind, Chunk, EmbedError, Embedder, ExtractedDocument, Format, Metadata,
@@ -21,3 +22,4 @@ pub use generate::{
     ChatMessage, FinishReason, Generation, GenerationRequest, Generator, GeneratorError, Prompt,
     Role, SamplingParams, TokenSink, Usage,
 };
+pub use retrieve::{Filter, Hit, Query, RetrieveError, Retriever, SearchMode};
