@@ -68,8 +68,16 @@ fn prompt_of(text: String, raw: bool, system: Option<&str>) -> Prompt {
 
 pub fn generate(args: GenerateArgs) -> Result<()> {
     let generator = load(&args.model)?;
+    // A base model has no chat template: continue the text as it is.
+    let raw = args.raw || generator.tokenizer().chat_template().is_none();
+    if raw && !args.raw {
+        eprintln!(
+            "note: {} has no chat template; the prompt is sent as raw text",
+            args.model.model
+        );
+    }
     let request = |text: String| {
-        GenerationRequest::new(prompt_of(text, args.raw, args.system.as_deref()))
+        GenerationRequest::new(prompt_of(text, raw, args.system.as_deref()))
             .with_max_tokens(args.sampling.max_tokens)
             .with_sampling(args.sampling.params())
             .with_stop(args.sampling.stop.clone())
@@ -128,6 +136,13 @@ pub fn generate(args: GenerateArgs) -> Result<()> {
 
 pub fn chat(args: ChatArgs) -> Result<()> {
     let generator = load(&args.model)?;
+    if generator.tokenizer().chat_template().is_none() {
+        bail!(
+            "{} has no chat template (a base model); continue text with `ragtune generate --raw`, \
+             or chat with an instruction-tuned model",
+            args.model.model
+        );
+    }
     let interactive = std::io::stdin().is_terminal();
     let mut history: Vec<ChatMessage> = args.system.iter().map(ChatMessage::system).collect();
     if interactive {

@@ -29,7 +29,8 @@ pub fn smollm2() -> Arc<LlamaGenerator> {
     MODEL
         .get_or_init(|| {
             let options = LoadOptions {
-                threads: 2,
+                // One thread: nextest runs tests side by side on few cores.
+                threads: 1,
                 ..LoadOptions::default()
             };
             Arc::new(LlamaGenerator::load(model_path(SMOLLM2), &options).expect("load SmolLM2"))
