@@ -1,0 +1,106 @@
+//! Zip + XML formats (docx, pptx, odt, epub): the archive is opened through the zip-bomb
+//! guard, then each format walks its XML parts with roxmltree.
+
+use crate::error::{Error, Result, Warning};
+use crate::zipguard::{Archive, ZipLimits};
+use crate::{docx, epub, odt, pptx};
+use ragtune_core::{ExtractedDocument, Format, Metadata};
+use roxmltree::{Document, Node, ParsingOptions};
+use std::path::Path;
+
+pub(crate) fn load(
+    path: &Path,
+    format: Format,
+    limits: ZipLimits,
+    warnings: &mut Vec<Warning>,
+) -> Result<ExtractedDocument> {
+    let mut zip = Archive::open(path, limits)?;
+    let b = match format {
+        Format::Docx => docx::extract(path, &mut zip)?,
+        Format::Pptx => pptx::extract(path, &mut zip)?,
+        Format::Odt => odt::extract(path, &mut zip)?,
+        Format::Epub => epub::extract(path, &mut zip, warnings)?,
+        _ => unreachable!("not a zip + XML format"),
+    };
+    if b.text().is_empty() {
+        warnings.push(Warning::new(path, "no text found in the document"));
+    }
+    Ok(b.finish(path.display().to_string(), format))
+}
+
+/// Reads a required XML member; its absence means the file is not what its name says.
+pub(crate) fn member(path: &Path, zip: &mut Archive, name: &str) -> Result<String> {
+    zip.read_string(name)?.ok_or_else(|| {
+        Error::malformed(
+            path,
+            format!(
+                "the archive has no {name}, so it is not a valid {} file",
+                ext(path)
+            ),
+        )
+    })
+}
+
+fn ext(path: &Path) -> String {
+    path.extension()
+        .map(|e| e.to_string_lossy().to_lowercase())
+        .unwrap_or_default()
+}
+
+pub(crate) fn parse<'a>(path: &Path, name: &str, xml: &'a str) -> Result<Document<'a>> {
+    let opts = ParsingOptions {
+        allow_dtd: true,
+        ..ParsingOptions::default()
+    };
+    Document::parse_with_options(xml, opts)
+        .map_err(|e| Error::malformed(path, format!("{name} is not well-formed XML ({e})")))
+}
+
+/// An element's attribute by local name, whatever its namespace prefix.
+pub(crate) fn attr<'a>(n: Node<'a, '_>, local: &str) -> Option<&'a str> {
+    n.attributes()
+        .find(|a| a.name() == local)
+        .map(|a| a.value())
+}
+
+pub(crate) fn is(n: Node, local: &str) -> bool {
+    n.is_element() && n.tag_name().name() == local
+}
+
+pub(crate) fn child<'a, 'i>(n: Node<'a, 'i>, local: &str) -> Option<Node<'a, 'i>> {
+    n.children().find(|c| is(*c, local))
+}
+
+pub(crate) fn children<'a, 'i>(
+    n: Node<'a, 'i>,
+    local: &'static str,
+) -> impl Iterator<Item = Node<'a, 'i>> {
+    n.children().filter(move |c| is(*c, local))
+}
+
+/// Dublin Core title and creator from a metadata part (docProps/core.xml, meta.xml, OPF).
+pub(crate) fn dublin_core(doc: &Document, metadata: &mut Metadata) {
+    for n in doc.descendants().filter(|n| n.is_element()) {
+        let key = match n.tag_name().name() {
+            "title" => "title",
+            "creator" => "author",
+            "language" => "language",
+            _ => continue,
+        };
+        let text: String = n.descendants().filter_map(|t| t.text()).collect();
+        let text = text.trim();
+        if !text.is_empty() && !metadata.contains_key(key) {
+            metadata.insert(key.into(), text.to_owned());
+        }
+    }
+}
+
+/// Parses an optional metadata member into `metadata`; a broken one is ignored, as the
+/// document text does not depend on it.
+pub(crate) fn optional_meta(zip: &mut Archive, name: &str, metadata: &mut Metadata) {
+    if let Ok(Some(xml)) = zip.read_string(name)
+        && let Ok(doc) = Document::parse(&xml)
+    {
+        dublin_core(&doc, metadata);
+    }
+}

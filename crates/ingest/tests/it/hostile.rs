@@ -1,0 +1,148 @@
+//! Files that must fail cleanly, or load with a warning: never a panic, never a stop.
+
+use ragtune_ingest::{Error, LoadOptions, load, load_all};
+use std::io::Write;
+use std::path::Path;
+use zip::write::SimpleFileOptions;
+
+#[test]
+fn empty_files_give_empty_documents_with_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in [
+        "a.txt", "b.md", "c.pdf", "d.docx", "e.csv", "f.jsonl", "g.html", "h.xlsx",
+    ] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, b"").unwrap();
+        let loaded = load(&path, &LoadOptions::default()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(loaded.documents.len(), 1, "{name}");
+        assert!(loaded.documents[0].text.is_empty(), "{name}");
+        assert_eq!(loaded.warnings.len(), 1, "{name}: {:?}", loaded.warnings);
+    }
+}
+
+#[test]
+fn binary_junk_named_pdf_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("report.pdf");
+    std::fs::write(&path, [0x7f, b'E', b'L', b'F', 2, 1, 1, 0, 0xde, 0xad]).unwrap();
+    let err = load(&path, &LoadOptions::default()).unwrap_err();
+    assert!(matches!(err, Error::FormatMismatch { .. }), "{err:?}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("report.pdf") && msg.contains("%PDF") && msg.contains("rename"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn junk_with_a_pdf_header_is_an_error_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("broken.pdf");
+    std::fs::write(
+        &path,
+        b"%PDF-1.7\n1 0 obj << /Type /Catalog /Pages 9 0 R >>\ngarbage\n%%EOF",
+    )
+    .unwrap();
+    let err = load(&path, &LoadOptions::default()).unwrap_err();
+    assert!(err.to_string().contains("broken.pdf"), "{err}");
+}
+
+/// A zip whose one member is 1 GiB of zeros (about 1 MB compressed).
+fn zip_bomb(path: &Path, member: &str) {
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
+    let opts = SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated)
+        .large_file(true);
+    zip.start_file(member, opts).unwrap();
+    let zeros = vec![0u8; 1 << 20];
+    for _ in 0..1024 {
+        zip.write_all(&zeros).unwrap();
+    }
+    zip.finish().unwrap();
+}
+
+#[test]
+fn zip_bombs_are_refused_before_inflating() {
+    let dir = tempfile::tempdir().unwrap();
+    let docx = dir.path().join("bomb.docx");
+    zip_bomb(&docx, "word/document.xml");
+    let xlsx = dir.path().join("bomb.xlsx");
+    std::fs::copy(&docx, &xlsx).unwrap();
+    let size = std::fs::metadata(&docx).unwrap().len();
+    assert!(size < 8 << 20, "{size} bytes");
+    for path in [&docx, &xlsx] {
+        let err = load(path, &LoadOptions::default()).unwrap_err();
+        assert!(matches!(err, Error::ZipBomb { .. }), "{err:?}");
+        let msg = err.to_string();
+        assert!(msg.contains("bomb.") && msg.contains("ZipLimits"), "{msg}");
+    }
+}
+
+#[test]
+fn many_small_members_hit_the_entry_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("many.pptx");
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
+    for i in 0..20 {
+        zip.start_file(format!("f{i}"), SimpleFileOptions::default())
+            .unwrap();
+    }
+    zip.finish().unwrap();
+    let mut opts = LoadOptions::default();
+    opts.zip.max_entries = 10;
+    let err = load(&path, &opts).unwrap_err();
+    assert!(err.to_string().contains("max_entries"), "{err}");
+}
+
+#[test]
+fn invalid_utf8_is_replaced_with_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["latin1.txt", "latin1.md", "latin1.html", "latin1.csv"] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, b"caf\xe9 cr\xe8me\n\nok\n").unwrap();
+        let loaded = load(&path, &LoadOptions::default()).unwrap();
+        let doc = &loaded.documents[0];
+        assert!(
+            doc.text.contains("caf\u{fffd} cr\u{fffd}me"),
+            "{name}: {:?}",
+            doc.text
+        );
+        assert!(
+            loaded.warnings[0].message.contains("UTF-8"),
+            "{name}: {:?}",
+            loaded.warnings
+        );
+    }
+}
+
+#[test]
+fn a_walk_reports_bad_files_and_loads_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("sub/.hidden")).unwrap();
+    std::fs::write(d.join("a.md"), "# A\n\ntext").unwrap();
+    std::fs::write(d.join("b.pdf"), "not a pdf at all").unwrap();
+    std::fs::write(d.join("sub/c.txt"), "hello").unwrap();
+    std::fs::write(d.join("sub/d.docx"), b"PK\x03\x04 truncated").unwrap();
+    std::fs::write(d.join("sub/e.png"), [0x89, b'P', b'N', b'G']).unwrap();
+    std::fs::write(d.join("sub/.hidden/f.txt"), "secret").unwrap();
+    let outcomes: Vec<_> = load_all(&[d], &LoadOptions::default()).collect();
+    let names: Vec<String> = outcomes
+        .iter()
+        .map(|o| o.path.strip_prefix(d).unwrap().display().to_string())
+        .collect();
+    assert_eq!(names, ["a.md", "b.pdf", "sub/c.txt", "sub/d.docx"]);
+    let ok: Vec<bool> = outcomes.iter().map(|o| o.result.is_ok()).collect();
+    assert_eq!(ok, [true, false, true, false]);
+    for o in outcomes.iter().filter_map(|o| o.result.as_ref().err()) {
+        assert!(o.to_string().contains(d.to_str().unwrap()), "{o}");
+    }
+    // An explicitly named file of an unsupported type is an error, not a silent skip.
+    let err = ragtune_ingest::walk(&[d.join("sub/e.png")])
+        .remove(0)
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Unsupported { .. }) && err.to_string().contains("docx"),
+        "{err}"
+    );
+}
