@@ -1,0 +1,387 @@
+//! Question-answering evaluation: exact match and F1 (SQuAD's normalisation), citation
+//! validity, abstention on unanswerable and false abstention on answerable questions (and their
+//! trade-off over a sweep of the score threshold), latency and tokens per question.
+//!
+//! [`evaluate`] runs the three steps of [`Answerer`] over all questions: preparation, **one**
+//! batched generation, then checks and scores. Data comes from [`load_squad`] (v1.1 and v2.0)
+//! or [`load_qa_jsonl`]; [`sample`] draws a reproducible subset.
+//!
+//! Scoring follows SQuAD v2.0: an abstention is an empty prediction, right for an unanswerable
+//! question and wrong for an answerable one.
+
+mod data;
+mod metrics;
+mod sample;
+
+pub use data::{QaItem, load_qa_jsonl, load_squad};
+pub use metrics::{exact_match, f1_score, normalize_answer, score_answer};
+pub use sample::{SplitMix64, sample, sample_indices};
+
+use crate::answer::{Answer, Answerer, Mode};
+use crate::error::Result;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::time::Instant;
+
+/// One question's outcome.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QuestionResult {
+    pub id: String,
+    pub answerable: bool,
+    pub gold: Vec<String>,
+    /// Scores of the answer as given (an abstention counts as an empty prediction).
+    pub exact_match: f64,
+    pub f1: f64,
+    /// Scores the model's reply would get if the score threshold did not withhold it.
+    pub reply_exact_match: f64,
+    pub reply_f1: f64,
+    /// Whether the answer is withheld whatever the threshold: no passages, or a model refusal
+    /// the policy honours.
+    pub abstains_at_any_threshold: bool,
+    pub answer: Answer,
+}
+
+impl QuestionResult {
+    /// Whether the answer is withheld at score threshold `t` (`None`: no threshold).
+    pub fn abstains_at(&self, t: Option<f32>) -> bool {
+        self.abstains_at_any_threshold
+            || matches!((self.answer.abstention.score, t), (Some(s), Some(t)) if s < t)
+    }
+
+    /// Exact match and F1 at threshold `t`.
+    pub fn scores_at(&self, t: Option<f32>) -> (f64, f64) {
+        if self.abstains_at(t) {
+            score_answer("", &self.gold)
+        } else {
+            (self.reply_exact_match, self.reply_f1)
+        }
+    }
+}
+
+/// Scores an answer against a question's gold answers. `model_refusal` is whether the policy
+/// that produced it honours the model's refusal.
+pub fn score_question(item: &QaItem, answer: Answer, model_refusal: bool) -> QuestionResult {
+    let gold = if item.is_impossible {
+        Vec::new()
+    } else {
+        item.answers.clone()
+    };
+    let reply = crate::answer::answer_text(&answer.model_output);
+    let (reply_exact_match, reply_f1) = score_answer(&reply, &gold);
+    let (exact_match, f1) = score_answer(&answer.answer_text, &gold);
+    let a = &answer.abstention;
+    let no_passages = answer.mode == Mode::Rag && a.score.is_none();
+    QuestionResult {
+        id: item.id.clone(),
+        answerable: item.answerable(),
+        gold,
+        exact_match,
+        f1,
+        reply_exact_match,
+        reply_f1,
+        abstains_at_any_threshold: no_passages || (model_refusal && a.model_refused),
+        answer,
+    }
+}
+
+/// Averages over the questions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvalSummary {
+    pub questions: usize,
+    pub answerable: usize,
+    pub unanswerable: usize,
+    /// Over all questions (fractions, 0 to 1).
+    pub exact_match: f64,
+    pub f1: f64,
+    /// Over answerable questions.
+    pub has_answer_exact_match: Option<f64>,
+    pub has_answer_f1: Option<f64>,
+    /// Share of unanswerable questions answered with an abstention.
+    pub abstention_rate_unanswerable: Option<f64>,
+    /// Share of answerable questions answered with an abstention.
+    pub false_abstention_rate_answerable: Option<f64>,
+    /// Citation numbers in the model's replies, and how many passed the checks.
+    pub citations: usize,
+    pub valid_citations: usize,
+    pub citation_validity_rate: Option<f64>,
+    /// Share of given (not withheld) answers with at least one citation (RAG).
+    pub cited_answer_rate: Option<f64>,
+    /// Per-question latency (retrieval, prompt, generation as the generator reports it).
+    pub latency_p50_ms: f64,
+    pub latency_p95_ms: f64,
+    pub mean_prompt_tokens: f64,
+    pub mean_completion_tokens: f64,
+    pub mean_context_tokens: f64,
+}
+
+/// The trade-off at one score threshold.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CurvePoint {
+    /// `None`: no score threshold (only the model's refusal and missing passages abstain).
+    pub threshold: Option<f32>,
+    pub abstention_rate_unanswerable: Option<f64>,
+    pub false_abstention_rate_answerable: Option<f64>,
+    pub exact_match: f64,
+    pub f1: f64,
+    pub has_answer_f1: Option<f64>,
+}
+
+/// What [`evaluate`] reports.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvalReport {
+    pub mode: Mode,
+    pub summary: EvalSummary,
+    pub curve: Vec<CurvePoint>,
+    /// Wall-clock time of the whole run.
+    pub wall_ms: f64,
+}
+
+/// The report and every question's result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Evaluation {
+    pub report: EvalReport,
+    pub results: Vec<QuestionResult>,
+}
+
+/// Answers `items` with one batched generation and scores them.
+pub fn evaluate(answerer: &Answerer<'_>, items: &[QaItem]) -> Result<Evaluation> {
+    let start = Instant::now();
+    let questions: Vec<&str> = items.iter().map(|i| i.question.as_str()).collect();
+    let prepared = answerer.prepare_batch(&questions)?;
+    let generations = answerer.generate_batch(&prepared)?;
+    let model_refusal = answerer.options().abstention.model_refusal;
+    let results: Vec<QuestionResult> = items
+        .iter()
+        .zip(prepared)
+        .zip(generations)
+        .map(|((item, p), g)| score_question(item, answerer.finish(p, g), model_refusal))
+        .collect();
+    let thresholds = default_thresholds(&results);
+    Ok(Evaluation {
+        report: EvalReport {
+            mode: answerer.options().mode,
+            summary: summarize(&results),
+            curve: curve(&results, &thresholds),
+            wall_ms: start.elapsed().as_secs_f64() * 1000.0,
+        },
+        results,
+    })
+}
+
+fn mean(values: impl Iterator<Item = f64>) -> Option<f64> {
+    let (sum, n) = values.fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
+    (n > 0).then(|| sum / n as f64)
+}
+
+fn rate(flags: impl Iterator<Item = bool>) -> Option<f64> {
+    mean(flags.map(|f| f64::from(u8::from(f))))
+}
+
+/// The `q`-th percentile (0 to 100) with linear interpolation between ranks (numpy's default).
+pub fn percentile(values: &[f64], q: f64) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let pos = (q / 100.0).clamp(0.0, 1.0) * (v.len() - 1) as f64;
+    let lo = pos.floor() as usize;
+    let hi = pos.ceil() as usize;
+    v[lo] + (v[hi] - v[lo]) * (pos - lo as f64)
+}
+
+/// Aggregates per-question results.
+pub fn summarize(results: &[QuestionResult]) -> EvalSummary {
+    let answerable = || results.iter().filter(|r| r.answerable);
+    let unanswerable = || results.iter().filter(|r| !r.answerable);
+    let citations: usize = results.iter().map(|r| r.answer.citations.len()).sum();
+    let failed: usize = results.iter().map(|r| r.answer.failed_citations).sum();
+    let latencies: Vec<f64> = results.iter().map(|r| r.answer.timings.total_ms).collect();
+    EvalSummary {
+        questions: results.len(),
+        answerable: answerable().count(),
+        unanswerable: unanswerable().count(),
+        exact_match: mean(results.iter().map(|r| r.exact_match)).unwrap_or(0.0),
+        f1: mean(results.iter().map(|r| r.f1)).unwrap_or(0.0),
+        has_answer_exact_match: mean(answerable().map(|r| r.exact_match)),
+        has_answer_f1: mean(answerable().map(|r| r.f1)),
+        abstention_rate_unanswerable: rate(unanswerable().map(|r| r.answer.abstention.abstained)),
+        false_abstention_rate_answerable: rate(answerable().map(|r| r.answer.abstention.abstained)),
+        citations,
+        valid_citations: citations - failed,
+        citation_validity_rate: (citations > 0)
+            .then(|| (citations - failed) as f64 / citations as f64),
+        cited_answer_rate: rate(
+            results
+                .iter()
+                .filter(|r| r.answer.mode == Mode::Rag && !r.answer.abstention.abstained)
+                .map(|r| !r.answer.citations.is_empty()),
+        ),
+        latency_p50_ms: percentile(&latencies, 50.0),
+        latency_p95_ms: percentile(&latencies, 95.0),
+        mean_prompt_tokens: mean(results.iter().map(|r| f64::from(r.answer.tokens.prompt)))
+            .unwrap_or(0.0),
+        mean_completion_tokens: mean(
+            results
+                .iter()
+                .map(|r| f64::from(r.answer.tokens.completion)),
+        )
+        .unwrap_or(0.0),
+        mean_context_tokens: mean(
+            results
+                .iter()
+                .map(|r| f64::from(r.answer.tokens.context_used)),
+        )
+        .unwrap_or(0.0),
+    }
+}
+
+/// Thresholds worth sweeping: the 0th, 5th, ..., 100th percentiles of the observed scores
+/// (nearest rank), and one just above the highest, where every answer is withheld.
+pub fn default_thresholds(results: &[QuestionResult]) -> Vec<f32> {
+    let mut scores: Vec<f32> = results
+        .iter()
+        .filter_map(|r| r.answer.abstention.score)
+        .filter(|s| s.is_finite())
+        .collect();
+    if scores.is_empty() {
+        return Vec::new();
+    }
+    scores.sort_by(f32::total_cmp);
+    let last = scores.len() - 1;
+    let mut out: Vec<f32> = (0..=20)
+        .map(|k| scores[((k as f64 / 20.0) * last as f64).round() as usize])
+        .collect();
+    out.push(scores[last].next_up());
+    out.dedup();
+    out
+}
+
+/// The abstention trade-off with no threshold, then at each threshold.
+pub fn curve(results: &[QuestionResult], thresholds: &[f32]) -> Vec<CurvePoint> {
+    std::iter::once(None)
+        .chain(thresholds.iter().copied().map(Some))
+        .map(|t| {
+            let scores: Vec<(f64, f64)> = results.iter().map(|r| r.scores_at(t)).collect();
+            CurvePoint {
+                threshold: t,
+                abstention_rate_unanswerable: rate(
+                    results
+                        .iter()
+                        .filter(|r| !r.answerable)
+                        .map(|r| r.abstains_at(t)),
+                ),
+                false_abstention_rate_answerable: rate(
+                    results
+                        .iter()
+                        .filter(|r| r.answerable)
+                        .map(|r| r.abstains_at(t)),
+                ),
+                exact_match: mean(scores.iter().map(|s| s.0)).unwrap_or(0.0),
+                f1: mean(scores.iter().map(|s| s.1)).unwrap_or(0.0),
+                has_answer_f1: mean(
+                    results
+                        .iter()
+                        .zip(&scores)
+                        .filter(|(r, _)| r.answerable)
+                        .map(|(_, s)| s.1),
+                ),
+            }
+        })
+        .collect()
+}
+
+fn pct(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".to_string(), |v| format!("{:.1}%", v * 100.0))
+}
+
+impl fmt::Display for EvalReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = &self.summary;
+        writeln!(
+            f,
+            "mode {}: {} questions ({} answerable, {} unanswerable) in {:.1} s",
+            self.mode,
+            s.questions,
+            s.answerable,
+            s.unanswerable,
+            self.wall_ms / 1000.0
+        )?;
+        let rows: [(&str, String); 11] = [
+            ("exact match", pct(Some(s.exact_match))),
+            ("F1", pct(Some(s.f1))),
+            ("exact match, answerable", pct(s.has_answer_exact_match)),
+            ("F1, answerable", pct(s.has_answer_f1)),
+            (
+                "abstention, unanswerable",
+                pct(s.abstention_rate_unanswerable),
+            ),
+            (
+                "false abstention, answerable",
+                pct(s.false_abstention_rate_answerable),
+            ),
+            (
+                "valid citations",
+                format!(
+                    "{} ({} of {})",
+                    pct(s.citation_validity_rate),
+                    s.valid_citations,
+                    s.citations
+                ),
+            ),
+            ("answers with a citation", pct(s.cited_answer_rate)),
+            (
+                "latency p50 / p95",
+                format!("{:.1} / {:.1} ms", s.latency_p50_ms, s.latency_p95_ms),
+            ),
+            (
+                "prompt / completion tokens",
+                format!(
+                    "{:.1} / {:.1}",
+                    s.mean_prompt_tokens, s.mean_completion_tokens
+                ),
+            ),
+            ("context tokens", format!("{:.1}", s.mean_context_tokens)),
+        ];
+        for (name, value) in rows {
+            writeln!(f, "  {name:<30} {value}")?;
+        }
+        if self.curve.len() > 1 {
+            writeln!(
+                f,
+                "\n  {:>12}  {:>13}  {:>14}  {:>7}  {:>7}",
+                "threshold", "abstain unans", "false abstain", "EM", "F1"
+            )?;
+            for p in &self.curve {
+                let t = p
+                    .threshold
+                    .map_or_else(|| "none".to_string(), |t| format!("{t:.4}"));
+                writeln!(
+                    f,
+                    "  {:>12}  {:>13}  {:>14}  {:>7}  {:>7}",
+                    t,
+                    pct(p.abstention_rate_unanswerable),
+                    pct(p.false_abstention_rate_answerable),
+                    pct(Some(p.exact_match)),
+                    pct(Some(p.f1))
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_interpolate() {
+        let v = [4.0, 1.0, 3.0, 2.0];
+        assert_eq!(percentile(&v, 0.0), 1.0);
+        assert_eq!(percentile(&v, 100.0), 4.0);
+        assert_eq!(percentile(&v, 50.0), 2.5);
+        assert!((percentile(&v, 95.0) - 3.85).abs() < 1e-12);
+        assert_eq!(percentile(&[], 50.0), 0.0);
+    }
+}

@@ -1,0 +1,245 @@
+//! Deterministic fakes for tests (feature `testing`): a generator that replies through a
+//! function of the messages and counts one token per whitespace-separated piece of the
+//! ChatML-rendered prompt, a retriever over hand-made hits, and a bag-of-words embedder.
+
+use ragtune_core::{
+    ChatMessage, EmbedError, Embedder, FinishReason, Format, Generation, GenerationRequest,
+    Generator, GeneratorError, Hit, Prompt, Query, RetrieveError, Retriever, TokenSink, Usage,
+};
+use std::collections::HashMap;
+use std::ops::ControlFlow;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// The prompt as a ChatML model (Qwen2.5, SmolLM2) sees it, generation prompt included.
+pub fn chatml(prompt: &Prompt) -> String {
+    match prompt {
+        Prompt::Text(t) => t.clone(),
+        Prompt::Chat(messages) => {
+            let mut s = String::new();
+            for m in messages {
+                s.push_str(&format!(
+                    "<|im_start|>{}\n{}<|im_end|>\n",
+                    m.role.as_str(),
+                    m.content
+                ));
+            }
+            s.push_str("<|im_start|>assistant\n");
+            s
+        }
+    }
+}
+
+/// One token per whitespace-separated piece.
+pub fn word_count(text: &str) -> u32 {
+    text.split_whitespace().count() as u32
+}
+
+/// The question of the last user message: the text after its last `Question: `, or all of it.
+pub fn last_question(messages: &[ChatMessage]) -> &str {
+    let content = messages
+        .iter()
+        .rev()
+        .find(|m| m.role == ragtune_core::Role::User)
+        .map_or("", |m| m.content.as_str());
+    content
+        .rfind("Question: ")
+        .map_or(content, |i| &content[i + "Question: ".len()..])
+        .trim()
+}
+
+type Reply = dyn Fn(&[ChatMessage]) -> String + Send + Sync;
+
+/// A generator whose reply is a function of the messages.
+pub struct FakeGenerator {
+    reply: Box<Reply>,
+    context: u32,
+    /// Every request, in order.
+    pub requests: Mutex<Vec<GenerationRequest>>,
+    /// Sizes of the `generate_batch` calls.
+    pub batches: Mutex<Vec<usize>>,
+}
+
+impl FakeGenerator {
+    pub fn new(
+        context: u32,
+        reply: impl Fn(&[ChatMessage]) -> String + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            reply: Box::new(reply),
+            context,
+            requests: Mutex::new(Vec::new()),
+            batches: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Replies from a table keyed by the question ([`last_question`]), else `default`.
+    pub fn table(context: u32, table: &[(&str, &str)], default: &str) -> Self {
+        let table: HashMap<String, String> = table
+            .iter()
+            .map(|(q, a)| (q.to_string(), a.to_string()))
+            .collect();
+        let default = default.to_string();
+        Self::new(context, move |messages| {
+            table
+                .get(last_question(messages))
+                .cloned()
+                .unwrap_or_else(|| default.clone())
+        })
+    }
+
+    fn run(&self, request: &GenerationRequest, sink: TokenSink<'_>) -> Generation {
+        self.requests.lock().unwrap().push(request.clone());
+        let messages = match &request.prompt {
+            Prompt::Chat(m) => m.clone(),
+            Prompt::Text(t) => vec![ChatMessage::user(t.clone())],
+        };
+        let full = (self.reply)(&messages);
+        let mut text = String::new();
+        let mut finish_reason = FinishReason::Stop;
+        for (i, word) in full.split(' ').enumerate() {
+            if i as u32 >= request.max_tokens {
+                finish_reason = FinishReason::Length;
+                break;
+            }
+            let piece = if i == 0 {
+                word.to_string()
+            } else {
+                format!(" {word}")
+            };
+            text.push_str(&piece);
+            if sink(&piece).is_break() {
+                finish_reason = FinishReason::Cancelled;
+                break;
+            }
+        }
+        let usage = Usage {
+            prompt_tokens: word_count(&chatml(&request.prompt)),
+            completion_tokens: word_count(&text),
+        };
+        Generation {
+            text,
+            usage,
+            finish_reason,
+            prompt_time: Duration::from_micros(10 * u64::from(usage.prompt_tokens)),
+            decode_time: Duration::from_micros(1000 * u64::from(usage.completion_tokens)),
+        }
+    }
+}
+
+impl Generator for FakeGenerator {
+    fn generate(
+        &self,
+        request: &GenerationRequest,
+        sink: TokenSink<'_>,
+    ) -> Result<Generation, GeneratorError> {
+        Ok(self.run(request, sink))
+    }
+
+    fn generate_batch(
+        &self,
+        requests: &[GenerationRequest],
+    ) -> Result<Vec<Generation>, GeneratorError> {
+        self.batches.lock().unwrap().push(requests.len());
+        Ok(requests
+            .iter()
+            .map(|r| self.run(r, &mut |_| ControlFlow::Continue(())))
+            .collect())
+    }
+
+    fn count_prompt_tokens(&self, prompt: &Prompt) -> Result<u32, GeneratorError> {
+        Ok(word_count(&chatml(prompt)))
+    }
+
+    fn context_length(&self) -> u32 {
+        self.context
+    }
+}
+
+/// A hit for tests.
+pub fn hit(chunk_id: i64, source: &str, text: &str, score: f32) -> Hit {
+    Hit {
+        chunk_id,
+        source: source.to_string(),
+        format: Format::Text,
+        page: None,
+        heading_path: Vec::new(),
+        start: 0,
+        end: text.len(),
+        text: text.to_string(),
+        score,
+        ranks: Default::default(),
+    }
+}
+
+/// Returns fixed hits: per question when given, else the default list; at most `k`.
+#[derive(Default)]
+pub struct FixedRetriever {
+    pub default: Vec<Hit>,
+    pub by_question: HashMap<String, Vec<Hit>>,
+    /// Every query, in order.
+    pub queries: Mutex<Vec<Query>>,
+}
+
+impl FixedRetriever {
+    pub fn new(hits: Vec<Hit>) -> Self {
+        Self {
+            default: hits,
+            ..Self::default()
+        }
+    }
+
+    pub fn with(mut self, question: &str, hits: Vec<Hit>) -> Self {
+        self.by_question.insert(question.to_string(), hits);
+        self
+    }
+}
+
+impl Retriever for FixedRetriever {
+    fn retrieve(&self, query: &Query) -> Result<Vec<Hit>, RetrieveError> {
+        self.queries.lock().unwrap().push(query.clone());
+        let hits = self.by_question.get(&query.text).unwrap_or(&self.default);
+        Ok(hits.iter().take(query.k).cloned().collect())
+    }
+}
+
+/// Counts lowercase alphanumeric words into `dimension` buckets (FNV-1a), so texts sharing
+/// words are similar. Ignores a few stop words.
+pub struct BagOfWords {
+    pub dimension: usize,
+}
+
+const STOP_WORDS: &[&str] = &[
+    "a", "an", "the", "of", "is", "was", "what", "who", "when", "which", "in", "to", "did", "does",
+    "do", "how",
+];
+
+impl Embedder for BagOfWords {
+    fn name(&self) -> &str {
+        "bag-of-words"
+    }
+
+    fn dimension(&self) -> usize {
+        self.dimension
+    }
+
+    fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        Ok(texts
+            .iter()
+            .map(|t| {
+                let mut v = vec![0f32; self.dimension];
+                let lower = t.to_lowercase();
+                for w in lower
+                    .split(|c: char| !c.is_alphanumeric())
+                    .filter(|w| !w.is_empty() && !STOP_WORDS.contains(w))
+                {
+                    let h = w.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+                    });
+                    v[(h % self.dimension as u64) as usize] += 1.0;
+                }
+                v
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,115 @@
+use crate::{replying, retriever};
+use ragtune_answer::citation::{check_citations, parse_citations};
+use ragtune_answer::{Answer, Answerer, AskOptions, CitationFailure};
+
+fn ask(reply: &str) -> Answer {
+    let generator = replying(reply);
+    let retriever = retriever();
+    Answerer::new(&generator, AskOptions::default())
+        .with_retriever(&retriever)
+        .ask("Who won Super Bowl 50?")
+        .unwrap()
+}
+
+fn numbers(reply: &str) -> Vec<Vec<u32>> {
+    parse_citations(reply)
+        .into_iter()
+        .map(|m| m.numbers)
+        .collect()
+}
+
+#[test]
+fn citation_forms_parse() {
+    assert_eq!(numbers("Denver [1]"), vec![vec![1]]);
+    assert_eq!(numbers("Denver [1][2]"), vec![vec![1], vec![2]]);
+    assert_eq!(numbers("Denver [1, 2]"), vec![vec![1, 2]]);
+    assert_eq!(numbers("Denver [12]"), vec![vec![12]]);
+    assert!(numbers("Denver [a] (1)").is_empty());
+}
+
+#[test]
+fn every_form_maps_to_passages() {
+    for reply in [
+        "Denver Broncos [1][2]",
+        "Denver Broncos [1, 2]",
+        "Denver Broncos [1,2].",
+    ] {
+        let a = ask(reply);
+        let cited: Vec<_> = a.citations.iter().map(|c| (c.number, c.valid)).collect();
+        assert_eq!(cited, vec![(1, true), (2, true)], "{reply}");
+        assert_eq!(a.answer_text.trim_end_matches('.'), "Denver Broncos");
+        assert_eq!(a.citations[1].chunk.as_ref().unwrap().page, Some(2));
+    }
+}
+
+#[test]
+fn out_of_range_numbers_fail_and_are_counted() {
+    let a = ask("Denver Broncos [2][4] [0]");
+    let cited: Vec<_> = a.citations.iter().map(|c| (c.number, c.valid)).collect();
+    assert_eq!(cited, vec![(2, true), (4, false), (0, false)]);
+    assert_eq!(a.failed_citations, 2);
+    assert_eq!(
+        a.citations[1].failure,
+        Some(CitationFailure::NotInPrompt { passages: 3 })
+    );
+    assert!(a.citations[1].chunk.is_none());
+    assert_eq!(
+        a.citations[1].failure.as_ref().unwrap().to_string(),
+        "the prompt had passages [1] to [3] only"
+    );
+}
+
+#[test]
+fn a_repeated_number_is_one_citation() {
+    let a = ask("Denver [1], Broncos [1]");
+    assert_eq!(a.citations.len(), 1);
+}
+
+#[test]
+fn quotes_match_across_whitespace_case_and_typography() {
+    for reply in [
+        "\"won by the   Denver\nBroncos\" [1]",
+        "“WON BY THE DENVER BRONCOS,” [1]",
+        "[2] says \u{201C}Levi\u{2019}s Stadium\u{201D}",
+        "\"won by ... Broncos\" [1]",
+    ] {
+        let a = ask(reply);
+        assert_eq!(a.failed_citations, 0, "{reply}: {:?}", a.citations);
+        assert!(a.quotes[0].supported, "{reply}");
+    }
+}
+
+#[test]
+fn a_quote_missing_from_the_cited_passage_fails_that_citation() {
+    let a = ask("\"won by the Carolina Panthers\" [1]");
+    assert_eq!(a.failed_citations, 1);
+    assert_eq!(
+        a.citations[0].failure,
+        Some(CitationFailure::QuoteNotFound {
+            quote: "won by the Carolina Panthers".into()
+        })
+    );
+    // Quoting passage 2 while citing passage 1.
+    let a = ask("\"Levi's Stadium\" [1]");
+    assert!(!a.citations[0].valid);
+    assert_eq!(a.quotes[0].found_in, vec![2]);
+    assert_eq!(a.quotes[0].cited, vec![1]);
+}
+
+#[test]
+fn a_quote_is_checked_against_the_citation_next_to_it() {
+    let passages = ["alpha beta", "gamma delta"];
+    let c = check_citations("\"alpha beta\" [1] and \"gamma delta\" [2]", &passages);
+    assert!(c.numbers.iter().all(|n| n.failure.is_none()));
+    let c = check_citations("\"alpha beta\" [2] and \"gamma delta\" [1]", &passages);
+    assert!(c.numbers.iter().all(|n| n.failure.is_some()));
+    // A citation group covers the quote when any of its passages holds it.
+    let c = check_citations("\"gamma delta\" [1][2]", &passages);
+    assert!(c.numbers.iter().all(|n| n.failure.is_none()));
+    // With the citation before the quote.
+    let c = check_citations("[2]: \"gamma delta\"", &passages);
+    assert!(c.quotes[0].supported && c.numbers[0].failure.is_none());
+    // An uncited quote is reported, not counted as a failed citation.
+    let c = check_citations("\"omega\"", &passages);
+    assert!(!c.quotes[0].supported && c.numbers.is_empty());
+}

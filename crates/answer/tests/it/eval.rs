@@ -1,0 +1,174 @@
+use ragtune_answer::eval::{
+    QaItem, curve, default_thresholds, evaluate, exact_match, f1_score, normalize_answer,
+    score_answer,
+};
+use ragtune_answer::testing::{FakeGenerator, FixedRetriever, hit};
+use ragtune_answer::{Answerer, AskOptions};
+
+fn item(id: &str, question: &str, answers: &[&str]) -> QaItem {
+    QaItem {
+        id: id.into(),
+        question: question.into(),
+        answers: answers.iter().map(|a| a.to_string()).collect(),
+        is_impossible: answers.is_empty(),
+        title: String::new(),
+        context: String::new(),
+    }
+}
+
+fn items() -> Vec<QaItem> {
+    vec![
+        item(
+            "q1",
+            "Who won Super Bowl 50?",
+            &["Denver Broncos", "The Denver Broncos"],
+        ),
+        item("q2", "Where was Super Bowl 50 played?", &["Levi's Stadium"]),
+        item("q3", "What is the capital of Peru?", &[]),
+        item("q4", "Who painted the Mona Lisa?", &[]),
+    ]
+}
+
+fn generator() -> FakeGenerator {
+    FakeGenerator::table(
+        4096,
+        &[
+            ("Who won Super Bowl 50?", "Denver Broncos [1]"),
+            ("Where was Super Bowl 50 played?", "Santa Clara stadium [2]"),
+            (
+                "What is the capital of Peru?",
+                "the documents do not contain the answer",
+            ),
+            ("Who painted the Mona Lisa?", "Leonardo [4]"),
+        ],
+        "?",
+    )
+}
+
+fn retriever() -> FixedRetriever {
+    let passages = |score: f32| {
+        vec![
+            hit(1, "a.md", "The Denver Broncos won.", score),
+            hit(2, "b.md", "It was played at Levi's Stadium.", score - 0.1),
+            hit(3, "c.md", "Santa Clara is in California.", score - 0.15),
+        ]
+    };
+    FixedRetriever::default()
+        .with("Who won Super Bowl 50?", passages(0.9))
+        .with("Where was Super Bowl 50 played?", passages(0.7))
+        .with("What is the capital of Peru?", passages(0.2))
+        .with("Who painted the Mona Lisa?", passages(0.3))
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() < 1e-9
+}
+
+#[test]
+fn metrics_aggregate_over_questions() {
+    let generator = generator();
+    let retriever = retriever();
+    let answerer = Answerer::new(&generator, AskOptions::default()).with_retriever(&retriever);
+    let eval = evaluate(&answerer, &items()).unwrap();
+    // One batched generation with every prompt.
+    assert_eq!(*generator.batches.lock().unwrap(), vec![4]);
+    let r: Vec<_> = eval.results.iter().map(|r| (r.exact_match, r.f1)).collect();
+    assert_eq!(r[0], (1.0, 1.0));
+    assert!(r[1].0 == 0.0 && close(r[1].1, 0.4), "{:?}", r[1]);
+    assert_eq!(r[2], (1.0, 1.0));
+    assert_eq!(r[3], (0.0, 0.0));
+    let s = &eval.report.summary;
+    assert_eq!((s.questions, s.answerable, s.unanswerable), (4, 2, 2));
+    assert!(close(s.exact_match, 0.5) && close(s.f1, 0.6), "{s:?}");
+    assert!(close(s.has_answer_exact_match.unwrap(), 0.5));
+    assert!(close(s.has_answer_f1.unwrap(), 0.7));
+    assert_eq!(s.abstention_rate_unanswerable, Some(0.5));
+    assert_eq!(s.false_abstention_rate_answerable, Some(0.0));
+    assert_eq!((s.citations, s.valid_citations), (3, 2));
+    assert!(close(s.citation_validity_rate.unwrap(), 2.0 / 3.0));
+    assert_eq!(s.cited_answer_rate, Some(1.0));
+    // The fake takes 1 ms per completion token.
+    assert!(
+        s.latency_p50_ms >= 2.0 && s.latency_p95_ms >= s.latency_p50_ms,
+        "{s:?}"
+    );
+    assert!(s.mean_prompt_tokens > s.mean_context_tokens && s.mean_context_tokens > 0.0);
+    let completion: u32 = eval
+        .results
+        .iter()
+        .map(|r| r.answer.tokens.completion)
+        .sum();
+    assert!(close(s.mean_completion_tokens, f64::from(completion) / 4.0));
+}
+
+#[test]
+fn the_threshold_sweep_trades_abstention_for_answers() {
+    let generator = generator();
+    let retriever = retriever();
+    let answerer = Answerer::new(&generator, AskOptions::default()).with_retriever(&retriever);
+    let eval = evaluate(&answerer, &items()).unwrap();
+    let points = curve(&eval.results, &[0.5, 1.0]);
+    assert_eq!(points.len(), 3);
+    // No threshold: what the run itself decided.
+    assert_eq!(points[0].threshold, None);
+    assert_eq!(points[0].abstention_rate_unanswerable, Some(0.5));
+    assert!(close(
+        points[0].exact_match,
+        eval.report.summary.exact_match
+    ));
+    // 0.5 withholds the two weak ones (scores 0.2 and 0.3): both unanswerable.
+    assert_eq!(points[1].abstention_rate_unanswerable, Some(1.0));
+    assert_eq!(points[1].false_abstention_rate_answerable, Some(0.0));
+    assert!(close(points[1].exact_match, 0.75));
+    // Above every score, everything is withheld.
+    assert_eq!(points[2].false_abstention_rate_answerable, Some(1.0));
+    assert!(close(points[2].exact_match, 0.5) && close(points[2].f1, 0.5));
+    // The default sweep spans the observed scores and ends where all abstain.
+    let t = default_thresholds(&eval.results);
+    assert_eq!(t[..4], [0.2, 0.3, 0.7, 0.9]);
+    assert_eq!(t.len(), 5);
+    let last = eval.report.curve.last().unwrap();
+    assert_eq!(last.abstention_rate_unanswerable, Some(1.0));
+    assert_eq!(last.false_abstention_rate_answerable, Some(1.0));
+}
+
+#[test]
+fn the_report_prints_as_a_table_and_json() {
+    let generator = generator();
+    let retriever = retriever();
+    let answerer = Answerer::new(&generator, AskOptions::default()).with_retriever(&retriever);
+    let eval = evaluate(&answerer, &items()).unwrap();
+    let text = eval.report.to_string();
+    assert!(
+        text.starts_with("mode rag: 4 questions (2 answerable, 2 unanswerable)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("exact match                    50.0%"),
+        "{text}"
+    );
+    assert!(
+        text.contains("valid citations                66.7% (2 of 3)"),
+        "{text}"
+    );
+    assert!(text.contains("threshold"), "{text}");
+    let json = serde_json::to_value(&eval).unwrap();
+    assert_eq!(json["report"]["summary"]["exact_match"], 0.5);
+    assert_eq!(
+        json["results"][2]["answer"]["abstention"]["reason"],
+        "model_refused"
+    );
+    assert_eq!(json["report"]["mode"], "rag");
+}
+
+#[test]
+fn squad_normalisation_and_scores_on_known_cases() {
+    // From the official evaluation script's behaviour.
+    assert_eq!(exact_match("The Cat", "cat"), 1.0);
+    assert_eq!(normalize_answer("The  Denver Broncos!"), "denver broncos");
+    assert_eq!(exact_match("Denver Broncos [1]", "Denver Broncos"), 0.0);
+    assert_eq!(f1_score("Santa Clara stadium", "Levi's Stadium"), 0.4);
+    let golds = ["Denver Broncos".to_string(), "Broncos".to_string()];
+    assert_eq!(score_answer("the Broncos", &golds), (1.0, 1.0));
+    assert_eq!(score_answer("", &[]), (1.0, 1.0));
+}
