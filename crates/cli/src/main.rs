@@ -1,8 +1,12 @@
 //! `ragtune`: customize a language model with your own documents, and measure which way works.
 
 mod args;
+mod ask;
+mod eval;
 mod generate;
+mod kb;
 mod models;
+mod progress;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -23,6 +27,15 @@ enum Command {
     Generate(generate::GenerateArgs),
     /// Talk with a local model (reads standard input when it is not a terminal).
     Chat(generate::ChatArgs),
+    /// Index files and folders into a knowledge base; run again to sync changes.
+    Ingest(kb::IngestArgs),
+    /// Search a knowledge base (hybrid, BM25 or dense).
+    Search(kb::SearchArgs),
+    /// Answer a question from the knowledge base, with checked citations.
+    Ask(ask::AskArgs),
+    /// Measure retrieval and answer quality.
+    #[command(subcommand)]
+    Eval(eval::EvalCommand),
 }
 
 fn main() -> ExitCode {
@@ -31,6 +44,10 @@ fn main() -> ExitCode {
         Command::Models(cmd) => models::run(cmd),
         Command::Generate(args) => generate::generate(args),
         Command::Chat(args) => generate::chat(args),
+        Command::Ingest(args) => kb::ingest(args),
+        Command::Search(args) => kb::search(args),
+        Command::Ask(args) => ask::ask(args),
+        Command::Eval(cmd) => eval::run(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -42,7 +42,7 @@ fn record(
             let Some(found) = found else {
                 let keys: Vec<&str> = map.keys().map(String::as_str).collect();
                 return Err(format!(
-                    "the record has no text field `{field}` (its fields: {}); set JsonOptions::text_field",
+                    "the record has no text field `{field}` (its fields: {}); name the field that holds the text (`ragtune ingest --text-field NAME`, JsonOptions::text_field)",
                     keys.join(", ")
                 ));
             };

@@ -1,0 +1,139 @@
+//! `ragtune ask`: retrieve, augment, generate, and check the citations.
+
+use crate::args::ModelArgs;
+use crate::kb::{KbArgs, filter_of, open_embedder, open_existing, parse_mode};
+use anyhow::{Result, bail};
+use clap::Args;
+use ragtune_answer::{Answer, Answerer, AskOptions, ExamplePool, Mode, load_examples};
+use ragtune_core::SearchMode;
+use ragtune_retrieve::KbRetriever;
+use std::io::Write;
+use std::ops::ControlFlow;
+use std::path::PathBuf;
+
+#[derive(Debug, Args)]
+pub struct AskArgs {
+    /// The question.
+    pub question: String,
+    /// rag (retrieve, then answer), closed-book (no retrieval) or few-shot (examples, no
+    /// retrieval).
+    #[arg(long, default_value = "rag")]
+    pub mode: Mode,
+    /// Question/answer examples for few-shot (JSONL with question and answer, or SQuAD JSON).
+    #[arg(long)]
+    pub examples: Option<PathBuf>,
+    /// Examples shown in few-shot mode, chosen by similarity to the question.
+    #[arg(short = 'k', default_value_t = 4)]
+    pub shots: usize,
+    /// Passages retrieved (rag).
+    #[arg(long, default_value_t = 5)]
+    pub top_k: usize,
+    /// Retrieval mode: hybrid, bm25 or dense.
+    #[arg(long, default_value = "hybrid", value_parser = parse_mode)]
+    pub search: SearchMode,
+    /// Only sources matching this glob.
+    #[arg(long)]
+    pub path: Option<String>,
+    /// Most tokens of the answer.
+    #[arg(long, short = 'n', default_value_t = 64)]
+    pub max_tokens: u32,
+    /// Most tokens of the prompt (default: the context less the answer).
+    #[arg(long)]
+    pub prompt_budget: Option<u32>,
+    /// Abstain when the best retrieval score is below this (on the retriever's scale).
+    #[arg(long)]
+    pub min_score: Option<f32>,
+    /// Print the answer, citations, passages and timings as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub kb: KbArgs,
+}
+
+pub fn ask(args: AskArgs) -> Result<()> {
+    let generator = crate::generate::load(&args.model)?;
+    let embedder = open_embedder(&args.kb.embedder)?;
+    let mut options = AskOptions::default().with_mode(args.mode);
+    options.top_k = args.top_k;
+    options.search = args.search;
+    options.examples = args.shots;
+    options.max_tokens = args.max_tokens;
+    options.prompt_budget = args.prompt_budget;
+    options.abstention.min_score = args.min_score;
+    options.filter = filter_of(args.path.clone(), &[], &[])?;
+
+    let kb = match args.mode {
+        Mode::Rag => Some(open_existing(&args.kb, &embedder)?),
+        _ => None,
+    };
+    let retriever = kb
+        .as_ref()
+        .map(|kb| KbRetriever::new(kb, &embedder))
+        .transpose()?;
+    let pool = match (args.mode, &args.examples) {
+        (Mode::FewShot, Some(file)) => Some(ExamplePool::new(load_examples(file)?, &embedder)?),
+        (Mode::FewShot, None) => bail!("few-shot mode needs --examples FILE (JSONL or SQuAD JSON)"),
+        _ => None,
+    };
+    let mut answerer = Answerer::new(&generator, options);
+    if let Some(r) = &retriever {
+        answerer = answerer.with_retriever(r);
+    }
+    if let Some(p) = &pool {
+        answerer = answerer.with_examples(p);
+    }
+    let answer = if args.json {
+        answerer.ask(&args.question)?
+    } else {
+        let mut out = std::io::stdout().lock();
+        let a = answerer.ask_streaming(&args.question, &mut |t| match out
+            .write_all(t.as_bytes())
+            .and_then(|()| out.flush())
+        {
+            Ok(()) => ControlFlow::Continue(()),
+            Err(_) => ControlFlow::Break(()),
+        })?;
+        writeln!(out)?;
+        a
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&answer)?);
+    } else {
+        print_sources(&answer);
+    }
+    Ok(())
+}
+
+fn print_sources(answer: &Answer) {
+    if answer.abstention.abstained {
+        println!("=> {}", answer.answer);
+    }
+    for c in &answer.citations {
+        let status = if c.valid { "ok" } else { "FAILED" };
+        match &c.chunk {
+            Some(chunk) => {
+                let page = chunk.page.map(|p| format!(" p.{p}")).unwrap_or_default();
+                let heading = if chunk.heading_path.is_empty() {
+                    String::new()
+                } else {
+                    format!(" > {}", chunk.heading_path.join(" > "))
+                };
+                println!(
+                    "[{}] {}{page}{heading} (chars {}..{}) [{status}]",
+                    c.number, chunk.source, chunk.start, chunk.end
+                );
+            }
+            None => println!("[{}] not a passage of the prompt [{status}]", c.number),
+        }
+    }
+    eprintln!(
+        "retrieval {:.0} ms | prompt {} tokens (budget {}) | completion {} tokens | total {:.0} ms",
+        answer.timings.retrieval_ms,
+        answer.tokens.prompt,
+        answer.tokens.prompt_budget,
+        answer.tokens.completion,
+        answer.timings.total_ms
+    );
+}

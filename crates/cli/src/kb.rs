@@ -1,0 +1,250 @@
+//! `ragtune ingest`, `ragtune search` and `ragtune eval retrieval`.
+
+use crate::progress::SyncBar;
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use ragtune_catalog::{ModelStore, ResolvedModel};
+use ragtune_core::{Filter, Format, Query, Retriever, SearchMode};
+use ragtune_embed::SentenceEmbedder;
+use ragtune_index::{IngestSource, KnowledgeBase, SyncOptions, SyncSummary, WatchOptions};
+use ragtune_retrieve::KbRetriever;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+
+/// Which knowledge base, embedded with which model.
+#[derive(Debug, Args)]
+pub struct KbArgs {
+    /// Knowledge base directory (default: $RAGTUNE_HOME/kb/default).
+    #[arg(long, env = "RAGTUNE_KB")]
+    pub kb: Option<PathBuf>,
+    /// Embedding model: a catalogue name or a sentence-transformers folder.
+    #[arg(long, default_value = "all-minilm-l6-v2")]
+    pub embedder: String,
+}
+
+impl KbArgs {
+    pub fn dir(&self) -> Result<PathBuf> {
+        match &self.kb {
+            Some(dir) => Ok(dir.clone()),
+            None => Ok(ragtune_catalog::default_home()?.join("kb").join("default")),
+        }
+    }
+}
+
+pub fn open_embedder(name: &str) -> Result<SentenceEmbedder> {
+    let store = ModelStore::from_env()?;
+    match store.resolve(name)? {
+        ResolvedModel::HfFolder(dir) => {
+            SentenceEmbedder::load(&dir).with_context(|| format!("loading embedder {name}"))
+        }
+        ResolvedModel::Gguf(path) => bail!(
+            "{} is a GGUF generator, not an embedding model; use --embedder all-minilm-l6-v2",
+            path.display()
+        ),
+    }
+}
+
+/// Opens an existing knowledge base for reading.
+pub fn open_existing(args: &KbArgs, embedder: &SentenceEmbedder) -> Result<KnowledgeBase> {
+    let dir = args.dir()?;
+    if !dir.join("kb.sqlite").exists() {
+        bail!(
+            "no knowledge base at {}: build one with `ragtune ingest PATH...`",
+            dir.display()
+        );
+    }
+    Ok(KnowledgeBase::open(&dir, embedder)?)
+}
+
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// Files and folders to index; run again to pick up changes and deletions.
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+    /// Keep running and follow changes under the paths.
+    #[arg(long)]
+    pub watch: bool,
+    /// JSON/JSONL field that holds the text (dotted path; default: text, content or body).
+    #[arg(long)]
+    pub text_field: Option<String>,
+    /// Most tokens of a chunk (capped at what the embedder reads).
+    #[arg(long, default_value_t = 256)]
+    pub max_tokens: usize,
+    /// Tokens shared by consecutive chunks.
+    #[arg(long, default_value_t = 32)]
+    pub overlap: usize,
+    /// Re-hash every file even when size and modification time are unchanged.
+    #[arg(long)]
+    pub rehash: bool,
+    #[command(flatten)]
+    pub kb: KbArgs,
+}
+
+pub fn ingest(args: IngestArgs) -> Result<()> {
+    let embedder = open_embedder(&args.kb.embedder)?;
+    let dir = args.kb.dir()?;
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut kb = KnowledgeBase::open(&dir, &embedder)?;
+    for repair in kb.repairs() {
+        eprintln!("repaired: {repair}");
+    }
+    let mut source = IngestSource::new(&embedder);
+    source.chunk.max_tokens = args.max_tokens.min(embedder.max_content_tokens());
+    source.chunk.overlap_tokens = args.overlap;
+    if let Some(field) = &args.text_field {
+        source.load.json.text_field = Some(field.clone());
+    }
+    let options = SyncOptions {
+        rehash: args.rehash,
+        ..SyncOptions::default()
+    };
+    let summary = kb.sync(
+        &args.paths,
+        &source,
+        &embedder,
+        &options,
+        &mut SyncBar::new(),
+    )?;
+    print_summary(&dir, &summary);
+    if args.watch {
+        eprintln!("watching {} path(s); Ctrl-C stops", args.paths.len());
+        let stop = AtomicBool::new(false);
+        let mut report = |event: &ragtune_index::SyncEvent<'_>| {
+            if let ragtune_index::SyncEvent::Finished { summary } = event {
+                print_summary(&dir, summary);
+            }
+        };
+        kb.watch(
+            &args.paths,
+            &source,
+            &embedder,
+            &WatchOptions::default(),
+            &mut report,
+            &stop,
+        )?;
+    }
+    Ok(())
+}
+
+fn print_summary(dir: &Path, s: &SyncSummary) {
+    println!(
+        "{}: added {}, updated {}, deleted {}, unchanged {}, failed {} ({} chunks embedded, {} reused)",
+        dir.display(),
+        s.added.len(),
+        s.updated.len(),
+        s.deleted.len(),
+        s.unchanged,
+        s.failed.len(),
+        s.embedded_chunks,
+        s.reused_chunks
+    );
+    for (label, list) in [("failed", &s.failed), ("warning", &s.warnings)] {
+        for f in list {
+            // Loader messages usually start with the path already.
+            let path = f.path.display().to_string();
+            let reason = f
+                .reason
+                .strip_prefix(&format!("{path}: "))
+                .unwrap_or(&f.reason);
+            println!("  {label}: {path}: {reason}");
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct SearchArgs {
+    /// The question.
+    pub question: String,
+    /// Ranking: hybrid, bm25 or dense.
+    #[arg(long, default_value = "hybrid", value_parser = parse_mode)]
+    pub mode: SearchMode,
+    /// How many chunks.
+    #[arg(short, default_value_t = 5)]
+    pub k: usize,
+    /// Only sources matching this glob.
+    #[arg(long)]
+    pub path: Option<String>,
+    /// Only these formats (pdf, html, docx, markdown, text, csv, xlsx, json, ...).
+    #[arg(long = "type")]
+    pub formats: Vec<String>,
+    /// Only chunks whose document has this metadata (key=value, repeatable).
+    #[arg(long = "meta")]
+    pub metadata: Vec<String>,
+    /// Print JSON for programs.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub kb: KbArgs,
+}
+
+pub fn parse_mode(s: &str) -> Result<SearchMode, String> {
+    SearchMode::ALL
+        .into_iter()
+        .find(|m| m.as_str() == s)
+        .ok_or_else(|| format!("unknown mode {s:?}: use hybrid, bm25 or dense"))
+}
+
+pub fn filter_of(path: Option<String>, formats: &[String], metadata: &[String]) -> Result<Filter> {
+    let formats = formats
+        .iter()
+        .map(|f| {
+            serde_json::from_value::<Format>(serde_json::Value::String(f.to_lowercase()))
+                .map_err(|_| anyhow::anyhow!("unknown --type {f:?}"))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let metadata = metadata
+        .iter()
+        .map(|kv| {
+            kv.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .ok_or_else(|| anyhow::anyhow!("--meta {kv:?} must be key=value"))
+        })
+        .collect::<Result<_>>()?;
+    Ok(Filter {
+        path_glob: path,
+        formats,
+        metadata,
+    })
+}
+
+pub fn search(args: SearchArgs) -> Result<()> {
+    let embedder = open_embedder(&args.kb.embedder)?;
+    let kb = open_existing(&args.kb, &embedder)?;
+    let retriever = KbRetriever::new(&kb, &embedder)?;
+    let mut query = Query::new(args.question.clone(), args.k, args.mode);
+    query.filter = filter_of(args.path.clone(), &args.formats, &args.metadata)?;
+    let hits = retriever.retrieve(&query)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&hits)?);
+        return Ok(());
+    }
+    if hits.is_empty() {
+        println!("no results");
+    }
+    for (i, hit) in hits.iter().enumerate() {
+        let page = hit.page.map(|p| format!(" p.{p}")).unwrap_or_default();
+        let heading = if hit.heading_path.is_empty() {
+            String::new()
+        } else {
+            format!(" > {}", hit.heading_path.join(" > "))
+        };
+        println!(
+            "{}. [{:.4}] {}{page}{heading}  (chars {}..{})",
+            i + 1,
+            hit.score,
+            hit.source,
+            hit.start,
+            hit.end
+        );
+        println!("   {}", snippet(&hit.text, 240));
+    }
+    Ok(())
+}
+
+fn snippet(text: &str, max: usize) -> String {
+    let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    match flat.char_indices().nth(max) {
+        Some((at, _)) => format!("{}…", &flat[..at]),
+        None => flat,
+    }
+}

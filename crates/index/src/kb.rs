@@ -1,0 +1,394 @@
+//! The knowledge base: SQLite (truth) plus the derived BM25 and vector indexes, kept in step
+//! by replaying SQLite's change log. Writing a document commits to SQLite first and then
+//! applies the logged changes to the derived indexes in memory; `checkpoint` makes those
+//! durable with the sequence they reflect. On open, each derived index replays what it missed,
+//! or is rebuilt when it is missing, damaged, or disagrees with SQLite.
+
+use crate::bm25::{Bm25Index, Bm25Options, SharedFilter};
+use crate::store::{
+    DocumentRecord, EmbedderInfo, FileRecord, NewDocument, Store, StoredChunk, StoredDocument,
+};
+use crate::vector::{LocalVectorIndex, VectorIndex, VectorIndexOptions};
+use crate::{Error, Result};
+use ragtune_core::{Chunk, Embedder};
+use std::path::{Path, PathBuf};
+
+const DB_FILE: &str = "kb.sqlite";
+const BM25_DIR: &str = "bm25";
+const VECTOR_FILE: &str = "vectors.bin";
+
+/// Tuning of the derived indexes.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct KbOptions {
+    pub bm25: Bm25Options,
+    pub vectors: VectorIndexOptions,
+}
+
+/// Counts that must agree in a sound knowledge base (see [`Health::is_consistent`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Health {
+    pub documents: usize,
+    pub chunks: usize,
+    pub sqlite_vectors: usize,
+    pub bm25_docs: usize,
+    pub index_vectors: usize,
+    /// Chunks without document, vectors without chunk, chunks without vector, documents whose
+    /// chunk count is wrong.
+    pub orphans: usize,
+    pub seq: u64,
+    pub bm25_seq: u64,
+    pub vector_seq: u64,
+}
+
+impl Health {
+    pub fn is_consistent(&self) -> bool {
+        self.orphans == 0
+            && self.chunks == self.sqlite_vectors
+            && self.chunks == self.bm25_docs
+            && self.chunks == self.index_vectors
+            && self.bm25_seq == self.seq
+            && self.vector_seq == self.seq
+    }
+}
+
+/// A knowledge base: one directory (or memory) holding documents, chunks, BM25 and vectors.
+pub struct KnowledgeBase {
+    dir: Option<PathBuf>,
+    store: Store,
+    bm25: Bm25Index,
+    vectors: Box<dyn VectorIndex>,
+    embedder: EmbedderInfo,
+    /// Sequences applied to each derived index in memory (committed or not).
+    bm25_applied: u64,
+    vectors_applied: u64,
+    repairs: Vec<String>,
+}
+
+impl KnowledgeBase {
+    /// Opens the knowledge base in `dir`, creating it if needed, and repairs stale derived
+    /// indexes. Fails if it was built with another embedder.
+    pub fn open(dir: &Path, embedder: &dyn Embedder) -> Result<Self> {
+        Self::open_with(dir, embedder, KbOptions::default())
+    }
+
+    pub fn open_with(dir: &Path, embedder: &dyn Embedder, options: KbOptions) -> Result<Self> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let store = Store::open(Some(&dir.join(DB_FILE)))?;
+        let info = info_of(embedder);
+        store.check_embedder(dir, &info)?;
+        let (bm25, bm25_problem) = Bm25Index::open(&dir.join(BM25_DIR), options.bm25)?;
+        let (vectors, vec_problem) =
+            LocalVectorIndex::open(&dir.join(VECTOR_FILE), info.dimension, options.vectors);
+        let mut kb = Self::assemble(Some(dir.to_owned()), store, bm25, Box::new(vectors), info);
+        kb.repairs
+            .extend(bm25_problem.map(|p| format!("BM25 index: {p}")));
+        kb.repairs
+            .extend(vec_problem.map(|p| format!("vector index: {p}")));
+        match kb.catch_up() {
+            Ok(()) => {}
+            // Another process (`ingest --watch`) holds the BM25 writer and will bring the
+            // indexes up to date itself; searching its last commit is what a reader wants.
+            Err(Error::Tantivy {
+                source: tantivy::TantivyError::LockFailure(..),
+                ..
+            }) => kb
+                .repairs
+                .push("another process is writing; searching its last checkpoint".into()),
+            Err(e) => return Err(e),
+        }
+        Ok(kb)
+    }
+
+    /// A knowledge base that lives in memory only (SQLite `:memory:`, tantivy in RAM).
+    pub fn in_memory(embedder: &dyn Embedder) -> Result<Self> {
+        Self::in_memory_with(embedder, KbOptions::default())
+    }
+
+    pub fn in_memory_with(embedder: &dyn Embedder, options: KbOptions) -> Result<Self> {
+        let store = Store::open(None)?;
+        let info = info_of(embedder);
+        store.check_embedder(Path::new(":memory:"), &info)?;
+        let bm25 = Bm25Index::in_memory(options.bm25)?;
+        let vectors = LocalVectorIndex::in_memory(info.dimension, options.vectors);
+        Ok(Self::assemble(None, store, bm25, Box::new(vectors), info))
+    }
+
+    fn assemble(
+        dir: Option<PathBuf>,
+        store: Store,
+        bm25: Bm25Index,
+        vectors: Box<dyn VectorIndex>,
+        embedder: EmbedderInfo,
+    ) -> Self {
+        KnowledgeBase {
+            dir,
+            bm25_applied: bm25.committed_seq(),
+            vectors_applied: vectors.committed_seq(),
+            store,
+            bm25,
+            vectors,
+            embedder,
+            repairs: Vec::new(),
+        }
+    }
+
+    /// The directory, or `None` for an in-memory knowledge base.
+    pub fn dir(&self) -> Option<&Path> {
+        self.dir.as_deref()
+    }
+
+    fn shown_path(&self) -> PathBuf {
+        self.dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(":memory:"))
+    }
+
+    pub fn embedder_info(&self) -> &EmbedderInfo {
+        &self.embedder
+    }
+
+    /// The SQLite store, for reads the other methods do not cover.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// What opening had to repair (empty when every index was current).
+    pub fn repairs(&self) -> &[String] {
+        &self.repairs
+    }
+
+    pub fn documents(&self) -> Result<Vec<StoredDocument>> {
+        self.store.documents()
+    }
+
+    pub fn document(&self, source: &str) -> Result<Option<StoredDocument>> {
+        self.store.document(source)
+    }
+
+    /// Chunks by id, in the order asked (ids deleted meanwhile are skipped).
+    pub fn chunks(&self, ids: &[i64]) -> Result<Vec<StoredChunk>> {
+        self.store.chunks(ids)
+    }
+
+    /// Embeds `chunks` (reusing vectors already stored for identical texts) and writes the
+    /// document. Call [`checkpoint`](Self::checkpoint) after a batch of writes.
+    pub fn put_document(
+        &mut self,
+        doc: &DocumentRecord,
+        chunks: &[Chunk],
+        embedder: &dyn Embedder,
+    ) -> Result<Vec<i64>> {
+        let texts: Vec<&str> = chunks.iter().map(|c| c.text.as_str()).collect();
+        let vectors = crate::embedding::embed_texts(&self.store, embedder, &texts, &doc.source)?;
+        self.put_embedded(doc, chunks, &vectors)
+    }
+
+    /// Writes a document whose chunks are already embedded.
+    pub fn put_embedded(
+        &mut self,
+        doc: &DocumentRecord,
+        chunks: &[Chunk],
+        vectors: &[Vec<f32>],
+    ) -> Result<Vec<i64>> {
+        self.check_dimensions(&doc.source, vectors)?;
+        let ids = self.store.put_document(doc, chunks, vectors)?;
+        self.apply_pending()?;
+        Ok(ids)
+    }
+
+    /// Replaces everything stored for a file with its (embedded) documents, in one
+    /// transaction. Returns the chunk ids of each document.
+    pub fn put_file(
+        &mut self,
+        file: &FileRecord,
+        docs: &[NewDocument<'_>],
+    ) -> Result<Vec<Vec<i64>>> {
+        for d in docs {
+            self.check_dimensions(d.source, d.vectors)?;
+        }
+        let ids = self.store.put_file(file, docs)?;
+        self.apply_pending()?;
+        Ok(ids)
+    }
+
+    fn check_dimensions(&self, source: &str, vectors: &[Vec<f32>]) -> Result<()> {
+        match vectors.iter().find(|v| v.len() != self.embedder.dimension) {
+            Some(v) => Err(Error::Dimension {
+                path: self.shown_path(),
+                what: format!("a vector of {source}"),
+                expected: self.embedder.dimension,
+                actual: v.len(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Removes a document from every index. `false` if it was not there.
+    pub fn delete_document(&mut self, source: &str) -> Result<bool> {
+        let removed = self.store.delete_document(source)?;
+        self.apply_pending()?;
+        Ok(removed)
+    }
+
+    /// Removes every document of a file from every index. Returns how many there were.
+    pub fn delete_file(&mut self, file: &str) -> Result<usize> {
+        let removed = self.store.delete_file(file)?;
+        self.apply_pending()?;
+        Ok(removed)
+    }
+
+    /// Applies logged changes the derived indexes have not seen yet (in memory).
+    fn apply_pending(&mut self) -> Result<()> {
+        let from = self.bm25_applied.min(self.vectors_applied);
+        for (seq, id, added) in self.store.changes_since(from)? {
+            let chunk = if added {
+                self.store.indexed_chunk(id)?
+            } else {
+                None
+            };
+            if seq > self.bm25_applied {
+                match &chunk {
+                    Some(c) => self.bm25.add(c)?,
+                    None if !added => self.bm25.remove(id)?,
+                    // Added, then deleted later in the log: the later removal wins.
+                    None => {}
+                }
+                self.bm25_applied = seq;
+            }
+            if seq > self.vectors_applied {
+                match &chunk {
+                    Some(c) => self.vectors.add(c.id, &c.vector)?,
+                    None if !added => {
+                        self.vectors.remove(id)?;
+                    }
+                    None => {}
+                }
+                self.vectors_applied = seq;
+            }
+        }
+        let seq = self.store.seq()?;
+        self.bm25_applied = self.bm25_applied.max(seq);
+        self.vectors_applied = self.vectors_applied.max(seq);
+        Ok(())
+    }
+
+    /// Makes the derived indexes durable at the current sequence and prunes the change log.
+    pub fn checkpoint(&mut self) -> Result<()> {
+        self.apply_pending()?;
+        let seq = self.store.seq()?;
+        if self.bm25.committed_seq() != seq {
+            self.bm25.commit(seq)?;
+        }
+        if self.vectors.committed_seq() != seq {
+            self.vectors.commit(seq)?;
+        }
+        self.store.prune_changes(seq)
+    }
+
+    /// Brings both derived indexes up to SQLite: replay when the log still holds what they
+    /// missed, rebuild otherwise or when counts disagree afterwards.
+    fn catch_up(&mut self) -> Result<()> {
+        let seq = self.store.seq()?;
+        let pruned = self.store.pruned_through()?;
+        let stale = |s: u64| s > seq || s < pruned;
+        let (bs, vs) = (self.bm25.committed_seq(), self.vectors.committed_seq());
+        if stale(bs) {
+            self.rebuild_bm25(format!("BM25 index at sequence {bs}, database at {seq}"))?;
+        }
+        if stale(vs) {
+            self.rebuild_vectors(format!("vector index at sequence {vs}, database at {seq}"))?;
+        }
+        if self.bm25_applied < seq || self.vectors_applied < seq {
+            self.repairs.push(format!(
+                "replayed changes {}..{seq} into the derived indexes",
+                self.bm25_applied.min(self.vectors_applied) + 1
+            ));
+        }
+        self.checkpoint()?;
+        let chunks = self.store.chunk_count()?;
+        if self.bm25.num_docs() != chunks {
+            let n = self.bm25.num_docs();
+            self.rebuild_bm25(format!("BM25 index has {n} chunks, database {chunks}"))?;
+        }
+        if self.vectors.len() != chunks {
+            let n = self.vectors.len();
+            self.rebuild_vectors(format!("vector index has {n} vectors, database {chunks}"))?;
+        }
+        self.checkpoint()
+    }
+
+    fn rebuild_bm25(&mut self, why: String) -> Result<()> {
+        self.repairs
+            .push(format!("rebuilt BM25 index from SQLite: {why}"));
+        self.bm25.clear()?;
+        let seq = self.store.seq()?;
+        let bm25 = &mut self.bm25;
+        self.store.for_each_indexed_chunk(|c| bm25.add(&c))?;
+        self.bm25.commit(seq)?;
+        self.bm25_applied = seq;
+        Ok(())
+    }
+
+    fn rebuild_vectors(&mut self, why: String) -> Result<()> {
+        self.repairs
+            .push(format!("rebuilt vector index from SQLite: {why}"));
+        self.vectors.clear()?;
+        let seq = self.store.seq()?;
+        let vectors = &mut self.vectors;
+        self.store
+            .for_each_indexed_chunk(|c| vectors.add(c.id, &c.vector))?;
+        self.vectors.commit(seq)?;
+        self.vectors_applied = seq;
+        Ok(())
+    }
+
+    /// Chunk ids by BM25 score, best first.
+    pub fn bm25_search(
+        &self,
+        text: &str,
+        k: usize,
+        filter: Option<SharedFilter>,
+    ) -> Result<Vec<(i64, f32)>> {
+        self.bm25.search(text, k, filter)
+    }
+
+    /// Chunk ids by cosine similarity to `query`, best first.
+    pub fn dense_search(
+        &self,
+        query: &[f32],
+        k: usize,
+        filter: Option<SharedFilter>,
+    ) -> Result<Vec<(i64, f32)>> {
+        match filter {
+            Some(f) => self.vectors.search(query, k, Some(&*f)),
+            None => self.vectors.search(query, k, None),
+        }
+    }
+
+    /// The analyzed BM25 terms of a text (for explaining matches).
+    pub fn bm25_terms(&self, text: &str) -> Vec<String> {
+        self.bm25.analyze(text)
+    }
+
+    /// Counts from every index, for `ragtune kb check` and tests.
+    pub fn health(&self) -> Result<Health> {
+        Ok(Health {
+            documents: self.store.document_count()?,
+            chunks: self.store.chunk_count()?,
+            sqlite_vectors: self.store.vector_count()?,
+            bm25_docs: self.bm25.num_docs(),
+            index_vectors: self.vectors.len(),
+            orphans: self.store.orphan_count()?,
+            seq: self.store.seq()?,
+            bm25_seq: self.bm25.committed_seq(),
+            vector_seq: self.vectors.committed_seq(),
+        })
+    }
+}
+
+fn info_of(embedder: &dyn Embedder) -> EmbedderInfo {
+    EmbedderInfo {
+        name: embedder.name().to_owned(),
+        dimension: embedder.dimension(),
+    }
+}

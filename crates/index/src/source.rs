@@ -1,0 +1,41 @@
+//! The seam between sync and the loaders: which files are under a root, and how one file
+//! becomes an extracted document and its chunks. `ragtune-ingest` provides the real one;
+//! the `testing` feature has a plain-text one.
+
+use ragtune_core::{Chunk, ExtractedDocument};
+use std::path::{Path, PathBuf};
+
+/// A document turned into text and chunks.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadedDocument {
+    pub document: ExtractedDocument,
+    pub chunks: Vec<Chunk>,
+}
+
+/// Everything one file gave: usually one document, one per record for JSON arrays, JSONL
+/// and the like (each with its own `source`, e.g. `notes.jsonl#L12`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct LoadedFile {
+    pub documents: Vec<LoadedDocument>,
+    /// Problems that did not stop loading (no text layer, a skipped record...).
+    pub warnings: Vec<String>,
+}
+
+/// Why a file or directory could not be listed or loaded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}: {reason}", path.display())]
+pub struct SourceError {
+    pub path: PathBuf,
+    pub reason: String,
+}
+
+/// Lists and loads files for [`KnowledgeBase::sync`](crate::KnowledgeBase::sync).
+pub trait DocumentSource: Send + Sync {
+    /// The files to index under `root` (an absolute file or directory path), as absolute
+    /// paths. Entries that cannot be read come back as errors; sync reports them and keeps
+    /// the documents it already has under them.
+    fn list(&self, root: &Path) -> Vec<Result<PathBuf, SourceError>>;
+
+    /// Loads and chunks one file.
+    fn load(&self, path: &Path) -> Result<LoadedFile, SourceError>;
+}

@@ -1,0 +1,433 @@
+//! Sync: make the knowledge base reflect a set of files. New and changed files (by content
+//! hash) are loaded, chunked, embedded and written, one SQLite transaction each; files gone
+//! from under the synced roots are removed; unchanged files cost a `stat` (or a hash). A file
+//! that fails is reported and skipped. Deletions run last, so a renamed file finds its old
+//! chunks' vectors still stored and reuses them instead of embedding again.
+
+use crate::embedding::embed_counted;
+use crate::kb::KnowledgeBase;
+use crate::source::{DocumentSource, LoadedFile, SourceError};
+use crate::store::{FileRecord, FileState, NewDocument};
+use crate::{Error, Result};
+use ragtune_core::Embedder;
+use std::collections::{HashMap, HashSet};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::UNIX_EPOCH;
+
+/// How a sync batches and checkpoints.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyncOptions {
+    /// Chunks sent to the embedder per call (across documents).
+    pub batch_chunks: usize,
+    /// Documents written between commits of the derived indexes. A kill loses none of them
+    /// (SQLite has them), but the next open replays at most this many documents.
+    pub checkpoint_every: usize,
+    /// Hash every file even when its size and modification time are unchanged.
+    pub rehash: bool,
+}
+
+impl Default for SyncOptions {
+    fn default() -> Self {
+        SyncOptions {
+            batch_chunks: 256,
+            checkpoint_every: 500,
+            rehash: false,
+        }
+    }
+}
+
+/// A file that could not be indexed, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncFailure {
+    pub path: PathBuf,
+    pub reason: String,
+}
+
+/// What a sync did, by file (absolute paths as stored).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SyncSummary {
+    pub added: Vec<String>,
+    pub updated: Vec<String>,
+    pub deleted: Vec<String>,
+    pub unchanged: usize,
+    pub failed: Vec<SyncFailure>,
+    /// Files indexed despite a problem (a page without text, a skipped record...).
+    pub warnings: Vec<SyncFailure>,
+    /// Chunks sent to the embedder, and chunks whose stored vector was reused.
+    pub embedded_chunks: usize,
+    pub reused_chunks: usize,
+}
+
+/// What happened to one file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileOutcome {
+    Added,
+    Updated,
+    Unchanged,
+    Failed,
+}
+
+/// Progress of a sync, for drawing bars; the library never prints.
+#[derive(Debug)]
+pub enum SyncEvent<'a> {
+    /// The walk finished: this many files will be looked at.
+    Scanned {
+        files: usize,
+    },
+    /// A file was dealt with.
+    File {
+        path: &'a Path,
+        outcome: FileOutcome,
+    },
+    /// This many chunks were embedded.
+    Embedded {
+        chunks: usize,
+    },
+    Deleted {
+        source: &'a str,
+    },
+    /// The derived indexes were committed at this sequence.
+    Checkpoint {
+        seq: u64,
+    },
+    Finished {
+        summary: &'a SyncSummary,
+    },
+}
+
+/// Receives [`SyncEvent`]s. Closures implement it.
+pub trait SyncProgress {
+    fn event(&mut self, event: &SyncEvent<'_>);
+}
+
+impl<F: FnMut(&SyncEvent<'_>)> SyncProgress for F {
+    fn event(&mut self, event: &SyncEvent<'_>) {
+        self(event)
+    }
+}
+
+/// Ignores progress.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoProgress;
+
+impl SyncProgress for NoProgress {
+    fn event(&mut self, _: &SyncEvent<'_>) {}
+}
+
+/// A loaded file waiting for its vectors.
+struct Pending {
+    path: PathBuf,
+    file: FileRecord,
+    loaded: LoadedFile,
+    is_new: bool,
+}
+
+impl Pending {
+    fn texts(&self) -> impl Iterator<Item = &str> {
+        self.loaded
+            .documents
+            .iter()
+            .flat_map(|d| d.chunks.iter().map(|c| c.text.as_str()))
+    }
+}
+
+impl KnowledgeBase {
+    /// Makes the knowledge base reflect the files under `roots` (files or directories).
+    pub fn sync(
+        &mut self,
+        roots: &[PathBuf],
+        source: &dyn DocumentSource,
+        embedder: &dyn Embedder,
+        options: &SyncOptions,
+        progress: &mut dyn SyncProgress,
+    ) -> Result<SyncSummary> {
+        self.check_same_embedder(embedder)?;
+        let mut roots_abs = Vec::new();
+        for root in roots {
+            let abs = std::fs::canonicalize(root)
+                .map_err(|_| Error::MissingRoot { path: root.clone() })?;
+            roots_abs.push(abs);
+        }
+        let mut summary = SyncSummary::default();
+        let mut files = Vec::new();
+        // Directories that could not be listed: their documents are kept, not deleted.
+        let mut unreadable: Vec<PathBuf> = Vec::new();
+        for root in &roots_abs {
+            for entry in source.list(root) {
+                match entry {
+                    Ok(p) => files.push(p),
+                    Err(SourceError { path, reason }) => {
+                        unreadable.push(path.clone());
+                        summary.failed.push(SyncFailure { path, reason });
+                    }
+                }
+            }
+        }
+        files.sort();
+        files.dedup();
+        progress.event(&SyncEvent::Scanned { files: files.len() });
+
+        let existing: HashMap<String, FileState> = self
+            .store()
+            .files()?
+            .into_iter()
+            .map(|f| (f.path.clone(), f))
+            .collect();
+        let mut seen = HashSet::new();
+        let mut batch: Vec<Pending> = Vec::new();
+        let mut since_checkpoint = 0;
+        for path in files {
+            let key = source_key(&path);
+            seen.insert(key.clone());
+            let old = existing.get(&key);
+            let outcome = match examine(&path, old, options) {
+                Ok(Examined::Unchanged { touch }) => {
+                    if let Some(mtime) = touch {
+                        self.store().touch_file(&key, mtime)?;
+                    }
+                    summary.unchanged += 1;
+                    FileOutcome::Unchanged
+                }
+                Ok(Examined::Changed {
+                    hash,
+                    size,
+                    mtime_ns,
+                }) => match source.load(&path) {
+                    Ok(loaded) => {
+                        for w in &loaded.warnings {
+                            summary.warnings.push(SyncFailure {
+                                path: path.clone(),
+                                reason: w.clone(),
+                            });
+                        }
+                        let file = FileRecord {
+                            path: key,
+                            hash,
+                            size,
+                            mtime_ns,
+                        };
+                        batch.push(Pending {
+                            path,
+                            file,
+                            loaded,
+                            is_new: old.is_none(),
+                        });
+                        if batch.iter().map(|p| p.texts().count()).sum::<usize>()
+                            >= options.batch_chunks
+                        {
+                            since_checkpoint +=
+                                self.flush(&mut batch, embedder, &mut summary, progress)?;
+                        }
+                        if since_checkpoint >= options.checkpoint_every {
+                            self.checkpoint_with(progress)?;
+                            since_checkpoint = 0;
+                        }
+                        continue;
+                    }
+                    Err(e) => {
+                        summary.failed.push(SyncFailure {
+                            path: path.clone(),
+                            reason: e.reason,
+                        });
+                        FileOutcome::Failed
+                    }
+                },
+                Err(reason) => {
+                    summary.failed.push(SyncFailure {
+                        path: path.clone(),
+                        reason,
+                    });
+                    FileOutcome::Failed
+                }
+            };
+            progress.event(&SyncEvent::File {
+                path: &path,
+                outcome,
+            });
+        }
+        self.flush(&mut batch, embedder, &mut summary, progress)?;
+
+        for file in existing.keys() {
+            let path = Path::new(file);
+            let under_root = roots_abs.iter().any(|r| path.starts_with(r));
+            let protected = unreadable.iter().any(|u| path.starts_with(u));
+            if under_root && !protected && !seen.contains(file) {
+                self.delete_file(file)?;
+                progress.event(&SyncEvent::Deleted { source: file });
+                summary.deleted.push(file.clone());
+            }
+        }
+        summary.deleted.sort();
+        self.checkpoint_with(progress)?;
+        progress.event(&SyncEvent::Finished { summary: &summary });
+        Ok(summary)
+    }
+
+    fn checkpoint_with(&mut self, progress: &mut dyn SyncProgress) -> Result<()> {
+        self.checkpoint()?;
+        progress.event(&SyncEvent::Checkpoint {
+            seq: self.store().seq()?,
+        });
+        Ok(())
+    }
+
+    pub(crate) fn check_same_embedder(&self, embedder: &dyn Embedder) -> Result<()> {
+        let info = self.embedder_info();
+        if info.name != embedder.name() || info.dimension != embedder.dimension() {
+            return Err(Error::EmbedderMismatch {
+                path: self
+                    .dir()
+                    .map_or_else(|| PathBuf::from(":memory:"), Path::to_owned),
+                stored: info.name.clone(),
+                stored_dim: info.dimension,
+                requested: embedder.name().to_owned(),
+                requested_dim: embedder.dimension(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Embeds and writes the batch, one transaction per file. Returns files written.
+    fn flush(
+        &mut self,
+        batch: &mut Vec<Pending>,
+        embedder: &dyn Embedder,
+        summary: &mut SyncSummary,
+        progress: &mut dyn SyncProgress,
+    ) -> Result<usize> {
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        let texts: Vec<&str> = batch.iter().flat_map(Pending::texts).collect();
+        let all = embed_counted(self.store(), embedder, &texts, "a batch of files", summary);
+        let mut written = 0;
+        let mut offset = 0;
+        for p in batch.drain(..) {
+            let n = p.texts().count();
+            let vectors = match &all {
+                Ok(v) => Ok(v[offset..offset + n].to_vec()),
+                // Retry alone, so one bad file does not fail its neighbours.
+                Err(_) => {
+                    let texts: Vec<&str> = p.texts().collect();
+                    embed_counted(self.store(), embedder, &texts, &p.file.path, summary)
+                }
+            };
+            offset += n;
+            let outcome = match vectors {
+                Ok(vectors) => {
+                    let mut docs = Vec::with_capacity(p.loaded.documents.len());
+                    let mut at = 0;
+                    for d in &p.loaded.documents {
+                        let k = d.chunks.len();
+                        docs.push(NewDocument {
+                            source: &d.document.source,
+                            format: d.document.format,
+                            metadata: &d.document.metadata,
+                            chunks: &d.chunks,
+                            vectors: &vectors[at..at + k],
+                        });
+                        at += k;
+                    }
+                    self.put_file(&p.file, &docs)?;
+                    written += 1;
+                    let list = if p.is_new {
+                        &mut summary.added
+                    } else {
+                        &mut summary.updated
+                    };
+                    list.push(p.file.path.clone());
+                    if p.is_new {
+                        FileOutcome::Added
+                    } else {
+                        FileOutcome::Updated
+                    }
+                }
+                Err(e) => {
+                    summary.failed.push(SyncFailure {
+                        path: p.path.clone(),
+                        reason: e.to_string(),
+                    });
+                    FileOutcome::Failed
+                }
+            };
+            progress.event(&SyncEvent::File {
+                path: &p.path,
+                outcome,
+            });
+        }
+        if let Ok(v) = &all {
+            progress.event(&SyncEvent::Embedded { chunks: v.len() });
+        }
+        Ok(written)
+    }
+}
+
+/// The key a file is stored under: its absolute path.
+pub(crate) fn source_key(path: &Path) -> String {
+    path.to_string_lossy().into_owned()
+}
+
+enum Examined {
+    /// Same content; `touch` carries a new mtime to record.
+    Unchanged { touch: Option<i64> },
+    Changed {
+        hash: String,
+        size: u64,
+        mtime_ns: i64,
+    },
+}
+
+/// Modification times this close to the last indexing are not trusted: a write in the same
+/// clock tick would not change them (git's "racy clean" problem), so such files are hashed.
+const RACY_NS: i64 = 2_000_000_000;
+
+fn examine(
+    path: &Path,
+    old: Option<&FileState>,
+    options: &SyncOptions,
+) -> Result<Examined, String> {
+    let meta = std::fs::metadata(path).map_err(|e| format!("cannot stat: {e}"))?;
+    let size = meta.len();
+    let mtime_ns = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos() as i64);
+    if let Some(old) = old
+        && !options.rehash
+        && old.size == size
+        && old.mtime_ns == mtime_ns
+        && mtime_ns != 0
+        && mtime_ns < old.indexed_at_ns - RACY_NS
+    {
+        return Ok(Examined::Unchanged { touch: None });
+    }
+    let hash = hash_file(path).map_err(|e| format!("cannot read: {e}"))?;
+    match old {
+        // Recording the time again makes the file "clean" for the stat-only check next time.
+        Some(old) if old.hash == hash => Ok(Examined::Unchanged {
+            touch: Some(mtime_ns),
+        }),
+        _ => Ok(Examined::Changed {
+            hash,
+            size,
+            mtime_ns,
+        }),
+    }
+}
+
+/// blake3 of the file, streamed (files may be larger than memory).
+pub(crate) fn hash_file(path: &Path) -> std::io::Result<String> {
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = blake3::Hasher::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hasher.finalize().to_hex().to_string())
+}

@@ -1,0 +1,135 @@
+//! Shared fixtures: a docs folder, both storage backends, and the invariants every
+//! knowledge base must satisfy.
+
+use anyhow::Result;
+use ragtune_index::testing::{HashEmbedder, PlainTextSource};
+use ragtune_index::{KnowledgeBase, SyncOptions, SyncSummary};
+use std::path::{Path, PathBuf};
+
+pub const DIM: usize = 64;
+
+pub fn embedder() -> HashEmbedder {
+    HashEmbedder::new(DIM)
+}
+
+/// Where a knowledge base lives; tests loop over both (ripgrep's SearcherTester style).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Ram,
+    Disk,
+}
+
+pub const BACKENDS: [Backend; 2] = [Backend::Ram, Backend::Disk];
+
+pub fn open(backend: Backend, dir: &Path) -> Result<KnowledgeBase> {
+    Ok(match backend {
+        Backend::Ram => KnowledgeBase::in_memory(&embedder())?,
+        Backend::Disk => KnowledgeBase::open(&dir.join("kb"), &embedder())?,
+    })
+}
+
+/// A folder of text files to sync.
+pub struct Docs {
+    pub dir: tempfile::TempDir,
+}
+
+impl Docs {
+    pub fn new() -> Result<Self> {
+        Ok(Docs {
+            dir: tempfile::tempdir()?,
+        })
+    }
+
+    pub fn root(&self) -> PathBuf {
+        self.dir.path().canonicalize().unwrap()
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.root().join(name)
+    }
+
+    pub fn write(&self, name: &str, text: &str) -> Result<PathBuf> {
+        let p = self.path(name);
+        std::fs::create_dir_all(p.parent().unwrap())?;
+        std::fs::write(&p, text)?;
+        Ok(p)
+    }
+
+    pub fn source(&self, name: &str) -> String {
+        self.path(name).to_string_lossy().into_owned()
+    }
+}
+
+pub fn sync(kb: &mut KnowledgeBase, roots: &[PathBuf]) -> Result<SyncSummary> {
+    Ok(kb.sync(
+        roots,
+        &PlainTextSource,
+        &embedder(),
+        &SyncOptions::default(),
+        &mut ragtune_index::NoProgress,
+    )?)
+}
+
+/// Every document has all its chunks and vectors, every index agrees with SQLite.
+pub fn assert_consistent(kb: &KnowledgeBase) {
+    let h = kb.health().unwrap();
+    assert!(h.is_consistent(), "inconsistent knowledge base: {h:?}");
+    for d in kb.documents().unwrap() {
+        assert!(!d.hash.is_empty(), "half-written document row {d:?}");
+    }
+}
+
+/// Sources of the BM25 hits for a query, best first.
+pub fn bm25_sources(kb: &KnowledgeBase, q: &str) -> Vec<String> {
+    let ids: Vec<i64> = kb
+        .bm25_search(q, 50, None)
+        .unwrap()
+        .into_iter()
+        .map(|h| h.0)
+        .collect();
+    kb.chunks(&ids)
+        .unwrap()
+        .into_iter()
+        .map(|c| c.source)
+        .collect()
+}
+
+/// Sources of the dense hits for a query, best first.
+pub fn dense_sources(kb: &KnowledgeBase, q: &str, k: usize) -> Vec<String> {
+    let v = embedder().vector(q);
+    let ids: Vec<i64> = kb
+        .dense_search(&v, k, None)
+        .unwrap()
+        .into_iter()
+        .map(|h| h.0)
+        .collect();
+    kb.chunks(&ids)
+        .unwrap()
+        .into_iter()
+        .map(|c| c.source)
+        .collect()
+}
+
+/// A comparable picture of a knowledge base's content (ids differ between runs).
+pub fn snapshot(kb: &KnowledgeBase) -> Vec<(String, String, Vec<String>)> {
+    let mut out = Vec::new();
+    for d in kb.documents().unwrap() {
+        let ids: Vec<i64> = kb
+            .store()
+            .chunk_documents()
+            .unwrap()
+            .into_iter()
+            .filter(|(_, doc)| *doc == d.id)
+            .map(|(c, _)| c)
+            .collect();
+        let mut texts: Vec<(u32, String)> = kb
+            .chunks(&ids)
+            .unwrap()
+            .into_iter()
+            .map(|c| (c.ordinal, c.text))
+            .collect();
+        texts.sort();
+        out.push((d.source, d.hash, texts.into_iter().map(|t| t.1).collect()));
+    }
+    out
+}

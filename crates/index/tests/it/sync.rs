@@ -1,0 +1,219 @@
+//! Sync: add, modify, delete, rename, failures, unchanged files; every index checked.
+
+use crate::support::{
+    BACKENDS, Docs, assert_consistent, bm25_sources, dense_sources, embedder, open, sync,
+};
+use anyhow::Result;
+use ragtune_index::testing::PlainTextSource;
+use ragtune_index::{DocumentSource, Error, LoadedFile, SourceError, SyncEvent, SyncOptions};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+#[test]
+fn add_modify_delete_rename_keep_every_index_in_step() -> Result<()> {
+    for backend in BACKENDS {
+        let docs = Docs::new()?;
+        let kb_dir = tempfile::tempdir()?;
+        let mut kb = open(backend, kb_dir.path())?;
+        let roots = [docs.root()];
+        docs.write(
+            "animals.txt",
+            "zebras graze on the savanna\n\nlions sleep all day",
+        )?;
+        docs.write(
+            "tools/rust.md",
+            "# Rust\n\nthe borrow checker rejects dangling references",
+        )?;
+        docs.write("tools/cooking.txt", "simmer the tomato sauce slowly")?;
+        docs.write("ignored.bin", "not a text file the source lists")?;
+
+        let s = sync(&mut kb, &roots)?;
+        assert_eq!(s.added.len(), 3, "{backend:?}: {s:?}");
+        assert_eq!(
+            (
+                s.updated.len(),
+                s.deleted.len(),
+                s.unchanged,
+                s.failed.len()
+            ),
+            (0, 0, 0, 0)
+        );
+        assert_eq!(s.embedded_chunks, 4);
+        assert_consistent(&kb);
+        assert_eq!(kb.health()?.chunks, 4);
+        assert_eq!(
+            bm25_sources(&kb, "borrow checker"),
+            vec![docs.source("tools/rust.md")]
+        );
+        let rust = kb.document(&docs.source("tools/rust.md"))?.unwrap();
+        assert_eq!(rust.metadata["title"], "rust");
+
+        // Nothing changed: nothing is reloaded.
+        let s = sync(&mut kb, &roots)?;
+        assert_eq!(
+            (s.added.len(), s.updated.len(), s.deleted.len(), s.unchanged),
+            (0, 0, 0, 3)
+        );
+
+        // Modify: the old words are gone from BM25 and dense, the new ones are found.
+        docs.write(
+            "tools/cooking.txt",
+            "knead the bread dough\n\nbake it in a hot oven",
+        )?;
+        let s = sync(&mut kb, &roots)?;
+        assert_eq!(
+            s.updated,
+            vec![docs.source("tools/cooking.txt")],
+            "{backend:?}"
+        );
+        assert_eq!(s.unchanged, 2);
+        assert_consistent(&kb);
+        assert!(bm25_sources(&kb, "tomato").is_empty());
+        assert_eq!(
+            bm25_sources(&kb, "dough"),
+            vec![docs.source("tools/cooking.txt")]
+        );
+        assert_eq!(
+            kb.document(&docs.source("tools/cooking.txt"))?
+                .unwrap()
+                .version,
+            2
+        );
+        assert_eq!(kb.health()?.chunks, 5);
+
+        // Delete.
+        std::fs::remove_file(docs.path("animals.txt"))?;
+        let s = sync(&mut kb, &roots)?;
+        assert_eq!(s.deleted, vec![docs.source("animals.txt")]);
+        assert_consistent(&kb);
+        assert!(bm25_sources(&kb, "zebras").is_empty());
+        assert!(!dense_sources(&kb, "zebras graze", 10).contains(&docs.source("animals.txt")));
+        assert_eq!(kb.health()?.chunks, 3);
+
+        // Rename: delete + add, and the stored vectors are reused instead of re-embedded.
+        std::fs::create_dir_all(docs.path("lang"))?;
+        std::fs::rename(docs.path("tools/rust.md"), docs.path("lang/rust-notes.md"))?;
+        let s = sync(&mut kb, &roots)?;
+        assert_eq!(s.added, vec![docs.source("lang/rust-notes.md")]);
+        assert_eq!(s.deleted, vec![docs.source("tools/rust.md")]);
+        assert_eq!(
+            (s.embedded_chunks, s.reused_chunks),
+            (0, 1),
+            "{backend:?}: {s:?}"
+        );
+        assert_consistent(&kb);
+        assert_eq!(
+            bm25_sources(&kb, "borrow"),
+            vec![docs.source("lang/rust-notes.md")]
+        );
+        assert_eq!(kb.health()?.documents, 2);
+    }
+    Ok(())
+}
+
+#[test]
+fn a_file_that_fails_is_reported_and_the_others_are_indexed() -> Result<()> {
+    let docs = Docs::new()?;
+    let mut kb = open(crate::support::Backend::Ram, docs.root().as_path())?;
+    docs.write("good.txt", "healthy content")?;
+    let bad = docs.path("bad.txt");
+    std::fs::write(&bad, [0xff, 0xfe, 0x00, 0x80])?;
+    docs.write("also-good.md", "more healthy content")?;
+    let s = sync(&mut kb, &[docs.root()])?;
+    assert_eq!(s.added.len(), 2);
+    assert_eq!(s.failed.len(), 1);
+    assert_eq!(s.failed[0].path, bad);
+    assert!(
+        s.failed[0].reason.contains("UTF-8"),
+        "{}",
+        s.failed[0].reason
+    );
+    assert_consistent(&kb);
+    Ok(())
+}
+
+/// Counts loads, to prove unchanged files are not reloaded.
+struct Counting(AtomicUsize);
+
+impl DocumentSource for Counting {
+    fn list(&self, root: &Path) -> Vec<Result<PathBuf, SourceError>> {
+        PlainTextSource.list(root)
+    }
+    fn load(&self, path: &Path) -> Result<LoadedFile, SourceError> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        PlainTextSource.load(path)
+    }
+}
+
+#[test]
+fn unchanged_files_are_neither_loaded_nor_embedded_again() -> Result<()> {
+    let docs = Docs::new()?;
+    let mut kb = open(crate::support::Backend::Ram, docs.root().as_path())?;
+    for i in 0..5 {
+        docs.write(&format!("f{i}.txt"), &format!("document number {i}"))?;
+    }
+    let source = Counting(AtomicUsize::new(0));
+    let mut events = Vec::new();
+    let mut progress = |e: &SyncEvent<'_>| events.push(format!("{e:?}"));
+    let opts = SyncOptions::default();
+    kb.sync(&[docs.root()], &source, &embedder(), &opts, &mut progress)?;
+    assert_eq!(source.0.load(Ordering::SeqCst), 5);
+    assert!(events[0].starts_with("Scanned { files: 5 }"), "{events:?}");
+    assert!(events.last().unwrap().starts_with("Finished"));
+    let s = kb.sync(
+        &[docs.root()],
+        &source,
+        &embedder(),
+        &opts,
+        &mut ragtune_index::NoProgress,
+    )?;
+    assert_eq!(s.unchanged, 5);
+    assert_eq!(
+        source.0.load(Ordering::SeqCst),
+        5,
+        "no reload of unchanged files"
+    );
+    // Touching a file (same content, new mtime) hashes it but does not reload it.
+    docs.write("f0.txt", "document number 0")?;
+    let s = kb.sync(
+        &[docs.root()],
+        &source,
+        &embedder(),
+        &opts,
+        &mut ragtune_index::NoProgress,
+    )?;
+    assert_eq!(s.unchanged, 5);
+    assert_eq!(source.0.load(Ordering::SeqCst), 5);
+    Ok(())
+}
+
+#[test]
+fn sync_only_deletes_under_its_roots_and_refuses_missing_roots() -> Result<()> {
+    let docs = Docs::new()?;
+    let mut kb = open(crate::support::Backend::Ram, docs.root().as_path())?;
+    docs.write("a/one.txt", "first folder")?;
+    docs.write("b/two.txt", "second folder")?;
+    sync(&mut kb, &[docs.path("a"), docs.path("b")])?;
+    // Syncing only `a` must not delete what came from `b`.
+    let s = sync(&mut kb, &[docs.path("a")])?;
+    assert!(s.deleted.is_empty(), "{s:?}");
+    assert_eq!(kb.health()?.documents, 2);
+    let err = sync(&mut kb, &[docs.path("gone")]).unwrap_err();
+    let err = err.downcast::<Error>()?;
+    assert!(matches!(err, Error::MissingRoot { .. }), "{err}");
+    assert_eq!(kb.health()?.documents, 2);
+    Ok(())
+}
+
+#[test]
+fn identical_chunks_in_a_new_file_reuse_stored_vectors() -> Result<()> {
+    let docs = Docs::new()?;
+    let mut kb = open(crate::support::Backend::Ram, docs.root().as_path())?;
+    docs.write("a.txt", "shared paragraph\n\nonly in a")?;
+    sync(&mut kb, &[docs.root()])?;
+    docs.write("b.txt", "shared paragraph\n\nonly in b")?;
+    let s = sync(&mut kb, &[docs.root()])?;
+    assert_eq!((s.embedded_chunks, s.reused_chunks), (1, 1));
+    assert_consistent(&kb);
+    Ok(())
+}

@@ -1,0 +1,183 @@
+//! [`KbRetriever`]: the [`Retriever`] over a knowledge base. Dense and BM25 rank chunks on
+//! their own; hybrid asks both for a deeper candidate list and fuses the ranks.
+
+use crate::filter;
+use crate::fusion::{Fused, RankedList, reciprocal_rank_fusion};
+use ragtune_core::{Embedder, Hit, Query, RetrieveError, Retriever, SearchMode};
+use ragtune_index::{KnowledgeBase, SharedFilter};
+use std::collections::BTreeMap;
+
+/// How hybrid search fuses, and how deep each mode looks.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetrieveOptions {
+    /// The `k` of reciprocal rank fusion; larger flattens the advantage of top ranks.
+    pub rrf_k: f32,
+    pub bm25_weight: f32,
+    pub dense_weight: f32,
+    /// Each mode fetches `max(k * depth_factor, min_depth)` candidates for fusion.
+    pub depth_factor: usize,
+    pub min_depth: usize,
+}
+
+impl Default for RetrieveOptions {
+    fn default() -> Self {
+        RetrieveOptions {
+            rrf_k: 60.0,
+            bm25_weight: 1.0,
+            dense_weight: 1.0,
+            depth_factor: 4,
+            min_depth: 100,
+        }
+    }
+}
+
+/// Answers queries from a knowledge base with the embedder that built it.
+pub struct KbRetriever<'a> {
+    kb: &'a KnowledgeBase,
+    embedder: &'a dyn Embedder,
+    options: RetrieveOptions,
+}
+
+fn index_err(e: ragtune_index::Error) -> RetrieveError {
+    RetrieveError::Index(e.to_string())
+}
+
+impl<'a> KbRetriever<'a> {
+    /// Fails when `embedder` is not the one the knowledge base was built with.
+    pub fn new(kb: &'a KnowledgeBase, embedder: &'a dyn Embedder) -> Result<Self, RetrieveError> {
+        let info = kb.embedder_info();
+        if info.name != embedder.name() || info.dimension != embedder.dimension() {
+            return Err(RetrieveError::InvalidQuery(format!(
+                "the knowledge base was built with embedder `{}` ({} dimensions), not `{}` ({}); search with the same embedder",
+                info.name,
+                info.dimension,
+                embedder.name(),
+                embedder.dimension()
+            )));
+        }
+        Ok(KbRetriever {
+            kb,
+            embedder,
+            options: RetrieveOptions::default(),
+        })
+    }
+
+    pub fn with_options(mut self, options: RetrieveOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    pub fn options(&self) -> &RetrieveOptions {
+        &self.options
+    }
+
+    fn dense(
+        &self,
+        text: &str,
+        depth: usize,
+        filter: Option<SharedFilter>,
+    ) -> Result<Vec<(i64, f32)>, RetrieveError> {
+        let q = self.embedder.embed_query(text)?;
+        self.kb.dense_search(&q, depth, filter).map_err(index_err)
+    }
+
+    fn bm25(
+        &self,
+        text: &str,
+        depth: usize,
+        filter: Option<SharedFilter>,
+    ) -> Result<Vec<(i64, f32)>, RetrieveError> {
+        self.kb.bm25_search(text, depth, filter).map_err(index_err)
+    }
+
+    /// Ranked chunk ids with their score and per-mode ranks, before hydration.
+    pub fn rank(&self, query: &Query) -> Result<Vec<Fused>, RetrieveError> {
+        let filter = filter::resolve(self.kb, &query.filter)
+            .map_err(|e| RetrieveError::InvalidQuery(e.to_string()))?;
+        let k = query.k;
+        let single = |list: Vec<(i64, f32)>, mode| {
+            list.into_iter()
+                .enumerate()
+                .map(|(i, (id, score))| Fused {
+                    id,
+                    score,
+                    ranks: vec![(mode, i as u32 + 1)],
+                })
+                .collect()
+        };
+        Ok(match query.mode {
+            SearchMode::Bm25 => single(self.bm25(&query.text, k, filter)?, SearchMode::Bm25),
+            SearchMode::Dense => single(self.dense(&query.text, k, filter)?, SearchMode::Dense),
+            SearchMode::Hybrid => {
+                let o = &self.options;
+                let depth = (k * o.depth_factor).max(o.min_depth).max(k);
+                let bm25: Vec<i64> = self
+                    .bm25(&query.text, depth, filter.clone())?
+                    .into_iter()
+                    .map(|h| h.0)
+                    .collect();
+                let dense: Vec<i64> = self
+                    .dense(&query.text, depth, filter)?
+                    .into_iter()
+                    .map(|h| h.0)
+                    .collect();
+                let lists = [
+                    RankedList {
+                        mode: SearchMode::Bm25,
+                        weight: o.bm25_weight,
+                        ids: &bm25,
+                    },
+                    RankedList {
+                        mode: SearchMode::Dense,
+                        weight: o.dense_weight,
+                        ids: &dense,
+                    },
+                ];
+                let mut fused = reciprocal_rank_fusion(&lists, o.rrf_k);
+                fused.truncate(k);
+                fused
+            }
+        })
+    }
+}
+
+impl Retriever for KbRetriever<'_> {
+    fn retrieve(&self, query: &Query) -> Result<Vec<Hit>, RetrieveError> {
+        if query.text.trim().is_empty() {
+            return Err(RetrieveError::InvalidQuery(
+                "the query is empty; type a question".into(),
+            ));
+        }
+        let ranked = self.rank(query)?;
+        let ids: Vec<i64> = ranked.iter().map(|r| r.id).collect();
+        let mut chunks: BTreeMap<i64, _> = self
+            .kb
+            .chunks(&ids)
+            .map_err(index_err)?
+            .into_iter()
+            .map(|c| (c.id, c))
+            .collect();
+        // A chunk deleted by a concurrent writer since the search is simply left out.
+        Ok(ranked
+            .into_iter()
+            .filter_map(|Fused { id, score, ranks }| {
+                let c = chunks.remove(&id)?;
+                Some(Hit {
+                    chunk_id: id,
+                    source: c.source,
+                    format: c.format,
+                    page: c.page,
+                    heading_path: c.heading_path,
+                    start: c.start,
+                    end: c.end,
+                    text: c.text,
+                    score,
+                    ranks: ranks
+                        .into_iter()
+                        .map(|(m, r)| (m.as_str().to_owned(), r))
+                        .collect(),
+                })
+            })
+            .collect())
+    }
+}
