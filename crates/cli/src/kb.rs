@@ -6,7 +6,9 @@ use clap::Args;
 use ragtune_catalog::{ModelStore, ResolvedModel};
 use ragtune_core::{Filter, Format, Query, Retriever, SearchMode};
 use ragtune_embed::SentenceEmbedder;
-use ragtune_index::{IngestSource, KnowledgeBase, SyncOptions, SyncSummary, WatchOptions};
+use ragtune_index::{
+    IngestSource, KnowledgeBase, SyncOptions, SyncSummary, WatchOptions, load_sql_rows,
+};
 use ragtune_retrieve::KbRetriever;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -59,8 +61,18 @@ pub fn open_existing(args: &KbArgs, embedder: &SentenceEmbedder) -> Result<Knowl
 #[derive(Debug, Args)]
 pub struct IngestArgs {
     /// Files and folders to index; run again to pick up changes and deletions.
-    #[arg(required = true)]
+    #[arg(required_unless_present = "sql")]
     pub paths: Vec<PathBuf>,
+    /// Index the rows of this query (one document per row, columns as metadata) from --db;
+    /// run again to pick up changed and deleted rows.
+    #[arg(long, requires = "db", conflicts_with_all = ["paths", "watch"])]
+    pub sql: Option<String>,
+    /// The SQLite database that --sql reads.
+    #[arg(long, requires = "sql")]
+    pub db: Option<PathBuf>,
+    /// Columns that hold the text of a row (comma-separated; needed with --sql).
+    #[arg(long, value_delimiter = ',')]
+    pub text_columns: Vec<String>,
     /// Keep running and follow changes under the paths.
     #[arg(long)]
     pub watch: bool,
@@ -93,6 +105,21 @@ pub fn ingest(args: IngestArgs) -> Result<()> {
     source.chunk.overlap_tokens = args.overlap;
     if let Some(field) = &args.text_field {
         source.load.json.text_field = Some(field.clone());
+    }
+    if let (Some(query), Some(db)) = (&args.sql, &args.db) {
+        if args.text_columns.is_empty() {
+            bail!("--sql needs --text-columns: the columns that hold each row's text");
+        }
+        let columns: Vec<&str> = args.text_columns.iter().map(String::as_str).collect();
+        // Sources name the database by its absolute path, so a later run from elsewhere
+        // finds the same rows.
+        let db_abs = std::fs::canonicalize(db)
+            .with_context(|| format!("the database {} cannot be opened", db.display()))?;
+        let docs = load_sql_rows(&db_abs, query, &columns, &embedder, &source.chunk)?;
+        let prefix = format!("sqlite:{}#", db_abs.display());
+        let summary = kb.sync_records(&prefix, &docs, &embedder, &mut SyncBar::new())?;
+        print_summary(&dir, &summary);
+        return Ok(());
     }
     let options = SyncOptions {
         rehash: args.rehash,

@@ -75,6 +75,8 @@ pub enum Error {
 
     #[error("cannot watch {}: {reason}", path.display())]
     Watch { path: PathBuf, reason: String },
+    #[error(transparent)]
+    Source(#[from] crate::source::SourceError),
 }
 
 /// `Result` with this crate's [`Error`].

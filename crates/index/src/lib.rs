@@ -46,6 +46,7 @@ mod embedding;
 mod error;
 mod ingest_source;
 mod kb;
+mod records;
 mod source;
 mod store;
 mod sync;
@@ -59,6 +60,7 @@ pub use bm25::{Bm25Options, SharedFilter};
 pub use error::{Error, Result};
 pub use ingest_source::IngestSource;
 pub use kb::{Health, KbOptions, KnowledgeBase};
+pub use records::load_sql_rows;
 pub use source::{DocumentSource, LoadedDocument, LoadedFile, SourceError};
 pub use store::{
     DocumentRecord, EmbedderInfo, FileRecord, FileState, IndexedChunk, NewDocument, Store,

@@ -1,0 +1,100 @@
+//! Sync for documents that are not files: rows of a SQL query. The knowledge base ends up
+//! holding exactly the given documents among those whose source starts with a prefix (e.g.
+//! `sqlite:/data/crm.db#`): new and changed rows (by text hash) are written, vanished rows are
+//! removed, unchanged rows cost nothing.
+
+use crate::kb::KnowledgeBase;
+use crate::source::{LoadedDocument, SourceError};
+use crate::store::DocumentRecord;
+use crate::sync::{FileOutcome, SyncEvent, SyncProgress, SyncSummary};
+use crate::{Error, Result};
+use ragtune_core::{Embedder, TokenCounter};
+use ragtune_ingest::ChunkOptions;
+use std::collections::HashSet;
+use std::path::Path;
+
+/// Loads the rows of `query` in the SQLite database `db` as chunked documents, one per row.
+pub fn load_sql_rows(
+    db: &Path,
+    query: &str,
+    text_columns: &[&str],
+    counter: &dyn TokenCounter,
+    options: &ChunkOptions,
+) -> Result<Vec<LoadedDocument>> {
+    let documents = ragtune_ingest::load_sql(db, query, text_columns).map_err(|e| {
+        Error::Source(SourceError {
+            path: db.to_path_buf(),
+            reason: e.to_string(),
+        })
+    })?;
+    Ok(documents
+        .into_iter()
+        .map(|document| {
+            let chunks = ragtune_ingest::chunk(&document, counter, options);
+            LoadedDocument { document, chunks }
+        })
+        .collect())
+}
+
+impl KnowledgeBase {
+    /// Makes the documents under `prefix` equal `docs` (one transaction per document).
+    pub fn sync_records(
+        &mut self,
+        prefix: &str,
+        docs: &[LoadedDocument],
+        embedder: &dyn Embedder,
+        progress: &mut dyn SyncProgress,
+    ) -> Result<SyncSummary> {
+        let mut summary = SyncSummary::default();
+        progress.event(&SyncEvent::Scanned { files: docs.len() });
+        let mut seen = HashSet::new();
+        for loaded in docs {
+            let doc = &loaded.document;
+            seen.insert(doc.source.clone());
+            let hash = blake3::hash(doc.text.as_bytes()).to_hex().to_string();
+            let outcome = match self.document(&doc.source)? {
+                Some(stored) if stored.hash == hash => {
+                    summary.unchanged += 1;
+                    FileOutcome::Unchanged
+                }
+                existing => {
+                    let record = DocumentRecord {
+                        source: doc.source.clone(),
+                        format: doc.format,
+                        hash,
+                        size: doc.text.len() as u64,
+                        mtime_ns: 0,
+                        metadata: doc.metadata.clone(),
+                    };
+                    self.put_document(&record, &loaded.chunks, embedder)?;
+                    summary.embedded_chunks += loaded.chunks.len();
+                    if existing.is_some() {
+                        summary.updated.push(doc.source.clone());
+                        FileOutcome::Updated
+                    } else {
+                        summary.added.push(doc.source.clone());
+                        FileOutcome::Added
+                    }
+                }
+            };
+            progress.event(&SyncEvent::File {
+                path: Path::new(&doc.source),
+                outcome,
+            });
+        }
+        let gone: Vec<String> = self
+            .documents()?
+            .into_iter()
+            .map(|d| d.source)
+            .filter(|s| s.starts_with(prefix) && !seen.contains(s))
+            .collect();
+        for source in gone {
+            self.delete_document(&source)?;
+            progress.event(&SyncEvent::Deleted { source: &source });
+            summary.deleted.push(source);
+        }
+        self.checkpoint()?;
+        progress.event(&SyncEvent::Finished { summary: &summary });
+        Ok(summary)
+    }
+}
