@@ -38,7 +38,31 @@ enum Command {
     Eval(eval::EvalCommand),
 }
 
+/// The PDF parser panics on some malformed files; ragtune-ingest catches those panics and
+/// reports the page as a warning, so the default hook's message and backtrace are noise.
+/// Every other panic is printed as usual.
+fn quiet_pdf_parser_panics() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let in_pdf_parser = info.location().is_some_and(|l| {
+            let file = l.file();
+            [
+                "pdf-extract",
+                "lopdf",
+                "adobe-cmap-parser",
+                "type1-encoding-parser",
+            ]
+            .iter()
+            .any(|c| file.contains(c))
+        });
+        if !in_pdf_parser {
+            default(info);
+        }
+    }));
+}
+
 fn main() -> ExitCode {
+    quiet_pdf_parser_panics();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Models(cmd) => models::run(cmd),
