@@ -2,9 +2,9 @@
 //! cells also go to `metadata["columns"]`). Streamed in segments like plain text.
 
 use crate::builder::cell_text;
-use crate::error::{Error, Result, Warning};
+use crate::error::{Error, Result};
 use crate::load::Segment;
-use crate::stream::{Utf8Decoder, invalid_utf8_warning};
+use crate::stream::{SegmentCursor, Utf8Decoder};
 use ragtune_core::{Block, BlockKind, ExtractedDocument, Format, Metadata};
 use std::fs::File;
 use std::io::{BufReader, Read, Seek};
@@ -15,11 +15,9 @@ pub(crate) struct CsvStream {
     path: PathBuf,
     source: String,
     segment_bytes: usize,
-    offset: usize,
     record: csv::ByteRecord,
     decoder: Utf8Decoder,
-    reported_invalid: u64,
-    emitted: bool,
+    cursor: SegmentCursor,
     done: bool,
 }
 
@@ -36,11 +34,9 @@ impl CsvStream {
             source: path.display().to_string(),
             path,
             segment_bytes: segment_bytes.max(64),
-            offset: 0,
             record: csv::ByteRecord::new(),
             decoder: Utf8Decoder::default(),
-            reported_invalid: 0,
-            emitted: false,
+            cursor: SegmentCursor::default(),
             done: false,
         })
     }
@@ -107,7 +103,7 @@ impl Iterator for CsvStream {
             let Some(last) = cells.iter().rposition(|c| !c.is_empty()) else {
                 continue;
             };
-            if !self.emitted && blocks.is_empty() {
+            if !self.cursor.emitted && blocks.is_empty() {
                 metadata.insert("columns".into(), cells[..=last].join(", "));
             }
             let start = text.len();
@@ -120,21 +116,15 @@ impl Iterator for CsvStream {
             });
             text.push('\n');
         }
-        if self.emitted && text.is_empty() {
+        if self.cursor.emitted && text.is_empty() {
             return None;
         }
-        let mut warnings = Vec::new();
-        if !self.emitted && text.is_empty() {
-            warnings.push(Warning::new(&self.path, "the file has no rows"));
-        }
-        if self.decoder.invalid > self.reported_invalid {
-            let n = self.decoder.invalid - self.reported_invalid;
-            warnings.push(invalid_utf8_warning(&self.path, n));
-            self.reported_invalid = self.decoder.invalid;
-        }
-        let offset = self.offset;
-        self.offset += text.len();
-        self.emitted = true;
+        let (offset, warnings) = self.cursor.close(
+            &self.path,
+            text.len(),
+            self.decoder.invalid,
+            "the file has no rows",
+        );
         Some(Ok(Segment {
             document: ExtractedDocument {
                 source: self.source.clone(),

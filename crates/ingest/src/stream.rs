@@ -66,6 +66,41 @@ impl Utf8Decoder {
     }
 }
 
+/// Where the next segment of a streamed file starts, and what was reported so far: the
+/// bookkeeping every streaming loader shares.
+#[derive(Debug, Default)]
+pub(crate) struct SegmentCursor {
+    pub offset: usize,
+    /// A segment was handed out already.
+    pub emitted: bool,
+    reported_invalid: u64,
+}
+
+impl SegmentCursor {
+    /// Closes a segment of `len` bytes: returns where it starts and its warnings (an empty
+    /// file, invalid UTF-8 decoded since the previous segment).
+    pub fn close(
+        &mut self,
+        path: &std::path::Path,
+        len: usize,
+        invalid: u64,
+        empty_file: &str,
+    ) -> (usize, Vec<Warning>) {
+        let mut warnings = Vec::new();
+        if !self.emitted && len == 0 {
+            warnings.push(Warning::new(path, empty_file));
+        }
+        if invalid > self.reported_invalid {
+            warnings.push(invalid_utf8_warning(path, invalid - self.reported_invalid));
+            self.reported_invalid = invalid;
+        }
+        let offset = self.offset;
+        self.offset += len;
+        self.emitted = true;
+        (offset, warnings)
+    }
+}
+
 pub(crate) fn invalid_utf8_warning(path: &std::path::Path, count: u64) -> Warning {
     Warning::new(
         path,
@@ -82,11 +117,9 @@ pub(crate) struct TextStream {
     source: String,
     decoder: Utf8Decoder,
     pending: String,
-    offset: usize,
     segment_bytes: usize,
     eof: bool,
-    emitted: bool,
-    reported_invalid: u64,
+    cursor: SegmentCursor,
 }
 
 impl TextStream {
@@ -97,11 +130,9 @@ impl TextStream {
             path,
             decoder: Utf8Decoder::default(),
             pending: String::new(),
-            offset: 0,
             segment_bytes: segment_bytes.max(64),
             eof: false,
-            emitted: false,
-            reported_invalid: 0,
+            cursor: SegmentCursor::default(),
         }
     }
 
@@ -119,7 +150,7 @@ impl TextStream {
             } else {
                 self.decoder.decode(&buf[..n], &mut self.pending);
             }
-            if !self.emitted && self.pending.starts_with('\u{feff}') {
+            if !self.cursor.emitted && self.pending.starts_with('\u{feff}') {
                 self.pending.drain(..3);
             }
         }
@@ -133,11 +164,11 @@ impl Iterator for TextStream {
     fn next(&mut self) -> Option<Self::Item> {
         if let Err(e) = self.fill() {
             self.eof = true;
-            self.emitted = true;
+            self.cursor.emitted = true;
             self.pending.clear();
             return Some(Err(e));
         }
-        if self.pending.is_empty() && self.emitted {
+        if self.pending.is_empty() && self.cursor.emitted {
             return None;
         }
         let cut = if self.eof && self.pending.len() <= self.segment_bytes {
@@ -147,18 +178,12 @@ impl Iterator for TextStream {
         };
         let rest = self.pending.split_off(cut);
         let text = std::mem::replace(&mut self.pending, rest);
-        let mut warnings = Vec::new();
-        if !self.emitted && text.is_empty() {
-            warnings.push(Warning::new(&self.path, "the file is empty"));
-        }
-        if self.decoder.invalid > self.reported_invalid {
-            let n = self.decoder.invalid - self.reported_invalid;
-            warnings.push(invalid_utf8_warning(&self.path, n));
-            self.reported_invalid = self.decoder.invalid;
-        }
-        let offset = self.offset;
-        self.offset += text.len();
-        self.emitted = true;
+        let (offset, warnings) = self.cursor.close(
+            &self.path,
+            text.len(),
+            self.decoder.invalid,
+            "the file is empty",
+        );
         let document = ExtractedDocument {
             source: self.source.clone(),
             format: Format::Text,
