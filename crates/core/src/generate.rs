@@ -111,6 +111,10 @@ pub struct GenerationRequest {
     /// a fixed number of tokens).
     #[serde(default)]
     pub ignore_eos: bool,
+    /// Report the log-probability of every generated token ([`Generation::logprobs`]); off by
+    /// default because it costs a pass over the vocabulary per token.
+    #[serde(default)]
+    pub logprobs: bool,
 }
 
 impl GenerationRequest {
@@ -121,6 +125,7 @@ impl GenerationRequest {
             sampling: SamplingParams::default(),
             stop: Vec::new(),
             ignore_eos: false,
+            logprobs: false,
         }
     }
     pub fn with_max_tokens(mut self, max_tokens: u32) -> Self {
@@ -172,6 +177,11 @@ pub struct Generation {
     pub prompt_time: Duration,
     /// Time spent producing the completion tokens.
     pub decode_time: Duration,
+    /// When the request asked for them: the natural log of the probability the model gave each
+    /// completion token, in order (from the raw logits, before sampling adjustments). Empty
+    /// otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub logprobs: Vec<f32>,
 }
 
 impl Generation {
@@ -180,6 +190,16 @@ impl Generation {
     }
     pub fn decode_tokens_per_second(&self) -> f64 {
         rate(self.usage.completion_tokens, self.decode_time)
+    }
+    /// The geometric mean of the completion tokens' probabilities, a confidence in 0..=1;
+    /// `None` without log-probabilities.
+    pub fn mean_token_probability(&self) -> Option<f32> {
+        if self.logprobs.is_empty() {
+            return None;
+        }
+        let mean =
+            self.logprobs.iter().map(|&l| f64::from(l)).sum::<f64>() / self.logprobs.len() as f64;
+        Some(mean.exp() as f32)
     }
 }
 

@@ -5,7 +5,7 @@
 //! next token of every running sequence plus as much pending prompt as fits in the batch.
 
 use super::context_cache::{ContextCache, OwnedContext, Shape};
-use super::sampling::{Picker, picker};
+use super::sampling::{Picker, log_probability, picker};
 use super::{ModelError, Tokenizer, backend, load_model};
 use crate::text_stream::TextStream;
 use llama_cpp_2::context::LlamaContext;
@@ -265,6 +265,8 @@ struct Active {
     logits_at: Option<i32>,
     started: Instant,
     first_token: Option<Instant>,
+    /// `Some` when the request asked for log-probabilities.
+    logprobs: Option<Vec<f32>>,
 }
 
 struct Engine {
@@ -309,6 +311,7 @@ impl Engine {
                 logits_at: None,
                 started: Instant::now(),
                 first_token: None,
+                logprobs: params.logprobs.then(Vec::new),
             });
         }
         self.slots.iter().any(Option::is_some)
@@ -363,6 +366,9 @@ impl Engine {
                 Some(FinishReason::Stop)
             } else {
                 active.completion_tokens += 1;
+                if let Some(logprobs) = &mut active.logprobs {
+                    logprobs.push(log_probability(ctx.get_logits_ith(at), token.0 as usize));
+                }
                 let text = active.stream.push(&tokenizer.piece(token, false));
                 if sink(active.request, text).is_break() {
                     Some(FinishReason::Cancelled)
@@ -402,5 +408,6 @@ fn finished(active: Active, finish_reason: FinishReason, now: Instant) -> Genera
         finish_reason,
         prompt_time: first.saturating_duration_since(active.started),
         decode_time: now.saturating_duration_since(first).max(Duration::ZERO),
+        logprobs: active.logprobs.unwrap_or_default(),
     }
 }

@@ -22,6 +22,17 @@ impl Picker {
     }
 }
 
+/// The natural log of the softmax probability of `token` under `logits`, computed stably
+/// (log-sum-exp around the maximum).
+pub(super) fn log_probability(logits: &[f32], token: usize) -> f32 {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    if !max.is_finite() {
+        return f32::NEG_INFINITY;
+    }
+    let sum: f64 = logits.iter().map(|&l| f64::from((l - max).exp())).sum();
+    ((f64::from(logits[token] - max)) - sum.ln()) as f32
+}
+
 /// Index of the largest logit; the first one on ties, as llama.cpp's greedy sampler does.
 fn argmax(logits: &[f32]) -> usize {
     let mut best = 0;
@@ -72,7 +83,19 @@ pub(super) fn picker(params: &SamplingParams, n_vocab: i32, history: &[LlamaToke
 
 #[cfg(test)]
 mod tests {
-    use super::argmax;
+    use super::{argmax, log_probability};
+
+    #[test]
+    fn log_probability_is_a_log_softmax() {
+        let logits = [1.0f32, 2.0, 3.0];
+        let z: f64 = logits.iter().map(|&l| f64::from(l).exp()).sum();
+        for (i, &l) in logits.iter().enumerate() {
+            let expected = (f64::from(l).exp() / z).ln() as f32;
+            assert!((log_probability(&logits, i) - expected).abs() < 1e-6);
+        }
+        // Large logits do not overflow.
+        assert!((log_probability(&[1000.0, 1000.0], 0) - 0.5f32.ln()).abs() < 1e-6);
+    }
 
     #[test]
     fn argmax_takes_the_first_of_equal_maxima() {
