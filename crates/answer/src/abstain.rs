@@ -16,6 +16,10 @@ pub struct AbstentionPolicy {
     /// Abstain when the best retrieval score in the prompt is below this (RAG only). The scale is
     /// the retriever's: cosine for dense, BM25 for lexical, RRF for hybrid. `None`: never.
     pub min_score: Option<f32>,
+    /// Abstain when the model's confidence in its reply (the geometric mean of its tokens'
+    /// probabilities, 0 to 1) is below this. `None`: never.
+    #[serde(default)]
+    pub min_confidence: Option<f32>,
     /// Abstain when the model replies with the refusal phrase.
     pub model_refusal: bool,
 }
@@ -24,6 +28,7 @@ impl Default for AbstentionPolicy {
     fn default() -> Self {
         Self {
             min_score: None,
+            min_confidence: None,
             model_refusal: true,
         }
     }
@@ -37,6 +42,8 @@ pub enum AbstainReason {
     NoPassages,
     /// The best retrieval score was below the threshold.
     LowScore,
+    /// The model's confidence in its reply was below the threshold.
+    LowConfidence,
     /// The model said the documents do not contain the answer.
     ModelRefused,
 }
@@ -51,16 +58,23 @@ pub struct Abstention {
     pub score: Option<f32>,
     /// The threshold that applied.
     pub min_score: Option<f32>,
+    /// The model's confidence in its reply (geometric mean of token probabilities), when the
+    /// generator reports token probabilities and the model was asked.
+    pub confidence: Option<f32>,
+    pub min_confidence: Option<f32>,
     /// Whether the model's reply was the refusal (reported even when the policy ignores it).
     pub model_refused: bool,
 }
 
 impl AbstentionPolicy {
     /// Decides. `needs_passages` is true in RAG mode, where an empty prompt means no evidence.
+    /// The model's refusal is honoured before a low confidence is (a refusal phrase may itself
+    /// be said with low confidence).
     pub fn decide(
         &self,
         needs_passages: bool,
         score: Option<f32>,
+        confidence: Option<f32>,
         model_refused: bool,
     ) -> Abstention {
         let reason = if needs_passages && score.is_none() {
@@ -71,6 +85,10 @@ impl AbstentionPolicy {
             Some(AbstainReason::LowScore)
         } else if self.model_refusal && model_refused {
             Some(AbstainReason::ModelRefused)
+        } else if let (Some(c), Some(t)) = (confidence, self.min_confidence)
+            && c < t
+        {
+            Some(AbstainReason::LowConfidence)
         } else {
             None
         };
@@ -79,6 +97,8 @@ impl AbstentionPolicy {
             reason,
             score,
             min_score: self.min_score,
+            confidence,
+            min_confidence: self.min_confidence,
             model_refused,
         }
     }
@@ -92,27 +112,45 @@ mod tests {
     fn score_threshold_both_ways() {
         let p = AbstentionPolicy {
             min_score: Some(0.5),
-            model_refusal: true,
+            ..AbstentionPolicy::default()
         };
-        let low = p.decide(true, Some(0.4), false);
+        let low = p.decide(true, Some(0.4), None, false);
         assert!(low.abstained);
         assert_eq!(low.reason, Some(AbstainReason::LowScore));
-        let high = p.decide(true, Some(0.6), false);
+        let high = p.decide(true, Some(0.6), None, false);
         assert!(!high.abstained);
         assert_eq!(high.score, Some(0.6));
         // At the threshold the answer stands.
-        assert!(!p.decide(true, Some(0.5), false).abstained);
+        assert!(!p.decide(true, Some(0.5), None, false).abstained);
+    }
+
+    #[test]
+    fn confidence_threshold_both_ways_and_after_a_refusal() {
+        let p = AbstentionPolicy {
+            min_confidence: Some(0.5),
+            ..AbstentionPolicy::default()
+        };
+        let unsure = p.decide(true, Some(1.0), Some(0.3), false);
+        assert_eq!(unsure.reason, Some(AbstainReason::LowConfidence));
+        assert_eq!(unsure.confidence, Some(0.3));
+        assert!(!p.decide(true, Some(1.0), Some(0.5), false).abstained);
+        // No signal, no decision on it.
+        assert!(!p.decide(false, None, None, false).abstained);
+        assert_eq!(
+            p.decide(true, Some(1.0), Some(0.1), true).reason,
+            Some(AbstainReason::ModelRefused)
+        );
     }
 
     #[test]
     fn model_refusal_can_be_ignored() {
         let mut p = AbstentionPolicy::default();
         assert_eq!(
-            p.decide(true, Some(1.0), true).reason,
+            p.decide(true, Some(1.0), None, true).reason,
             Some(AbstainReason::ModelRefused)
         );
         p.model_refusal = false;
-        let a = p.decide(true, Some(1.0), true);
+        let a = p.decide(true, Some(1.0), None, true);
         assert!(!a.abstained);
         assert!(a.model_refused);
     }
@@ -121,9 +159,9 @@ mod tests {
     fn no_passages_abstains_only_when_passages_are_needed() {
         let p = AbstentionPolicy::default();
         assert_eq!(
-            p.decide(true, None, false).reason,
+            p.decide(true, None, None, false).reason,
             Some(AbstainReason::NoPassages)
         );
-        assert!(!p.decide(false, None, false).abstained);
+        assert!(!p.decide(false, None, None, false).abstained);
     }
 }

@@ -26,7 +26,7 @@
 //!         let _ = sink("Denver Broncos [1]");
 //!         Ok(Generation { text: "Denver Broncos [1]".into(), usage: Usage::default(),
 //!             finish_reason: FinishReason::Stop, prompt_time: Duration::ZERO,
-//!             decode_time: Duration::ZERO })
+//!             decode_time: Duration::ZERO, logprobs: Vec::new() })
 //!     }
 //!     fn count_prompt_tokens(&self, p: &Prompt) -> Result<u32, GeneratorError> {
 //!         let Prompt::Chat(m) = p else { unreachable!() };
@@ -75,4 +75,4 @@ pub use budget::PassageFit;
 pub use citation::{CitationFailure, QuoteCheck};
 pub use error::{Error, Result};
 pub use fewshot::{Example, ExamplePool, SelectedExample, examples_from, load_examples};
-pub use template::PromptTemplate;
+pub use template::{Demonstration, PromptTemplate};

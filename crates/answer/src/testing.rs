@@ -49,10 +49,13 @@ pub fn last_question(messages: &[ChatMessage]) -> &str {
 }
 
 type Reply = dyn Fn(&[ChatMessage]) -> String + Send + Sync;
+type Confidence = dyn Fn(&str) -> f32 + Send + Sync;
 
 /// A generator whose reply is a function of the messages.
 pub struct FakeGenerator {
     reply: Box<Reply>,
+    /// Every token's probability, as a function of the whole reply (default 1).
+    confidence: Box<Confidence>,
     context: u32,
     /// Every request, in order.
     pub requests: Mutex<Vec<GenerationRequest>>,
@@ -67,10 +70,21 @@ impl FakeGenerator {
     ) -> Self {
         Self {
             reply: Box::new(reply),
+            confidence: Box::new(|_| 1.0),
             context,
             requests: Mutex::new(Vec::new()),
             batches: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Gives every token of a reply the probability `confidence(reply)` (when the request asks
+    /// for log-probabilities).
+    pub fn with_confidence(
+        mut self,
+        confidence: impl Fn(&str) -> f32 + Send + Sync + 'static,
+    ) -> Self {
+        self.confidence = Box::new(confidence);
+        self
     }
 
     /// Replies from a table keyed by the question ([`last_question`]), else `default`.
@@ -117,12 +131,19 @@ impl FakeGenerator {
             prompt_tokens: word_count(&chatml(&request.prompt)),
             completion_tokens: word_count(&text),
         };
+        let logprobs = if request.logprobs {
+            let lp = (self.confidence)(&full).ln();
+            vec![lp; usage.completion_tokens as usize]
+        } else {
+            Vec::new()
+        };
         Generation {
             text,
             usage,
             finish_reason,
             prompt_time: Duration::from_micros(10 * u64::from(usage.prompt_tokens)),
             decode_time: Duration::from_micros(1000 * u64::from(usage.completion_tokens)),
+            logprobs,
         }
     }
 }

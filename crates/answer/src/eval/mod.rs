@@ -41,16 +41,36 @@ pub struct QuestionResult {
     pub answer: Answer,
 }
 
+/// What an abstention threshold is compared with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Signal {
+    /// The best retrieval score among the passages in the prompt.
+    RetrievalScore,
+    /// The model's confidence in its reply (geometric mean of its token probabilities).
+    Confidence,
+}
+
+impl Signal {
+    pub fn of(self, a: &crate::Abstention) -> Option<f32> {
+        match self {
+            Signal::RetrievalScore => a.score,
+            Signal::Confidence => a.confidence,
+        }
+    }
+}
+
 impl QuestionResult {
-    /// Whether the answer is withheld at score threshold `t` (`None`: no threshold).
-    pub fn abstains_at(&self, t: Option<f32>) -> bool {
+    /// Whether the answer is withheld when `signal` must reach `t` (`None`: no threshold).
+    /// A missing signal never withholds.
+    pub fn abstains_at(&self, signal: Signal, t: Option<f32>) -> bool {
         self.abstains_at_any_threshold
-            || matches!((self.answer.abstention.score, t), (Some(s), Some(t)) if s < t)
+            || matches!((signal.of(&self.answer.abstention), t), (Some(s), Some(t)) if s < t)
     }
 
-    /// Exact match and F1 at threshold `t`.
-    pub fn scores_at(&self, t: Option<f32>) -> (f64, f64) {
-        if self.abstains_at(t) {
+    /// Exact match and F1 at threshold `t` on `signal`.
+    pub fn scores_at(&self, signal: Signal, t: Option<f32>) -> (f64, f64) {
+        if self.abstains_at(signal, t) {
             score_answer("", &self.gold)
         } else {
             (self.reply_exact_match, self.reply_f1)
@@ -114,10 +134,10 @@ pub struct EvalSummary {
     pub mean_context_tokens: f64,
 }
 
-/// The trade-off at one score threshold.
+/// The trade-off at one threshold.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CurvePoint {
-    /// `None`: no score threshold (only the model's refusal and missing passages abstain).
+    /// `None`: no threshold (only the model's refusal and missing passages abstain).
     pub threshold: Option<f32>,
     pub abstention_rate_unanswerable: Option<f64>,
     pub false_abstention_rate_answerable: Option<f64>,
@@ -131,7 +151,12 @@ pub struct CurvePoint {
 pub struct EvalReport {
     pub mode: Mode,
     pub summary: EvalSummary,
+    /// The abstention trade-off over a threshold on the retrieval score (RAG).
     pub curve: Vec<CurvePoint>,
+    /// The same over a threshold on the model's confidence in its reply.
+    pub confidence_curve: Vec<CurvePoint>,
+    /// Whether the questions were answered in one batch (latency under load) or one at a time.
+    pub batched: bool,
     /// Wall-clock time of the whole run.
     pub wall_ms: f64,
 }
@@ -143,29 +168,56 @@ pub struct Evaluation {
     pub results: Vec<QuestionResult>,
 }
 
-/// Answers `items` with one batched generation and scores them.
+/// Answers `items` with one batched generation and scores them. Per-question latency is then
+/// latency under load: a request's time from entering the batch to its last token.
 pub fn evaluate(answerer: &Answerer<'_>, items: &[QaItem]) -> Result<Evaluation> {
     let start = Instant::now();
     let questions: Vec<&str> = items.iter().map(|i| i.question.as_str()).collect();
     let prepared = answerer.prepare_batch(&questions)?;
     let generations = answerer.generate_batch(&prepared)?;
+    let answers = prepared
+        .into_iter()
+        .zip(generations)
+        .map(|(p, g)| answerer.finish(p, g));
+    Ok(report(answerer, items, answers, true, start))
+}
+
+/// Answers `items` one at a time, as `ragtune ask` does, so per-question latency is what a user
+/// waits for one answer. Slower overall than [`evaluate`].
+pub fn evaluate_sequential(answerer: &Answerer<'_>, items: &[QaItem]) -> Result<Evaluation> {
+    let start = Instant::now();
+    let answers = items
+        .iter()
+        .map(|item| answerer.ask(&item.question))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(report(answerer, items, answers, false, start))
+}
+
+fn report(
+    answerer: &Answerer<'_>,
+    items: &[QaItem],
+    answers: impl IntoIterator<Item = Answer>,
+    batched: bool,
+    start: Instant,
+) -> Evaluation {
     let model_refusal = answerer.options().abstention.model_refusal;
     let results: Vec<QuestionResult> = items
         .iter()
-        .zip(prepared)
-        .zip(generations)
-        .map(|((item, p), g)| score_question(item, answerer.finish(p, g), model_refusal))
+        .zip(answers)
+        .map(|(item, answer)| score_question(item, answer, model_refusal))
         .collect();
-    let thresholds = default_thresholds(&results);
-    Ok(Evaluation {
+    let sweep = |signal| curve(&results, signal, &default_thresholds(&results, signal));
+    Evaluation {
         report: EvalReport {
             mode: answerer.options().mode,
             summary: summarize(&results),
-            curve: curve(&results, &thresholds),
+            curve: sweep(Signal::RetrievalScore),
+            confidence_curve: sweep(Signal::Confidence),
+            batched,
             wall_ms: start.elapsed().as_secs_f64() * 1000.0,
         },
         results,
-    })
+    }
 }
 
 fn mean(values: impl Iterator<Item = f64>) -> Option<f64> {
@@ -236,12 +288,12 @@ pub fn summarize(results: &[QuestionResult]) -> EvalSummary {
     }
 }
 
-/// Thresholds worth sweeping: the 0th, 5th, ..., 100th percentiles of the observed scores
-/// (nearest rank), and one just above the highest, where every answer is withheld.
-pub fn default_thresholds(results: &[QuestionResult]) -> Vec<f32> {
+/// Thresholds worth sweeping: the 0th, 5th, ..., 100th percentiles of the observed values of
+/// `signal` (nearest rank), and one just above the highest, where every answer is withheld.
+pub fn default_thresholds(results: &[QuestionResult], signal: Signal) -> Vec<f32> {
     let mut scores: Vec<f32> = results
         .iter()
-        .filter_map(|r| r.answer.abstention.score)
+        .filter_map(|r| signal.of(&r.answer.abstention))
         .filter(|s| s.is_finite())
         .collect();
     if scores.is_empty() {
@@ -257,25 +309,27 @@ pub fn default_thresholds(results: &[QuestionResult]) -> Vec<f32> {
     out
 }
 
-/// The abstention trade-off with no threshold, then at each threshold.
-pub fn curve(results: &[QuestionResult], thresholds: &[f32]) -> Vec<CurvePoint> {
+/// The abstention trade-off with no threshold, then at each threshold on `signal`. Only that
+/// signal's threshold applies (with the model's refusal and missing passages), whatever the
+/// run's policy set.
+pub fn curve(results: &[QuestionResult], signal: Signal, thresholds: &[f32]) -> Vec<CurvePoint> {
     std::iter::once(None)
         .chain(thresholds.iter().copied().map(Some))
         .map(|t| {
-            let scores: Vec<(f64, f64)> = results.iter().map(|r| r.scores_at(t)).collect();
+            let scores: Vec<(f64, f64)> = results.iter().map(|r| r.scores_at(signal, t)).collect();
             CurvePoint {
                 threshold: t,
                 abstention_rate_unanswerable: rate(
                     results
                         .iter()
                         .filter(|r| !r.answerable)
-                        .map(|r| r.abstains_at(t)),
+                        .map(|r| r.abstains_at(signal, t)),
                 ),
                 false_abstention_rate_answerable: rate(
                     results
                         .iter()
                         .filter(|r| r.answerable)
-                        .map(|r| r.abstains_at(t)),
+                        .map(|r| r.abstains_at(signal, t)),
                 ),
                 exact_match: mean(scores.iter().map(|s| s.0)).unwrap_or(0.0),
                 f1: mean(scores.iter().map(|s| s.1)).unwrap_or(0.0),
@@ -300,12 +354,18 @@ impl fmt::Display for EvalReport {
         let s = &self.summary;
         writeln!(
             f,
-            "mode {}: {} questions ({} answerable, {} unanswerable) in {:.1} s",
+            "mode {}: {} questions ({} answerable, {} unanswerable) in {:.1} s ({:.2} questions/s, {})",
             self.mode,
             s.questions,
             s.answerable,
             s.unanswerable,
-            self.wall_ms / 1000.0
+            self.wall_ms / 1000.0,
+            s.questions as f64 / (self.wall_ms / 1000.0).max(1e-9),
+            if self.batched {
+                "batched"
+            } else {
+                "one at a time"
+            },
         )?;
         let rows: [(&str, String); 11] = [
             ("exact match", pct(Some(s.exact_match))),
@@ -331,7 +391,11 @@ impl fmt::Display for EvalReport {
             ),
             ("answers with a citation", pct(s.cited_answer_rate)),
             (
-                "latency p50 / p95",
+                if self.batched {
+                    "latency p50 / p95 (in a batch)"
+                } else {
+                    "latency p50 / p95"
+                },
                 format!("{:.1} / {:.1} ms", s.latency_p50_ms, s.latency_p95_ms),
             ),
             (
@@ -346,13 +410,19 @@ impl fmt::Display for EvalReport {
         for (name, value) in rows {
             writeln!(f, "  {name:<30} {value}")?;
         }
-        if self.curve.len() > 1 {
+        for (name, points) in [
+            ("retrieval score", &self.curve),
+            ("model confidence", &self.confidence_curve),
+        ] {
+            if points.len() <= 1 {
+                continue;
+            }
             writeln!(
                 f,
-                "\n  {:>12}  {:>13}  {:>14}  {:>7}  {:>7}",
+                "\n  {:>12}  {:>13}  {:>14}  {:>7}  {:>7}   (threshold on the {name})",
                 "threshold", "abstain unans", "false abstain", "EM", "F1"
             )?;
-            for p in &self.curve {
+            for p in points {
                 let t = p
                     .threshold
                     .map_or_else(|| "none".to_string(), |t| format!("{t:.4}"));

@@ -8,8 +8,9 @@ fn with_threshold(min_score: Option<f32>, model_refusal: bool) -> AskOptions {
         abstention: AbstentionPolicy {
             min_score,
             model_refusal,
+            min_confidence: None,
         },
-        ..AskOptions::default()
+        ..crate::all_hits()
     }
 }
 
@@ -43,7 +44,7 @@ fn a_low_retrieval_score_abstains_and_a_high_one_answers() {
 fn the_score_is_the_best_passage_in_the_prompt() {
     let generator = replying("x");
     let retriever = retriever();
-    let a = Answerer::new(&generator, AskOptions::default())
+    let a = Answerer::new(&generator, crate::all_hits())
         .with_retriever(&retriever)
         .ask("Who?")
         .unwrap();
@@ -54,7 +55,7 @@ fn the_score_is_the_best_passage_in_the_prompt() {
 fn the_model_refusal_abstains_unless_ignored() {
     let generator = replying("The documents do not contain the answer.");
     let retriever = retriever();
-    let a = Answerer::new(&generator, AskOptions::default())
+    let a = Answerer::new(&generator, crate::all_hits())
         .with_retriever(&retriever)
         .ask("What is the capital of Peru?")
         .unwrap();
@@ -74,7 +75,7 @@ fn the_model_refusal_abstains_unless_ignored() {
 fn an_answer_is_not_mistaken_for_a_refusal() {
     let generator = replying("Denver Broncos [1]");
     let retriever = retriever();
-    let a = Answerer::new(&generator, AskOptions::default())
+    let a = Answerer::new(&generator, crate::all_hits())
         .with_retriever(&retriever)
         .ask("Who won?")
         .unwrap();
@@ -85,7 +86,7 @@ fn an_answer_is_not_mistaken_for_a_refusal() {
 fn no_passages_abstain_without_asking_the_model() {
     let generator = replying("Lima");
     let empty = FixedRetriever::new(Vec::new());
-    let a = Answerer::new(&generator, AskOptions::default())
+    let a = Answerer::new(&generator, crate::all_hits())
         .with_retriever(&empty)
         .ask("What is the capital of Peru?")
         .unwrap();
@@ -108,4 +109,32 @@ fn closed_book_abstains_on_its_own_refusal_only() {
     let options = with_threshold(Some(100.0), true).with_mode(Mode::ClosedBook);
     let a = Answerer::new(&generator, options).ask("Who?").unwrap();
     assert!(!a.abstention.abstained);
+}
+
+#[test]
+fn an_unsure_reply_abstains_when_a_confidence_threshold_is_set() {
+    let generator = replying("Beyonce [1]").with_confidence(|reply| {
+        if reply.starts_with("Beyonce") {
+            0.2
+        } else {
+            0.9
+        }
+    });
+    let strong = FixedRetriever::new(vec![hit(1, "a.md", "Beyonce sang.", 0.9)]);
+    let mut options = crate::all_hits();
+    let answer = |options: &AskOptions| {
+        Answerer::new(&generator, options.clone())
+            .with_retriever(&strong)
+            .ask("Who sang?")
+            .unwrap()
+    };
+    // Reported without a threshold, and the answer stands.
+    let a = answer(&options);
+    assert!(!a.abstention.abstained);
+    let c = a.abstention.confidence.unwrap();
+    assert!((c - 0.2).abs() < 1e-5, "{c}");
+    options.abstention.min_confidence = Some(0.5);
+    let a = answer(&options);
+    assert_eq!(a.abstention.reason, Some(AbstainReason::LowConfidence));
+    assert_eq!(a.answer, RAG_REFUSAL);
 }

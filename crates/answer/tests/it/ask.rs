@@ -7,7 +7,11 @@ use std::ops::ControlFlow;
 fn an_answer_cites_chunks_with_source_page_heading_and_span() {
     let generator = replying("Denver Broncos [1]");
     let retriever = retriever();
-    let answerer = Answerer::new(&generator, AskOptions::default()).with_retriever(&retriever);
+    let options = AskOptions {
+        top_k: 5,
+        ..crate::all_hits()
+    };
+    let answerer = Answerer::new(&generator, options).with_retriever(&retriever);
     let a = answerer.ask("Who won Super Bowl 50?").unwrap();
     assert_eq!(a.answer, "Denver Broncos [1]");
     assert_eq!(a.answer_text, "Denver Broncos");
@@ -37,7 +41,7 @@ fn the_retriever_gets_the_configured_query() {
     let options = AskOptions {
         top_k: 2,
         search: SearchMode::Bm25,
-        ..AskOptions::default()
+        ..crate::all_hits()
     };
     let a = Answerer::new(&generator, options)
         .with_retriever(&retriever)
@@ -55,7 +59,7 @@ fn the_retriever_gets_the_configured_query() {
 fn tokens_and_timings_are_reported() {
     let generator = replying("Denver Broncos [1]");
     let retriever = retriever();
-    let a = Answerer::new(&generator, AskOptions::default())
+    let a = Answerer::new(&generator, crate::all_hits())
         .with_retriever(&retriever)
         .ask("Who won?")
         .unwrap();
@@ -75,7 +79,7 @@ fn tokens_and_timings_are_reported() {
 fn streaming_hands_over_the_reply_as_it_comes() {
     let generator = replying("Levi's Stadium [2]");
     let retriever = retriever();
-    let answerer = Answerer::new(&generator, AskOptions::default()).with_retriever(&retriever);
+    let answerer = Answerer::new(&generator, crate::all_hits()).with_retriever(&retriever);
     let mut pieces = Vec::new();
     let a = answerer
         .ask_streaming("Where was it played?", &mut |piece| {
@@ -91,7 +95,7 @@ fn streaming_hands_over_the_reply_as_it_comes() {
 fn the_result_serialises_to_json_and_back() {
     let generator = replying("Denver Broncos [1] [7]");
     let retriever = retriever();
-    let a = Answerer::new(&generator, AskOptions::default())
+    let a = Answerer::new(&generator, crate::all_hits())
         .with_retriever(&retriever)
         .ask("Who won?")
         .unwrap();
@@ -117,7 +121,7 @@ fn the_result_serialises_to_json_and_back() {
 fn ask_batch_uses_one_batched_generation() {
     let generator = replying("Denver Broncos [1]");
     let retriever = retriever();
-    let answerer = Answerer::new(&generator, AskOptions::default()).with_retriever(&retriever);
+    let answerer = Answerer::new(&generator, crate::all_hits()).with_retriever(&retriever);
     let answers = answerer.ask_batch(&["a?", "b?", "c?"]).unwrap();
     assert_eq!(answers.len(), 3);
     assert_eq!(*generator.batches.lock().unwrap(), vec![3]);

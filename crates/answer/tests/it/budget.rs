@@ -27,6 +27,7 @@ fn options(budget: u32, min_trim_chars: usize) -> AskOptions {
     AskOptions {
         prompt_budget: Some(budget),
         min_trim_chars,
+        top_k: 5,
         ..AskOptions::default()
     }
 }

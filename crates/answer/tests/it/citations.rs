@@ -1,11 +1,11 @@
 use crate::{replying, retriever};
 use ragtune_answer::citation::{check_citations, parse_citations};
-use ragtune_answer::{Answer, Answerer, AskOptions, CitationFailure};
+use ragtune_answer::{Answer, Answerer, CitationFailure};
 
 fn ask(reply: &str) -> Answer {
     let generator = replying(reply);
     let retriever = retriever();
-    Answerer::new(&generator, AskOptions::default())
+    Answerer::new(&generator, crate::all_hits())
         .with_retriever(&retriever)
         .ask("Who won Super Bowl 50?")
         .unwrap()

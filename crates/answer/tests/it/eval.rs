@@ -1,9 +1,9 @@
+use ragtune_answer::Answerer;
 use ragtune_answer::eval::{
-    QaItem, curve, default_thresholds, evaluate, exact_match, f1_score, normalize_answer,
+    QaItem, Signal, curve, default_thresholds, evaluate, exact_match, f1_score, normalize_answer,
     score_answer,
 };
 use ragtune_answer::testing::{FakeGenerator, FixedRetriever, hit};
-use ragtune_answer::{Answerer, AskOptions};
 
 fn item(id: &str, question: &str, answers: &[&str]) -> QaItem {
     QaItem {
@@ -68,7 +68,7 @@ fn close(a: f64, b: f64) -> bool {
 fn metrics_aggregate_over_questions() {
     let generator = generator();
     let retriever = retriever();
-    let answerer = Answerer::new(&generator, AskOptions::default()).with_retriever(&retriever);
+    let answerer = Answerer::new(&generator, crate::all_hits()).with_retriever(&retriever);
     let eval = evaluate(&answerer, &items()).unwrap();
     // One batched generation with every prompt.
     assert_eq!(*generator.batches.lock().unwrap(), vec![4]);
@@ -105,9 +105,9 @@ fn metrics_aggregate_over_questions() {
 fn the_threshold_sweep_trades_abstention_for_answers() {
     let generator = generator();
     let retriever = retriever();
-    let answerer = Answerer::new(&generator, AskOptions::default()).with_retriever(&retriever);
+    let answerer = Answerer::new(&generator, crate::all_hits()).with_retriever(&retriever);
     let eval = evaluate(&answerer, &items()).unwrap();
-    let points = curve(&eval.results, &[0.5, 1.0]);
+    let points = curve(&eval.results, Signal::RetrievalScore, &[0.5, 1.0]);
     assert_eq!(points.len(), 3);
     // No threshold: what the run itself decided.
     assert_eq!(points[0].threshold, None);
@@ -124,7 +124,7 @@ fn the_threshold_sweep_trades_abstention_for_answers() {
     assert_eq!(points[2].false_abstention_rate_answerable, Some(1.0));
     assert!(close(points[2].exact_match, 0.5) && close(points[2].f1, 0.5));
     // The default sweep spans the observed scores and ends where all abstain.
-    let t = default_thresholds(&eval.results);
+    let t = default_thresholds(&eval.results, Signal::RetrievalScore);
     assert_eq!(t[..4], [0.2, 0.3, 0.7, 0.9]);
     assert_eq!(t.len(), 5);
     let last = eval.report.curve.last().unwrap();
@@ -136,7 +136,7 @@ fn the_threshold_sweep_trades_abstention_for_answers() {
 fn the_report_prints_as_a_table_and_json() {
     let generator = generator();
     let retriever = retriever();
-    let answerer = Answerer::new(&generator, AskOptions::default()).with_retriever(&retriever);
+    let answerer = Answerer::new(&generator, crate::all_hits()).with_retriever(&retriever);
     let eval = evaluate(&answerer, &items()).unwrap();
     let text = eval.report.to_string();
     assert!(
@@ -171,4 +171,31 @@ fn squad_normalisation_and_scores_on_known_cases() {
     let golds = ["Denver Broncos".to_string(), "Broncos".to_string()];
     assert_eq!(score_answer("the Broncos", &golds), (1.0, 1.0));
     assert_eq!(score_answer("", &[]), (1.0, 1.0));
+}
+
+#[test]
+fn the_confidence_sweep_uses_the_model_s_own_signal() {
+    // Sure of the right answer, unsure of the guess about the Mona Lisa.
+    let generator = generator().with_confidence(|reply| {
+        if reply.starts_with("Leonardo") {
+            0.3
+        } else {
+            0.9
+        }
+    });
+    let retriever = retriever();
+    let answerer = Answerer::new(&generator, crate::all_hits()).with_retriever(&retriever);
+    let eval = evaluate(&answerer, &items()).unwrap();
+    let confidences: Vec<_> = eval
+        .results
+        .iter()
+        .map(|r| r.answer.abstention.confidence.unwrap())
+        .collect();
+    assert!((confidences[3] - 0.3).abs() < 1e-5, "{confidences:?}");
+    let points = curve(&eval.results, Signal::Confidence, &[0.5]);
+    // No threshold: only the refusal abstains; at 0.5 the unsure guess is withheld too.
+    assert_eq!(points[0].abstention_rate_unanswerable, Some(0.5));
+    assert_eq!(points[1].abstention_rate_unanswerable, Some(1.0));
+    assert_eq!(points[1].false_abstention_rate_answerable, Some(0.0));
+    assert_eq!(eval.report.confidence_curve.len(), 1 + 3);
 }

@@ -55,7 +55,7 @@ fn examples_are_shown_as_turns_with_the_most_similar_last() {
     let generator = FakeGenerator::table(4096, &[], "Denver Broncos");
     let options = AskOptions {
         examples: 2,
-        ..AskOptions::default().with_mode(Mode::FewShot)
+        ..crate::all_hits().with_mode(Mode::FewShot)
     };
     let answerer = Answerer::new(&generator, options).with_examples(&pool);
     let a = answerer.ask("Which team won Super Bowl 50?").unwrap();
@@ -84,7 +84,7 @@ fn the_least_similar_examples_go_first_when_the_budget_is_short() {
         &generator,
         AskOptions {
             examples: 3,
-            ..AskOptions::default().with_mode(Mode::FewShot)
+            ..crate::all_hits().with_mode(Mode::FewShot)
         },
     )
     .with_examples(&pool)
@@ -97,7 +97,7 @@ fn the_least_similar_examples_go_first_when_the_budget_is_short() {
         AskOptions {
             examples: 3,
             prompt_budget: Some(budget),
-            ..AskOptions::default().with_mode(Mode::FewShot)
+            ..crate::all_hits().with_mode(Mode::FewShot)
         },
     )
     .with_examples(&pool)
@@ -134,8 +134,8 @@ fn a_batch_embeds_its_questions_at_once() {
     };
     let pool = ExamplePool::new(examples(), &embedder).unwrap();
     let generator = FakeGenerator::table(4096, &[], "x");
-    let answerer = Answerer::new(&generator, AskOptions::default().with_mode(Mode::FewShot))
-        .with_examples(&pool);
+    let answerer =
+        Answerer::new(&generator, crate::all_hits().with_mode(Mode::FewShot)).with_examples(&pool);
     let answers = answerer.ask_batch(&["a?", "b?", "c?"]).unwrap();
     assert_eq!(answers.len(), 3);
     assert_eq!(*embedder.calls.lock().unwrap(), vec![5, 3]);

@@ -112,7 +112,7 @@ fn the_fake_obeys_orders_outside_the_data_block() {
 fn an_injected_passage_does_not_change_the_answer() {
     let generator = obedient();
     let clean = crate::retriever();
-    let expected = Answerer::new(&generator, AskOptions::default())
+    let expected = Answerer::new(&generator, crate::all_hits())
         .with_retriever(&clean)
         .ask(QUESTION)
         .unwrap();
@@ -121,7 +121,7 @@ fn an_injected_passage_does_not_change_the_answer() {
         let retriever = with_injection(injection);
         let options = AskOptions {
             top_k: 4,
-            ..AskOptions::default()
+            ..crate::all_hits()
         };
         let a = Answerer::new(&generator, options)
             .with_retriever(&retriever)
@@ -140,7 +140,7 @@ fn control_markup_never_reaches_the_prompt_structure() {
         let generator = obedient();
         let options = AskOptions {
             top_k: 4,
-            ..AskOptions::default()
+            ..crate::all_hits()
         };
         let p = Answerer::new(&generator, options)
             .with_retriever(&retriever)
@@ -160,9 +160,11 @@ fn control_markup_never_reaches_the_prompt_structure() {
                 assert!(!m.content.contains(marker), "{marker} in {:?}", m.content);
             }
         }
-        // One system and one user turn; one data block, holding the passages.
-        assert_eq!(messages.len(), 2);
-        let user = &messages[1].content;
+        // The system turn, the worked turns, then one user turn with one data block holding the
+        // passages.
+        let demonstrations = ragtune_answer::template::RAG_DEMONSTRATIONS.len();
+        assert_eq!(messages.len(), 2 + 2 * demonstrations);
+        let user = &messages.last().unwrap().content;
         assert_eq!(user.matches("<documents>").count(), 1, "{user}");
         assert_eq!(user.matches("</documents>").count(), 1, "{user}");
         let open = user.find("<documents>").unwrap();
@@ -173,7 +175,8 @@ fn control_markup_never_reaches_the_prompt_structure() {
         let block = &user[open..close];
         assert_eq!(block.lines().count(), 1 + 4, "{block}");
         let rendered = chatml(&Prompt::Chat(messages.to_vec()));
-        assert_eq!(rendered.matches("<|im_start|>").count(), 3);
-        assert_eq!(rendered.matches("<|im_end|>").count(), 2);
+        // Markup only where the template puts it: each turn, then the generation prompt.
+        assert_eq!(rendered.matches("<|im_start|>").count(), messages.len() + 1);
+        assert_eq!(rendered.matches("<|im_end|>").count(), messages.len());
     }
 }

@@ -67,3 +67,11 @@ pub fn retriever() -> FixedRetriever {
 pub fn replying(reply: &str) -> FakeGenerator {
     FakeGenerator::table(4096, &[], reply)
 }
+
+/// The default options with room for every hit of the fixtures (the default top-k is 2).
+pub fn all_hits() -> ragtune_answer::AskOptions {
+    ragtune_answer::AskOptions {
+        top_k: 5,
+        ..ragtune_answer::AskOptions::default()
+    }
+}

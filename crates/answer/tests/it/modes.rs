@@ -1,6 +1,6 @@
 use crate::{replying, retriever};
 use ragtune_answer::testing::BagOfWords;
-use ragtune_answer::{Answerer, AskOptions, Error, Example, ExamplePool, Mode};
+use ragtune_answer::{Answerer, Error, Example, ExamplePool, Mode};
 use std::collections::BTreeSet;
 
 fn keys(v: &serde_json::Value) -> BTreeSet<String> {
@@ -22,7 +22,7 @@ fn every_mode_returns_the_same_shape() {
     .unwrap();
     let mut shapes = Vec::new();
     for mode in Mode::ALL {
-        let answerer = Answerer::new(&generator, AskOptions::default().with_mode(mode))
+        let answerer = Answerer::new(&generator, crate::all_hits().with_mode(mode))
             .with_retriever(&retriever)
             .with_examples(&pool);
         let a = answerer.ask("Who won Super Bowl 50?").unwrap();
@@ -43,12 +43,9 @@ fn every_mode_returns_the_same_shape() {
 #[test]
 fn closed_book_cites_nothing_that_exists() {
     let generator = replying("Denver Broncos [1]");
-    let a = Answerer::new(
-        &generator,
-        AskOptions::default().with_mode(Mode::ClosedBook),
-    )
-    .ask("Who won Super Bowl 50?")
-    .unwrap();
+    let a = Answerer::new(&generator, crate::all_hits().with_mode(Mode::ClosedBook))
+        .ask("Who won Super Bowl 50?")
+        .unwrap();
     assert_eq!(a.failed_citations, 1);
     assert_eq!(a.tokens.context_used, 0);
     let messages = match &generator.requests.lock().unwrap()[0].prompt {
@@ -61,11 +58,11 @@ fn closed_book_cites_nothing_that_exists() {
 #[test]
 fn a_mode_without_its_source_is_a_configuration_error() {
     let generator = replying("x");
-    let err = Answerer::new(&generator, AskOptions::default())
+    let err = Answerer::new(&generator, crate::all_hits())
         .ask("q")
         .unwrap_err();
     assert!(matches!(err, Error::Config(_)) && err.to_string().contains("retriever"));
-    let err = Answerer::new(&generator, AskOptions::default().with_mode(Mode::FewShot))
+    let err = Answerer::new(&generator, crate::all_hits().with_mode(Mode::FewShot))
         .ask("q")
         .unwrap_err();
     assert!(matches!(err, Error::Config(_)) && err.to_string().contains("examples"));
