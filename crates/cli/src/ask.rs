@@ -26,7 +26,7 @@ pub struct AskArgs {
     #[arg(short = 'k', default_value_t = 4)]
     pub shots: usize,
     /// Passages retrieved (rag).
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 2)]
     pub top_k: usize,
     /// Retrieval mode: hybrid, bm25 or dense.
     #[arg(long, default_value = "hybrid", value_parser = parse_mode)]
@@ -43,6 +43,14 @@ pub struct AskArgs {
     /// Abstain when the best retrieval score is below this (on the retriever's scale).
     #[arg(long)]
     pub min_score: Option<f32>,
+    /// Abstain when the model's confidence in its reply (geometric mean of its token
+    /// probabilities, 0 to 1) is below this.
+    #[arg(long)]
+    pub min_confidence: Option<f32>,
+    /// A JSON file of prompt texts put over the mode's built-in template (fields: system, user,
+    /// passage, example_user, example_assistant, refusal, refusal_markers).
+    #[arg(long)]
+    pub template: Option<PathBuf>,
     /// Print the answer, citations, passages and timings as JSON.
     #[arg(long)]
     pub json: bool,
@@ -62,7 +70,11 @@ pub fn ask(args: AskArgs) -> Result<()> {
     options.max_tokens = args.max_tokens;
     options.prompt_budget = args.prompt_budget;
     options.abstention.min_score = args.min_score;
+    options.abstention.min_confidence = args.min_confidence;
     options.filter = filter_of(args.path.clone(), &[], &[])?;
+    if let Some(file) = &args.template {
+        options.template = Some(args.mode.template().overridden_by(file)?);
+    }
 
     let kb = match args.mode {
         Mode::Rag => Some(open_existing(&args.kb, &embedder)?),
@@ -128,8 +140,13 @@ fn print_sources(answer: &Answer) {
             None => println!("[{}] not a passage of the prompt [{status}]", c.number),
         }
     }
+    let confidence = answer
+        .abstention
+        .confidence
+        .map(|c| format!(" | confidence {c:.2}"))
+        .unwrap_or_default();
     eprintln!(
-        "retrieval {:.0} ms | prompt {} tokens (budget {}) | completion {} tokens | total {:.0} ms",
+        "retrieval {:.0} ms | prompt {} tokens (budget {}) | completion {} tokens | total {:.0} ms{confidence}",
         answer.timings.retrieval_ms,
         answer.tokens.prompt,
         answer.tokens.prompt_budget,

@@ -1,18 +1,26 @@
 //! `ragtune eval ...`: how good is each approach on these questions?
 
-use crate::kb::{open_embedder, parse_mode};
-use anyhow::{Result, bail};
+use crate::args::ModelArgs;
+use crate::kb::{KbArgs, open_embedder, open_existing, parse_mode};
+use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
+use ragtune_answer::eval::{QaItem, load_qa_jsonl, load_squad, sample_indices};
+use ragtune_answer::{Answerer, AskOptions, ExamplePool, Mode, examples_from, load_examples};
 use ragtune_core::SearchMode;
 use ragtune_index::KnowledgeBase;
 use ragtune_retrieve::KbRetriever;
 use ragtune_retrieve::eval::{self, Metrics};
-use std::path::PathBuf;
+use std::collections::HashSet;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, Subcommand)]
 pub enum EvalCommand {
     /// Retrieval quality per mode: nDCG@10, recall@1/5/10/100, MRR@10, latency.
     Retrieval(RetrievalArgs),
+    /// Answer quality per mode: exact match, F1, citation validity, abstention, latency,
+    /// tokens; one batched generation per mode.
+    Qa(QaArgs),
 }
 
 #[derive(Debug, Args)]
@@ -38,10 +46,256 @@ pub struct RetrievalArgs {
     pub embedder: String,
 }
 
+#[derive(Debug, Args)]
+pub struct QaArgs {
+    /// The questions: SQuAD JSON (v1.1 or v2.0) or JSONL with question and answers.
+    pub questions: PathBuf,
+    /// Questions drawn, with a fixed seed (0: all of them).
+    #[arg(long, default_value_t = 500)]
+    pub sample: usize,
+    /// Seed of the sample.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Modes to run, one after another on the same questions (default: rag).
+    #[arg(long = "mode")]
+    pub modes: Vec<Mode>,
+    /// A SQuAD JSON file whose paragraphs are the corpus, indexed in memory for this run
+    /// (default: the questions file when it is SQuAD JSON and no --kb is given).
+    #[arg(long, conflicts_with = "kb")]
+    pub corpus: Option<PathBuf>,
+    /// Few-shot examples (JSONL or SQuAD JSON). Default with SQuAD questions: the file's other
+    /// answerable questions, none about a paragraph of a sampled question.
+    #[arg(long)]
+    pub examples: Option<PathBuf>,
+    /// Examples shown in few-shot mode.
+    #[arg(short = 'k', default_value_t = 4)]
+    pub shots: usize,
+    /// Passages retrieved (rag).
+    #[arg(long, default_value_t = 2)]
+    pub top_k: usize,
+    /// Retrieval mode: hybrid, bm25 or dense.
+    #[arg(long, default_value = "hybrid", value_parser = parse_mode)]
+    pub search: SearchMode,
+    /// Most tokens of an answer.
+    #[arg(long, short = 'n', default_value_t = 64)]
+    pub max_tokens: u32,
+    /// Most tokens of a prompt (default: the context less the answer).
+    #[arg(long)]
+    pub prompt_budget: Option<u32>,
+    /// Abstain when the best retrieval score is below this (the curve sweeps it either way).
+    #[arg(long)]
+    pub min_score: Option<f32>,
+    /// Abstain when the model's confidence in its reply (geometric mean of its token
+    /// probabilities, 0 to 1) is below this.
+    #[arg(long)]
+    pub min_confidence: Option<f32>,
+    /// Answer one question at a time (as `ragtune ask` does) instead of in one batch: slower,
+    /// but the latency reported is what a user waits for one answer.
+    #[arg(long)]
+    pub sequential: bool,
+    /// Do not treat the model's refusal phrase as an abstention.
+    #[arg(long)]
+    pub ignore_refusals: bool,
+    /// A JSON file of prompt texts put over the mode's built-in template (fields: system, user,
+    /// passage, example_user, example_assistant, refusal, refusal_markers).
+    #[arg(long)]
+    pub template: Option<PathBuf>,
+    /// Print the reports as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Write every question's answer, citations and scores here (JSONL, one line per question
+    /// and mode).
+    #[arg(long)]
+    pub results: Option<PathBuf>,
+    /// Answer from this knowledge base instead of indexing a corpus for the run (RAGTUNE_KB is
+    /// not read here, so a SQuAD run always sees its own paragraphs unless told otherwise).
+    #[arg(long)]
+    pub kb: Option<PathBuf>,
+    /// Embedding model for retrieval and few-shot example choice.
+    #[arg(long, default_value = "all-minilm-l6-v2")]
+    pub embedder: String,
+    #[command(flatten)]
+    pub model: ModelArgs,
+}
+
 pub fn run(command: EvalCommand) -> Result<()> {
     match command {
         EvalCommand::Retrieval(args) => retrieval(args),
+        EvalCommand::Qa(args) => qa(args),
     }
+}
+
+fn is_json(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"))
+}
+
+fn qa(args: QaArgs) -> Result<()> {
+    let all = if is_json(&args.questions) {
+        load_squad(&args.questions)?
+    } else {
+        load_qa_jsonl(&args.questions)?
+    };
+    if all.is_empty() {
+        bail!("{}: no questions", args.questions.display());
+    }
+    let chosen = if args.sample == 0 {
+        (0..all.len()).collect()
+    } else {
+        sample_indices(all.len(), args.sample, args.seed)
+    };
+    let items: Vec<QaItem> = chosen.iter().map(|&i| all[i].clone()).collect();
+    let modes = if args.modes.is_empty() {
+        vec![Mode::Rag]
+    } else {
+        args.modes.clone()
+    };
+
+    // Options (and template files) first: a bad template should not wait for the models.
+    let mut options = Vec::new();
+    for &mode in &modes {
+        let mut o = AskOptions::default().with_mode(mode);
+        o.top_k = args.top_k;
+        o.search = args.search;
+        o.examples = args.shots;
+        o.max_tokens = args.max_tokens;
+        o.prompt_budget = args.prompt_budget;
+        o.abstention.min_score = args.min_score;
+        o.abstention.min_confidence = args.min_confidence;
+        o.abstention.model_refusal = !args.ignore_refusals;
+        if let Some(file) = &args.template {
+            o.template = Some(mode.template().overridden_by(file)?);
+        }
+        options.push(o);
+    }
+
+    let embedder = open_embedder(&args.embedder)?;
+    let kb = if modes.contains(&Mode::Rag) {
+        let corpus = match (&args.corpus, &args.kb) {
+            (Some(file), _) => Some(file.clone()),
+            (None, None) if is_json(&args.questions) => Some(args.questions.clone()),
+            _ => None,
+        };
+        Some(match corpus {
+            Some(file) => {
+                let (corpus, _) = eval::squad::load(&file)?;
+                eprintln!(
+                    "indexing the {} paragraphs of {} with {} ...",
+                    corpus.docs.len(),
+                    file.display(),
+                    args.embedder
+                );
+                let mut kb = KnowledgeBase::in_memory(&embedder)?;
+                eval::index_corpus(&mut kb, &corpus, &embedder)?;
+                kb
+            }
+            None => open_existing(
+                &KbArgs {
+                    kb: args.kb.clone(),
+                    embedder: args.embedder.clone(),
+                },
+                &embedder,
+            )?,
+        })
+    } else {
+        None
+    };
+    let retriever = kb
+        .as_ref()
+        .map(|kb| KbRetriever::new(kb, &embedder))
+        .transpose()?;
+    let pool = if modes.contains(&Mode::FewShot) {
+        let examples = match &args.examples {
+            Some(file) => load_examples(file)?,
+            None if is_json(&args.questions) => held_out_examples(&all, &chosen),
+            None => {
+                bail!("few-shot mode needs --examples FILE when the questions are not SQuAD JSON")
+            }
+        };
+        if examples.is_empty() {
+            bail!("few-shot mode: no answerable examples to show");
+        }
+        eprintln!("{} few-shot examples to choose from", examples.len());
+        Some(ExamplePool::new(examples, &embedder)?)
+    } else {
+        None
+    };
+
+    let generator = crate::generate::load(&args.model)?;
+    let mut out = match &args.results {
+        Some(path) => Some(std::io::BufWriter::new(
+            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
+        )),
+        None => None,
+    };
+    let mut reports = Vec::new();
+    for options in options {
+        let mode = options.mode;
+        let mut answerer = Answerer::new(&generator, options);
+        if let Some(r) = &retriever {
+            answerer = answerer.with_retriever(r);
+        }
+        if let Some(p) = &pool {
+            answerer = answerer.with_examples(p);
+        }
+        eprintln!(
+            "{mode}: answering {} questions with {} ...",
+            items.len(),
+            args.model.model
+        );
+        let evaluation = if args.sequential {
+            ragtune_answer::eval::evaluate_sequential(&answerer, &items)?
+        } else {
+            ragtune_answer::eval::evaluate(&answerer, &items)?
+        };
+        if let Some(out) = &mut out {
+            for r in &evaluation.results {
+                serde_json::to_writer(&mut *out, &serde_json::json!({"mode": mode, "result": r}))?;
+                writeln!(out)?;
+            }
+        }
+        if !args.json {
+            println!("{}", evaluation.report);
+        }
+        reports.push(evaluation.report);
+    }
+    if let Some(mut out) = out {
+        out.flush()?;
+    }
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "questions_file": args.questions,
+                "sample": items.len(),
+                "seed": args.seed,
+                "model": args.model.model,
+                "options": {
+                    "top_k": args.top_k, "search": args.search.as_str(), "shots": args.shots,
+                    "max_tokens": args.max_tokens, "prompt_budget": args.prompt_budget,
+                    "min_score": args.min_score, "min_confidence": args.min_confidence,
+                    "template": args.template, "sequential": args.sequential,
+                    "embedder": args.embedder,
+                },
+                "reports": reports,
+            }))?
+        );
+    }
+    Ok(())
+}
+
+/// Few-shot examples from the questions that were not drawn and are not about a paragraph a
+/// drawn question is about, so no example gives an answer away.
+fn held_out_examples(all: &[QaItem], chosen: &[usize]) -> Vec<ragtune_answer::Example> {
+    let chosen_set: HashSet<usize> = chosen.iter().copied().collect();
+    let contexts: HashSet<&str> = chosen.iter().map(|&i| all[i].context.as_str()).collect();
+    let rest: Vec<QaItem> = all
+        .iter()
+        .enumerate()
+        .filter(|(i, item)| !chosen_set.contains(i) && !contexts.contains(item.context.as_str()))
+        .map(|(_, item)| item.clone())
+        .collect();
+    examples_from(&rest)
 }
 
 fn retrieval(args: RetrievalArgs) -> Result<()> {

@@ -1,5 +1,6 @@
 //! The `ragtune` binary, driven as a user would: exit codes, messages, output shapes.
 
+mod answer;
 mod generate;
 mod kb;
 mod models;
