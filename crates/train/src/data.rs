@@ -1,0 +1,241 @@
+//! SFT training data: JSON Lines in one of three formats, normalised to a conversation.
+//!
+//! - `{"prompt": "...", "completion": "..."}` becomes user + assistant turns;
+//! - `{"messages": [{"role": "...", "content": "..."}, ...]}` (OpenAI chat format) is kept as is;
+//! - Alpaca `{"instruction": "...", "input": "...", "output": "..."}` becomes a user turn
+//!   (instruction, then input after a blank line when non-empty) + an assistant turn.
+//!
+//! The conversation is rendered later with the model's own chat template, the same one used at
+//! inference, and only the assistant turns are trained on.
+
+use crate::error::{Error, Result};
+use ragtune_core::{ChatMessage, Role};
+use serde_json::{Map, Value};
+use std::path::Path;
+
+const FORMATS: &str = r#"each line must be one JSON object: {"prompt": ..., "completion": ...}, {"messages": [{"role": ..., "content": ...}, ...]} or {"instruction": ..., "input": ..., "output": ...}"#;
+
+/// One training conversation and the line it came from (1-based).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Example {
+    pub line: usize,
+    pub messages: Vec<ChatMessage>,
+}
+
+/// Reads every example of a JSONL file; blank lines are skipped, anything else malformed is an
+/// error naming the file and line.
+pub fn read_sft(path: &Path) -> Result<Vec<Example>> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if let Some(ex) = parse_sft_line(line, i + 1).map_err(|reason| Error::Data {
+            path: path.to_path_buf(),
+            line: i + 1,
+            reason,
+        })? {
+            out.push(ex);
+        }
+    }
+    if out.is_empty() {
+        return Err(Error::EmptyData {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(out)
+}
+
+/// Parses one line; `Ok(None)` for a blank line, `Err(reason)` for a malformed one.
+pub fn parse_sft_line(line: &str, line_no: usize) -> std::result::Result<Option<Example>, String> {
+    let trimmed = line.trim();
+    if trimmed.is_empty() {
+        return Ok(None);
+    }
+    let value: Value =
+        serde_json::from_str(trimmed).map_err(|e| format!("not valid JSON ({e}); {FORMATS}"))?;
+    let Value::Object(obj) = value else {
+        return Err(format!("not a JSON object; {FORMATS}"));
+    };
+    let messages = if let Some(msgs) = obj.get("messages") {
+        chat_messages(msgs)?
+    } else if obj.contains_key("prompt") || obj.contains_key("completion") {
+        vec![
+            ChatMessage::user(string_field(&obj, "prompt")?),
+            ChatMessage::assistant(string_field(&obj, "completion")?),
+        ]
+    } else if obj.contains_key("instruction") || obj.contains_key("output") {
+        let instruction = string_field(&obj, "instruction")?;
+        let input = match obj.get("input") {
+            None | Some(Value::Null) => String::new(),
+            Some(Value::String(s)) => s.clone(),
+            Some(_) => return Err(r#""input" must be a string"#.into()),
+        };
+        let user = if input.trim().is_empty() {
+            instruction
+        } else {
+            format!("{instruction}\n\n{input}")
+        };
+        vec![
+            ChatMessage::user(user),
+            ChatMessage::assistant(string_field(&obj, "output")?),
+        ]
+    } else {
+        let keys: Vec<&str> = obj.keys().map(String::as_str).collect();
+        return Err(format!("unknown format (keys: {keys:?}); {FORMATS}"));
+    };
+    Ok(Some(Example {
+        line: line_no,
+        messages,
+    }))
+}
+
+fn string_field(obj: &Map<String, Value>, key: &str) -> std::result::Result<String, String> {
+    match obj.get(key) {
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(_) => Err(format!("{key:?} must be a string")),
+        None => Err(format!("{key:?} is missing; {FORMATS}")),
+    }
+}
+
+fn chat_messages(value: &Value) -> std::result::Result<Vec<ChatMessage>, String> {
+    let Value::Array(items) = value else {
+        return Err(r#""messages" must be an array of {"role", "content"} objects"#.into());
+    };
+    let mut out = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let Value::Object(m) = item else {
+            return Err(format!("messages[{i}] is not an object"));
+        };
+        let role = match m.get("role").and_then(Value::as_str) {
+            Some("system") => Role::System,
+            Some("user") => Role::User,
+            Some("assistant") => Role::Assistant,
+            Some("tool") => Role::Tool,
+            Some(other) => {
+                return Err(format!(
+                    "messages[{i}].role {other:?} is not system, user, assistant or tool"
+                ));
+            }
+            None => return Err(format!("messages[{i}].role is missing or not a string")),
+        };
+        let content = m.get("content").and_then(Value::as_str).ok_or_else(|| {
+            format!(
+                "messages[{i}].content is missing or not a string (content parts are not supported)"
+            )
+        })?;
+        out.push(ChatMessage::new(role, content));
+    }
+    match out.last() {
+        None => Err(r#""messages" is empty"#.into()),
+        Some(last) if last.role != Role::Assistant => Err(
+            "the last message must be the assistant's: it is the answer the model learns".into(),
+        ),
+        Some(_) => Ok(out),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn write(lines: &str) -> tempfile::NamedTempFile {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(lines.as_bytes()).unwrap();
+        f
+    }
+
+    #[test]
+    fn reads_all_three_formats() {
+        let f = write(concat!(
+            r#"{"prompt": "2+2?", "completion": "4"}"#,
+            "\n",
+            "\n",
+            r#"{"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]}"#,
+            "\n",
+            r#"{"instruction": "Translate", "input": "chat", "output": "cat"}"#,
+            "\n",
+            r#"{"instruction": "Say yes", "input": "", "output": "yes"}"#,
+            "\n",
+        ));
+        let ex = read_sft(f.path()).unwrap();
+        assert_eq!(ex.len(), 4);
+        assert_eq!(
+            ex[0],
+            Example {
+                line: 1,
+                messages: vec![ChatMessage::user("2+2?"), ChatMessage::assistant("4")]
+            }
+        );
+        assert_eq!(ex[1].line, 3);
+        assert_eq!(
+            ex[1].messages,
+            vec![
+                ChatMessage::system("Be brief."),
+                ChatMessage::user("Hi"),
+                ChatMessage::assistant("Hello")
+            ]
+        );
+        assert_eq!(
+            ex[2].messages,
+            vec![
+                ChatMessage::user("Translate\n\nchat"),
+                ChatMessage::assistant("cat")
+            ]
+        );
+        assert_eq!(
+            ex[3].messages,
+            vec![ChatMessage::user("Say yes"), ChatMessage::assistant("yes")]
+        );
+    }
+
+    #[test]
+    fn malformed_line_is_reported_with_file_and_line() {
+        let f = write(concat!(
+            r#"{"prompt": "a", "completion": "b"}"#,
+            "\n",
+            r#"{"prompt": "a", "completion": "b""#,
+            "\n"
+        ));
+        let err = read_sft(f.path()).unwrap_err().to_string();
+        let expected = format!("{}:2: not valid JSON", f.path().display());
+        assert!(err.starts_with(&expected), "{err}");
+        assert!(
+            err.contains(r#"{"prompt": ..., "completion": ...}"#),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn structural_errors_say_what_is_wrong() {
+        let cases = [
+            (r#"{"prompt": "a"}"#, r#""completion" is missing"#),
+            (
+                r#"{"prompt": 3, "completion": "b"}"#,
+                r#""prompt" must be a string"#,
+            ),
+            (
+                r#"{"messages": [{"role": "user", "content": "a"}]}"#,
+                "last message must be the assistant's",
+            ),
+            (
+                r#"{"messages": [{"role": "robot", "content": "a"}]}"#,
+                r#"messages[0].role "robot""#,
+            ),
+            (r#"{"text": "raw"}"#, "unknown format"),
+            (r#"[1, 2]"#, "not a JSON object"),
+        ];
+        for (line, want) in cases {
+            let err = parse_sft_line(line, 1).unwrap_err();
+            assert!(err.contains(want), "{line}: {err}");
+        }
+    }
+
+    #[test]
+    fn empty_file_is_an_error() {
+        let f = write("\n\n");
+        assert!(matches!(read_sft(f.path()), Err(Error::EmptyData { .. })));
+    }
+}

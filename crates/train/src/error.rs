@@ -1,0 +1,55 @@
+//! Errors of ragtune-train. Each message says which file or line is at fault and what to do.
+
+use std::path::PathBuf;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("{path} is not a usable GGUF model: {reason}")]
+    Gguf { path: PathBuf, reason: String },
+
+    #[error(
+        "{path}: the GGUF has no tensor {name}; only llama-architecture models are supported for training"
+    )]
+    MissingTensor { path: PathBuf, name: String },
+
+    #[error("{path}:{line}: {reason}")]
+    Data {
+        path: PathBuf,
+        line: usize,
+        reason: String,
+    },
+
+    #[error(
+        "{path}: no training examples; add JSON lines in the prompt/completion, messages or Alpaca format"
+    )]
+    EmptyData { path: PathBuf },
+
+    #[error("chat template problem: {0}")]
+    Template(String),
+
+    #[error("the base weights lack {0}; they must hold every tensor of the llama configuration")]
+    MissingWeight(String),
+
+    #[error(
+        "a batch has no trainable token (every answer was cut off or empty); raise the sequence length or drop the example"
+    )]
+    NoTrainableTokens,
+
+    #[error("invalid LoRA settings: {0}")]
+    LoraConfig(String),
+
+    #[error("cannot write {path}: {reason}")]
+    Write { path: PathBuf, reason: String },
+
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+}

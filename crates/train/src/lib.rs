@@ -1,0 +1,25 @@
+//! LoRA fine-tuning groundwork for ragtune on candle.
+//!
+//! A llama-architecture model whose base weights come from a GGUF file, dequantized to f32 and
+//! frozen (no gradient is ever computed for them), with LoRA adapters as the only trainable
+//! variables; the masked causal-LM loss; the SFT data formats; and export of the adapters in
+//! PEFT's layout so that transformers/PEFT (and llama.cpp's converter) can load them.
+
+pub mod config;
+pub mod data;
+pub mod error;
+pub mod frozen;
+pub mod gguf;
+pub mod lora;
+pub mod loss;
+pub mod model;
+pub mod optim;
+pub mod peft;
+pub mod rng;
+pub mod tokenize;
+
+pub use config::LlamaConfig;
+pub use error::{Error, Result};
+pub use lora::{LoraConfig, TargetModule};
+pub use model::Llama;
+pub use rng::Rng;

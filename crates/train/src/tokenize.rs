@@ -1,0 +1,155 @@
+//! Turning a conversation into token ids with a per-token "trainable" flag.
+//!
+//! The text is rendered with the model's chat template exactly as at inference; the tokens of
+//! each assistant turn (its content and the template's end-of-turn marker) are trainable, every
+//! other token is context. Turn boundaries are found by rendering the conversation up to each
+//! assistant turn (with the generation prompt) and after it, and checking that their tokens are
+//! prefixes of the tokens of the whole conversation, so a template or tokenizer that breaks that
+//! assumption is reported instead of silently mis-masking.
+
+use crate::data::Example;
+use crate::error::{Error, Result};
+use ragtune_core::{ChatMessage, Role};
+
+/// What the trainer needs from a model's tokenizer and chat template (ragtune-model's llama.cpp
+/// tokenizer implements both at inference).
+pub trait ChatTokenizer {
+    /// The chat template applied to `messages`; with `add_generation_prompt` it ends with the
+    /// assistant header the model continues from.
+    fn render(&self, messages: &[ChatMessage], add_generation_prompt: bool) -> Result<String>;
+    /// Token ids for already-rendered text (special tokens in the text are parsed).
+    fn encode(&self, text: &str) -> Result<Vec<u32>>;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tokenized {
+    pub ids: Vec<u32>,
+    pub trainable: Vec<bool>,
+}
+
+pub fn tokenize_example(tok: &impl ChatTokenizer, ex: &Example) -> Result<Tokenized> {
+    let ids = tok.encode(&tok.render(&ex.messages, false)?)?;
+    let mut trainable = vec![false; ids.len()];
+    for (i, msg) in ex.messages.iter().enumerate() {
+        if msg.role != Role::Assistant {
+            continue;
+        }
+        let start = prefix_len(tok, &ids, &ex.messages[..i], true, ex.line)?;
+        let end = prefix_len(tok, &ids, &ex.messages[..=i], false, ex.line)?;
+        trainable[start..end].iter_mut().for_each(|t| *t = true);
+    }
+    Ok(Tokenized { ids, trainable })
+}
+
+/// Number of tokens of `msgs` rendered, after checking they begin `full`.
+fn prefix_len(
+    tok: &impl ChatTokenizer,
+    full: &[u32],
+    msgs: &[ChatMessage],
+    generation_prompt: bool,
+    line: usize,
+) -> Result<usize> {
+    let part = tok.encode(&tok.render(msgs, generation_prompt)?)?;
+    if !full.starts_with(&part) {
+        return Err(Error::Template(format!(
+            "line {line}: the chat template renders the first {} message(s) differently (or they tokenize differently) inside the whole conversation, so the answer tokens cannot be located; use a template that renders turns independently",
+            msgs.len()
+        )));
+    }
+    Ok(part.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// ChatML as SmolLM2 uses it, over a byte tokenizer where `<|im_start|>`/`<|im_end|>` are
+    /// single tokens 256/257.
+    struct ToyChatMl {
+        /// Renders the system turn only when there is no generation prompt: a template whose
+        /// prefixes are inconsistent.
+        broken: bool,
+    }
+
+    impl ChatTokenizer for ToyChatMl {
+        fn render(&self, messages: &[ChatMessage], generation_prompt: bool) -> Result<String> {
+            let mut s = String::new();
+            for m in messages {
+                if self.broken && generation_prompt && m.role == Role::System {
+                    continue;
+                }
+                s += &format!("<|im_start|>{}\n{}<|im_end|>\n", m.role.as_str(), m.content);
+            }
+            if generation_prompt {
+                s += "<|im_start|>assistant\n";
+            }
+            Ok(s)
+        }
+
+        fn encode(&self, text: &str) -> Result<Vec<u32>> {
+            let mut ids = Vec::new();
+            let mut rest = text;
+            while !rest.is_empty() {
+                if let Some(r) = rest.strip_prefix("<|im_start|>") {
+                    ids.push(256);
+                    rest = r;
+                } else if let Some(r) = rest.strip_prefix("<|im_end|>") {
+                    ids.push(257);
+                    rest = r;
+                } else {
+                    let c = rest.chars().next().unwrap_or_default();
+                    ids.extend(c.to_string().bytes().map(u32::from));
+                    rest = &rest[c.len_utf8()..];
+                }
+            }
+            Ok(ids)
+        }
+    }
+
+    fn trained_text(t: &Tokenized) -> String {
+        t.ids
+            .iter()
+            .zip(&t.trainable)
+            .filter(|(_, tr)| **tr)
+            .map(|(&id, _)| match id {
+                257 => "<E>".to_string(),
+                id => char::from(id as u8).to_string(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn only_assistant_turns_and_their_end_marker_are_trainable() -> Result<()> {
+        let ex = Example {
+            line: 1,
+            messages: vec![
+                ChatMessage::system("sys"),
+                ChatMessage::user("hi"),
+                ChatMessage::assistant("hello"),
+                ChatMessage::user("bye"),
+                ChatMessage::assistant("ciao"),
+            ],
+        };
+        let tok = ToyChatMl { broken: false };
+        let t = tokenize_example(&tok, &ex)?;
+        assert_eq!(t.ids, tok.encode(&tok.render(&ex.messages, false)?)?);
+        assert_eq!(trained_text(&t), "hello<E>\nciao<E>\n");
+        Ok(())
+    }
+
+    #[test]
+    fn inconsistent_template_is_an_error_naming_the_line() {
+        let ex = Example {
+            line: 7,
+            messages: vec![
+                ChatMessage::system("s"),
+                ChatMessage::user("u"),
+                ChatMessage::assistant("a"),
+            ],
+        };
+        let err = tokenize_example(&ToyChatMl { broken: true }, &ex)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 7"), "{err}");
+    }
+}

@@ -1,0 +1,60 @@
+//! Integration tests of ragtune-train.
+
+mod gradcheck;
+mod peft_export;
+mod smollm2;
+mod tiny_train;
+
+use ragtune_train::LlamaConfig;
+use std::path::PathBuf;
+
+/// The installed SmolLM2-135M-Instruct GGUF, found where ragtune's model store keeps it
+/// (`$RAGTUNE_HOME`, else `$XDG_CACHE_HOME/ragtune`, else `~/.cache/ragtune`). Fails (does not
+/// skip) when it is missing: these tests check the real model.
+pub fn smollm2_gguf() -> PathBuf {
+    let var = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    let root = var("RAGTUNE_HOME")
+        .or_else(|| var("XDG_CACHE_HOME").map(|p| p.join("ragtune")))
+        .or_else(|| var("HOME").map(|p| p.join(".cache/ragtune")))
+        .expect("set RAGTUNE_HOME or HOME");
+    let dir = root.join("models/smollm2-135m-instruct");
+    let found = std::fs::read_dir(&dir).ok().and_then(|entries| {
+        entries
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .find(|p| p.extension().is_some_and(|x| x == "gguf"))
+    });
+    found.unwrap_or_else(|| {
+        panic!(
+            "no .gguf in {} (run `ragtune models pull smollm2-135m-instruct`)",
+            dir.display()
+        )
+    })
+}
+
+/// A tiny llama shaped like the one tests/fixtures/make_peft_reference.py builds.
+pub fn tiny_config() -> LlamaConfig {
+    LlamaConfig {
+        vocab_size: 64,
+        hidden_size: 32,
+        intermediate_size: 64,
+        num_layers: 2,
+        num_heads: 4,
+        num_kv_heads: 2,
+        rms_norm_eps: 1e-5,
+        rope_theta: 10_000.0,
+        tie_embeddings: true,
+    }
+}
+
+pub fn fixture(name: &str) -> serde_json::Value {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
