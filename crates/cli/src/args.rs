@@ -1,8 +1,12 @@
 //! Command-line options shared by several commands.
 
+use crate::kb::parse_mode;
+use anyhow::Result;
 use clap::Args;
-use ragtune_core::SamplingParams;
+use ragtune_answer::{AskOptions, Mode};
+use ragtune_core::{SamplingParams, SearchMode};
 use ragtune_model::llama::LoadOptions;
+use std::path::PathBuf;
 
 /// Which model to run and how.
 #[derive(Debug, Args)]
@@ -73,5 +77,55 @@ impl SamplingArgs {
             repeat_last_n: 64,
             seed: self.seed,
         }
+    }
+}
+
+/// How an answer is built: what `ask` and `eval qa` share.
+#[derive(Debug, Args)]
+pub struct AnswerArgs {
+    /// Examples shown in few-shot mode, chosen by similarity to the question.
+    #[arg(short = 'k', default_value_t = 4)]
+    pub shots: usize,
+    /// Passages retrieved (rag).
+    #[arg(long, default_value_t = 2)]
+    pub top_k: usize,
+    /// Retrieval mode: hybrid, bm25 or dense.
+    #[arg(long, default_value = "hybrid", value_parser = parse_mode)]
+    pub search: SearchMode,
+    /// Most tokens of the answer.
+    #[arg(long, short = 'n', default_value_t = 64)]
+    pub max_tokens: u32,
+    /// Most tokens of the prompt (default: the context less the answer).
+    #[arg(long)]
+    pub prompt_budget: Option<u32>,
+    /// Abstain when the best retrieval score is below this (on the retriever's scale).
+    #[arg(long)]
+    pub min_score: Option<f32>,
+    /// Abstain when the model's confidence in its reply (geometric mean of its token
+    /// probabilities, 0 to 1) is below this.
+    #[arg(long)]
+    pub min_confidence: Option<f32>,
+    /// A JSON file of prompt texts put over the mode's built-in template (fields: system, user,
+    /// passage, example_user, example_assistant, demonstrations, refusal, refusal_markers).
+    #[arg(long)]
+    pub template: Option<PathBuf>,
+}
+
+impl AnswerArgs {
+    /// The options for `mode`; reads the template file, so a bad one fails before any model
+    /// loads.
+    pub fn options(&self, mode: Mode) -> Result<AskOptions> {
+        let mut o = AskOptions::default().with_mode(mode);
+        o.top_k = self.top_k;
+        o.search = self.search;
+        o.examples = self.shots;
+        o.max_tokens = self.max_tokens;
+        o.prompt_budget = self.prompt_budget;
+        o.abstention.min_score = self.min_score;
+        o.abstention.min_confidence = self.min_confidence;
+        if let Some(file) = &self.template {
+            o.template = Some(mode.template().overridden_by(file)?);
+        }
+        Ok(o)
     }
 }

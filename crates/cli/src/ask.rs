@@ -1,11 +1,10 @@
 //! `ragtune ask`: retrieve, augment, generate, and check the citations.
 
-use crate::args::ModelArgs;
-use crate::kb::{KbArgs, filter_of, open_embedder, open_existing, parse_mode};
+use crate::args::{AnswerArgs, ModelArgs};
+use crate::kb::{KbArgs, filter_of, open_embedder, open_existing};
 use anyhow::{Result, bail};
 use clap::Args;
-use ragtune_answer::{Answer, Answerer, AskOptions, ExamplePool, Mode, load_examples};
-use ragtune_core::SearchMode;
+use ragtune_answer::{Answer, Answerer, ExamplePool, Mode, load_examples};
 use ragtune_retrieve::KbRetriever;
 use std::io::Write;
 use std::ops::ControlFlow;
@@ -22,35 +21,11 @@ pub struct AskArgs {
     /// Question/answer examples for few-shot (JSONL with question and answer, or SQuAD JSON).
     #[arg(long)]
     pub examples: Option<PathBuf>,
-    /// Examples shown in few-shot mode, chosen by similarity to the question.
-    #[arg(short = 'k', default_value_t = 4)]
-    pub shots: usize,
-    /// Passages retrieved (rag).
-    #[arg(long, default_value_t = 2)]
-    pub top_k: usize,
-    /// Retrieval mode: hybrid, bm25 or dense.
-    #[arg(long, default_value = "hybrid", value_parser = parse_mode)]
-    pub search: SearchMode,
     /// Only sources matching this glob.
     #[arg(long)]
     pub path: Option<String>,
-    /// Most tokens of the answer.
-    #[arg(long, short = 'n', default_value_t = 64)]
-    pub max_tokens: u32,
-    /// Most tokens of the prompt (default: the context less the answer).
-    #[arg(long)]
-    pub prompt_budget: Option<u32>,
-    /// Abstain when the best retrieval score is below this (on the retriever's scale).
-    #[arg(long)]
-    pub min_score: Option<f32>,
-    /// Abstain when the model's confidence in its reply (geometric mean of its token
-    /// probabilities, 0 to 1) is below this.
-    #[arg(long)]
-    pub min_confidence: Option<f32>,
-    /// A JSON file of prompt texts put over the mode's built-in template (fields: system, user,
-    /// passage, example_user, example_assistant, refusal, refusal_markers).
-    #[arg(long)]
-    pub template: Option<PathBuf>,
+    #[command(flatten)]
+    pub answer: AnswerArgs,
     /// Print the answer, citations, passages and timings as JSON.
     #[arg(long)]
     pub json: bool,
@@ -61,20 +36,10 @@ pub struct AskArgs {
 }
 
 pub fn ask(args: AskArgs) -> Result<()> {
+    let mut options = args.answer.options(args.mode)?;
+    options.filter = filter_of(args.path.clone(), &[], &[])?;
     let generator = crate::generate::load(&args.model)?;
     let embedder = open_embedder(&args.kb.embedder)?;
-    let mut options = AskOptions::default().with_mode(args.mode);
-    options.top_k = args.top_k;
-    options.search = args.search;
-    options.examples = args.shots;
-    options.max_tokens = args.max_tokens;
-    options.prompt_budget = args.prompt_budget;
-    options.abstention.min_score = args.min_score;
-    options.abstention.min_confidence = args.min_confidence;
-    options.filter = filter_of(args.path.clone(), &[], &[])?;
-    if let Some(file) = &args.template {
-        options.template = Some(args.mode.template().overridden_by(file)?);
-    }
 
     let kb = match args.mode {
         Mode::Rag => Some(open_existing(&args.kb, &embedder)?),

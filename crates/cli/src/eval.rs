@@ -1,11 +1,11 @@
 //! `ragtune eval ...`: how good is each approach on these questions?
 
-use crate::args::ModelArgs;
+use crate::args::{AnswerArgs, ModelArgs};
 use crate::kb::{KbArgs, open_embedder, open_existing, parse_mode};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use ragtune_answer::eval::{QaItem, load_qa_jsonl, load_squad, sample_indices};
-use ragtune_answer::{Answerer, AskOptions, ExamplePool, Mode, examples_from, load_examples};
+use ragtune_answer::{Answerer, ExamplePool, Mode, examples_from, load_examples};
 use ragtune_core::SearchMode;
 use ragtune_index::KnowledgeBase;
 use ragtune_retrieve::KbRetriever;
@@ -67,28 +67,8 @@ pub struct QaArgs {
     /// answerable questions, none about a paragraph of a sampled question.
     #[arg(long)]
     pub examples: Option<PathBuf>,
-    /// Examples shown in few-shot mode.
-    #[arg(short = 'k', default_value_t = 4)]
-    pub shots: usize,
-    /// Passages retrieved (rag).
-    #[arg(long, default_value_t = 2)]
-    pub top_k: usize,
-    /// Retrieval mode: hybrid, bm25 or dense.
-    #[arg(long, default_value = "hybrid", value_parser = parse_mode)]
-    pub search: SearchMode,
-    /// Most tokens of an answer.
-    #[arg(long, short = 'n', default_value_t = 64)]
-    pub max_tokens: u32,
-    /// Most tokens of a prompt (default: the context less the answer).
-    #[arg(long)]
-    pub prompt_budget: Option<u32>,
-    /// Abstain when the best retrieval score is below this (the curve sweeps it either way).
-    #[arg(long)]
-    pub min_score: Option<f32>,
-    /// Abstain when the model's confidence in its reply (geometric mean of its token
-    /// probabilities, 0 to 1) is below this.
-    #[arg(long)]
-    pub min_confidence: Option<f32>,
+    #[command(flatten)]
+    pub answer: AnswerArgs,
     /// Answer one question at a time (as `ragtune ask` does) instead of in one batch: slower,
     /// but the latency reported is what a user waits for one answer.
     #[arg(long)]
@@ -96,10 +76,6 @@ pub struct QaArgs {
     /// Do not treat the model's refusal phrase as an abstention.
     #[arg(long)]
     pub ignore_refusals: bool,
-    /// A JSON file of prompt texts put over the mode's built-in template (fields: system, user,
-    /// passage, example_user, example_assistant, refusal, refusal_markers).
-    #[arg(long)]
-    pub template: Option<PathBuf>,
     /// Print the reports as JSON.
     #[arg(long)]
     pub json: bool,
@@ -154,18 +130,8 @@ fn qa(args: QaArgs) -> Result<()> {
     // Options (and template files) first: a bad template should not wait for the models.
     let mut options = Vec::new();
     for &mode in &modes {
-        let mut o = AskOptions::default().with_mode(mode);
-        o.top_k = args.top_k;
-        o.search = args.search;
-        o.examples = args.shots;
-        o.max_tokens = args.max_tokens;
-        o.prompt_budget = args.prompt_budget;
-        o.abstention.min_score = args.min_score;
-        o.abstention.min_confidence = args.min_confidence;
+        let mut o = args.answer.options(mode)?;
         o.abstention.model_refusal = !args.ignore_refusals;
-        if let Some(file) = &args.template {
-            o.template = Some(mode.template().overridden_by(file)?);
-        }
         options.push(o);
     }
 
@@ -263,6 +229,7 @@ fn qa(args: QaArgs) -> Result<()> {
         out.flush()?;
     }
     if args.json {
+        let a = &args.answer;
         println!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({
@@ -271,10 +238,10 @@ fn qa(args: QaArgs) -> Result<()> {
                 "seed": args.seed,
                 "model": args.model.model,
                 "options": {
-                    "top_k": args.top_k, "search": args.search.as_str(), "shots": args.shots,
-                    "max_tokens": args.max_tokens, "prompt_budget": args.prompt_budget,
-                    "min_score": args.min_score, "min_confidence": args.min_confidence,
-                    "template": args.template, "sequential": args.sequential,
+                    "top_k": a.top_k, "search": a.search.as_str(), "shots": a.shots,
+                    "max_tokens": a.max_tokens, "prompt_budget": a.prompt_budget,
+                    "min_score": a.min_score, "min_confidence": a.min_confidence,
+                    "template": a.template, "sequential": args.sequential,
                     "embedder": args.embedder,
                 },
                 "reports": reports,
