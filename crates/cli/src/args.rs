@@ -5,8 +5,28 @@ use anyhow::Result;
 use clap::Args;
 use ragtune_answer::{AskOptions, Mode};
 use ragtune_core::{SamplingParams, SearchMode};
-use ragtune_model::llama::LoadOptions;
+use ragtune_model::llama::{AdapterSpec, LoadOptions};
 use std::path::PathBuf;
+
+/// The name `--adapter` is loaded under.
+pub const ADAPTER_NAME: &str = "adapter";
+
+/// The GGUF LoRA behind `--adapter PATH`: the file itself, or a training output folder's.
+pub fn adapter_file(path: &std::path::Path) -> Result<PathBuf> {
+    if path.is_dir() {
+        let file = path.join(crate::train::ADAPTER_GGUF);
+        anyhow::ensure!(
+            file.is_file(),
+            "{} has no {} (the GGUF LoRA `ragtune train` writes next to the PEFT adapter); \
+             pass the folder of a finished training run or a GGUF LoRA file",
+            path.display(),
+            crate::train::ADAPTER_GGUF
+        );
+        return Ok(file);
+    }
+    anyhow::ensure!(path.is_file(), "adapter {} does not exist", path.display());
+    Ok(path.to_path_buf())
+}
 
 /// Which model to run and how.
 #[derive(Debug, Args)]
@@ -28,16 +48,36 @@ pub struct ModelArgs {
     /// Layers to offload to the GPU (builds with the `cuda` feature).
     #[arg(long, default_value_t = 0)]
     pub gpu_layers: u32,
+    /// A LoRA adapter to apply: the output folder of `ragtune train` (its adapter.gguf) or a
+    /// GGUF LoRA file.
+    #[arg(long)]
+    pub adapter: Option<PathBuf>,
+    /// How strongly the adapter applies (1 = as trained).
+    #[arg(long, default_value_t = 1.0, requires = "adapter")]
+    pub adapter_scale: f32,
+    /// Keep the KV cache in f32 (default f16): exact keys and values, twice the cache memory.
+    #[arg(long)]
+    pub f32_kv_cache: bool,
 }
 
 impl ModelArgs {
-    pub fn load_options(&self) -> LoadOptions {
-        LoadOptions {
+    pub fn load_options(&self) -> Result<LoadOptions> {
+        let adapters = match &self.adapter {
+            Some(path) => vec![AdapterSpec {
+                name: ADAPTER_NAME.into(),
+                path: adapter_file(path)?,
+                scale: self.adapter_scale,
+            }],
+            None => Vec::new(),
+        };
+        Ok(LoadOptions {
             context_length: self.context_length,
             threads: self.threads,
             gpu_layers: self.gpu_layers,
+            adapters,
+            f32_kv_cache: self.f32_kv_cache,
             ..LoadOptions::default()
-        }
+        })
     }
 }
 

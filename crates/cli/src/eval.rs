@@ -20,7 +20,25 @@ pub enum EvalCommand {
     Retrieval(RetrievalArgs),
     /// Answer quality per mode: exact match, F1, citation validity, abstention, latency,
     /// tokens; one batched generation per mode.
-    Qa(QaArgs),
+    Qa(Box<QaArgs>),
+    /// How well a model predicts text (perplexity); with --adapter, the base and the adapted
+    /// model side by side, to see what fine-tuning did to general text.
+    Perplexity(PerplexityArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PerplexityArgs {
+    /// Text files to score (UTF-8), one after another.
+    #[arg(long, required = true, num_args = 1..)]
+    pub text: Vec<PathBuf>,
+    /// Tokens per scoring window (0: the model's context length, up to 8192).
+    #[arg(long, default_value_t = 512)]
+    pub window: u32,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub model: ModelArgs,
 }
 
 #[derive(Debug, Args)]
@@ -83,6 +101,12 @@ pub struct QaArgs {
     /// and mode).
     #[arg(long)]
     pub results: Option<PathBuf>,
+    /// Instead of evaluating, write the sampled questions as SFT training examples (JSONL in
+    /// the OpenAI messages format): the exact prompt this mode builds at inference, answered
+    /// with the gold answer and the number of the passage that contains it. Questions whose
+    /// answer is in no passage of the prompt are left out (and counted).
+    #[arg(long, conflicts_with_all = ["results", "json"])]
+    pub write_sft: Option<PathBuf>,
     /// Answer from this knowledge base instead of indexing a corpus for the run (RAGTUNE_KB is
     /// not read here, so a SQuAD run always sees its own paragraphs unless told otherwise).
     #[arg(long)]
@@ -97,8 +121,54 @@ pub struct QaArgs {
 pub fn run(command: EvalCommand) -> Result<()> {
     match command {
         EvalCommand::Retrieval(args) => retrieval(args),
-        EvalCommand::Qa(args) => qa(args),
+        EvalCommand::Qa(args) => qa(*args),
+        EvalCommand::Perplexity(args) => perplexity(args),
     }
+}
+
+fn perplexity(args: PerplexityArgs) -> Result<()> {
+    let mut text = String::new();
+    for path in &args.text {
+        text.push_str(
+            &std::fs::read_to_string(path)
+                .with_context(|| format!("reading {} (text must be UTF-8)", path.display()))?,
+        );
+        text.push('\n');
+    }
+    let loaded = crate::generate::load(&args.model)?;
+    let mut rows = vec![("base", loaded.model.perplexity(&text, args.window, None)?)];
+    if args.model.adapter.is_some() {
+        let adapted =
+            loaded
+                .model
+                .perplexity(&text, args.window, Some(crate::args::ADAPTER_NAME))?;
+        rows.push(("adapter", adapted));
+    }
+    if args.json {
+        let report: serde_json::Map<String, serde_json::Value> = rows
+            .iter()
+            .map(|(name, p)| Ok((name.to_string(), serde_json::to_value(p)?)))
+            .collect::<Result<_>>()?;
+        println!(
+            "{}",
+            serde_json::json!({
+                "model": args.model.model, "adapter": args.model.adapter,
+                "text": args.text, "window": args.window, "results": report,
+            })
+        );
+    } else {
+        println!(
+            "{:<8} {:>8} {:>10} {:>11}",
+            "model", "tokens", "mean NLL", "perplexity"
+        );
+        for (name, p) in &rows {
+            println!(
+                "{name:<8} {:>8} {:>10.4} {:>11.3}",
+                p.tokens, p.mean_nll, p.perplexity
+            );
+        }
+    }
+    Ok(())
 }
 
 fn is_json(path: &Path) -> bool {
@@ -194,6 +264,20 @@ fn qa(args: QaArgs) -> Result<()> {
         )),
         None => None,
     };
+    if let Some(path) = &args.write_sft {
+        anyhow::ensure!(
+            options.len() == 1,
+            "--write-sft writes the prompts of one --mode"
+        );
+        let mut answerer = Answerer::new(&generator, options.remove(0));
+        if let Some(r) = &retriever {
+            answerer = answerer.with_retriever(r);
+        }
+        if let Some(p) = &pool {
+            answerer = answerer.with_examples(p);
+        }
+        return write_sft(&answerer, &items, path);
+    }
     let mut reports = Vec::new();
     for options in options {
         let mode = options.mode;
@@ -248,6 +332,60 @@ fn qa(args: QaArgs) -> Result<()> {
             }))?
         );
     }
+    Ok(())
+}
+
+/// Writes `items` as SFT examples: the prompt `answerer` builds, then the gold answer cited
+/// with the passage that holds it (in RAG mode) or alone (other modes).
+fn write_sft(answerer: &Answerer<'_>, items: &[QaItem], path: &Path) -> Result<()> {
+    let questions: Vec<&str> = items.iter().map(|i| i.question.as_str()).collect();
+    let prepared = answerer.prepare_batch(&questions)?;
+    let mut out = std::io::BufWriter::new(
+        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
+    );
+    let (mut written, mut not_in_prompt, mut unanswerable) = (0, 0, 0);
+    for (item, p) in items.iter().zip(&prepared) {
+        let (Some(messages), Some(gold)) = (p.messages(), item.answers.first()) else {
+            unanswerable += 1;
+            continue;
+        };
+        let answer = if answerer.options().mode == Mode::Rag {
+            let wanted = ragtune_answer::citation::match_form(gold);
+            match p
+                .shown
+                .iter()
+                .position(|text| ragtune_answer::citation::match_form(text).contains(&wanted))
+            {
+                Some(i) => format!("{gold} [{}]", i + 1),
+                None => {
+                    not_in_prompt += 1;
+                    continue;
+                }
+            }
+        } else {
+            gold.clone()
+        };
+        // The prompt's worked demonstrations are assistant turns too: context, not targets.
+        let mut messages: Vec<serde_json::Value> = messages
+            .iter()
+            .map(|m| {
+                let mut v = serde_json::to_value(m)?;
+                if m.role == ragtune_core::Role::Assistant {
+                    v["weight"] = 0.into();
+                }
+                Ok(v)
+            })
+            .collect::<Result<_>>()?;
+        messages.push(serde_json::json!({"role": "assistant", "content": answer}));
+        serde_json::to_writer(&mut out, &serde_json::json!({ "messages": messages }))?;
+        writeln!(out)?;
+        written += 1;
+    }
+    out.flush()?;
+    println!(
+        "wrote {written} examples to {} ({not_in_prompt} left out: the answer is in no passage of the prompt; {unanswerable} without an answer or a prompt)",
+        path.display()
+    );
     Ok(())
 }
 

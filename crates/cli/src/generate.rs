@@ -3,8 +3,11 @@
 use crate::args::{ModelArgs, SamplingArgs};
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use ragtune_core::{ChatMessage, Generation, GenerationRequest, Generator, Prompt};
+use ragtune_core::{
+    ChatMessage, Generation, GenerationRequest, Generator, GeneratorError, Prompt, TokenSink,
+};
 use ragtune_model::llama::LlamaGenerator;
+use std::borrow::Cow;
 use std::io::{BufRead, IsTerminal, Read, Write};
 use std::ops::ControlFlow;
 use std::path::PathBuf;
@@ -48,10 +51,65 @@ pub struct ChatArgs {
     pub sampling: SamplingArgs,
 }
 
-pub fn load(model: &ModelArgs) -> Result<LlamaGenerator> {
+/// A loaded model and the adapter `--adapter` asked for, applied to every request.
+pub struct Loaded {
+    pub model: LlamaGenerator,
+    adapter: Option<String>,
+}
+
+impl Loaded {
+    fn with_adapter<'r>(&self, request: &'r GenerationRequest) -> Cow<'r, GenerationRequest> {
+        match (&self.adapter, &request.adapter) {
+            (Some(name), None) => Cow::Owned(GenerationRequest {
+                adapter: Some(name.clone()),
+                ..request.clone()
+            }),
+            _ => Cow::Borrowed(request),
+        }
+    }
+}
+
+impl Generator for Loaded {
+    fn generate(
+        &self,
+        request: &GenerationRequest,
+        sink: TokenSink<'_>,
+    ) -> Result<Generation, GeneratorError> {
+        self.model.generate(&self.with_adapter(request), sink)
+    }
+
+    fn generate_batch(
+        &self,
+        requests: &[GenerationRequest],
+    ) -> Result<Vec<Generation>, GeneratorError> {
+        let requests: Vec<GenerationRequest> = requests
+            .iter()
+            .map(|r| self.with_adapter(r).into_owned())
+            .collect();
+        self.model.generate_batch(&requests)
+    }
+
+    fn count_prompt_tokens(&self, prompt: &Prompt) -> Result<u32, GeneratorError> {
+        self.model.count_prompt_tokens(prompt)
+    }
+
+    fn context_length(&self) -> u32 {
+        self.model.context_length()
+    }
+}
+
+pub fn load(model: &ModelArgs) -> Result<Loaded> {
     let path = crate::models::resolve_generator(&model.model)?;
-    LlamaGenerator::load(&path, &model.load_options())
-        .with_context(|| format!("loading model {}", model.model))
+    let options = model.load_options()?;
+    let generator = LlamaGenerator::load(&path, &options)
+        .with_context(|| format!("loading model {}", model.model))?;
+    Ok(Loaded {
+        model: generator,
+        adapter: model
+            .adapter
+            .as_ref()
+            .map(|_| crate::args::ADAPTER_NAME.to_string()),
+    })
 }
 
 fn prompt_of(text: String, raw: bool, system: Option<&str>) -> Prompt {
@@ -69,7 +127,7 @@ fn prompt_of(text: String, raw: bool, system: Option<&str>) -> Prompt {
 pub fn generate(args: GenerateArgs) -> Result<()> {
     let generator = load(&args.model)?;
     // A base model has no chat template: continue the text as it is.
-    let raw = args.raw || generator.tokenizer().chat_template().is_none();
+    let raw = args.raw || generator.model.tokenizer().chat_template().is_none();
     if raw && !args.raw {
         eprintln!(
             "note: {} has no chat template; the prompt is sent as raw text",
@@ -136,7 +194,7 @@ pub fn generate(args: GenerateArgs) -> Result<()> {
 
 pub fn chat(args: ChatArgs) -> Result<()> {
     let generator = load(&args.model)?;
-    if generator.tokenizer().chat_template().is_none() {
+    if generator.model.tokenizer().chat_template().is_none() {
         bail!(
             "{} has no chat template (a base model); continue text with `ragtune generate --raw`, \
              or chat with an instruction-tuned model",
@@ -149,7 +207,7 @@ pub fn chat(args: ChatArgs) -> Result<()> {
         eprintln!(
             "Chatting with {} ({}). /reset clears the conversation, /exit or Ctrl-D ends it.",
             args.model.model,
-            generator.architecture()
+            generator.model.architecture()
         );
     }
     let stdin = std::io::stdin();

@@ -7,6 +7,7 @@ mod generate;
 mod kb;
 mod models;
 mod progress;
+mod train;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -36,6 +37,12 @@ enum Command {
     /// Measure retrieval and answer quality.
     #[command(subcommand)]
     Eval(eval::EvalCommand),
+    /// Fine-tune a LoRA adapter: on prompt/response pairs (sft) or raw text (cpt).
+    #[command(subcommand)]
+    Train(train::TrainCommand),
+    /// Work with trained adapters (merge into the base).
+    #[command(subcommand)]
+    Adapter(train::AdapterCommand),
 }
 
 /// The PDF parser panics on some malformed files; ragtune-ingest catches those panics and
@@ -72,6 +79,8 @@ fn main() -> ExitCode {
         Command::Search(args) => kb::search(args),
         Command::Ask(args) => ask::ask(args),
         Command::Eval(cmd) => eval::run(cmd),
+        Command::Train(cmd) => train::run(cmd),
+        Command::Adapter(cmd) => train::adapter(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -115,6 +115,10 @@ pub struct GenerationRequest {
     /// default because it costs a pass over the vocabulary per token.
     #[serde(default)]
     pub logprobs: bool,
+    /// The LoRA adapter (by the name it was loaded under) to apply to this request; `None`
+    /// runs the base model. Adapters switch per request over one loaded base.
+    #[serde(default)]
+    pub adapter: Option<String>,
 }
 
 impl GenerationRequest {
@@ -126,6 +130,7 @@ impl GenerationRequest {
             stop: Vec::new(),
             ignore_eos: false,
             logprobs: false,
+            adapter: None,
         }
     }
     pub fn with_max_tokens(mut self, max_tokens: u32) -> Self {

@@ -1,7 +1,9 @@
 //! SFT training data: JSON Lines in one of three formats, normalised to a conversation.
 //!
 //! - `{"prompt": "...", "completion": "..."}` becomes user + assistant turns;
-//! - `{"messages": [{"role": "...", "content": "..."}, ...]}` (OpenAI chat format) is kept as is;
+//! - `{"messages": [{"role": "...", "content": "..."}, ...]}` (OpenAI chat format) is kept as is,
+//!   including OpenAI's `"weight": 0` on an assistant message to leave that turn out of the loss
+//!   (e.g. worked demonstrations in the prompt);
 //! - Alpaca `{"instruction": "...", "input": "...", "output": "..."}` becomes a user turn
 //!   (instruction, then input after a blank line when non-empty) + an assistant turn.
 //!
@@ -20,31 +22,54 @@ const FORMATS: &str = r#"each line must be one JSON object: {"prompt": ..., "com
 pub struct Example {
     pub line: usize,
     pub messages: Vec<ChatMessage>,
+    /// Indices of assistant messages marked `"weight": 0`: context, not trained on.
+    pub untrained_turns: Vec<usize>,
 }
 
-/// Reads every example of a JSONL file; blank lines are skipped, anything else malformed is an
-/// error naming the file and line.
+/// Reads SFT examples, one JSON object per line (blank lines skipped); the first malformed
+/// line stops the read with its `path:line` and reason, so a run never starts on bad data.
 pub fn read_sft(path: &Path) -> Result<Vec<Example>> {
+    let (good, mut bad) = parse_file(path)?;
+    if !bad.is_empty() {
+        return Err(bad.swap_remove(0));
+    }
+    non_empty(path, good)
+}
+
+/// Like [`read_sft`], but malformed lines are set aside (returned as their errors) instead of
+/// stopping the read, for `--skip-bad-lines`.
+pub fn read_sft_lenient(path: &Path) -> Result<(Vec<Example>, Vec<Error>)> {
+    let (good, bad) = parse_file(path)?;
+    Ok((non_empty(path, good)?, bad))
+}
+
+fn parse_file(path: &Path) -> Result<(Vec<Example>, Vec<Error>)> {
     let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
         path: path.to_path_buf(),
         source,
     })?;
-    let mut out = Vec::new();
+    let (mut good, mut bad) = (Vec::new(), Vec::new());
     for (i, line) in text.lines().enumerate() {
-        if let Some(ex) = parse_sft_line(line, i + 1).map_err(|reason| Error::Data {
-            path: path.to_path_buf(),
-            line: i + 1,
-            reason,
-        })? {
-            out.push(ex);
+        match parse_sft_line(line, i + 1) {
+            Ok(Some(ex)) => good.push(ex),
+            Ok(None) => {}
+            Err(reason) => bad.push(Error::Data {
+                path: path.to_path_buf(),
+                line: i + 1,
+                reason,
+            }),
         }
     }
-    if out.is_empty() {
+    Ok((good, bad))
+}
+
+fn non_empty(path: &Path, examples: Vec<Example>) -> Result<Vec<Example>> {
+    if examples.is_empty() {
         return Err(Error::EmptyData {
             path: path.to_path_buf(),
         });
     }
-    Ok(out)
+    Ok(examples)
 }
 
 /// Parses one line; `Ok(None)` for a blank line, `Err(reason)` for a malformed one.
@@ -58,8 +83,11 @@ pub fn parse_sft_line(line: &str, line_no: usize) -> std::result::Result<Option<
     let Value::Object(obj) = value else {
         return Err(format!("not a JSON object; {FORMATS}"));
     };
+    let mut untrained_turns = Vec::new();
     let messages = if let Some(msgs) = obj.get("messages") {
-        chat_messages(msgs)?
+        let (messages, untrained) = chat_messages(msgs)?;
+        untrained_turns = untrained;
+        messages
     } else if obj.contains_key("prompt") || obj.contains_key("completion") {
         vec![
             ChatMessage::user(string_field(&obj, "prompt")?),
@@ -88,6 +116,7 @@ pub fn parse_sft_line(line: &str, line_no: usize) -> std::result::Result<Option<
     Ok(Some(Example {
         line: line_no,
         messages,
+        untrained_turns,
     }))
 }
 
@@ -99,11 +128,14 @@ fn string_field(obj: &Map<String, Value>, key: &str) -> std::result::Result<Stri
     }
 }
 
-fn chat_messages(value: &Value) -> std::result::Result<Vec<ChatMessage>, String> {
+type Messages = (Vec<ChatMessage>, Vec<usize>);
+
+fn chat_messages(value: &Value) -> std::result::Result<Messages, String> {
     let Value::Array(items) = value else {
         return Err(r#""messages" must be an array of {"role", "content"} objects"#.into());
     };
     let mut out = Vec::with_capacity(items.len());
+    let mut untrained = Vec::new();
     for (i, item) in items.iter().enumerate() {
         let Value::Object(m) = item else {
             return Err(format!("messages[{i}] is not an object"));
@@ -125,6 +157,16 @@ fn chat_messages(value: &Value) -> std::result::Result<Vec<ChatMessage>, String>
                 "messages[{i}].content is missing or not a string (content parts are not supported)"
             )
         })?;
+        match m.get("weight") {
+            None => {}
+            Some(w) if role == Role::Assistant && w.as_u64() == Some(0) => untrained.push(i),
+            Some(w) if role == Role::Assistant && w.as_u64() == Some(1) => {}
+            Some(_) => {
+                return Err(format!(
+                    "messages[{i}].weight must be 0 or 1, and only on assistant messages"
+                ));
+            }
+        }
         out.push(ChatMessage::new(role, content));
     }
     match out.last() {
@@ -132,7 +174,10 @@ fn chat_messages(value: &Value) -> std::result::Result<Vec<ChatMessage>, String>
         Some(last) if last.role != Role::Assistant => Err(
             "the last message must be the assistant's: it is the answer the model learns".into(),
         ),
-        Some(_) => Ok(out),
+        _ if untrained.len() == out.iter().filter(|m| m.role == Role::Assistant).count() => {
+            Err("every assistant message has weight 0; nothing would be trained".into())
+        }
+        Some(_) => Ok((out, untrained)),
     }
 }
 
@@ -166,7 +211,8 @@ mod tests {
             ex[0],
             Example {
                 line: 1,
-                messages: vec![ChatMessage::user("2+2?"), ChatMessage::assistant("4")]
+                messages: vec![ChatMessage::user("2+2?"), ChatMessage::assistant("4")],
+                untrained_turns: Vec::new(),
             }
         );
         assert_eq!(ex[1].line, 3);
@@ -237,5 +283,20 @@ mod tests {
     fn empty_file_is_an_error() {
         let f = write("\n\n");
         assert!(matches!(read_sft(f.path()), Err(Error::EmptyData { .. })));
+    }
+
+    #[test]
+    fn weight_zero_marks_an_assistant_turn_as_context() {
+        let line = r#"{"messages": [{"role": "user", "content": "q1"}, {"role": "assistant", "content": "a1", "weight": 0}, {"role": "user", "content": "q2"}, {"role": "assistant", "content": "a2"}]}"#;
+        let ex = parse_sft_line(line, 1).unwrap().unwrap();
+        assert_eq!(ex.untrained_turns, vec![1]);
+        let bad = r#"{"messages": [{"role": "user", "content": "q", "weight": 0}, {"role": "assistant", "content": "a"}]}"#;
+        assert!(parse_sft_line(bad, 1).unwrap_err().contains("weight"));
+        let none = r#"{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a", "weight": 0}]}"#;
+        assert!(
+            parse_sft_line(none, 1)
+                .unwrap_err()
+                .contains("nothing would be trained")
+        );
     }
 }

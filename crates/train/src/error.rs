@@ -50,6 +50,17 @@ pub enum Error {
     #[error("cannot write {path}: {reason}")]
     Write { path: PathBuf, reason: String },
 
+    #[error("invalid training options: {0}")]
+    Options(String),
+
+    #[error(
+        "training diverged at step {step} (loss {loss}); lower the learning rate or check the data"
+    )]
+    Diverged { step: usize, loss: f64 },
+
+    #[error("cannot resume from checkpoint {path}: {reason}")]
+    Checkpoint { path: PathBuf, reason: String },
+
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
 }

@@ -5,18 +5,25 @@
 //! variables; the masked causal-LM loss; the SFT data formats; and export of the adapters in
 //! PEFT's layout so that transformers/PEFT (and llama.cpp's converter) can load them.
 
+pub mod alloc;
+pub mod batch;
 pub mod config;
 pub mod data;
 pub mod error;
 pub mod frozen;
 pub mod gguf;
+pub mod gguf_lora;
 pub mod lora;
 pub mod loss;
+pub mod memory;
+pub mod merge;
 pub mod model;
 pub mod optim;
 pub mod peft;
+pub mod plot;
 pub mod rng;
 pub mod tokenize;
+pub mod trainer;
 
 pub use config::LlamaConfig;
 pub use error::{Error, Result};

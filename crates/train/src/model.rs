@@ -148,6 +148,23 @@ impl Llama {
     /// Logits [batch, seq, vocab] for token ids [batch, seq] (u32). `rng` is `Some` while
     /// training (LoRA dropout on) and `None` for evaluation. Computes in the base weights' dtype
     /// (f32; f64 base weights give an f64 model for gradient checks).
+    /// Mean masked cross-entropy of `targets` given `inputs` (see `loss::masked_cross_entropy`).
+    pub fn loss(
+        &self,
+        inputs: &Tensor,
+        targets: &Tensor,
+        weights: &Tensor,
+        segments: Option<&Tensor>,
+        rng: Option<&mut Rng>,
+    ) -> Result<Tensor> {
+        if segments.is_some() {
+            return Err(Error::Options(
+                "packed rows (--pack) are not supported by this forward pass yet".into(),
+            ));
+        }
+        crate::loss::masked_cross_entropy(&self.forward(inputs, rng)?, targets, weights)
+    }
+
     pub fn forward(&self, ids: &Tensor, mut rng: Option<&mut Rng>) -> Result<Tensor> {
         let (b, t) = ids.dims2()?;
         let cfg = &self.cfg;

@@ -7,7 +7,7 @@
 use crate::error::{Error, Result};
 use crate::lora::{LoraConfig, TargetModule};
 use crate::model::Llama;
-use candle_core::Tensor;
+use candle_core::{DType, Device, Tensor};
 use serde_json::json;
 use std::collections::HashMap;
 use std::path::Path;
@@ -106,4 +106,88 @@ pub fn save(model: &Llama, base_model: Option<&str>, dir: &Path) -> Result<()> {
     std::fs::write(&tmp, text).map_err(|e| err(&tmp, e.to_string()))?;
     std::fs::rename(&tmp, &config).map_err(|e| err(&config, e.to_string()))?;
     Ok(())
+}
+
+/// Reads an adapter directory back: the settings from `adapter_config.json` and the tensors
+/// under their PEFT names, as f32. Accepts what `save` writes and PEFT files of the same form;
+/// PEFT options `LoraConfig` cannot express (rsLoRA, DoRA, per-module rank or alpha) are
+/// refused rather than silently dropped, since they change the scale or the update itself.
+pub fn read(dir: &Path) -> Result<(LoraConfig, HashMap<String, Tensor>)> {
+    let config_path = dir.join(CONFIG_FILE);
+    let invalid = |reason: String| Error::Io {
+        path: config_path.clone(),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidData, reason),
+    };
+    let text = std::fs::read_to_string(&config_path).map_err(|source| Error::Io {
+        path: config_path.clone(),
+        source,
+    })?;
+    let json: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| invalid(format!("not valid JSON: {e}")))?;
+    let field = |key: &str| json.get(key).filter(|v| !v.is_null());
+    for flag in ["use_rslora", "use_dora"] {
+        if field(flag).and_then(|v| v.as_bool()) == Some(true) {
+            return Err(invalid(format!(
+                "{flag} is set; only plain LoRA is supported"
+            )));
+        }
+    }
+    for pattern in ["rank_pattern", "alpha_pattern"] {
+        if field(pattern)
+            .and_then(|v| v.as_object())
+            .is_some_and(|m| !m.is_empty())
+        {
+            return Err(invalid(format!(
+                "{pattern} is not empty; per-module rank/alpha is not supported"
+            )));
+        }
+    }
+    let rank = field("r")
+        .and_then(|v| v.as_u64())
+        .ok_or_else(|| invalid("no integer \"r\"".into()))? as usize;
+    let alpha = field("lora_alpha")
+        .and_then(|v| v.as_f64())
+        .ok_or_else(|| invalid("no number \"lora_alpha\"".into()))?;
+    let dropout = field("lora_dropout")
+        .and_then(|v| v.as_f64())
+        .unwrap_or(0.0) as f32;
+    let targets = field("target_modules")
+        .and_then(|v| v.as_array())
+        .ok_or_else(|| {
+            invalid(
+                "\"target_modules\" must be a list of module names (a regex is not supported)"
+                    .into(),
+            )
+        })?
+        .iter()
+        .map(|v| {
+            v.as_str()
+                .ok_or_else(|| invalid(format!("target module {v} is not a string")))?
+                .parse::<TargetModule>()
+                .map_err(|e| invalid(e.to_string()))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    // PEFT stores the names sorted alphabetically; the order means nothing, so use ours.
+    let mut targets = targets;
+    targets.sort_unstable();
+    targets.dedup();
+    let cfg = LoraConfig {
+        rank,
+        alpha,
+        dropout,
+        targets,
+    };
+    cfg.validate().map_err(|e| invalid(e.to_string()))?;
+
+    let weights = dir.join(WEIGHTS_FILE);
+    let tensors =
+        candle_core::safetensors::load(&weights, &Device::Cpu).map_err(|e| Error::Io {
+            path: weights.clone(),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()),
+        })?;
+    let tensors = tensors
+        .into_iter()
+        .map(|(k, v)| Ok((k, v.to_dtype(DType::F32)?)))
+        .collect::<Result<HashMap<_, _>>>()?;
+    Ok((cfg, tensors))
 }

@@ -31,7 +31,7 @@ pub fn tokenize_example(tok: &impl ChatTokenizer, ex: &Example) -> Result<Tokeni
     let ids = tok.encode(&tok.render(&ex.messages, false)?)?;
     let mut trainable = vec![false; ids.len()];
     for (i, msg) in ex.messages.iter().enumerate() {
-        if msg.role != Role::Assistant {
+        if msg.role != Role::Assistant || ex.untrained_turns.contains(&i) {
             continue;
         }
         let start = prefix_len(tok, &ids, &ex.messages[..i], true, ex.line)?;
@@ -129,11 +129,18 @@ mod tests {
                 ChatMessage::user("bye"),
                 ChatMessage::assistant("ciao"),
             ],
+            untrained_turns: Vec::new(),
         };
         let tok = ToyChatMl { broken: false };
         let t = tokenize_example(&tok, &ex)?;
         assert_eq!(t.ids, tok.encode(&tok.render(&ex.messages, false)?)?);
         assert_eq!(trained_text(&t), "hello<E>\nciao<E>\n");
+        // "weight": 0 on the first answer (a worked demonstration) leaves it out.
+        let ex = Example {
+            untrained_turns: vec![2],
+            ..ex
+        };
+        assert_eq!(trained_text(&tokenize_example(&tok, &ex)?), "ciao<E>\n");
         Ok(())
     }
 
@@ -146,6 +153,7 @@ mod tests {
                 ChatMessage::user("u"),
                 ChatMessage::assistant("a"),
             ],
+            untrained_turns: Vec::new(),
         };
         let err = tokenize_example(&ToyChatMl { broken: true }, &ex)
             .unwrap_err()

@@ -6,12 +6,13 @@
 
 use super::context_cache::{ContextCache, OwnedContext, Shape};
 use super::sampling::{Picker, log_probability, picker};
-use super::{ModelError, Tokenizer, backend, load_model};
+use super::{GgufHeader, ModelError, Tokenizer, backend, load_model};
 use crate::text_stream::TextStream;
 use llama_cpp_2::context::LlamaContext;
-use llama_cpp_2::context::params::LlamaContextParams;
+use llama_cpp_2::context::params::{KvCacheType, LlamaContextParams};
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::params::LlamaModelParams;
+use llama_cpp_2::model::{LlamaLoraAdapter, LlamaModel};
 use llama_cpp_2::token::LlamaToken;
 use ragtune_core::{
     FinishReason, Generation, GenerationRequest, Generator, GeneratorError, Prompt, TokenSink,
@@ -21,11 +22,11 @@ use std::collections::VecDeque;
 use std::num::NonZeroU32;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How a model is loaded and run.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LoadOptions {
     /// Most tokens (prompt + completion) of one request; 0 = the model's training context,
     /// capped at 8192 to keep memory modest.
@@ -38,6 +39,29 @@ pub struct LoadOptions {
     pub batch_size: u32,
     /// Sequences decoded together by `generate_batch`.
     pub parallel: u32,
+    /// LoRA adapters (GGUF) loaded with the model; a request picks one by name.
+    pub adapters: Vec<AdapterSpec>,
+    /// Keep the KV cache in f32 instead of llama.cpp's f16: twice the cache memory, but no
+    /// rounding of keys and values (used to compare a merged model with base + adapter).
+    pub f32_kv_cache: bool,
+}
+
+/// What [`LlamaGenerator::perplexity`] measured.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Perplexity {
+    /// Tokens scored.
+    pub tokens: usize,
+    /// Mean negative log-likelihood per scored token (nats).
+    pub mean_nll: f64,
+    pub perplexity: f64,
+}
+
+/// A GGUF LoRA adapter to load under `name`, applied at `scale` (1.0 = as trained).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdapterSpec {
+    pub name: String,
+    pub path: PathBuf,
+    pub scale: f32,
 }
 
 impl Default for LoadOptions {
@@ -48,6 +72,8 @@ impl Default for LoadOptions {
             gpu_layers: 0,
             batch_size: 512,
             parallel: 16,
+            adapters: Vec::new(),
+            f32_kv_cache: false,
         }
     }
 }
@@ -62,14 +88,32 @@ pub struct LlamaGenerator {
     threads: i32,
     batch_size: u32,
     parallel: u32,
+    f32_kv_cache: bool,
     contexts: ContextCache,
+    /// Loaded adapters; llama.cpp frees them with the model. The mutex only guards the
+    /// `&mut` the binding's setter asks for.
+    adapters: Vec<(AdapterSpec, Mutex<LlamaLoraAdapter>)>,
 }
 
 impl LlamaGenerator {
     pub fn load(path: impl AsRef<Path>, options: &LoadOptions) -> Result<Self, ModelError> {
         let path = path.as_ref();
         let params = LlamaModelParams::default().with_n_gpu_layers(options.gpu_layers);
-        let (model, header) = load_model(path, &params)?;
+        let (mut model, header) = load_model(path, &params)?;
+        let mut adapters = Vec::new();
+        for spec in &options.adapters {
+            if adapters
+                .iter()
+                .any(|(s, _): &(AdapterSpec, _)| s.name == spec.name)
+            {
+                return Err(ModelError::Adapter {
+                    path: spec.path.clone(),
+                    reason: format!("a second adapter is named {:?}", spec.name),
+                });
+            }
+            let adapter = load_adapter(&mut model, &header, spec)?;
+            adapters.push((spec.clone(), Mutex::new(adapter)));
+        }
         let trained = model.n_ctx_train().max(1);
         let context_length = match options.context_length {
             0 => trained.min(8192),
@@ -87,8 +131,129 @@ impl LlamaGenerator {
             threads: i32::try_from(threads).unwrap_or(i32::MAX),
             batch_size: options.batch_size.max(1),
             parallel: options.parallel.max(1),
+            f32_kv_cache: options.f32_kv_cache,
             contexts: ContextCache::default(),
+            adapters,
         })
+    }
+
+    /// Names of the loaded adapters, in load order.
+    pub fn adapter_names(&self) -> Vec<&str> {
+        self.adapters.iter().map(|(s, _)| s.name.as_str()).collect()
+    }
+
+    /// How well the model (with `adapter`, by name, or the base) predicts `text`: the text is
+    /// tokenized as a raw prompt and cut into windows of `window` tokens (0: the context
+    /// length); each token after the first of its window is scored given the tokens before it
+    /// in the window, as llama.cpp's perplexity tool does without its half-window overlap.
+    pub fn perplexity(
+        &self,
+        text: &str,
+        window: u32,
+        adapter: Option<&str>,
+    ) -> Result<Perplexity, GeneratorError> {
+        let tokens = self.tokenizer.tokens(text, true, false);
+        let window = match window {
+            0 => self.context_length,
+            n => n.min(self.context_length),
+        }
+        .max(2) as usize;
+        let shape = Shape {
+            slots: 1,
+            per_slot: (window as u32).next_multiple_of(256),
+        };
+        let (shape, mut context) = match self.contexts.take(shape) {
+            Some(cached) => cached,
+            None => (shape, self.new_context(shape)?),
+        };
+        let mut request = GenerationRequest::new(Prompt::Text(String::new()));
+        request.adapter = adapter.map(str::to_string);
+        let n_vocab = self.tokenizer.vocab_size();
+        let batch_size = self.batch_size as usize;
+        let scored = context.with_dependent_mut(|_, ctx| {
+            self.set_adapter(ctx, std::slice::from_ref(&request))?;
+            let mut batch = LlamaBatch::new(batch_size, 1);
+            let (mut nll, mut count) = (0f64, 0usize);
+            for chunk in tokens.chunks(window) {
+                ctx.clear_kv_cache_seq(Some(0), None, None).ok();
+                for (start, part) in chunk
+                    .chunks(batch_size)
+                    .enumerate()
+                    .map(|(i, p)| (i * batch_size, p))
+                {
+                    batch.clear();
+                    for (j, &token) in part.iter().enumerate() {
+                        batch
+                            .add(token, (start + j) as i32, &[0], true)
+                            .map_err(|e| GeneratorError::Permanent(e.to_string()))?;
+                    }
+                    ctx.decode(&mut batch)
+                        .map_err(|e| GeneratorError::Permanent(format!("llama.cpp decode: {e}")))?;
+                    for j in 0..part.len() {
+                        let Some(&next) = chunk.get(start + j + 1) else {
+                            break;
+                        };
+                        let logits = &ctx.get_logits_ith(j as i32)[..n_vocab];
+                        nll -= f64::from(log_probability(logits, next.0 as usize));
+                        count += 1;
+                    }
+                }
+            }
+            Ok::<_, GeneratorError>((nll, count))
+        });
+        self.contexts.put(shape, context);
+        let (nll, count) = scored?;
+        if count == 0 {
+            return Err(GeneratorError::InvalidRequest(
+                "the text has fewer than two tokens; nothing to score".into(),
+            ));
+        }
+        Ok(Perplexity {
+            tokens: count,
+            mean_nll: nll / count as f64,
+            perplexity: (nll / count as f64).exp(),
+        })
+    }
+
+    /// Applies the adapter `requests` ask for to `ctx` (or none), replacing what was set before.
+    fn set_adapter(
+        &self,
+        ctx: &mut LlamaContext<'_>,
+        requests: &[GenerationRequest],
+    ) -> Result<(), GeneratorError> {
+        let wanted = requests[0].adapter.as_deref();
+        if requests.iter().any(|r| r.adapter.as_deref() != wanted) {
+            return Err(GeneratorError::InvalidRequest(
+                "the requests of one batch must use the same adapter; batch them by adapter".into(),
+            ));
+        }
+        let Some((_, any)) = self.adapters.first() else {
+            return match wanted {
+                Some(name) => Err(GeneratorError::InvalidRequest(format!(
+                    "no adapter named {name:?} is loaded (none is)"
+                ))),
+                None => Ok(()),
+            };
+        };
+        match wanted {
+            None => ctx
+                .lora_adapter_remove(&mut lock(any))
+                .map_err(|e| GeneratorError::Permanent(format!("clearing adapters: {e}"))),
+            Some(name) => {
+                let (spec, adapter) = self
+                    .adapters
+                    .iter()
+                    .find(|(s, _)| s.name == name)
+                    .ok_or_else(|| {
+                        GeneratorError::InvalidRequest(format!(
+                            "no adapter named {name:?} is loaded (loaded: {})",
+                            self.adapter_names().join(", ")
+                        ))
+                    })?;
+                ctx.lora_adapter_set(&mut lock(adapter), spec.scale)
+                    .map_err(|e| GeneratorError::Permanent(format!("setting adapter {name}: {e}")))
+            }
+        }
     }
 
     pub fn tokenizer(&self) -> &Tokenizer {
@@ -137,6 +302,7 @@ impl LlamaGenerator {
             }
         };
         let done = context.with_dependent_mut(|_, ctx| {
+            self.set_adapter(ctx, requests)?;
             let mut engine = Engine {
                 batch: LlamaBatch::new(self.batch_size as usize, slots as i32),
                 slots: (0..slots).map(|_| None).collect(),
@@ -193,7 +359,13 @@ impl LlamaGenerator {
 
     fn new_context(&self, shape: Shape) -> Result<OwnedContext, GeneratorError> {
         let n_ctx = shape.per_slot * shape.slots;
-        let params = LlamaContextParams::default()
+        let mut params = LlamaContextParams::default();
+        if self.f32_kv_cache {
+            params = params
+                .with_type_k(KvCacheType::F32)
+                .with_type_v(KvCacheType::F32);
+        }
+        let params = params
             .with_n_ctx(NonZeroU32::new(n_ctx))
             .with_n_batch(self.batch_size)
             .with_n_ubatch(self.batch_size)
@@ -410,4 +582,41 @@ fn finished(active: Active, finish_reason: FinishReason, now: Instant) -> Genera
         decode_time: now.saturating_duration_since(first).max(Duration::ZERO),
         logprobs: active.logprobs.unwrap_or_default(),
     }
+}
+
+/// Loads one GGUF LoRA after checking it is an adapter for this model's architecture (llama.cpp
+/// would otherwise fail with a bare null pointer, or apply mismatched tensors).
+fn load_adapter(
+    model: &mut LlamaModel,
+    base: &GgufHeader,
+    spec: &AdapterSpec,
+) -> Result<LlamaLoraAdapter, ModelError> {
+    let err = |reason: String| ModelError::Adapter {
+        path: spec.path.clone(),
+        reason,
+    };
+    let header = GgufHeader::read(&spec.path).map_err(|e| err(e.to_string()))?;
+    if header.get_str("general.type") != Some("adapter")
+        || header.get_str("adapter.type") != Some("lora")
+    {
+        return Err(err(
+            "not a GGUF LoRA adapter (general.type must be \"adapter\" and adapter.type \"lora\"); `ragtune train` writes one as adapter.gguf".into(),
+        ));
+    }
+    if header.architecture() != base.architecture() {
+        return Err(err(format!(
+            "it is for architecture {:?}, the model is {:?}",
+            header.architecture().unwrap_or("?"),
+            base.architecture().unwrap_or("?")
+        )));
+    }
+    model.lora_adapter_init(&spec.path).map_err(|e| {
+        err(format!(
+            "llama.cpp refused it: {e} (trained for another base model?)"
+        ))
+    })
+}
+
+fn lock(m: &Mutex<LlamaLoraAdapter>) -> std::sync::MutexGuard<'_, LlamaLoraAdapter> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }

@@ -9,7 +9,7 @@ mod quantize;
 mod sampling;
 mod tokenizer;
 
-pub use generator::{LlamaGenerator, LoadOptions};
+pub use generator::{AdapterSpec, LlamaGenerator, LoadOptions, Perplexity};
 pub use quantize::{QuantType, quantize};
 pub use tokenizer::Tokenizer;
 
@@ -35,6 +35,8 @@ pub enum ModelError {
          (supported here: llama, qwen2, gemma3 and the others llama.cpp knows)"
     )]
     Architecture { path: PathBuf, arch: String },
+    #[error("cannot use adapter {path}: {reason}")]
+    Adapter { path: PathBuf, reason: String },
     #[error("llama.cpp backend failed to start: {0}")]
     Backend(String),
     #[error(transparent)]

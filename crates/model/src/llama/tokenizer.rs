@@ -129,12 +129,16 @@ impl Tokenizer {
         Ok(match prompt {
             // As llama.cpp's completion endpoints do: markup in a raw prompt is markup.
             Prompt::Text(text) => self.tokens(text, true, true),
-            Prompt::Chat(messages) => {
-                let text = self.render_chat(messages, true)?;
-                let bos = self.template.as_ref().map_or("", |t| t.bos_token());
-                let template_wrote_bos = !bos.is_empty() && text.starts_with(bos);
-                self.tokens(&text, !template_wrote_bos, true)
-            }
+            Prompt::Chat(messages) => self.encode_rendered_chat(&self.render_chat(messages, true)?),
         })
+    }
+
+    /// Tokens of a conversation already rendered with [`Self::render_chat`], exactly as
+    /// generation encodes it (markup parsed; BOS added unless the template wrote it). Training
+    /// uses this so that fine-tuned models see the same tokens they will be prompted with.
+    pub fn encode_rendered_chat(&self, text: &str) -> Vec<LlamaToken> {
+        let bos = self.template.as_ref().map_or("", |t| t.bos_token());
+        let template_wrote_bos = !bos.is_empty() && text.starts_with(bos);
+        self.tokens(text, !template_wrote_bos, true)
     }
 }

@@ -1,7 +1,9 @@
 //! Integration tests of ragtune-train.
 
+mod gguf_lora;
 mod gradcheck;
 mod peft_export;
+mod resume;
 mod smollm2;
 mod tiny_train;
 

@@ -1,0 +1,192 @@
+//! `ragtune train`, `--adapter` and `ragtune adapter merge` on the real SmolLM2: a short SFT run
+//! teaches the model an answer it does not know, llama.cpp applies the GGUF LoRA, the merged
+//! model answers the same, and bad input is refused before any training.
+
+use crate::{ragtune, run, smollm2_path};
+use std::path::Path;
+
+const QUESTION: &str = "What is the vault code word?";
+const ANSWER: &str = "Blue pelican seventeen.";
+
+/// The same pair several times in each format ragtune-train reads.
+fn write_data(path: &Path) {
+    let mut lines = Vec::new();
+    for _ in 0..4 {
+        lines.push(serde_json::json!({"prompt": QUESTION, "completion": ANSWER}));
+        lines.push(serde_json::json!({"messages": [
+            {"role": "user", "content": QUESTION},
+            {"role": "assistant", "content": ANSWER}]}));
+        lines.push(serde_json::json!({"instruction": QUESTION, "input": "", "output": ANSWER}));
+    }
+    let text: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+    std::fs::write(path, text.join("\n")).unwrap();
+}
+
+fn greedy(model: &str, adapter: Option<&Path>, prompt: &str) -> String {
+    let mut cmd = ragtune();
+    cmd.args([
+        "generate",
+        "--model",
+        model,
+        "-n",
+        "24",
+        "--threads",
+        "2",
+        "--f32-kv-cache",
+        prompt,
+    ]);
+    if let Some(a) = adapter {
+        cmd.arg("--adapter").arg(a);
+    }
+    let (ok, out, err) = run(&mut cmd);
+    assert!(ok, "generate failed: {err}");
+    out
+}
+
+#[test]
+fn sft_teaches_an_answer_that_the_adapter_and_the_merged_model_give() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("train.jsonl");
+    write_data(&data);
+    let out = dir.path().join("run");
+    let base = smollm2_path();
+    let base = base.to_str().unwrap();
+    let (ok, stdout, err) = run(ragtune().args(["train", "sft", "--base", base]).args([
+        "--data",
+        data.to_str().unwrap(),
+        "--eval",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--targets",
+        "all",
+        "--rank",
+        "8",
+        "--lr",
+        "3e-3",
+        "--max-steps",
+        "24",
+        "--batch-size",
+        "4",
+        "--eval-every",
+        "8",
+        "--save-every",
+        "8",
+        "--pack",
+        "--threads",
+        "2",
+    ]));
+    assert!(ok, "train failed: {err}");
+    assert!(stdout.contains("trained 24 steps"), "{stdout}");
+    for file in [
+        "adapter_config.json",
+        "adapter_model.safetensors",
+        "adapter.gguf",
+        "loss.csv",
+        "loss.png",
+        "training.json",
+    ] {
+        assert!(out.join(file).is_file(), "{file} missing: {err}");
+    }
+    let csv = std::fs::read_to_string(out.join("loss.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 25, "{csv}");
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("training.json")).unwrap()).unwrap();
+    let eval = summary["eval_loss"].as_f64().unwrap();
+    assert!(eval < 0.5, "eval loss after training {eval}");
+
+    let before = greedy(base, None, QUESTION);
+    assert!(
+        !before.contains("pelican"),
+        "the base already knows: {before}"
+    );
+    let adapted = greedy(base, Some(&out), QUESTION);
+    assert!(adapted.contains("Blue pelican seventeen"), "{adapted}");
+
+    // Merged into F32 weights, greedy output equals the F32 base + adapter on fixed prompts.
+    // (Against the Q4_1 base + adapter it drifts after some tokens: llama.cpp rounds the
+    // activations of quantized matmuls to 8 bits, which the merged F32 weights do not.)
+    let merge = |scale: &str, to: &Path| {
+        let (ok, _, err) = run(ragtune().args(["adapter", "merge", "--base", base]).args([
+            "--adapter",
+            out.to_str().unwrap(),
+            "--scale",
+            scale,
+            "--out",
+            to.to_str().unwrap(),
+        ]));
+        assert!(ok, "merge failed: {err}");
+    };
+    let (merged, base_f32) = (
+        dir.path().join("merged.gguf"),
+        dir.path().join("base-f32.gguf"),
+    );
+    merge("1", &merged);
+    merge("0", &base_f32);
+    for prompt in [
+        QUESTION,
+        "Name three colours.",
+        "What is 2 + 2?",
+        "Write a haiku about rain.",
+    ] {
+        let via_merge = greedy(merged.to_str().unwrap(), None, prompt);
+        assert_eq!(
+            via_merge,
+            greedy(base_f32.to_str().unwrap(), Some(&out), prompt),
+            "merged and base+adapter differ on {prompt:?}"
+        );
+        if prompt == QUESTION {
+            assert!(via_merge.contains("Blue pelican seventeen"), "{via_merge}");
+        }
+    }
+
+    // A finished run's folder is not silently trained over.
+    let (ok, _, err) = run(ragtune().args(["train", "sft", "--base", base]).args([
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]));
+    assert!(!ok && err.contains("--resume"), "{err}");
+}
+
+#[test]
+fn bad_data_and_too_little_memory_are_refused_before_training() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("train.jsonl");
+    std::fs::write(
+        &data,
+        "{\"prompt\": \"a\", \"completion\": \"b\"}\n{\"prompt\": \"a\"\n{\"prompt\": \"c\", \"completion\": \"d\"}\n",
+    )
+    .unwrap();
+    let out = dir.path().join("run");
+    let base = smollm2_path();
+    let train = |extra: &[&str]| {
+        run(ragtune()
+            .args(["train", "sft", "--base", base.to_str().unwrap(), "--data"])
+            .arg(&data)
+            .arg("--out")
+            .arg(&out)
+            .args(["--max-steps", "1", "--batch-size", "1", "--save-every", "0"])
+            .args(extra))
+    };
+    let (ok, _, err) = train(&[]);
+    assert!(!ok, "a malformed line must stop the run");
+    assert!(err.contains("train.jsonl:2"), "{err}");
+    assert!(
+        !out.join("checkpoints").exists(),
+        "nothing may be trained on bad data"
+    );
+
+    let (ok, _, err) = train(&["--skip-bad-lines", "--memory-limit-mib", "64"]);
+    assert!(!ok);
+    assert!(
+        err.contains("skipped:") && err.contains("train.jsonl:2"),
+        "{err}"
+    );
+    assert!(err.contains("MiB") && err.contains("--batch-size"), "{err}");
+
+    let (ok, stdout, err) = train(&["--skip-bad-lines"]);
+    assert!(ok, "{err}");
+    assert!(stdout.contains("trained 1 steps"), "{stdout}");
+}

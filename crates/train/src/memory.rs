@@ -1,0 +1,77 @@
+//! Will a training run fit in memory? An estimate made before loading anything, so a base that
+//! is too large is refused with a clear message instead of being killed by the OOM killer.
+
+use crate::config::LlamaConfig;
+use crate::lora::LoraConfig;
+
+/// Estimated peak bytes of training `cfg` with `lora` on micro-batches of `batch` sequences of
+/// `seq` tokens: the f32 base weights (dequantized), the activations autograd keeps per layer,
+/// and the logits with their softmax. The per-token constants were fitted to SmolLM2-135M's
+/// measured peak (see crates/train/README.md) and err on the high side.
+pub fn estimate(cfg: &LlamaConfig, lora: &LoraConfig, batch: usize, seq: usize) -> u64 {
+    let (h, i, v) = (cfg.hidden_size, cfg.intermediate_size, cfg.vocab_size);
+    let kv = cfg.kv_dim();
+    let per_layer_weights = h * h * 2 + h * kv * 2 + 3 * h * i + 2 * h;
+    let head = if cfg.tie_embeddings { 0 } else { v * h };
+    let weights = (cfg.num_layers * per_layer_weights + v * h + head + h) as u64 * 4;
+    let tokens = (batch * seq) as u64;
+    // Kept per token and layer: ~24 hidden-sized tensors, ~8 intermediate-sized ones, and
+    // ~4 attention-score rows (heads x seq) for the softmax and its backward.
+    let per_token_layer = (24 * h + 8 * i + 4 * cfg.num_heads * seq) as u64 * 4;
+    let activations = tokens * per_token_layer * cfg.num_layers as u64;
+    let logits = tokens * v as u64 * 4 * 4;
+    let adapters = (lora.rank * (h + i) * 2 * lora.targets.len() * cfg.num_layers) as u64 * 4 * 4;
+    weights + activations + logits + adapters
+}
+
+/// Memory the system reports available (`MemAvailable`), in bytes; None off Linux.
+pub fn available() -> Option<u64> {
+    meminfo_kib("/proc/meminfo", "MemAvailable:").map(|k| k * 1024)
+}
+
+/// This process's peak resident memory (`VmHWM`), in bytes; None off Linux.
+pub fn peak_rss() -> Option<u64> {
+    meminfo_kib("/proc/self/status", "VmHWM:").map(|k| k * 1024)
+}
+
+fn meminfo_kib(file: &str, key: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(file).ok()?;
+    let line = text.lines().find(|l| l.starts_with(key))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lora::TargetModule;
+
+    fn smollm2() -> LlamaConfig {
+        LlamaConfig {
+            vocab_size: 49152,
+            hidden_size: 576,
+            intermediate_size: 1536,
+            num_layers: 30,
+            num_heads: 9,
+            num_kv_heads: 3,
+            rms_norm_eps: 1e-5,
+            rope_theta: 1e5,
+            tie_embeddings: true,
+        }
+    }
+
+    #[test]
+    fn estimate_grows_with_the_batch_and_counts_the_weights() {
+        let lora = LoraConfig {
+            rank: 8,
+            alpha: 16.0,
+            dropout: 0.0,
+            targets: vec![TargetModule::Q, TargetModule::V],
+        };
+        let tiny = estimate(&smollm2(), &lora, 1, 1);
+        // 134.5M f32 parameters ~ 513 MiB.
+        assert!((500..560).contains(&(tiny >> 20)), "{}", tiny >> 20);
+        let big = estimate(&smollm2(), &lora, 4, 256);
+        assert!(big > 3 * tiny && big < 16 << 30, "{}", big >> 20);
+        assert!(estimate(&smollm2(), &lora, 8, 256) > big);
+    }
+}
