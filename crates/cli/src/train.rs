@@ -342,7 +342,7 @@ fn train_rows(
         // candle's CPU kernels use rayon's global pool; set before its first use.
         rayon_threads(args.threads);
     }
-    ragtune_train::alloc::tune_allocator();
+    ragtune_train::alloc::tune_allocator()?;
 
     let has_checkpoint = args.out.join(ragtune_train::trainer::CHECKPOINTS).exists();
     if has_checkpoint && !args.resume {
@@ -377,6 +377,13 @@ fn train_rows(
             Some(step) => eprintln!("resumed at step {step} of {}", trainer.total_steps()),
             None => eprintln!("no checkpoint in {}; starting fresh", args.out.display()),
         }
+    }
+    // The evaluation loss before any update: the baseline the curve is read against.
+    if trainer.steps_done() == 0
+        && let Some(loss) = trainer.eval_loss()?
+    {
+        eprintln!("eval loss before training: {loss:.4}");
+        summary["eval_loss_before"] = json!(loss);
     }
     let total = trainer.total_steps();
     let bar = progress_bar(total, trainer.steps_done());

@@ -40,7 +40,7 @@ fn peak_rss_mib() -> f64 {
 
 /// One engine's run of ragtune-train, in this process (the child).
 fn ragtune_child(model: &Path, targets: &str, steps: usize, batch: usize, seq: usize) -> Value {
-    ragtune_train::alloc::tune_allocator();
+    ragtune_train::alloc::tune_allocator().expect("mallopt");
     let t0 = Instant::now();
     let (cfg, weights) = gguf::load(model).expect("load GGUF");
     let targets = if targets == "all-linear" {

@@ -6,7 +6,7 @@
 
 use candle_core::{Device, Tensor};
 use ragtune_train::model::random_base_weights;
-use ragtune_train::{Llama, LlamaConfig, LoraConfig, Rng, TargetModule, peft};
+use ragtune_train::{Llama, LoraConfig, Rng, TargetModule, peft};
 use std::collections::HashMap;
 use std::path::PathBuf;
 
@@ -50,17 +50,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .nth(1)
             .ok_or("usage: export_tiny_peft DIR")?,
     );
-    let cfg = LlamaConfig {
-        vocab_size: 64,
-        hidden_size: 32,
-        intermediate_size: 64,
-        num_layers: 2,
-        num_heads: 4,
-        num_kv_heads: 2,
-        rms_norm_eps: 1e-5,
-        rope_theta: 10_000.0,
-        tie_embeddings: true,
-    };
+    let cfg = ragtune_train::model::tiny_config();
     let base = random_base_weights(&cfg, 1)?;
     let lora = LoraConfig {
         rank: 4,

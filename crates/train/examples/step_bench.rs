@@ -1,8 +1,12 @@
 //! Time and peak memory of LoRA training steps on a real GGUF model.
 //!
 //! Run: RAYON_NUM_THREADS=2 cargo run --release --example step_bench -- MODEL.gguf [STEPS] [BATCH] [SEQ]
-//! (rank 8 on q and v, as the baseline). Prints each step's loss and seconds, and the
-//! process's peak RSS (VmHWM).
+//! (rank 8 on q and v, as the baseline). Prints each step's loss, wall and CPU seconds
+//! (user + system of the whole process: steadier than wall time on a shared machine), minor page
+//! faults, and the process's peak RSS (VmHWM).
+//!
+//! Env: `STEP_BENCH_LOSS=forward` times `forward` + `masked_cross_entropy` (full logits) instead
+//! of `Llama::loss`; `RAGTUNE_DEFAULT_MALLOC=1` skips `alloc::tune_allocator`.
 
 use candle_core::{Device, Tensor};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
@@ -17,6 +21,17 @@ fn peak_rss_mib() -> Option<f64> {
     Some(kib / 1024.0)
 }
 
+/// (user + system CPU seconds, minor page faults) of this process so far.
+fn cpu_and_faults() -> (f64, i64) {
+    // SAFETY: getrusage only writes the struct it is given.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) } != 0 {
+        return (f64::NAN, -1);
+    }
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+    (secs(u.ru_utime) + secs(u.ru_stime), u.ru_minflt)
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let path = args
@@ -26,6 +41,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let batch: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(4);
     let seq: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(256);
 
+    // RAGTUNE_DEFAULT_MALLOC=1 keeps glibc's defaults, to measure what the tuning buys.
+    if std::env::var_os("RAGTUNE_DEFAULT_MALLOC").is_none() {
+        ragtune_train::alloc::tune_allocator()?;
+    }
     let t0 = Instant::now();
     let (cfg, weights) = gguf::load(path.as_ref())?;
     let lora = LoraConfig {
@@ -58,16 +77,34 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let inputs = ids.narrow(1, 0, seq)?;
     let targets = ids.narrow(1, 1, seq)?.contiguous()?;
     let weights = Tensor::ones((batch, seq), candle_core::DType::F32, &Device::Cpu)?;
+    let full_logits = std::env::var("STEP_BENCH_LOSS").is_ok_and(|v| v == "forward");
+    println!(
+        "loss path: {}",
+        if full_logits {
+            "forward + masked_cross_entropy"
+        } else {
+            "Llama::loss"
+        }
+    );
     for step in 0..steps {
         let t = Instant::now();
-        let logits = model.forward(&inputs, Some(&mut rng))?;
-        let loss = masked_cross_entropy(&logits, &targets, &weights)?;
+        let (cpu0, faults0) = cpu_and_faults();
+        let loss = if full_logits {
+            let logits = model.forward(&inputs, Some(&mut rng))?;
+            masked_cross_entropy(&logits, &targets, &weights)?
+        } else {
+            model.loss(&inputs, &targets, &weights, None, Some(&mut rng))?
+        };
+        let forward_s = t.elapsed().as_secs_f64();
         let grads = loss.backward()?;
         opt.step(&grads)?;
+        let (cpu1, faults1) = cpu_and_faults();
         println!(
-            "step {step}: loss {:.4}, {:.2}s, peak RSS {:.0} MiB",
+            "step {step}: loss {:.4}, {:.2}s wall ({forward_s:.2}s forward), {:.2}s cpu, {} minor faults, peak RSS {:.0} MiB",
             loss.to_scalar::<f32>()?,
             t.elapsed().as_secs_f64(),
+            cpu1 - cpu0,
+            faults1 - faults0,
             peak_rss_mib().unwrap_or(f64::NAN)
         );
     }

@@ -61,6 +61,12 @@ pub enum Error {
     #[error("cannot resume from checkpoint {path}: {reason}")]
     Checkpoint { path: PathBuf, reason: String },
 
+    #[error("invalid training batch: {0}")]
+    Batch(String),
+
+    #[error("cannot tune the allocator: {0}")]
+    Allocator(String),
+
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
 }

@@ -231,23 +231,10 @@ pub(crate) fn write_atomic(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::tiny_config as tiny;
     use crate::model::{Llama, random_base_weights};
     use crate::rng::Rng;
     use candle_core::Device;
-
-    fn tiny() -> LlamaConfig {
-        LlamaConfig {
-            vocab_size: 64,
-            hidden_size: 32,
-            intermediate_size: 64,
-            num_layers: 2,
-            num_heads: 4,
-            num_kv_heads: 2,
-            rms_norm_eps: 1e-5,
-            rope_theta: 10_000.0,
-            tie_embeddings: true,
-        }
-    }
 
     /// A tiny model with all 7 targets and non-zero B, as PEFT tensors.
     fn tiny_adapter(lora: &LoraConfig) -> Result<HashMap<String, Tensor>> {

@@ -206,11 +206,11 @@ pub struct LoraLinear {
 }
 
 impl LoraLinear {
+    /// `base(x) + lora(x)` as one fused op (see [`crate::fused_lora`]).
     pub fn forward(&self, x: &Tensor, rng: Option<&mut Rng>) -> Result<Tensor> {
-        let y = self.base.forward(x)?;
         match &self.lora {
-            Some(lora) => Ok((y + lora.forward(x, rng)?)?),
-            None => Ok(y),
+            Some(lora) => Ok(crate::fused_lora::lora_linear(x, &self.base, lora, rng)?),
+            None => Ok(self.base.forward(x)?),
         }
     }
 }

@@ -1,8 +1,11 @@
 //! Causal-LM cross-entropy over the tokens marked trainable (the answers in SFT).
 
 use crate::error::{Error, Result};
-use candle_core::{D, DType, Tensor};
+use crate::kernels::{Mat, Real, gemm, slice, storage_dtype};
+use candle_core::{CpuStorage, CustomOp1, D, DType, Layout, Shape, Tensor, bail};
 use candle_nn::ops::log_softmax;
+use rayon::prelude::*;
+use std::sync::Mutex;
 
 /// Mean negative log-likelihood of `targets` [b, t] (u32) under `logits` [b, t, vocab], over the
 /// positions where `weights` [b, t] is non-zero (1 for answer tokens, 0 for prompt and padding).
@@ -21,6 +24,187 @@ pub fn masked_cross_entropy(logits: &Tensor, targets: &Tensor, weights: &Tensor)
         return Err(Error::NoTrainableTokens);
     }
     Ok(((picked * w)?.sum_all()?.neg()? / count)?)
+}
+
+/// The same loss as [`masked_cross_entropy`] over `head(hidden)`, for `hidden` [n, h] (the final
+/// hidden states of the weighted positions only), `head` [vocab, h] frozen, and `targets` and
+/// `weights` (n each).
+///
+/// The logits are made a chunk of rows at a time and never all at once: for SmolLM2 a batch of
+/// 4 x 256 has [1024, 49152] logits, 200 MB in f32, and composed candle ops keep several copies
+/// of them (logits, log-softmax and its pieces, and as many again in backward). Because the loss
+/// is a scalar, its gradient with respect to `hidden` is computed in the same pass (softmax
+/// minus one-hot, times the head) and kept, [n, h], for backward to scale: no recomputation.
+pub fn head_cross_entropy(
+    hidden: &Tensor,
+    head: &Tensor,
+    targets: &[u32],
+    weights: &[f64],
+) -> Result<Tensor> {
+    let (n, h) = hidden.dims2()?;
+    let (vocab, head_h) = head.dims2()?;
+    if head_h != h || targets.len() != n || weights.len() != n {
+        return Err(Error::Batch(format!(
+            "hidden {:?}, head {:?}, {} targets and {} weights do not fit",
+            hidden.shape(),
+            head.shape(),
+            targets.len(),
+            weights.len()
+        )));
+    }
+    if let Some(t) = targets.iter().find(|&&t| t as usize >= vocab) {
+        return Err(Error::Batch(format!(
+            "target id {t} is outside the vocabulary ({vocab})"
+        )));
+    }
+    let count: f64 = weights.iter().sum();
+    if count <= 0.0 {
+        return Err(Error::NoTrainableTokens);
+    }
+    let op = HeadCrossEntropy {
+        head: head.to_dtype(hidden.dtype())?.contiguous()?,
+        targets: targets.to_vec(),
+        coef: weights.iter().map(|w| w / count).collect(),
+        want_grad: hidden.track_op(),
+        grad: Mutex::new(None),
+    };
+    Ok(hidden.contiguous()?.apply_op1(op)?)
+}
+
+struct HeadCrossEntropy {
+    head: Tensor,
+    targets: Vec<u32>,
+    /// Each position's weight over the weights' sum.
+    coef: Vec<f64>,
+    want_grad: bool,
+    /// d loss / d hidden, filled by the forward pass when `want_grad`.
+    grad: Mutex<Option<Tensor>>,
+}
+
+/// Logits per chunk: about 32 MB.
+const LOGIT_CHUNK_VALUES: usize = 1 << 23;
+
+impl HeadCrossEntropy {
+    fn run<T: Real>(&self, x: &[T]) -> candle_core::Result<(f64, Option<Vec<T>>)> {
+        let (vocab, h) = self.head.dims2()?;
+        let n = self.targets.len();
+        let threads = rayon::current_num_threads();
+        crate::kernels::with_data(&self.head, "head-cross-entropy", |w: &[T]| {
+            let chunk = (LOGIT_CHUNK_VALUES / vocab).clamp(1, n.max(1));
+            let mut logits = vec![T::ZERO; chunk * vocab];
+            let mut dx = if self.want_grad {
+                vec![T::ZERO; n * h]
+            } else {
+                Vec::new()
+            };
+            let mut loss = 0f64;
+            for c0 in (0..n).step_by(chunk) {
+                let m = chunk.min(n - c0);
+                let (xc, wt) = (Mat::rows(&x[c0 * h..], h), Mat::t(w, h));
+                gemm(
+                    (m, vocab, h),
+                    xc,
+                    wt,
+                    &mut logits,
+                    vocab,
+                    T::ONE,
+                    false,
+                    threads,
+                )?;
+                // Per row: the NLL, and the row turned into coef * (softmax - one-hot).
+                loss += logits[..m * vocab]
+                    .par_chunks_mut(vocab)
+                    .enumerate()
+                    .map(|(r, row)| {
+                        let (tgt, coef) = (self.targets[c0 + r] as usize, self.coef[c0 + r]);
+                        let picked = row[tgt];
+                        let mx = row.iter().fold(T::NEG_INFINITY, |m, &v| m.fmax(v));
+                        // Summed in f64: 49k positive f32 terms drift by ~1e-4 otherwise.
+                        let mut sum = 0f64;
+                        for v in row.iter_mut() {
+                            *v = (*v - mx).exp();
+                            sum += v.to_f64();
+                        }
+                        let c = T::from_f64(coef / sum);
+                        for v in row.iter_mut() {
+                            *v *= c;
+                        }
+                        row[tgt] -= T::from_f64(coef);
+                        coef * (mx.to_f64() + sum.ln() - picked.to_f64())
+                    })
+                    .sum::<f64>();
+                if self.want_grad {
+                    let g = Mat::rows(&logits, vocab);
+                    gemm(
+                        (m, h, vocab),
+                        g,
+                        Mat::rows(w, h),
+                        &mut dx[c0 * h..],
+                        h,
+                        T::ONE,
+                        false,
+                        threads,
+                    )?;
+                }
+            }
+            Ok((loss, self.want_grad.then_some(dx)))
+        })
+    }
+
+    fn keep_grad<T: Real>(
+        &self,
+        dx: Option<Vec<T>>,
+        n: usize,
+        h: usize,
+    ) -> candle_core::Result<()> {
+        if let Some(dx) = dx {
+            let dx = Tensor::from_vec(dx, (n, h), &candle_core::Device::Cpu)?;
+            match self.grad.lock() {
+                Ok(mut g) => *g = Some(dx),
+                Err(_) => bail!("head-cross-entropy: gradient lock poisoned"),
+            }
+        }
+        Ok(())
+    }
+}
+
+impl CustomOp1 for HeadCrossEntropy {
+    fn name(&self) -> &'static str {
+        "head-cross-entropy"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (n, h) = l.shape().dims2()?;
+        let out = match storage_dtype(s, self.name())? {
+            DType::F32 => {
+                let (loss, dx) = self.run::<f32>(slice(s, l, self.name())?)?;
+                self.keep_grad(dx, n, h)?;
+                CpuStorage::F32(vec![loss as f32])
+            }
+            _ => {
+                let (loss, dx) = self.run::<f64>(slice(s, l, self.name())?)?;
+                self.keep_grad(dx, n, h)?;
+                CpuStorage::F64(vec![loss])
+            }
+        };
+        Ok((out, Shape::from(())))
+    }
+
+    fn bwd(
+        &self,
+        _x: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<Option<Tensor>> {
+        let dx = match self.grad.lock() {
+            Ok(g) => g.clone(),
+            Err(_) => bail!("head-cross-entropy: gradient lock poisoned"),
+        };
+        let Some(dx) = dx else {
+            bail!("head-cross-entropy: backward through a loss computed without gradient tracking")
+        };
+        Ok(Some(dx.broadcast_mul(&grad.to_dtype(dx.dtype())?)?))
+    }
 }
 
 /// Splits token ids and their trainable flags into model inputs, targets and target weights:

@@ -5,9 +5,11 @@ use crate::config::LlamaConfig;
 use crate::lora::LoraConfig;
 
 /// Estimated peak bytes of training `cfg` with `lora` on micro-batches of `batch` sequences of
-/// `seq` tokens: the f32 base weights (dequantized), the activations autograd keeps per layer,
-/// and the logits with their softmax. The per-token constants were fitted to SmolLM2-135M's
-/// measured peak (see crates/train/README.md) and err on the high side.
+/// `seq` tokens: the f32 base weights (dequantized) and what autograd keeps per token and layer
+/// (the fused ops keep about 12 hidden-sized and 2 intermediate-sized values; attention
+/// probabilities are recomputed in the backward pass and the loss head works in chunks), with
+/// a quarter added for allocator slack. Fitted to SmolLM2-135M's measured peak (1.81 GB at
+/// 4 x 256 tokens, rank 8 on q and v; see crates/train/README.md).
 pub fn estimate(cfg: &LlamaConfig, lora: &LoraConfig, batch: usize, seq: usize) -> u64 {
     let (h, i, v) = (cfg.hidden_size, cfg.intermediate_size, cfg.vocab_size);
     let kv = cfg.kv_dim();
@@ -15,13 +17,11 @@ pub fn estimate(cfg: &LlamaConfig, lora: &LoraConfig, batch: usize, seq: usize) 
     let head = if cfg.tie_embeddings { 0 } else { v * h };
     let weights = (cfg.num_layers * per_layer_weights + v * h + head + h) as u64 * 4;
     let tokens = (batch * seq) as u64;
-    // Kept per token and layer: ~24 hidden-sized tensors, ~8 intermediate-sized ones, and
-    // ~4 attention-score rows (heads x seq) for the softmax and its backward.
-    let per_token_layer = (24 * h + 8 * i + 4 * cfg.num_heads * seq) as u64 * 4;
-    let activations = tokens * per_token_layer * cfg.num_layers as u64;
-    let logits = tokens * v as u64 * 4 * 4;
-    let adapters = (lora.rank * (h + i) * 2 * lora.targets.len() * cfg.num_layers) as u64 * 4 * 4;
-    weights + activations + logits + adapters
+    let per_token_layer = (12 * h + 2 * i + 2 * lora.rank * lora.targets.len()) as u64 * 4;
+    let activations = tokens * per_token_layer * cfg.num_layers as u64 * 5 / 4;
+    // The loss head: hidden rows and their gradient, plus one ~32 MB chunk of logits.
+    let head_work = tokens * h as u64 * 4 * 4 + (64 << 20);
+    weights + activations + head_work
 }
 
 /// Memory the system reports available (`MemAvailable`), in bytes; None off Linux.
@@ -68,10 +68,11 @@ mod tests {
             targets: vec![TargetModule::Q, TargetModule::V],
         };
         let tiny = estimate(&smollm2(), &lora, 1, 1);
-        // 134.5M f32 parameters ~ 513 MiB.
-        assert!((500..560).contains(&(tiny >> 20)), "{}", tiny >> 20);
+        // 134.5M f32 parameters ~ 513 MiB, plus a logits chunk.
+        assert!((500..600).contains(&(tiny >> 20)), "{}", tiny >> 20);
         let big = estimate(&smollm2(), &lora, 4, 256);
-        assert!(big > 3 * tiny && big < 16 << 30, "{}", big >> 20);
+        // Measured 1.81 GB; the estimate may be above, not far below.
+        assert!((1700..2600).contains(&(big >> 20)), "{}", big >> 20);
         assert!(estimate(&smollm2(), &lora, 8, 256) > big);
     }
 }

@@ -114,24 +114,11 @@ mod tests {
     use super::*;
     use crate::gguf::permute_qk;
     use crate::lora::TargetModule;
+    use crate::model::tiny_config as tiny;
     use crate::model::{Llama, random_base_weights};
     use crate::peft;
     use candle_core::quantized::QTensor;
     use gguf_file::Value;
-
-    fn tiny() -> LlamaConfig {
-        LlamaConfig {
-            vocab_size: 64,
-            hidden_size: 32,
-            intermediate_size: 64,
-            num_layers: 2,
-            num_heads: 4,
-            num_kv_heads: 2,
-            rms_norm_eps: 1e-5,
-            rope_theta: 10_000.0,
-            tie_embeddings: true,
-        }
-    }
 
     /// A tiny llama GGUF shaped like a real quantized one: projections Q4_1 with q/k rows in
     /// llama.cpp's order, embedding Q8_0, norms F32, the llama.* keys, a string array.

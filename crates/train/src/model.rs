@@ -1,17 +1,18 @@
 //! The llama forward pass (transformers' `LlamaForCausalLM`) with frozen base weights and LoRA.
 //!
-//! Only ops with a candle backward are used: `rms_norm_slow`, `rope_slow` and the composed
-//! `softmax` (candle-nn's fused `rms_norm`, `rope` and `softmax_last_dim` have no backward).
+//! RMSNorm, rope, attention and SwiGLU are the fused ops of [`crate::fused`] (candle-nn's fused
+//! ones have no backward, and the composed ones keep many full-size intermediates).
 
 use crate::config::LlamaConfig;
 use crate::error::{Error, Result};
 use crate::frozen::FrozenLinear;
+use crate::fused;
 use crate::gguf::BaseWeights;
 use crate::lora::{Lora, LoraConfig, LoraLinear, TargetModule};
+use crate::loss::head_cross_entropy;
 use crate::rng::Rng;
-use candle_core::{D, DType, Device, Tensor, Var};
-use candle_nn::ops::{rms_norm_slow, softmax};
-use candle_nn::rotary_emb::rope_slow;
+use candle_core::{DType, Device, Tensor, Var};
+use std::sync::Arc;
 
 #[derive(Debug)]
 struct Layer {
@@ -148,7 +149,23 @@ impl Llama {
     /// Logits [batch, seq, vocab] for token ids [batch, seq] (u32). `rng` is `Some` while
     /// training (LoRA dropout on) and `None` for evaluation. Computes in the base weights' dtype
     /// (f32; f64 base weights give an f64 model for gradient checks).
-    /// Mean masked cross-entropy of `targets` given `inputs` (see `loss::masked_cross_entropy`).
+    pub fn forward(&self, ids: &Tensor, rng: Option<&mut Rng>) -> Result<Tensor> {
+        let x = self.hidden(ids, None, rng)?;
+        let x = fused::rms_norm(&x, &self.norm, self.cfg.rms_norm_eps)?;
+        Ok(self.lm_head.forward(&x)?)
+    }
+
+    /// The training loss: mean masked cross-entropy of `targets` [b, t] (u32) given `inputs`
+    /// [b, t] (u32), over the positions where `weights` [b, t] (f32) is non-zero; the same value
+    /// as `masked_cross_entropy(&self.forward(inputs, rng)?, targets, weights)`.
+    ///
+    /// `segments` (u32 [b, t], non-decreasing along each row) marks packed rows: a row holds
+    /// several examples one after another, each with its own segment id. Positions restart at 0
+    /// and attention does not cross from one segment into another, so each example sees exactly
+    /// what it would alone in its own row (trailing padding can be a segment of weight 0).
+    ///
+    /// Only the weighted positions go through the final norm and the vocabulary head, a chunk
+    /// at a time (see [`head_cross_entropy`]): the [b, t, vocab] logits never exist.
     pub fn loss(
         &self,
         inputs: &Tensor,
@@ -157,36 +174,67 @@ impl Llama {
         segments: Option<&Tensor>,
         rng: Option<&mut Rng>,
     ) -> Result<Tensor> {
-        if segments.is_some() {
-            return Err(Error::Options(
-                "packed rows (--pack) are not supported by this forward pass yet".into(),
-            ));
+        let (b, t) = inputs.dims2()?;
+        if targets.dims() != [b, t] || weights.dims() != [b, t] {
+            return Err(Error::Batch(format!(
+                "inputs {:?}, targets {:?} and weights {:?} must have the same [batch, seq] shape",
+                inputs.shape(),
+                targets.shape(),
+                weights.shape()
+            )));
         }
-        crate::loss::masked_cross_entropy(&self.forward(inputs, rng)?, targets, weights)
+        let starts = segments.map(|s| segment_starts(s, b, t)).transpose()?;
+        let x = self.hidden(inputs, starts.map(Arc::new), rng)?;
+        let w = weights
+            .to_dtype(DType::F64)?
+            .flatten_all()?
+            .to_vec1::<f64>()?;
+        let all_targets = targets.flatten_all()?.to_vec1::<u32>()?;
+        let keep: Vec<u32> = (0..(b * t) as u32)
+            .filter(|&i| w[i as usize] != 0.0)
+            .collect();
+        if keep.is_empty() {
+            return Err(Error::NoTrainableTokens);
+        }
+        let kept_targets: Vec<u32> = keep.iter().map(|&i| all_targets[i as usize]).collect();
+        let kept_weights: Vec<f64> = keep.iter().map(|&i| w[i as usize]).collect();
+        let rows = x
+            .reshape((b * t, self.cfg.hidden_size))?
+            .index_select(&Tensor::new(keep.as_slice(), inputs.device())?, 0)?;
+        let rows = fused::rms_norm(&rows, &self.norm, self.cfg.rms_norm_eps)?;
+        head_cross_entropy(&rows, self.lm_head.weight(), &kept_targets, &kept_weights)
     }
 
-    pub fn forward(&self, ids: &Tensor, mut rng: Option<&mut Rng>) -> Result<Tensor> {
+    /// The hidden states [b, t, hidden] after the last layer, before the final norm. `starts`
+    /// ([b * t]) is where each token's segment begins in its row; `None` means one segment.
+    fn hidden(
+        &self,
+        ids: &Tensor,
+        starts: Option<Arc<Vec<u32>>>,
+        mut rng: Option<&mut Rng>,
+    ) -> Result<Tensor> {
         let (b, t) = ids.dims2()?;
         let cfg = &self.cfg;
-        let dtype = self.embed.dtype();
-        let (cos, sin) = rope_tables(cfg, t, ids.device())?;
-        let (cos, sin) = (cos.to_dtype(dtype)?, sin.to_dtype(dtype)?);
-        let mask = causal_mask(t, ids.device())?.to_dtype(dtype)?;
+        let positions: Vec<u32> = match &starts {
+            Some(s) => (0..b * t).map(|i| (i % t) as u32 - s[i]).collect(),
+            None => (0..b * t).map(|i| (i % t) as u32).collect(),
+        };
+        let (cos, sin) = rope_tables(cfg, &positions, ids.device())?;
         let mut x =
             self.embed
                 .index_select(&ids.flatten_all()?, 0)?
                 .reshape((b, t, cfg.hidden_size))?;
         for layer in &self.layers {
-            let h = rms_norm_slow(&x, &layer.attn_norm, cfg.rms_norm_eps as f32)?;
-            let att = self.attention(layer, &h, &cos, &sin, &mask, rng.as_deref_mut())?;
+            let h = fused::rms_norm(&x, &layer.attn_norm, cfg.rms_norm_eps)?;
+            let att = self.attention(layer, &h, &cos, &sin, starts.clone(), rng.as_deref_mut())?;
             x = (x + att)?;
-            let h = rms_norm_slow(&x, &layer.ffn_norm, cfg.rms_norm_eps as f32)?;
-            let gate = layer.gate.forward(&h, rng.as_deref_mut())?.silu()?;
+            let h = fused::rms_norm(&x, &layer.ffn_norm, cfg.rms_norm_eps)?;
+            let gate = layer.gate.forward(&h, rng.as_deref_mut())?;
             let up = layer.up.forward(&h, rng.as_deref_mut())?;
-            x = (x + layer.down.forward(&(gate * up)?, rng.as_deref_mut())?)?;
+            let y = fused::silu_mul(&gate, &up)?;
+            x = (x + layer.down.forward(&y, rng.as_deref_mut())?)?;
         }
-        let x = rms_norm_slow(&x, &self.norm, cfg.rms_norm_eps as f32)?;
-        Ok(self.lm_head.forward(&x)?)
+        Ok(x)
     }
 
     fn attention(
@@ -195,64 +243,92 @@ impl Llama {
         h: &Tensor,
         cos: &Tensor,
         sin: &Tensor,
-        mask: &Tensor,
+        starts: Option<Arc<Vec<u32>>>,
         mut rng: Option<&mut Rng>,
     ) -> Result<Tensor> {
         let cfg = &self.cfg;
         let (b, t, _) = h.dims3()?;
         let hd = cfg.head_dim();
-        let heads = |y: Tensor, n: usize| -> candle_core::Result<Tensor> {
-            y.reshape((b, t, n, hd))?.transpose(1, 2)?.contiguous()
-        };
-        let q = heads(layer.q.forward(h, rng.as_deref_mut())?, cfg.num_heads)?;
-        let k = heads(layer.k.forward(h, rng.as_deref_mut())?, cfg.num_kv_heads)?;
-        let v = heads(layer.v.forward(h, rng.as_deref_mut())?, cfg.num_kv_heads)?;
-        let q = rope_slow(&q, cos, sin)?;
-        let k = repeat_kv(rope_slow(&k, cos, sin)?, cfg.num_heads / cfg.num_kv_heads)?;
-        let v = repeat_kv(v, cfg.num_heads / cfg.num_kv_heads)?;
-        let scores = (q.matmul(&k.t()?)? * (1.0 / (hd as f64).sqrt()))?.broadcast_add(mask)?;
-        let y = softmax(&scores, D::Minus1)?.matmul(&v)?;
-        let y = y.transpose(1, 2)?.reshape((b, t, cfg.num_heads * hd))?;
-        layer.o.forward(&y, rng)
+        // The projections' [b, t, heads * hd] is already the [b, t, heads, hd] layout the
+        // fused attention reads: no transposes.
+        let q = layer.q.forward(h, rng.as_deref_mut())?;
+        let k = layer.k.forward(h, rng.as_deref_mut())?;
+        let v = layer.v.forward(h, rng.as_deref_mut())?;
+        let q = fused::rope(&q.reshape((b, t, cfg.num_heads, hd))?, cos, sin)?;
+        let k = fused::rope(&k.reshape((b, t, cfg.num_kv_heads, hd))?, cos, sin)?;
+        let v = v.reshape((b, t, cfg.num_kv_heads, hd))?;
+        let y = fused::attention(&q, &k, &v, 1.0 / (hd as f64).sqrt(), starts)?;
+        layer
+            .o
+            .forward(&y.reshape((b, t, cfg.num_heads * hd))?, rng)
     }
 }
 
-/// cos/sin [seq, head_dim/2] as transformers computes them (f32 inverse frequencies).
-fn rope_tables(cfg: &LlamaConfig, t: usize, dev: &Device) -> Result<(Tensor, Tensor)> {
-    let hd = cfg.head_dim();
-    let inv: Vec<f32> = (0..hd / 2)
-        .map(|i| 1.0 / (cfg.rope_theta as f32).powf(2.0 * i as f32 / hd as f32))
+/// cos/sin [positions, head_dim/2] as transformers computes them (f32 inverse frequencies and
+/// angles), in the model's dtype.
+fn rope_tables(cfg: &LlamaConfig, positions: &[u32], dev: &Device) -> Result<(Tensor, Tensor)> {
+    let half = cfg.head_dim() / 2;
+    let inv: Vec<f32> = (0..half)
+        .map(|i| 1.0 / (cfg.rope_theta as f32).powf(2.0 * i as f32 / (2 * half) as f32))
         .collect();
-    let inv = Tensor::from_vec(inv, (1, hd / 2), dev)?;
-    let pos = Tensor::arange(0u32, t as u32, dev)?
-        .to_dtype(DType::F32)?
-        .reshape((t, 1))?;
-    let freqs = pos.broadcast_mul(&inv)?;
-    Ok((freqs.cos()?, freqs.sin()?))
+    let angles: Vec<f32> = positions
+        .iter()
+        .flat_map(|&p| inv.iter().map(move |&f| p as f32 * f))
+        .collect();
+    let n = positions.len();
+    let cos = angles.iter().map(|a| a.cos()).collect::<Vec<_>>();
+    let sin = angles.iter().map(|a| a.sin()).collect::<Vec<_>>();
+    Ok((
+        Tensor::from_vec(cos, (n, half), dev)?,
+        Tensor::from_vec(sin, (n, half), dev)?,
+    ))
 }
 
-fn causal_mask(t: usize, dev: &Device) -> Result<Tensor> {
-    let m: Vec<f32> = (0..t * t)
-        .map(|i| {
-            if i % t > i / t {
-                f32::NEG_INFINITY
-            } else {
-                0.0
+/// For segment ids [b, t] (u32, non-decreasing along each row), the index in its row where each
+/// token's segment begins, flattened to [b * t].
+fn segment_starts(segments: &Tensor, b: usize, t: usize) -> Result<Vec<u32>> {
+    if segments.dims() != [b, t] || segments.dtype() != DType::U32 {
+        return Err(Error::Batch(format!(
+            "segments must be u32 [{b}, {t}] like the inputs, got {:?} {:?}",
+            segments.dtype(),
+            segments.shape()
+        )));
+    }
+    let rows = segments.to_vec2::<u32>()?;
+    let mut starts = Vec::with_capacity(b * t);
+    for (r, row) in rows.iter().enumerate() {
+        let mut start = 0;
+        for (i, &s) in row.iter().enumerate() {
+            if i > 0 && s != row[i - 1] {
+                if s < row[i - 1] {
+                    return Err(Error::Batch(format!(
+                        "segment ids must not decrease along a row (row {r}, position {i}: {} after {})",
+                        s,
+                        row[i - 1]
+                    )));
+                }
+                start = i as u32;
             }
-        })
-        .collect();
-    Ok(Tensor::from_vec(m, (t, t), dev)?)
+            starts.push(start);
+        }
+    }
+    Ok(starts)
 }
 
-/// [b, kv, t, d] -> [b, kv * n, t, d], query head j reading kv head j / n as transformers does.
-fn repeat_kv(x: Tensor, n: usize) -> candle_core::Result<Tensor> {
-    if n == 1 {
-        return Ok(x);
+/// A tiny llama configuration (2 layers, hidden 32, GQA 4/2, vocab 64) for tests and examples,
+/// shaped like the one tests/fixtures/make_peft_reference.py builds.
+pub fn tiny_config() -> LlamaConfig {
+    LlamaConfig {
+        vocab_size: 64,
+        hidden_size: 32,
+        intermediate_size: 64,
+        num_layers: 2,
+        num_heads: 4,
+        num_kv_heads: 2,
+        rms_norm_eps: 1e-5,
+        rope_theta: 10_000.0,
+        tie_embeddings: true,
     }
-    let (b, kv, t, d) = x.dims4()?;
-    x.unsqueeze(2)?
-        .expand((b, kv, n, t, d))?
-        .reshape((b, kv * n, t, d))
 }
 
 /// Random base weights for a configuration (GGUF names), for tests and experiments without a

@@ -8,10 +8,10 @@ use std::path::Path;
 const QUESTION: &str = "What is the vault code word?";
 const ANSWER: &str = "Blue pelican seventeen.";
 
-/// The same pair several times in each format ragtune-train reads.
+/// The same pair twice in each format ragtune-train reads (packed, they fill one row).
 fn write_data(path: &Path) {
     let mut lines = Vec::new();
-    for _ in 0..4 {
+    for _ in 0..2 {
         lines.push(serde_json::json!({"prompt": QUESTION, "completion": ANSWER}));
         lines.push(serde_json::json!({"messages": [
             {"role": "user", "content": QUESTION},

@@ -2,12 +2,12 @@
 
 mod gguf_lora;
 mod gradcheck;
+mod packing;
 mod peft_export;
 mod resume;
 mod smollm2;
 mod tiny_train;
 
-use ragtune_train::LlamaConfig;
 use std::path::PathBuf;
 
 /// The installed SmolLM2-135M-Instruct GGUF, found where ragtune's model store keeps it
@@ -38,20 +38,7 @@ pub fn smollm2_gguf() -> PathBuf {
     })
 }
 
-/// A tiny llama shaped like the one tests/fixtures/make_peft_reference.py builds.
-pub fn tiny_config() -> LlamaConfig {
-    LlamaConfig {
-        vocab_size: 64,
-        hidden_size: 32,
-        intermediate_size: 64,
-        num_layers: 2,
-        num_heads: 4,
-        num_kv_heads: 2,
-        rms_norm_eps: 1e-5,
-        rope_theta: 10_000.0,
-        tie_embeddings: true,
-    }
-}
+pub use ragtune_train::model::tiny_config;
 
 pub fn fixture(name: &str) -> serde_json::Value {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))

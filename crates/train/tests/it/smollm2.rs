@@ -89,4 +89,16 @@ fn logits_match_transformers() {
         (loss - expected_loss).abs() < 1e-4,
         "loss {loss} vs {expected_loss}"
     );
+
+    // The training loss path (weighted rows only, chunked head) in f32 on the real model.
+    let inputs = input.narrow(1, 0, n - 1).unwrap();
+    let fused = model
+        .loss(&inputs, &targets, &weights, None, None)
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    assert!(
+        (fused - expected_loss).abs() < 1e-4,
+        "Llama::loss {fused} vs {expected_loss}"
+    );
 }

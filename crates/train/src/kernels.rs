@@ -1,0 +1,171 @@
+//! Plumbing shared by the fused CPU ops: a float trait over f32/f64, slice access to candle
+//! storages, and a bounds-checked call into the `gemm` crate (the kernels behind candle's own
+//! CPU matmul) for strided matrices that candle would first have to copy.
+
+use candle_core::backend::BackendStorage;
+use candle_core::{CpuStorage, DType, Layout, Result, Storage, Tensor, WithDType, bail};
+use std::ops::Neg;
+
+/// The float types the fused ops run in: f32 for training, f64 for gradient checks.
+pub(crate) trait Real: WithDType + Neg<Output = Self> {
+    const ZERO: Self;
+    const ONE: Self;
+    const NEG_INFINITY: Self;
+    fn exp(self) -> Self;
+    fn sqrt(self) -> Self;
+    fn fmax(self, other: Self) -> Self;
+}
+
+macro_rules! real {
+    ($t:ty) => {
+        impl Real for $t {
+            const ZERO: Self = 0.0;
+            const ONE: Self = 1.0;
+            const NEG_INFINITY: Self = <$t>::NEG_INFINITY;
+            fn exp(self) -> Self {
+                <$t>::exp(self)
+            }
+            fn sqrt(self) -> Self {
+                <$t>::sqrt(self)
+            }
+            fn fmax(self, other: Self) -> Self {
+                <$t>::max(self, other)
+            }
+        }
+    };
+}
+real!(f32);
+real!(f64);
+
+/// The contiguous elements of a storage seen through `layout`.
+pub(crate) fn slice<'a, T: Real>(s: &'a CpuStorage, layout: &Layout, op: &str) -> Result<&'a [T]> {
+    let data = T::cpu_storage_as_slice(s)?;
+    match layout.contiguous_offsets() {
+        Some((start, end)) => Ok(&data[start..end]),
+        None => bail!("{op}: input must be contiguous"),
+    }
+}
+
+/// Runs `f` over the contiguous CPU data of `t` (a read guard is held meanwhile).
+pub(crate) fn with_data<T: Real, R>(
+    t: &Tensor,
+    op: &str,
+    f: impl FnOnce(&[T]) -> Result<R>,
+) -> Result<R> {
+    let (storage, layout) = t.storage_and_layout();
+    match &*storage {
+        Storage::Cpu(cpu) => f(slice(cpu, layout, op)?),
+        _ => bail!("{op}: only the CPU is supported"),
+    }
+}
+
+/// The dtype all the `tensors` share, which must be f32 or f64.
+pub(crate) fn float_dtype(op: &str, tensors: &[&Tensor]) -> Result<DType> {
+    let dtype = tensors.first().map(|t| t.dtype()).unwrap_or(DType::F32);
+    if let Some(t) = tensors.iter().find(|t| t.dtype() != dtype) {
+        bail!("{op}: mixed dtypes {dtype:?} and {:?}", t.dtype())
+    }
+    if !matches!(dtype, DType::F32 | DType::F64) {
+        bail!("{op}: f32 or f64 expected, got {dtype:?}")
+    }
+    Ok(dtype)
+}
+
+pub(crate) fn storage_dtype(s: &CpuStorage, op: &str) -> Result<DType> {
+    let dtype = s.dtype();
+    if !matches!(dtype, DType::F32 | DType::F64) {
+        bail!("{op}: f32 or f64 expected, got {dtype:?}")
+    }
+    Ok(dtype)
+}
+
+/// A matrix view: element (i, j) is `data[i * rs + j * cs]`.
+#[derive(Clone, Copy)]
+pub(crate) struct Mat<'a, T> {
+    pub data: &'a [T],
+    pub rs: usize,
+    pub cs: usize,
+}
+
+impl<'a, T> Mat<'a, T> {
+    pub fn rows(data: &'a [T], row_stride: usize) -> Self {
+        Self {
+            data,
+            rs: row_stride,
+            cs: 1,
+        }
+    }
+
+    /// The transpose of a row-major matrix with row stride `row_stride`.
+    pub fn t(data: &'a [T], row_stride: usize) -> Self {
+        Self {
+            data,
+            rs: 1,
+            cs: row_stride,
+        }
+    }
+
+    fn fits(&self, rows: usize, cols: usize) -> bool {
+        rows == 0 || cols == 0 || (rows - 1) * self.rs + (cols - 1) * self.cs < self.data.len()
+    }
+}
+
+/// `c = a b` (or `c += a b` with `accumulate`), times `alpha`; a [m, k], b [k, n], c row-major
+/// [m, n] with row stride `ldc`. `threads` > 1 splits the product over rayon's pool.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm<T: Real>(
+    (m, n, k): (usize, usize, usize),
+    a: Mat<T>,
+    b: Mat<T>,
+    c: &mut [T],
+    ldc: usize,
+    alpha: T,
+    accumulate: bool,
+    threads: usize,
+) -> Result<()> {
+    if !(a.fits(m, k) && b.fits(k, n) && (m == 0 || n == 0 || (m - 1) * ldc + n <= c.len())) {
+        bail!("gemm: a {m}x{k} * {k}x{n} product does not fit its buffers")
+    }
+    if m == 0 || n == 0 {
+        return Ok(());
+    }
+    if k == 0 {
+        if !accumulate {
+            for i in 0..m {
+                c[i * ldc..i * ldc + n].fill(T::ZERO);
+            }
+        }
+        return Ok(());
+    }
+    let parallelism = if threads > 1 {
+        gemm::Parallelism::Rayon(threads)
+    } else {
+        gemm::Parallelism::None
+    };
+    // SAFETY: the checks above keep every index the kernel touches inside the three slices,
+    // and `c` is borrowed mutably, so it aliases neither input.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            1,
+            ldc as isize,
+            accumulate,
+            a.data.as_ptr(),
+            a.cs as isize,
+            a.rs as isize,
+            b.data.as_ptr(),
+            b.cs as isize,
+            b.rs as isize,
+            T::ONE,
+            alpha,
+            false,
+            false,
+            false,
+            parallelism,
+        )
+    }
+    Ok(())
+}
