@@ -86,32 +86,8 @@ fn lora_gradients_match_finite_differences() {
 #[test]
 fn model_gradients_match_finite_differences() {
     use ragtune_train::loss::masked_cross_entropy;
-    use ragtune_train::model::random_base_weights;
-    use ragtune_train::{Llama, LoraConfig, TargetModule};
 
-    let cfg = crate::tiny_config();
-    let base: std::collections::HashMap<String, Tensor> = random_base_weights(&cfg, 1)
-        .unwrap()
-        .into_iter()
-        .map(|(k, v)| (k, v.to_dtype(DType::F64).unwrap()))
-        .collect();
-    let lora = LoraConfig {
-        rank: 2,
-        alpha: 4.0,
-        dropout: 0.0,
-        targets: TargetModule::ALL.to_vec(),
-    };
-    let model = Llama::new(cfg, &base, lora, 3).unwrap();
-    let mut rng = Rng::new(11);
-    for (_, _, l) in model.adapters() {
-        // Non-zero B, or dL/dA would be zero and prove nothing.
-        l.b.set(
-            &rand(&mut rng, l.b.dims2().unwrap())
-                .affine(0.3, 0.0)
-                .unwrap(),
-        )
-        .unwrap();
-    }
+    let model = crate::tiny_f64_model(1);
     let dev = Device::Cpu;
     let ids = Tensor::new(&[[3u32, 17, 42, 8, 8, 60], [1, 2, 3, 4, 5, 6]], &dev).unwrap();
     let targets = Tensor::new(&[[17u32, 42, 8, 8, 60, 9], [2, 3, 4, 5, 6, 7]], &dev).unwrap();
@@ -171,31 +147,7 @@ fn model_gradients_match_finite_differences() {
 /// differences, over LoRA entries in every layer and module.
 #[test]
 fn packed_loss_gradients_match_finite_differences() {
-    use ragtune_train::model::random_base_weights;
-    use ragtune_train::{Llama, LoraConfig, TargetModule};
-
-    let cfg = crate::tiny_config();
-    let base: std::collections::HashMap<String, Tensor> = random_base_weights(&cfg, 2)
-        .unwrap()
-        .into_iter()
-        .map(|(k, v)| (k, v.to_dtype(DType::F64).unwrap()))
-        .collect();
-    let lora = LoraConfig {
-        rank: 2,
-        alpha: 4.0,
-        dropout: 0.0,
-        targets: TargetModule::ALL.to_vec(),
-    };
-    let model = Llama::new(cfg, &base, lora, 4).unwrap();
-    let mut rng = Rng::new(12);
-    for (_, _, l) in model.adapters() {
-        l.b.set(
-            &rand(&mut rng, l.b.dims2().unwrap())
-                .affine(0.3, 0.0)
-                .unwrap(),
-        )
-        .unwrap();
-    }
+    let model = crate::tiny_f64_model(2);
     let dev = Device::Cpu;
     let ids = Tensor::new(&[[3u32, 17, 42, 8, 8, 60], [1, 2, 3, 4, 5, 6]], &dev).unwrap();
     let targets = Tensor::new(&[[17u32, 42, 8, 1, 60, 9], [2, 3, 4, 5, 6, 7]], &dev).unwrap();

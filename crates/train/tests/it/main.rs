@@ -40,6 +40,38 @@ pub fn smollm2_gguf() -> PathBuf {
 
 pub use ragtune_train::model::tiny_config;
 
+/// The tiny model in f64 with LoRA (rank 2) on every module and non-zero B drawn from `seed`
+/// (with B = 0, dL/dA would be zero and a gradient check would prove nothing).
+pub fn tiny_f64_model(seed: u64) -> ragtune_train::Llama {
+    use candle_core::{DType, Device, Tensor};
+    use ragtune_train::{Llama, LoraConfig, Rng, TargetModule, model::random_base_weights};
+    let cfg = tiny_config();
+    let base: std::collections::HashMap<String, Tensor> = random_base_weights(&cfg, seed)
+        .unwrap()
+        .into_iter()
+        .map(|(k, v)| (k, v.to_dtype(DType::F64).unwrap()))
+        .collect();
+    let lora = LoraConfig {
+        rank: 2,
+        alpha: 4.0,
+        dropout: 0.0,
+        targets: TargetModule::ALL.to_vec(),
+    };
+    let model = Llama::new(cfg, &base, lora, seed + 2).unwrap();
+    let mut rng = Rng::new(seed + 10);
+    for (_, _, l) in model.adapters() {
+        let (o, r) = l.b.dims2().unwrap();
+        let v: Vec<f64> = rng
+            .uniform(o * r, -0.3, 0.3)
+            .into_iter()
+            .map(f64::from)
+            .collect();
+        l.b.set(&Tensor::from_vec(v, (o, r), &Device::Cpu).unwrap())
+            .unwrap();
+    }
+    model
+}
+
 pub fn fixture(name: &str) -> serde_json::Value {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")

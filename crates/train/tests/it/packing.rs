@@ -2,37 +2,11 @@
 //! giving the same loss and LoRA gradients as the examples run one per padded row.
 
 use candle_core::{DType, Device, Tensor};
+use ragtune_train::Llama;
 use ragtune_train::loss::masked_cross_entropy;
-use ragtune_train::model::random_base_weights;
-use ragtune_train::{Llama, LoraConfig, Rng, TargetModule};
 
-/// The tiny model in f64 with non-zero adapters on every module.
 fn tiny_model() -> Llama {
-    let cfg = crate::tiny_config();
-    let base: std::collections::HashMap<String, Tensor> = random_base_weights(&cfg, 1)
-        .unwrap()
-        .into_iter()
-        .map(|(k, v)| (k, v.to_dtype(DType::F64).unwrap()))
-        .collect();
-    let lora = LoraConfig {
-        rank: 2,
-        alpha: 4.0,
-        dropout: 0.0,
-        targets: TargetModule::ALL.to_vec(),
-    };
-    let model = Llama::new(cfg, &base, lora, 3).unwrap();
-    let mut rng = Rng::new(5);
-    for (_, _, l) in model.adapters() {
-        let (o, r) = l.b.dims2().unwrap();
-        let v: Vec<f64> = rng
-            .uniform(o * r, -0.3, 0.3)
-            .into_iter()
-            .map(f64::from)
-            .collect();
-        l.b.set(&Tensor::from_vec(v, (o, r), &Device::Cpu).unwrap())
-            .unwrap();
-    }
-    model
+    crate::tiny_f64_model(1)
 }
 
 /// (input ids, target ids, weights) of one example.
