@@ -101,11 +101,43 @@ fn model_gradients_match_finite_differences() {
         assert_eq!(logits.dtype(), DType::F64);
         masked_cross_entropy(&logits, &targets, &weights).unwrap()
     };
-    let grads = loss().backward().unwrap();
+    let (worst, checked) = adapter_gradient_check(&model, loss);
+    println!("{checked} entries, worst relative gradient error {worst:e}");
+    assert_eq!(checked, 2 * 7 * 2 * 2);
+    assert!(worst < 1e-5, "worst relative gradient error {worst}");
+}
 
+/// `Llama::loss` on packed rows (segments, chunked head) in f64 against central finite
+/// differences, over LoRA entries in every layer and module.
+#[test]
+fn packed_loss_gradients_match_finite_differences() {
+    let model = crate::tiny_f64_model(2);
+    let dev = Device::Cpu;
+    let ids = Tensor::new(&[[3u32, 17, 42, 8, 8, 60], [1, 2, 3, 4, 5, 6]], &dev).unwrap();
+    let targets = Tensor::new(&[[17u32, 42, 8, 1, 60, 9], [2, 3, 4, 5, 6, 7]], &dev).unwrap();
+    let weights = Tensor::new(
+        &[[0f32, 1., 1., 0., 1., 1.], [0., 1., 1., 0., 1., 0.]],
+        &dev,
+    )
+    .unwrap();
+    let segments = Tensor::new(&[[0u32, 0, 0, 1, 1, 1], [0, 0, 0, 0, 0, 1]], &dev).unwrap();
+    let loss = || {
+        model
+            .loss(&ids, &targets, &weights, Some(&segments), None)
+            .unwrap()
+    };
+    let (worst, _) = adapter_gradient_check(&model, loss);
+    println!("worst relative gradient error {worst:e}");
+    assert!(worst < 1e-5, "worst relative gradient error {worst}");
+}
+
+/// Central finite differences of `loss` against its backward pass at two entries of every
+/// LoRA matrix of `model` (f64). Returns the worst relative error and the entries checked.
+fn adapter_gradient_check(model: &ragtune_train::Llama, loss: impl Fn() -> Tensor) -> (f64, usize) {
+    let dev = Device::Cpu;
+    let grads = loss().backward().unwrap();
     let eps = 1e-5;
-    let mut worst = 0f64;
-    let mut checked = 0;
+    let (mut worst, mut checked) = (0f64, 0);
     for (k, (_, _, l)) in model.adapters().into_iter().enumerate() {
         for var in [&l.a, &l.b] {
             let analytic = grads
@@ -138,63 +170,5 @@ fn model_gradients_match_finite_differences() {
             }
         }
     }
-    println!("{checked} entries, worst relative gradient error {worst:e}");
-    assert_eq!(checked, 2 * 7 * 2 * 2);
-    assert!(worst < 1e-5, "worst relative gradient error {worst}");
-}
-
-/// `Llama::loss` on packed rows (segments, chunked head) in f64 against central finite
-/// differences, over LoRA entries in every layer and module.
-#[test]
-fn packed_loss_gradients_match_finite_differences() {
-    let model = crate::tiny_f64_model(2);
-    let dev = Device::Cpu;
-    let ids = Tensor::new(&[[3u32, 17, 42, 8, 8, 60], [1, 2, 3, 4, 5, 6]], &dev).unwrap();
-    let targets = Tensor::new(&[[17u32, 42, 8, 1, 60, 9], [2, 3, 4, 5, 6, 7]], &dev).unwrap();
-    let weights = Tensor::new(
-        &[[0f32, 1., 1., 0., 1., 1.], [0., 1., 1., 0., 1., 0.]],
-        &dev,
-    )
-    .unwrap();
-    let segments = Tensor::new(&[[0u32, 0, 0, 1, 1, 1], [0, 0, 0, 0, 0, 1]], &dev).unwrap();
-    let loss = || {
-        model
-            .loss(&ids, &targets, &weights, Some(&segments), None)
-            .unwrap()
-    };
-    let grads = loss().backward().unwrap();
-
-    let eps = 1e-5;
-    let mut worst = 0f64;
-    for (k, (_, _, l)) in model.adapters().into_iter().enumerate() {
-        for var in [&l.a, &l.b] {
-            let analytic = grads
-                .get(var.as_tensor())
-                .expect("gradient")
-                .flatten_all()
-                .unwrap();
-            let analytic = analytic.to_vec1::<f64>().unwrap();
-            let values = var
-                .as_tensor()
-                .flatten_all()
-                .unwrap()
-                .to_vec1::<f64>()
-                .unwrap();
-            for i in [k % values.len(), (values.len() / 2 + 3 * k) % values.len()] {
-                let eval = |delta: f64| {
-                    let mut v = values.clone();
-                    v[i] += delta;
-                    var.set(&Tensor::from_vec(v, var.shape(), &dev).unwrap())
-                        .unwrap();
-                    loss().to_scalar::<f64>().unwrap()
-                };
-                let numeric = (eval(eps) - eval(-eps)) / (2.0 * eps);
-                var.set(&Tensor::from_vec(values.clone(), var.shape(), &dev).unwrap())
-                    .unwrap();
-                worst = worst.max((numeric - analytic[i]).abs() / (1e-3 + numeric.abs()));
-            }
-        }
-    }
-    println!("worst relative gradient error {worst:e}");
-    assert!(worst < 1e-5, "worst relative gradient error {worst}");
+    (worst, checked)
 }
