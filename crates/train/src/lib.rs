@@ -1,9 +1,11 @@
-//! LoRA fine-tuning groundwork for ragtune on candle.
+//! LoRA fine-tuning for ragtune on candle: SFT and continued pretraining.
 //!
 //! A llama-architecture model whose base weights come from a GGUF file, dequantized to f32 and
 //! frozen (no gradient is ever computed for them), with LoRA adapters as the only trainable
-//! variables; the masked causal-LM loss; the SFT data formats; and export of the adapters in
-//! PEFT's layout so that transformers/PEFT (and llama.cpp's converter) can load them.
+//! variables; fused CPU ops with hand-written backward; the masked causal-LM loss; the SFT data
+//! formats and packing; the [`trainer::Trainer`] (gradient accumulation, AdamW, warm-up + cosine,
+//! eval loss, atomic checkpoints, exact resume); and export of the adapters in PEFT's layout
+//! (transformers/PEFT read it) and as a GGUF LoRA that llama.cpp applies at run time.
 
 pub mod alloc;
 pub mod batch;
