@@ -14,7 +14,7 @@ pub enum Error {
         source: std::io::Error,
     },
 
-    #[error("knowledge base {}: SQLite error: {source}; if the file is damaged, delete the directory and ingest again", path.display())]
+    #[error("knowledge base {}: SQLite error: {source}; if kb.sqlite is damaged, restore it from a backup or ingest into a new knowledge base (--kb NEW_DIR)", path.display())]
     Sqlite {
         path: PathBuf,
         #[source]
@@ -56,8 +56,25 @@ pub enum Error {
         supported: i64,
     },
 
-    #[error("cannot sync {}: the path does not exist; nothing was deleted from the knowledge base", path.display())]
-    MissingRoot { path: PathBuf },
+    /// The files are there but cannot be written: a read-only mount, folder or file.
+    #[error("knowledge base {} is read-only ({source}); nothing was changed. Run as a user who may write it, or copy the folder somewhere writable", path.display())]
+    ReadOnly {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+
+    #[error("no knowledge base at {}: build one with `ragtune ingest --kb {} PATH...`", path.display(), path.display())]
+    NotFound { path: PathBuf },
+
+    /// kb.sqlite lost its contents (or is not ragtune's); the derived indexes are kept, since
+    /// rebuilding them from an empty database would wipe them too.
+    #[error("knowledge base {} is damaged: {reason}; nothing was changed. Restore kb.sqlite from a backup, or ingest into a new knowledge base (--kb NEW_DIR)", path.display())]
+    Damaged { path: PathBuf, reason: String },
+
+    /// Another process holds the knowledge base's writer lock.
+    #[error("knowledge base {} is busy: another ingest is running{}; wait for it to finish or stop it", path.display(), pid.map(|p| format!(" (pid {p})")).unwrap_or_default())]
+    Busy { path: PathBuf, pid: Option<u32> },
 
     #[error("knowledge base {}: corrupt {what}: {reason}", path.display())]
     Corrupt {
@@ -98,9 +115,22 @@ pub(crate) trait Context<T> {
 
 impl<T> Context<T> for std::result::Result<T, rusqlite::Error> {
     fn at(self, path: &Path) -> Result<T> {
-        self.map_err(|source| Error::Sqlite {
-            path: path.to_owned(),
-            source,
+        self.map_err(|source| {
+            let read_only = matches!(
+                source.sqlite_error_code(),
+                Some(rusqlite::ErrorCode::ReadOnly | rusqlite::ErrorCode::PermissionDenied)
+            );
+            if read_only {
+                Error::ReadOnly {
+                    path: path.to_owned(),
+                    source,
+                }
+            } else {
+                Error::Sqlite {
+                    path: path.to_owned(),
+                    source,
+                }
+            }
         })
     }
 }
@@ -111,5 +141,35 @@ impl<T> Context<T> for std::result::Result<T, tantivy::TantivyError> {
             path: path.to_owned(),
             source,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression: a read-only knowledge base was answered with "if the file is damaged,
+    /// delete the directory", advice that destroys a healthy one.
+    #[test]
+    fn a_read_only_database_says_so_and_never_advises_deleting() {
+        for code in [rusqlite::ffi::SQLITE_READONLY, rusqlite::ffi::SQLITE_PERM] {
+            let failure = rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None);
+            let err = Err::<(), _>(failure).at(Path::new("/kb")).unwrap_err();
+            assert!(matches!(err, Error::ReadOnly { .. }), "{err}");
+            let msg = err.to_string();
+            assert!(
+                msg.contains("is read-only") && !msg.contains("delete"),
+                "{msg}"
+            );
+        }
+        let other = rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
+            None,
+        );
+        let msg = Err::<(), _>(other)
+            .at(Path::new("/kb"))
+            .unwrap_err()
+            .to_string();
+        assert!(!msg.contains("delete"), "{msg}");
     }
 }

@@ -30,6 +30,7 @@ fn source_error(e: &ragtune_ingest::Error) -> SourceError {
     SourceError {
         path: e.path().to_owned(),
         reason: e.to_string(),
+        skipped: matches!(e, ragtune_ingest::Error::NotAFile { .. }),
     }
 }
 

@@ -6,7 +6,8 @@
 
 use crate::bm25::{Bm25Index, Bm25Options, SharedFilter};
 use crate::store::{
-    DocumentRecord, EmbedderInfo, FileRecord, NewDocument, Store, StoredChunk, StoredDocument,
+    DbState, DocumentRecord, EmbedderInfo, FileRecord, NewDocument, Store, StoredChunk,
+    StoredDocument,
 };
 use crate::vector::{LocalVectorIndex, VectorIndex, VectorIndexOptions};
 use crate::{Error, Result};
@@ -16,6 +17,14 @@ use std::path::{Path, PathBuf};
 const DB_FILE: &str = "kb.sqlite";
 const BM25_DIR: &str = "bm25";
 const VECTOR_FILE: &str = "vectors.bin";
+const WRITER_LOCK_FILE: &str = "writer.lock";
+
+/// The knowledge base's writer lock, held while one process syncs into it (see
+/// [`KnowledgeBase::lock_writer`]); released when dropped or when the process ends.
+#[derive(Debug)]
+pub struct WriterLock {
+    _file: std::fs::File,
+}
 
 /// Tuning of the derived indexes.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -73,6 +82,45 @@ impl KnowledgeBase {
 
     pub fn open_with(dir: &Path, embedder: &dyn Embedder, options: KbOptions) -> Result<Self> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        // A database that lost its tables next to derived indexes that still hold data is
+        // damage, not a new knowledge base: initialising it would wipe the indexes too.
+        if let DbState::Uninitialised(reason) = Store::inspect(&dir.join(DB_FILE))?
+            && (dir.join(BM25_DIR).exists() || dir.join(VECTOR_FILE).exists())
+        {
+            return Err(Error::Damaged {
+                path: dir.to_owned(),
+                reason,
+            });
+        }
+        Self::open_store(dir, embedder, options)
+    }
+
+    /// Opens a knowledge base that must already exist (for searching and answering): a
+    /// missing one is [`Error::NotFound`] and a damaged database [`Error::Damaged`], and
+    /// nothing is created or initialised. Stale derived indexes are still caught up from
+    /// SQLite, which never loses data.
+    pub fn open_existing(dir: &Path, embedder: &dyn Embedder) -> Result<Self> {
+        Self::open_existing_with(dir, embedder, KbOptions::default())
+    }
+
+    pub fn open_existing_with(
+        dir: &Path,
+        embedder: &dyn Embedder,
+        options: KbOptions,
+    ) -> Result<Self> {
+        match Store::inspect(&dir.join(DB_FILE))? {
+            DbState::Ready => Self::open_store(dir, embedder, options),
+            DbState::Missing => Err(Error::NotFound {
+                path: dir.to_owned(),
+            }),
+            DbState::Uninitialised(reason) => Err(Error::Damaged {
+                path: dir.to_owned(),
+                reason,
+            }),
+        }
+    }
+
+    fn open_store(dir: &Path, embedder: &dyn Embedder, options: KbOptions) -> Result<Self> {
         let store = Store::open(Some(&dir.join(DB_FILE)))?;
         let info = info_of(embedder);
         store.check_embedder(dir, &info)?;
@@ -97,6 +145,41 @@ impl KnowledgeBase {
             Err(e) => return Err(e),
         }
         Ok(kb)
+    }
+
+    /// Takes the writer lock of the knowledge base in `dir` (created if needed), so that two
+    /// ingests never interleave their files: the second fails at once with [`Error::Busy`]
+    /// naming the holder's pid, before it changes anything. Readers do not take it.
+    pub fn lock_writer(dir: &Path) -> Result<WriterLock> {
+        use std::io::{Read, Seek, Write};
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let path = dir.join(WRITER_LOCK_FILE);
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut holder = String::new();
+                let _ = file.read_to_string(&mut holder);
+                return Err(Error::Busy {
+                    path: dir.to_owned(),
+                    pid: holder.trim().parse().ok(),
+                });
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(&path, e)),
+        }
+        // The pid is only for the message of whoever comes second.
+        let written = file
+            .set_len(0)
+            .and_then(|()| file.rewind())
+            .and_then(|()| writeln!(file, "{}", std::process::id()));
+        written.map_err(|e| Error::io(&path, e))?;
+        Ok(WriterLock { _file: file })
     }
 
     /// A knowledge base that lives in memory only (SQLite `:memory:`, tantivy in RAM).

@@ -59,11 +59,11 @@ pub mod testing;
 pub use bm25::{Bm25Options, SharedFilter};
 pub use error::{Error, Result};
 pub use ingest_source::IngestSource;
-pub use kb::{Health, KbOptions, KnowledgeBase};
+pub use kb::{Health, KbOptions, KnowledgeBase, WriterLock};
 pub use records::load_sql_rows;
 pub use source::{DocumentSource, LoadedDocument, LoadedFile, SourceError};
 pub use store::{
-    DocumentRecord, EmbedderInfo, FileRecord, FileState, IndexedChunk, NewDocument, Store,
+    DbState, DocumentRecord, EmbedderInfo, FileRecord, FileState, IndexedChunk, NewDocument, Store,
     StoredChunk, StoredDocument,
 };
 pub use sync::{

@@ -21,12 +21,8 @@ pub fn load_sql_rows(
     counter: &dyn TokenCounter,
     options: &ChunkOptions,
 ) -> Result<Vec<LoadedDocument>> {
-    let documents = ragtune_ingest::load_sql(db, query, text_columns).map_err(|e| {
-        Error::Source(SourceError {
-            path: db.to_path_buf(),
-            reason: e.to_string(),
-        })
-    })?;
+    let documents = ragtune_ingest::load_sql(db, query, text_columns)
+        .map_err(|e| Error::Source(SourceError::new(db, e.to_string())))?;
     Ok(documents
         .into_iter()
         .map(|document| {

@@ -27,6 +27,19 @@ pub struct LoadedFile {
 pub struct SourceError {
     pub path: PathBuf,
     pub reason: String,
+    /// Not a failure: an entry that is no file to index (a FIFO, a socket, a link that
+    /// leads nowhere or in a loop), listed so that sync can say it was skipped.
+    pub skipped: bool,
+}
+
+impl SourceError {
+    pub fn new(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
+        SourceError {
+            path: path.into(),
+            reason: reason.into(),
+            skipped: false,
+        }
+    }
 }
 
 /// Lists and loads files for [`KnowledgeBase::sync`](crate::KnowledgeBase::sync).

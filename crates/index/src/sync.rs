@@ -54,6 +54,9 @@ pub struct SyncSummary {
     pub failed: Vec<SyncFailure>,
     /// Files indexed despite a problem (a page without text, a skipped record...).
     pub warnings: Vec<SyncFailure>,
+    /// Entries under the roots that are not files to index (FIFOs, sockets, links that lead
+    /// nowhere or in a loop), and why.
+    pub skipped: Vec<SyncFailure>,
     /// Chunks sent to the embedder, and chunks whose stored vector was reused.
     pub embedded_chunks: usize,
     pub reused_chunks: usize,
@@ -143,13 +146,24 @@ impl KnowledgeBase {
         progress: &mut dyn SyncProgress,
     ) -> Result<SyncSummary> {
         self.check_same_embedder(embedder)?;
+        let mut summary = SyncSummary::default();
+        // A root that is gone is one failure, not the end of the sync: the others are synced,
+        // and nothing stored under the missing one is deleted (it is under no synced root).
         let mut roots_abs = Vec::new();
         for root in roots {
-            let abs = std::fs::canonicalize(root)
-                .map_err(|_| Error::MissingRoot { path: root.clone() })?;
-            roots_abs.push(abs);
+            match std::fs::canonicalize(root) {
+                Ok(abs) => roots_abs.push(abs),
+                Err(e) => summary.failed.push(SyncFailure {
+                    path: root.clone(),
+                    reason: if e.kind() == std::io::ErrorKind::NotFound {
+                        "does not exist; nothing under it was deleted from the knowledge base"
+                            .to_owned()
+                    } else {
+                        format!("cannot be opened ({e}); nothing under it was deleted")
+                    },
+                }),
+            }
         }
-        let mut summary = SyncSummary::default();
         let mut files = Vec::new();
         // Directories that could not be listed: their documents are kept, not deleted.
         let mut unreadable: Vec<PathBuf> = Vec::new();
@@ -157,7 +171,12 @@ impl KnowledgeBase {
             for entry in source.list(root) {
                 match entry {
                     Ok(p) => files.push(p),
-                    Err(SourceError { path, reason }) => {
+                    Err(SourceError {
+                        path,
+                        reason,
+                        skipped: true,
+                    }) => summary.skipped.push(SyncFailure { path, reason }),
+                    Err(SourceError { path, reason, .. }) => {
                         unreadable.push(path.clone());
                         summary.failed.push(SyncFailure { path, reason });
                     }

@@ -87,10 +87,7 @@ impl DocumentSource for PlainTextSource {
     }
 
     fn load(&self, path: &Path) -> Result<LoadedFile, SourceError> {
-        let err = |reason: String| SourceError {
-            path: path.to_owned(),
-            reason,
-        };
+        let err = |reason: String| SourceError::new(path, reason);
         let bytes = std::fs::read(path).map_err(|e| err(e.to_string()))?;
         let text = String::from_utf8(bytes).map_err(|_| err("not valid UTF-8".into()))?;
         let format = match path.extension().and_then(|e| e.to_str()) {
@@ -168,10 +165,7 @@ fn walk(path: &Path, out: &mut Vec<Result<PathBuf, SourceError>>) {
     let entries = match std::fs::read_dir(path) {
         Ok(e) => e,
         Err(e) => {
-            out.push(Err(SourceError {
-                path: path.to_owned(),
-                reason: e.to_string(),
-            }));
+            out.push(Err(SourceError::new(path, e.to_string())));
             return;
         }
     };

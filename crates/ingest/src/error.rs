@@ -55,6 +55,9 @@ pub enum Error {
     },
     #[error("cannot walk {}: {reason}", path.display())]
     Walk { path: PathBuf, reason: String },
+    /// Found while walking, but not a file that can be read to the end: skipped.
+    #[error("{}: skipped, {what}", path.display())]
+    NotAFile { path: PathBuf, what: String },
 }
 
 /// `Result` with this crate's [`Error`].
@@ -86,7 +89,8 @@ impl Error {
             | Error::Malformed { path, .. }
             | Error::Line { path, .. }
             | Error::Json { path, .. }
-            | Error::Walk { path, .. } => path,
+            | Error::Walk { path, .. }
+            | Error::NotAFile { path, .. } => path,
             Error::Sql { db, .. } => db,
         }
     }

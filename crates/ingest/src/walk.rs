@@ -9,6 +9,9 @@ use std::path::{Path, PathBuf};
 /// Supported files under `paths`, in a stable order (sorted by name within each folder).
 /// Hidden files and folders are skipped, as are files of other types found while walking;
 /// a path given explicitly with an unsupported type is an error, as is an unreadable folder.
+/// Symbolic links are followed (a loop is reported, not walked forever); FIFOs, sockets,
+/// devices and links that lead nowhere come back as [`Error::NotAFile`], so callers can say
+/// what they skipped: reading a FIFO would block until some other process writes to it.
 pub fn walk<P: AsRef<Path>>(paths: &[P]) -> Vec<Result<PathBuf>> {
     let mut found = Vec::new();
     for root in paths {
@@ -27,15 +30,37 @@ pub fn walk<P: AsRef<Path>>(paths: &[P]) -> Vec<Result<PathBuf>> {
             continue;
         }
         let walker = walkdir::WalkDir::new(root)
+            .follow_links(true)
             .sort_by_file_name()
             .into_iter()
             .filter_entry(|e| e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.'));
         for entry in walker {
             match entry {
-                Ok(e) if e.file_type().is_file() && format_for_path(e.path()).is_some() => {
-                    found.push(Ok(e.into_path()))
+                Ok(e) if e.file_type().is_file() => {
+                    if format_for_path(e.path()).is_some() {
+                        found.push(Ok(e.into_path()))
+                    }
                 }
-                Ok(_) => {}
+                Ok(e) if e.file_type().is_dir() => {}
+                Ok(e) => found.push(Err(Error::NotAFile {
+                    what: not_a_file(&e.file_type()).to_owned(),
+                    path: e.into_path(),
+                })),
+                Err(e) if e.loop_ancestor().is_some() => found.push(Err(Error::NotAFile {
+                    path: e.path().unwrap_or(root).to_owned(),
+                    what: format!(
+                        "a link back to {} (a loop)",
+                        e.loop_ancestor().unwrap_or(root).display()
+                    ),
+                })),
+                // A link whose target is missing (or a loop of links): nothing to read.
+                Err(e) if e.path().is_some_and(|p| p.is_symlink() && !p.exists()) => {
+                    found.push(Err(Error::NotAFile {
+                        path: e.path().unwrap_or(root).to_owned(),
+                        what: "a link that leads to no file (a missing target or a loop of links)"
+                            .to_owned(),
+                    }))
+                }
                 Err(e) => found.push(Err(Error::Walk {
                     path: e.path().unwrap_or(root).to_owned(),
                     reason: e.io_error().map_or_else(
@@ -47,6 +72,19 @@ pub fn walk<P: AsRef<Path>>(paths: &[P]) -> Vec<Result<PathBuf>> {
         }
     }
     found
+}
+
+fn not_a_file(t: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if t.is_fifo() {
+        "a FIFO (named pipe), not a regular file"
+    } else if t.is_socket() {
+        "a socket, not a regular file"
+    } else if t.is_block_device() || t.is_char_device() {
+        "a device, not a regular file"
+    } else {
+        "not a regular file"
+    }
 }
 
 /// Walks `paths` and loads every supported file, lazily, one [`FileOutcome`] per file (or

@@ -75,7 +75,53 @@ pub struct EmbedderInfo {
     pub dimension: usize,
 }
 
+/// What is in a database file before it is opened for use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DbState {
+    /// No file.
+    Missing,
+    /// A file without ragtune's tables (zeroed, emptied, or another program's), with a reason.
+    Uninitialised(String),
+    /// A ragtune database.
+    Ready,
+}
+
+/// The tables every ragtune database has.
+const TABLES: [&str; 5] = ["meta", "documents", "chunks", "vectors", "changes"];
+
 impl Store {
+    /// Looks at the database at `path` without writing anything to it.
+    pub fn inspect(path: &Path) -> Result<DbState> {
+        let size = match std::fs::metadata(path) {
+            Ok(m) => m.len(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(DbState::Missing),
+            Err(e) => return Err(Error::io(path, e)),
+        };
+        if size == 0 {
+            return Ok(DbState::Uninitialised(
+                "kb.sqlite is empty (0 bytes)".into(),
+            ));
+        }
+        let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .at(path)?;
+        let found: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN
+                 ('meta', 'documents', 'chunks', 'vectors', 'changes')",
+                [],
+                |r| r.get(0),
+            )
+            .at(path)?;
+        Ok(if found == TABLES.len() as i64 {
+            DbState::Ready
+        } else {
+            DbState::Uninitialised(format!(
+                "kb.sqlite ({size} bytes) has {found} of ragtune's {} tables",
+                TABLES.len()
+            ))
+        })
+    }
+
     /// Opens (creating if needed) the database at `path`, or an in-memory one when `None`.
     pub fn open(path: Option<&Path>) -> Result<Store> {
         let shown = path.map_or_else(|| PathBuf::from(":memory:"), Path::to_owned);

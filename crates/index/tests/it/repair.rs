@@ -2,7 +2,7 @@
 
 use crate::support::{Docs, assert_consistent, bm25_sources, embedder, sync};
 use anyhow::Result;
-use ragtune_index::KnowledgeBase;
+use ragtune_index::{Error, KnowledgeBase};
 use std::path::Path;
 
 fn kb_with_docs(dir: &Path, docs: &Docs) -> Result<()> {
@@ -118,5 +118,104 @@ fn a_reader_opens_while_a_writer_holds_the_index() -> Result<()> {
     let kb = KnowledgeBase::open(tmp.path(), &embedder())?;
     assert!(kb.repairs().is_empty(), "{:?}", kb.repairs());
     assert_consistent(&kb);
+    Ok(())
+}
+
+/// Every file under `dir` (but kb.sqlite and its journal) with its bytes, to prove that
+/// nothing was touched.
+fn derived_files(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            let name = e.file_name().to_string_lossy().into_owned();
+            if p.is_dir() {
+                stack.push(p);
+            } else if !name.starts_with("kb.sqlite") && name != "writer.lock" {
+                out.push((p.clone(), std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Regression: `truncate -s 0 K/kb.sqlite; ragtune search --kb K x` printed "no results"
+/// and re-initialised the database, emptying `bm25/` and `vectors.bin`.
+#[test]
+fn a_zeroed_database_is_damage_and_wipes_nothing() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let docs = Docs::new()?;
+    kb_with_docs(tmp.path(), &docs)?;
+    let before = derived_files(tmp.path());
+    assert!(!before.is_empty());
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(tmp.path().join("kb.sqlite"))?
+        .set_len(0)?;
+
+    // Reading refuses, and so does opening for writing (it would initialise and rebuild).
+    for result in [
+        KnowledgeBase::open_existing(tmp.path(), &embedder()),
+        KnowledgeBase::open(tmp.path(), &embedder()),
+    ] {
+        let err = result.err().expect("a zeroed database must not open");
+        assert!(matches!(err, Error::Damaged { .. }), "{err}");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("0 bytes") && msg.contains("nothing was changed"),
+            "{msg}"
+        );
+        assert!(!msg.contains("delete"), "advice that destroys data: {msg}");
+    }
+    assert_eq!(derived_files(tmp.path()), before);
+    assert_eq!(std::fs::metadata(tmp.path().join("kb.sqlite"))?.len(), 0);
+    Ok(())
+}
+
+#[test]
+fn reading_a_missing_knowledge_base_creates_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("nowhere");
+    let err = KnowledgeBase::open_existing(&dir, &embedder())
+        .err()
+        .expect("missing");
+    assert!(matches!(err, Error::NotFound { .. }), "{err}");
+    assert!(err.to_string().contains("ragtune ingest"), "{err}");
+    assert!(!dir.exists());
+}
+
+#[test]
+fn a_healthy_knowledge_base_opens_for_reading() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let docs = Docs::new()?;
+    kb_with_docs(tmp.path(), &docs)?;
+    let kb = KnowledgeBase::open_existing(tmp.path(), &embedder())?;
+    assert_consistent(&kb);
+    assert_eq!(bm25_sources(&kb, "topic3"), vec![docs.source("d3.txt")]);
+    Ok(())
+}
+
+/// Regression: of two concurrent ingests, the loser printed tantivy's raw `LockBusy` after
+/// committing part of its files. The writer lock refuses it up front, naming the holder.
+#[test]
+fn a_second_writer_is_refused_with_the_holders_pid() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let first = KnowledgeBase::lock_writer(tmp.path())?;
+    let err = KnowledgeBase::lock_writer(tmp.path()).expect_err("second writer");
+    match &err {
+        Error::Busy { pid, .. } => assert_eq!(*pid, Some(std::process::id())),
+        other => panic!("{other}"),
+    }
+    assert!(
+        err.to_string().contains(&format!(
+            "another ingest is running (pid {})",
+            std::process::id()
+        )),
+        "{err}"
+    );
+    drop(first);
+    KnowledgeBase::lock_writer(tmp.path())?;
     Ok(())
 }

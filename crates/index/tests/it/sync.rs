@@ -5,7 +5,7 @@ use crate::support::{
 };
 use anyhow::Result;
 use ragtune_index::testing::PlainTextSource;
-use ragtune_index::{DocumentSource, Error, LoadedFile, SourceError, SyncEvent, SyncOptions};
+use ragtune_index::{DocumentSource, LoadedFile, SourceError, SyncEvent, SyncOptions};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -188,7 +188,7 @@ fn unchanged_files_are_neither_loaded_nor_embedded_again() -> Result<()> {
 }
 
 #[test]
-fn sync_only_deletes_under_its_roots_and_refuses_missing_roots() -> Result<()> {
+fn sync_only_deletes_under_its_roots_and_reports_missing_roots() -> Result<()> {
     let docs = Docs::new()?;
     let mut kb = open(crate::support::Backend::Ram, docs.root().as_path())?;
     docs.write("a/one.txt", "first folder")?;
@@ -198,10 +198,28 @@ fn sync_only_deletes_under_its_roots_and_refuses_missing_roots() -> Result<()> {
     let s = sync(&mut kb, &[docs.path("a")])?;
     assert!(s.deleted.is_empty(), "{s:?}");
     assert_eq!(kb.health()?.documents, 2);
-    let err = sync(&mut kb, &[docs.path("gone")]).unwrap_err();
-    let err = err.downcast::<Error>()?;
-    assert!(matches!(err, Error::MissingRoot { .. }), "{err}");
+    let s = sync(&mut kb, &[docs.path("gone")])?;
+    assert_eq!(s.failed.len(), 1, "{s:?}");
+    assert_eq!(s.failed[0].path, docs.path("gone"));
+    assert!(s.failed[0].reason.contains("does not exist"), "{s:?}");
+    assert!(s.deleted.is_empty(), "{s:?}");
     assert_eq!(kb.health()?.documents, 2);
+    Ok(())
+}
+
+/// Regression: `ingest missing good.txt` ingested nothing; the missing path is one failure
+/// and the other paths are still synced.
+#[test]
+fn one_missing_path_does_not_stop_the_others() -> Result<()> {
+    let docs = Docs::new()?;
+    let mut kb = open(crate::support::Backend::Ram, docs.root().as_path())?;
+    docs.write("good.txt", "still indexed")?;
+    let s = sync(&mut kb, &[docs.path("missing.txt"), docs.path("good.txt")])?;
+    assert_eq!(s.added.len(), 1, "{s:?}");
+    assert_eq!(s.failed.len(), 1, "{s:?}");
+    assert_eq!(s.failed[0].path, docs.path("missing.txt"));
+    assert_eq!(kb.health()?.documents, 1);
+    assert_consistent(&kb);
     Ok(())
 }
 
