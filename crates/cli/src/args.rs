@@ -31,14 +31,10 @@ pub fn adapter_file(path: &std::path::Path) -> Result<PathBuf> {
 /// Which model to run and how.
 #[derive(Debug, Args)]
 pub struct ModelArgs {
-    /// A catalogue name (see `ragtune models list`), a .gguf file, or a model folder.
-    #[arg(
-        long,
-        short,
-        env = "RAGTUNE_MODEL",
-        default_value = "smollm2-135m-instruct"
-    )]
-    pub model: String,
+    /// A catalogue name (see `ragtune models list`), a .gguf file, or a model folder
+    /// (default: smollm2-135m-instruct; for `ask`, qwen2.5-coder-0.5b-instruct).
+    #[arg(long, short, env = "RAGTUNE_MODEL")]
+    pub model: Option<String>,
     /// CPU threads (default: all cores).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
@@ -60,7 +56,18 @@ pub struct ModelArgs {
     pub f32_kv_cache: bool,
 }
 
+/// The default model of `generate`, `chat` and the evaluations: small and fast.
+pub const DEFAULT_MODEL: &str = "smollm2-135m-instruct";
+/// The default model of `ask`: the best answerer `models pull` installs (RAG exact match on
+/// SQuAD 27% against SmolLM2's 1%, BENCHMARKS.md).
+pub const DEFAULT_ANSWER_MODEL: &str = "qwen2.5-coder-0.5b-instruct";
+
 impl ModelArgs {
+    /// The model to load: the one asked for, else the command's default.
+    pub fn name(&self) -> &str {
+        self.model.as_deref().unwrap_or(DEFAULT_MODEL)
+    }
+
     pub fn load_options(&self) -> Result<LoadOptions> {
         let adapters = match &self.adapter {
             Some(path) => vec![AdapterSpec {
@@ -126,8 +133,8 @@ pub struct AnswerArgs {
     /// Examples shown in few-shot mode, chosen by similarity to the question.
     #[arg(short = 'k', default_value_t = 4)]
     pub shots: usize,
-    /// Passages retrieved (rag).
-    #[arg(long, default_value_t = 2)]
+    /// Passages retrieved (rag; at least 1).
+    #[arg(long, default_value_t = 2, value_parser = crate::kb::at_least::<1>)]
     pub top_k: usize,
     /// Retrieval mode: hybrid, bm25 or dense.
     #[arg(long, default_value = "hybrid", value_parser = parse_mode)]

@@ -2,6 +2,7 @@
 
 use crate::args::{AnswerArgs, ModelArgs};
 use crate::kb::{KbArgs, filter_of, open_embedder, open_existing};
+use crate::term;
 use anyhow::{Result, bail};
 use clap::Args;
 use ragtune_answer::{Answer, Answerer, ExamplePool, Mode, load_examples};
@@ -35,7 +36,10 @@ pub struct AskArgs {
     pub kb: KbArgs,
 }
 
-pub fn ask(args: AskArgs) -> Result<()> {
+pub fn ask(mut args: AskArgs) -> Result<()> {
+    args.model
+        .model
+        .get_or_insert_with(|| crate::args::DEFAULT_ANSWER_MODEL.to_owned());
     let mut options = args.answer.options(args.mode)?;
     options.filter = filter_of(args.path.clone(), &[], &[])?;
     let generator = crate::generate::load(&args.model)?;
@@ -66,7 +70,7 @@ pub fn ask(args: AskArgs) -> Result<()> {
     } else {
         let mut out = std::io::stdout().lock();
         let a = answerer.ask_streaming(&args.question, &mut |t| match out
-            .write_all(t.as_bytes())
+            .write_all(term::safe(t).as_bytes())
             .and_then(|()| out.flush())
         {
             Ok(()) => ControlFlow::Continue(()),
@@ -85,7 +89,7 @@ pub fn ask(args: AskArgs) -> Result<()> {
 
 fn print_sources(answer: &Answer) {
     if answer.abstention.abstained {
-        println!("=> {}", answer.answer);
+        println!("=> {}", term::safe(&answer.answer));
     }
     for c in &answer.citations {
         let status = if c.valid { "ok" } else { "FAILED" };
@@ -97,10 +101,11 @@ fn print_sources(answer: &Answer) {
                 } else {
                     format!(" > {}", chunk.heading_path.join(" > "))
                 };
-                println!(
+                let line = format!(
                     "[{}] {}{page}{heading} (chars {}..{}) [{status}]",
                     c.number, chunk.source, chunk.start, chunk.end
                 );
+                println!("{}", term::safe(&line));
             }
             None => println!("[{}] not a passage of the prompt [{status}]", c.number),
         }

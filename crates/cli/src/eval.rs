@@ -152,7 +152,7 @@ fn perplexity(args: PerplexityArgs) -> Result<()> {
         println!(
             "{}",
             serde_json::json!({
-                "model": args.model.model, "adapter": args.model.adapter,
+                "model": args.model.name(), "adapter": args.model.adapter,
                 "text": args.text, "window": args.window, "results": report,
             })
         );
@@ -291,7 +291,7 @@ fn qa(args: QaArgs) -> Result<()> {
         eprintln!(
             "{mode}: answering {} questions with {} ...",
             items.len(),
-            args.model.model
+            args.model.name()
         );
         let evaluation = if args.sequential {
             ragtune_answer::eval::evaluate_sequential(&answerer, &items)?
@@ -320,7 +320,7 @@ fn qa(args: QaArgs) -> Result<()> {
                 "questions_file": args.questions,
                 "sample": items.len(),
                 "seed": args.seed,
-                "model": args.model.model,
+                "model": args.model.name(),
                 "options": {
                     "top_k": a.top_k, "search": a.search.as_str(), "shots": a.shots,
                     "max_tokens": a.max_tokens, "prompt_budget": a.prompt_budget,

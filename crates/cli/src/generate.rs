@@ -99,10 +99,10 @@ impl Generator for Loaded {
 }
 
 pub fn load(model: &ModelArgs) -> Result<Loaded> {
-    let path = crate::models::resolve_generator(&model.model)?;
+    let path = crate::models::resolve_generator(model.name())?;
     let options = model.load_options()?;
     let generator = LlamaGenerator::load(&path, &options)
-        .with_context(|| format!("loading model {}", model.model))?;
+        .with_context(|| format!("loading model {}", model.name()))?;
     Ok(Loaded {
         model: generator,
         adapter: model
@@ -131,7 +131,7 @@ pub fn generate(args: GenerateArgs) -> Result<()> {
     if raw && !args.raw {
         eprintln!(
             "note: {} has no chat template; the prompt is sent as raw text",
-            args.model.model
+            args.model.name()
         );
     }
     let request = |text: String| {
@@ -198,7 +198,7 @@ pub fn chat(args: ChatArgs) -> Result<()> {
         bail!(
             "{} has no chat template (a base model); continue text with `ragtune generate --raw`, \
              or chat with an instruction-tuned model",
-            args.model.model
+            args.model.name()
         );
     }
     let interactive = std::io::stdin().is_terminal();
@@ -206,7 +206,7 @@ pub fn chat(args: ChatArgs) -> Result<()> {
     if interactive {
         eprintln!(
             "Chatting with {} ({}). /reset clears the conversation, /exit or Ctrl-D ends it.",
-            args.model.model,
+            args.model.name(),
             generator.model.architecture()
         );
     }

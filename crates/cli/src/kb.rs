@@ -1,6 +1,7 @@
 //! `ragtune ingest`, `ragtune search` and `ragtune eval retrieval`.
 
 use crate::progress::SyncBar;
+use crate::term;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use ragtune_catalog::{ModelStore, ResolvedModel};
@@ -17,7 +18,7 @@ use std::sync::atomic::AtomicBool;
 #[derive(Debug, Args)]
 pub struct KbArgs {
     /// Knowledge base directory (default: $RAGTUNE_HOME/kb/default).
-    #[arg(long, env = "RAGTUNE_KB")]
+    #[arg(long, env = "RAGTUNE_KB", value_parser = parse_kb_dir)]
     pub kb: Option<PathBuf>,
     /// Embedding model: a catalogue name or a sentence-transformers folder.
     #[arg(long, default_value = "all-minilm-l6-v2")]
@@ -33,6 +34,29 @@ impl KbArgs {
     }
 }
 
+/// A knowledge base is a folder; a URL (`postgres://...`) would silently become a folder
+/// named `postgres:`, so it is refused until database stores exist.
+fn parse_kb_dir(s: &str) -> Result<PathBuf, String> {
+    match s.split_once("://") {
+        Some((scheme, _)) if !scheme.is_empty() && !scheme.contains('/') => Err(format!(
+            "{s:?} is a URL; knowledge bases on a database server ({scheme}) are not \
+             supported yet: pass a folder, e.g. --kb ./my-kb"
+        )),
+        _ => Ok(PathBuf::from(s)),
+    }
+}
+
+/// A count that must be at least `MIN` (clap value parser).
+pub fn at_least<const MIN: usize>(s: &str) -> Result<usize, String> {
+    let n: usize = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a whole number"))?;
+    if n < MIN {
+        return Err(format!("must be at least {MIN}, got {n}"));
+    }
+    Ok(n)
+}
+
 pub fn open_embedder(name: &str) -> Result<SentenceEmbedder> {
     let store = ModelStore::from_env()?;
     match store.resolve(name)? {
@@ -46,16 +70,9 @@ pub fn open_embedder(name: &str) -> Result<SentenceEmbedder> {
     }
 }
 
-/// Opens an existing knowledge base for reading.
+/// Opens an existing knowledge base for reading: never creates or initialises one.
 pub fn open_existing(args: &KbArgs, embedder: &SentenceEmbedder) -> Result<KnowledgeBase> {
-    let dir = args.dir()?;
-    if !dir.join("kb.sqlite").exists() {
-        bail!(
-            "no knowledge base at {}: build one with `ragtune ingest PATH...`",
-            dir.display()
-        );
-    }
-    Ok(KnowledgeBase::open(&dir, embedder)?)
+    Ok(KnowledgeBase::open_existing(&args.dir()?, embedder)?)
 }
 
 #[derive(Debug, Args)]
@@ -79,8 +96,8 @@ pub struct IngestArgs {
     /// JSON/JSONL field that holds the text (dotted path; default: text, content or body).
     #[arg(long)]
     pub text_field: Option<String>,
-    /// Most tokens of a chunk (capped at what the embedder reads).
-    #[arg(long, default_value_t = 256)]
+    /// Most tokens of a chunk (at least 16; capped at what the embedder reads).
+    #[arg(long, default_value_t = 256, value_parser = at_least::<16>)]
     pub max_tokens: usize,
     /// Tokens shared by consecutive chunks.
     #[arg(long, default_value_t = 32)]
@@ -93,9 +110,10 @@ pub struct IngestArgs {
 }
 
 pub fn ingest(args: IngestArgs) -> Result<()> {
-    let embedder = open_embedder(&args.kb.embedder)?;
     let dir = args.kb.dir()?;
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    // Held until ingest (or --watch) ends: a second ingest is refused before it writes.
+    let _writer = KnowledgeBase::lock_writer(&dir)?;
+    let embedder = open_embedder(&args.kb.embedder)?;
     let mut kb = KnowledgeBase::open(&dir, &embedder)?;
     for repair in kb.repairs() {
         eprintln!("repaired: {repair}");
@@ -119,7 +137,7 @@ pub fn ingest(args: IngestArgs) -> Result<()> {
         let prefix = format!("sqlite:{}#", db_abs.display());
         let summary = kb.sync_records(&prefix, &docs, &embedder, &mut SyncBar::new())?;
         print_summary(&dir, &summary);
-        return Ok(());
+        return failures(&summary);
     }
     let options = SyncOptions {
         rehash: args.rehash,
@@ -133,29 +151,42 @@ pub fn ingest(args: IngestArgs) -> Result<()> {
         &mut SyncBar::new(),
     )?;
     print_summary(&dir, &summary);
-    if args.watch {
-        eprintln!("watching {} path(s); Ctrl-C stops", args.paths.len());
-        let stop = AtomicBool::new(false);
-        let mut report = |event: &ragtune_index::SyncEvent<'_>| {
-            if let ragtune_index::SyncEvent::Finished { summary } = event {
-                print_summary(&dir, summary);
-            }
-        };
-        kb.watch(
-            &args.paths,
-            &source,
-            &embedder,
-            &WatchOptions::default(),
-            &mut report,
-            &stop,
-        )?;
+    if !args.watch {
+        return failures(&summary);
     }
+    eprintln!("watching {} path(s); Ctrl-C stops", args.paths.len());
+    let stop = AtomicBool::new(false);
+    let mut report = |event: &ragtune_index::SyncEvent<'_>| {
+        if let ragtune_index::SyncEvent::Finished { summary } = event {
+            print_summary(&dir, summary);
+        }
+    };
+    kb.watch(
+        &args.paths,
+        &source,
+        &embedder,
+        &WatchOptions::default(),
+        &mut report,
+        &stop,
+    )?;
     Ok(())
 }
 
+/// A sync with failed paths exits non-zero, after everything else was indexed.
+fn failures(s: &SyncSummary) -> Result<()> {
+    match s.failed.len() {
+        0 => Ok(()),
+        n => bail!("{n} path(s) could not be indexed (listed above); the others were"),
+    }
+}
+
 fn print_summary(dir: &Path, s: &SyncSummary) {
+    let skipped = match s.skipped.len() {
+        0 => String::new(),
+        n => format!(", skipped {n}"),
+    };
     println!(
-        "{}: added {}, updated {}, deleted {}, unchanged {}, failed {} ({} chunks embedded, {} reused)",
+        "{}: added {}, updated {}, deleted {}, unchanged {}, failed {}{skipped} ({} chunks embedded, {} reused)",
         dir.display(),
         s.added.len(),
         s.updated.len(),
@@ -165,7 +196,12 @@ fn print_summary(dir: &Path, s: &SyncSummary) {
         s.embedded_chunks,
         s.reused_chunks
     );
-    for (label, list) in [("failed", &s.failed), ("warning", &s.warnings)] {
+    let lists = [
+        ("failed", &s.failed),
+        ("skipped", &s.skipped),
+        ("warning", &s.warnings),
+    ];
+    for (label, list) in lists {
         for f in list {
             // Loader messages usually start with the path already.
             let path = f.path.display().to_string();
@@ -173,7 +209,8 @@ fn print_summary(dir: &Path, s: &SyncSummary) {
                 .reason
                 .strip_prefix(&format!("{path}: "))
                 .unwrap_or(&f.reason);
-            println!("  {label}: {path}: {reason}");
+            let reason = reason.strip_prefix("skipped, ").unwrap_or(reason);
+            println!("  {label}: {}", term::safe(&format!("{path}: {reason}")));
         }
     }
 }
@@ -185,8 +222,8 @@ pub struct SearchArgs {
     /// Ranking: hybrid, bm25 or dense.
     #[arg(long, default_value = "hybrid", value_parser = parse_mode)]
     pub mode: SearchMode,
-    /// How many chunks.
-    #[arg(short, default_value_t = 5)]
+    /// How many chunks (at least 1).
+    #[arg(short, default_value_t = 5, value_parser = at_least::<1>)]
     pub k: usize,
     /// Only sources matching this glob.
     #[arg(long)]
@@ -255,7 +292,7 @@ pub fn search(args: SearchArgs) -> Result<()> {
         } else {
             format!(" > {}", hit.heading_path.join(" > "))
         };
-        println!(
+        let line = format!(
             "{}. [{:.4}] {}{page}{heading}  (chars {}..{})",
             i + 1,
             hit.score,
@@ -263,7 +300,8 @@ pub fn search(args: SearchArgs) -> Result<()> {
             hit.start,
             hit.end
         );
-        println!("   {}", snippet(&hit.text, 240));
+        println!("{}", term::safe(&line));
+        println!("   {}", term::safe(&snippet(&hit.text, 240)));
     }
     Ok(())
 }

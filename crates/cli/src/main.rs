@@ -7,6 +7,7 @@ mod generate;
 mod kb;
 mod models;
 mod progress;
+mod term;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -85,8 +86,50 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", message(&e));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The error and its causes on one line, leaving out a cause whose text the line already
+/// holds (library errors often show their source in their own message too).
+fn message(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    term::safe(&line).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    /// Regression: messages repeated their cause ("X: Y: X: Y").
+    #[test]
+    fn a_cause_already_in_the_message_is_not_repeated() {
+        #[derive(Debug)]
+        struct Outer(std::io::Error);
+        impl std::fmt::Display for Outer {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "writing kb: {}", self.0)
+            }
+        }
+        impl std::error::Error for Outer {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let e =
+            anyhow::Error::new(Outer(std::io::Error::other("disk full"))).context("ingest failed");
+        assert_eq!(super::message(&e), "ingest failed: writing kb: disk full");
+        let plain = anyhow::anyhow!("inner").context("outer");
+        assert_eq!(super::message(&plain), "outer: inner");
     }
 }

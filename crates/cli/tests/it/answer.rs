@@ -38,6 +38,8 @@ fn ask_about_keys(docs: &[(&str, &str)]) -> (serde_json::Value, String) {
         "--json",
         "-n",
         "24",
+        "--model",
+        "smollm2-135m-instruct",
     ]));
     assert!(ok, "{err}");
     (serde_json::from_str(&out).unwrap(), out)

@@ -121,3 +121,137 @@ fn sql_rows_are_documents_and_follow_the_table() {
     assert!(!ok);
     assert!(err.contains("nope") && !err.contains("panicked"), "{err}");
 }
+
+/// Regression: `ingest --kb K missing good.txt` ingested nothing.
+#[test]
+fn a_missing_path_is_reported_and_the_others_are_ingested() {
+    let docs = tempfile::tempdir().unwrap();
+    let kb = tempfile::tempdir().unwrap();
+    let good = docs.path().join("good.txt");
+    std::fs::write(&good, "The VPN gateway is vpn.example.org.").unwrap();
+    let missing = docs.path().join("missing.txt");
+    let (ok, out, err) = run(in_kb(kb.path()).arg("ingest").arg(&missing).arg(&good));
+    assert!(!ok, "a failed path must fail the run: {out}");
+    assert!(
+        out.contains("added 1,") && out.contains("failed 1"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("failed: {}: does not exist", missing.display())),
+        "{out}"
+    );
+    assert!(err.contains("1 path(s) could not be indexed"), "{err}");
+    let (ok, out, err) = run(in_kb(kb.path()).args(["search", "VPN gateway", "--json"]));
+    assert!(ok, "{err}");
+    assert!(out.contains("good.txt"), "{out}");
+}
+
+/// Regression: `--kb postgres://...` silently created a local folder `postgres:/...`.
+#[test]
+fn a_database_url_as_kb_is_refused_and_creates_nothing() {
+    let cwd = tempfile::tempdir().unwrap();
+    for args in [
+        vec!["search", "x", "--kb", "postgres://user@db.example/kb"],
+        vec!["ingest", ".", "--kb", "postgresql://localhost/kb"],
+    ] {
+        let (ok, _, err) = run(ragtune().current_dir(cwd.path()).args(&args));
+        assert!(!ok);
+        assert!(err.contains("is a URL") && err.contains("folder"), "{err}");
+    }
+    assert_eq!(std::fs::read_dir(cwd.path()).unwrap().count(), 0);
+}
+
+/// Regression: a zeroed `kb.sqlite` gave "no results" with exit 0, and the read-only
+/// `search` re-initialised the database and emptied `bm25/` and `vectors.bin`.
+#[test]
+fn a_zeroed_database_is_an_error_and_the_indexes_survive() {
+    let docs = tempfile::tempdir().unwrap();
+    let kb = tempfile::tempdir().unwrap();
+    std::fs::write(docs.path().join("a.txt"), "Rotate the signing keys yearly.").unwrap();
+    let (ok, _, err) = run(in_kb(kb.path()).arg("ingest").arg(docs.path()));
+    assert!(ok, "{err}");
+    let vectors = std::fs::metadata(kb.path().join("vectors.bin"))
+        .unwrap()
+        .len();
+    let bm25_files = || std::fs::read_dir(kb.path().join("bm25")).unwrap().count();
+    let bm25_before = bm25_files();
+    std::fs::File::create(kb.path().join("kb.sqlite")).unwrap();
+    for args in [vec!["search", "keys"], vec!["ingest", "."]] {
+        let (ok, out, err) = run(in_kb(kb.path()).current_dir(docs.path()).args(&args));
+        assert!(!ok, "{out}");
+        assert!(
+            err.contains("is damaged") && err.contains("0 bytes"),
+            "{err}"
+        );
+        assert!(!err.contains("delete"), "{err}");
+    }
+    let vectors_after = std::fs::metadata(kb.path().join("vectors.bin"))
+        .unwrap()
+        .len();
+    assert_eq!(vectors_after, vectors);
+    assert_eq!(bm25_files(), bm25_before);
+}
+
+/// Regression: `--top-k 0` answered "the documents do not contain the answer" without
+/// retrieving, and `--max-tokens 0` was accepted (and hung the chunker).
+#[test]
+fn counts_that_cannot_work_are_refused_before_anything_runs() {
+    let kb = tempfile::tempdir().unwrap();
+    for (args, what) in [
+        (vec!["search", "x", "-k", "0"], "at least 1"),
+        (vec!["ask", "x", "--top-k", "0"], "at least 1"),
+        (vec!["ingest", ".", "--max-tokens", "0"], "at least 16"),
+        (vec!["ingest", ".", "--max-tokens", "2"], "at least 16"),
+    ] {
+        let (ok, _, err) = run(in_kb(kb.path()).args(&args));
+        assert!(!ok, "{args:?}");
+        assert!(err.contains(what), "{args:?}: {err}");
+    }
+    assert_eq!(std::fs::read_dir(kb.path()).unwrap().count(), 0);
+}
+
+/// Regression: FIFOs and symbolic link loops were skipped without a word (and a FIFO read
+/// would block).
+#[test]
+fn fifos_and_link_loops_are_reported_as_skipped() {
+    let docs = tempfile::tempdir().unwrap();
+    let kb = tempfile::tempdir().unwrap();
+    std::fs::write(docs.path().join("real.txt"), "indexed text").unwrap();
+    let status = std::process::Command::new("mkfifo")
+        .arg(docs.path().join("pipe.txt"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::os::unix::fs::symlink(docs.path(), docs.path().join("again")).unwrap();
+    std::os::unix::fs::symlink("self.txt", docs.path().join("self.txt")).unwrap();
+    let (ok, out, err) = run(in_kb(kb.path()).arg("ingest").arg(docs.path()));
+    assert!(ok, "skipping is not failing: {out} {err}");
+    assert!(
+        out.contains("added 1,") && out.contains("skipped 3"),
+        "{out}"
+    );
+    assert!(out.contains("pipe.txt: a FIFO"), "{out}");
+    assert!(out.contains("again: a link back to"), "{out}");
+    assert!(
+        out.contains("self.txt: a link that leads to no file"),
+        "{out}"
+    );
+}
+
+/// Regression: terminal escape sequences in documents reached the terminal raw.
+#[test]
+fn control_characters_in_documents_are_escaped_in_search_output() {
+    let docs = tempfile::tempdir().unwrap();
+    let kb = tempfile::tempdir().unwrap();
+    std::fs::write(
+        docs.path().join("evil.txt"),
+        "Quarterly report \x1b]0;owned\x07 with \x1b[2J cleared screens.",
+    )
+    .unwrap();
+    let (ok, _, err) = run(in_kb(kb.path()).arg("ingest").arg(docs.path()));
+    assert!(ok, "{err}");
+    let (ok, out, err) = run(in_kb(kb.path()).args(["search", "quarterly report"]));
+    assert!(ok, "{err}");
+    assert!(!out.contains('\x1b') && !out.contains('\x07'), "{out:?}");
+    assert!(out.contains("\\u{1b}"), "{out}");
+}

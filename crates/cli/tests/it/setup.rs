@@ -52,18 +52,21 @@ fn put(root: &Path, rel: &str, contents: &[u8]) {
 /// The real libclang this machine's build loaded (scripts/deps installed it before the build).
 fn real_libclang() -> PathBuf {
     let mut found = Vec::new();
-    for dir in ["/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64"]
-        .into_iter()
-        .map(PathBuf::from)
-        .chain(
-            fs::read_dir("/usr/lib")
-                .into_iter()
-                .flatten()
-                .flatten()
-                .filter(|e| e.file_name().to_string_lossy().starts_with("llvm-"))
-                .map(|e| e.path().join("lib")),
-        )
-    {
+    for dir in [
+        "/usr/lib/x86_64-linux-gnu",
+        "/usr/lib/aarch64-linux-gnu",
+        "/usr/lib64",
+    ]
+    .into_iter()
+    .map(PathBuf::from)
+    .chain(
+        fs::read_dir("/usr/lib")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("llvm-"))
+            .map(|e| e.path().join("lib")),
+    ) {
         for entry in fs::read_dir(&dir).into_iter().flatten().flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
             if name.starts_with("libclang.so.") || name.starts_with("libclang-1") {
@@ -87,14 +90,22 @@ fn fresh_machine_with_only_libclang_cpp_gets_libclang_dev() {
         "usr/lib/x86_64-linux-gnu/libclang-cpp.so.14",
         b"\x7fELF",
     );
-    put(root.path(), "usr/lib/llvm-14/lib/libclang-cpp.so.14", b"\x7fELF");
+    put(
+        root.path(),
+        "usr/lib/llvm-14/lib/libclang-cpp.so.14",
+        b"\x7fELF",
+    );
     assert_eq!(would_install(root.path()), ["libclang-dev"]);
 }
 
 #[test]
 fn a_look_alike_libclang_file_that_does_not_load_is_not_enough() {
     let root = tree_with_tools();
-    put(root.path(), "usr/lib/llvm-14/lib/libclang.so.1", b"not a library");
+    put(
+        root.path(),
+        "usr/lib/llvm-14/lib/libclang.so.1",
+        b"not a library",
+    );
     put(root.path(), "usr/lib/x86_64-linux-gnu/libclang-14.so", b"");
     assert_eq!(would_install(root.path()), ["libclang-dev"]);
 }
@@ -114,6 +125,13 @@ fn an_empty_machine_gets_every_build_tool() {
     let root = tempfile::tempdir().unwrap();
     assert_eq!(
         would_install(root.path()),
-        ["cmake", "g++", "make", "libclang-dev", "python3", "python3-pip"]
+        [
+            "cmake",
+            "g++",
+            "make",
+            "libclang-dev",
+            "python3",
+            "python3-pip"
+        ]
     );
 }
