@@ -7,7 +7,7 @@ use std::path::PathBuf;
 #[non_exhaustive]
 pub enum Error {
     /// The retriever failed for a question.
-    #[error("retrieval failed for the question {question:?}: {source}")]
+    #[error("retrieval failed for the question {}: {source}", shown(question))]
     Retrieve {
         question: String,
         #[source]
@@ -15,7 +15,7 @@ pub enum Error {
     },
 
     /// The generator failed (or could not count the prompt's tokens).
-    #[error("generation failed for the question {question:?}: {source}")]
+    #[error("generation failed for the question {}: {source}", shown(question))]
     Generate {
         question: String,
         #[source]
@@ -40,9 +40,10 @@ pub enum Error {
 
     /// The prompt does not fit even without any passage or example.
     #[error(
-        "the prompt for the question {question:?} takes {needed} tokens without any passage or \
+        "the prompt for the question {} takes {needed} tokens without any passage or \
          example, but the budget is {budget} tokens; shorten the question, lower the answer's \
-         max tokens, or raise the prompt budget / context length"
+         max tokens, or raise the prompt budget / context length",
+        shown(question)
     )]
     PromptTooLong {
         question: String,
@@ -71,6 +72,20 @@ pub enum Error {
     },
 }
 
+/// A question as a message shows it: quoted, and cut after 120 characters (a 100 KB question
+/// is not echoed back in full).
+fn shown(question: &str) -> String {
+    const MAX: usize = 120;
+    match question.char_indices().nth(MAX) {
+        Some((at, _)) => format!(
+            "{:?}… ({} characters in all)",
+            &question[..at],
+            question.chars().count()
+        ),
+        None => format!("{question:?}"),
+    }
+}
+
 /// `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -79,4 +94,29 @@ pub(crate) fn read(path: &std::path::Path) -> Result<Vec<u8>> {
         path: path.to_owned(),
         source,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression: a 100 KB question was echoed back in full in the error.
+    #[test]
+    fn long_questions_are_cut_in_messages() {
+        let question = "why ".repeat(25_000);
+        let e = Error::PromptTooLong {
+            question: question.clone(),
+            needed: 30_000,
+            budget: 8_000,
+        };
+        let msg = e.to_string();
+        assert!(msg.len() < 600, "{}", msg.len());
+        assert!(msg.contains("(100000 characters in all)"), "{msg}");
+        let short = Error::PromptTooLong {
+            question: "Who?".into(),
+            needed: 9,
+            budget: 8,
+        };
+        assert!(short.to_string().contains("\"Who?\" takes 9 tokens"));
+    }
 }
