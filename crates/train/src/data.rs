@@ -44,9 +44,9 @@ pub fn read_sft_lenient(path: &Path) -> Result<(Vec<Example>, Vec<Error>)> {
 }
 
 fn parse_file(path: &Path) -> Result<(Vec<Example>, Vec<Error>)> {
-    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+    let text = std::fs::read_to_string(path).map_err(|error| Error::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     })?;
     let (mut good, mut bad) = (Vec::new(), Vec::new());
     for (i, line) in text.lines().enumerate() {
