@@ -26,7 +26,7 @@ pub struct Example {
     pub untrained_turns: Vec<usize>,
 }
 
-/// Reads SFT examples, one JSON object per line (blank lines skipped); the first malformed
+/// Reads SFT examples, one UTF-8 JSON object per line (blank lines skipped); the first malformed
 /// line stops the read with its `path:line` and reason, so a run never starts on bad data.
 pub fn read_sft(path: &Path) -> Result<Vec<Example>> {
     let (good, mut bad) = parse_file(path)?;
@@ -44,13 +44,23 @@ pub fn read_sft_lenient(path: &Path) -> Result<(Vec<Example>, Vec<Error>)> {
 }
 
 fn parse_file(path: &Path) -> Result<(Vec<Example>, Vec<Error>)> {
-    let text = std::fs::read_to_string(path).map_err(|error| Error::Io {
+    let bytes = std::fs::read(path).map_err(|error| Error::Io {
         path: path.to_path_buf(),
         error,
     })?;
     let (mut good, mut bad) = (Vec::new(), Vec::new());
-    for (i, line) in text.lines().enumerate() {
-        match parse_sft_line(line, i + 1) {
+    // Lines are decoded one by one, so a line that is not UTF-8 is reported (or skipped) by
+    // its number like any other malformed line.
+    for (i, raw) in bytes.split(|&b| b == b'\n').enumerate() {
+        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+        let parsed = match std::str::from_utf8(raw) {
+            Ok(line) => parse_sft_line(line, i + 1),
+            Err(e) => Err(format!(
+                "not UTF-8 text (byte {} of the line is invalid); save the file as UTF-8",
+                e.valid_up_to() + 1
+            )),
+        };
+        match parsed {
             Ok(Some(ex)) => good.push(ex),
             Ok(None) => {}
             Err(reason) => bad.push(Error::Data {
@@ -277,6 +287,28 @@ mod tests {
             let err = parse_sft_line(line, 1).unwrap_err();
             assert!(err.contains(want), "{line}: {err}");
         }
+    }
+
+    #[test]
+    fn non_utf8_line_is_named_and_skippable() {
+        let mut bytes = br#"{"prompt": "a", "completion": "b"}"#.to_vec();
+        bytes.extend_from_slice(b"\r\n");
+        bytes.extend_from_slice(b"{\"prompt\": \"caf\xe9\", \"completion\": \"b\"}\n");
+        bytes.extend_from_slice(br#"{"prompt": "c", "completion": "d"}"#);
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(&bytes).unwrap();
+
+        let err = read_sft(f.path()).unwrap_err();
+        assert!(matches!(err, Error::Data { line: 2, .. }), "{err}");
+        let text = err.to_string();
+        let expected = format!("{}:2: not UTF-8", f.path().display());
+        assert!(text.starts_with(&expected), "{text}");
+        assert!(text.contains("save the file as UTF-8"), "{text}");
+
+        let (good, bad) = read_sft_lenient(f.path()).unwrap();
+        assert_eq!(good.iter().map(|e| e.line).collect::<Vec<_>>(), [1, 3]);
+        assert_eq!(good[0].messages[1], ChatMessage::assistant("b"));
+        assert!(matches!(bad[..], [Error::Data { line: 2, .. }]), "{bad:?}");
     }
 
     #[test]
