@@ -9,7 +9,7 @@ use ragtune_model::llama::Tokenizer;
 use ragtune_train::batch::{Row, RowStats, cpt_rows, sft_rows};
 use ragtune_train::tokenize::{ChatTokenizer, Tokenized, tokenize_example};
 use ragtune_train::trainer::{Event, Outcome, Record, TrainOptions, Trainer};
-use ragtune_train::{Llama, LoraConfig, TargetModule, data, gguf, peft};
+use ragtune_train::{Llama, LoraConfig, TargetModule, data, gguf, out_dir, peft};
 use serde_json::json;
 use std::io::IsTerminal;
 use std::ops::ControlFlow;
@@ -344,15 +344,7 @@ fn train_rows(
     }
     ragtune_train::alloc::tune_allocator()?;
 
-    let has_checkpoint = args.out.join(ragtune_train::trainer::CHECKPOINTS).exists();
-    if has_checkpoint && !args.resume {
-        bail!(
-            "{} holds checkpoints of an earlier run; pass --resume to continue it, or choose a new --out",
-            args.out.display()
-        );
-    }
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("creating {}", args.out.display()))?;
+    out_dir::prepare(&args.out, args.resume)?;
 
     let started = Instant::now();
     let (cfg, weights) = gguf::load(base)?;
@@ -425,7 +417,7 @@ fn train_rows(
         "warmup_ratio": args.warmup_ratio, "weight_decay": args.weight_decay,
         "max_grad_norm": args.max_grad_norm, "seed": args.seed});
     ragtune_train::trainer::write_atomic(
-        &out.join("training.json"),
+        &out.join(out_dir::TRAINING_JSON),
         serde_json::to_string_pretty(&summary)?.as_bytes(),
     )?;
     println!(

@@ -59,6 +59,9 @@ pub enum Error {
     )]
     Diverged { step: usize, loss: f64 },
 
+    #[error("cannot train into {path}: {reason}")]
+    OutDir { path: PathBuf, reason: String },
+
     #[error("cannot resume from checkpoint {path}: {reason}")]
     Checkpoint { path: PathBuf, reason: String },
 
