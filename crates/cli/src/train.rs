@@ -166,30 +166,35 @@ fn sft(args: SftArgs) -> Result<()> {
         );
     }
     let chat = LlamaChat(&tokenizer);
-    let load = |path: &Path| -> Result<Vec<Tokenized>> {
-        let examples = if args.skip_bad_lines {
+    // The tokenized examples and the number of bad lines skipped.
+    let load = |path: &Path| -> Result<(Vec<Tokenized>, usize)> {
+        let (examples, skipped) = if args.skip_bad_lines {
             let (examples, bad) = data::read_sft_lenient(path)?;
             for e in &bad {
                 eprintln!("skipped: {e}");
             }
-            examples
+            if !bad.is_empty() {
+                eprintln!("{}: skipped {} bad line(s)", path.display(), bad.len());
+            }
+            (examples, bad.len())
         } else {
-            data::read_sft(path)?
+            (data::read_sft(path)?, 0)
         };
-        examples
+        let tokenized = examples
             .iter()
             .map(|ex| {
                 tokenize_example(&chat, ex)
                     .with_context(|| format!("{}:{}", path.display(), ex.line))
             })
-            .collect()
+            .collect::<Result<_>>()?;
+        Ok((tokenized, skipped))
     };
-    let train = load(&args.data)?;
+    let (train, skipped) = load(&args.data)?;
     let (rows, stats) = sft_rows(&train, args.common.max_len, args.pack);
     report_rows("train", &args.data, &stats);
     let eval = match &args.eval {
         Some(path) => {
-            let (rows, stats) = sft_rows(&load(path)?, args.common.max_len, false);
+            let (rows, stats) = sft_rows(&load(path)?.0, args.common.max_len, false);
             report_rows("eval", path, &stats);
             rows
         }
@@ -198,7 +203,7 @@ fn sft(args: SftArgs) -> Result<()> {
     let pad = tokenizer.encode(" ", false).first().copied().unwrap_or(0);
     let summary = json!({
         "kind": "sft", "data": args.data, "eval": args.eval, "pack": args.pack,
-        "rows": stats_json(&stats),
+        "skipped_lines": skipped, "rows": stats_json(&stats),
     });
     train_rows(&args.common, &base, rows, eval, pad, summary)
 }
