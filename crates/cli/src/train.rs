@@ -9,7 +9,7 @@ use ragtune_model::llama::Tokenizer;
 use ragtune_train::batch::{Row, RowStats, cpt_rows, sft_rows};
 use ragtune_train::tokenize::{ChatTokenizer, Tokenized, tokenize_example};
 use ragtune_train::trainer::{Event, Outcome, Record, TrainOptions, Trainer};
-use ragtune_train::{Llama, LoraConfig, TargetModule, data, gguf, peft};
+use ragtune_train::{Llama, LoraConfig, TargetModule, data, gguf, out_dir, peft};
 use serde_json::json;
 use std::io::IsTerminal;
 use std::ops::ControlFlow;
@@ -166,30 +166,35 @@ fn sft(args: SftArgs) -> Result<()> {
         );
     }
     let chat = LlamaChat(&tokenizer);
-    let load = |path: &Path| -> Result<Vec<Tokenized>> {
-        let examples = if args.skip_bad_lines {
+    // The tokenized examples and the number of bad lines skipped.
+    let load = |path: &Path| -> Result<(Vec<Tokenized>, usize)> {
+        let (examples, skipped) = if args.skip_bad_lines {
             let (examples, bad) = data::read_sft_lenient(path)?;
             for e in &bad {
                 eprintln!("skipped: {e}");
             }
-            examples
+            if !bad.is_empty() {
+                eprintln!("{}: skipped {} bad line(s)", path.display(), bad.len());
+            }
+            (examples, bad.len())
         } else {
-            data::read_sft(path)?
+            (data::read_sft(path)?, 0)
         };
-        examples
+        let tokenized = examples
             .iter()
             .map(|ex| {
                 tokenize_example(&chat, ex)
                     .with_context(|| format!("{}:{}", path.display(), ex.line))
             })
-            .collect()
+            .collect::<Result<_>>()?;
+        Ok((tokenized, skipped))
     };
-    let train = load(&args.data)?;
+    let (train, skipped) = load(&args.data)?;
     let (rows, stats) = sft_rows(&train, args.common.max_len, args.pack);
     report_rows("train", &args.data, &stats);
     let eval = match &args.eval {
         Some(path) => {
-            let (rows, stats) = sft_rows(&load(path)?, args.common.max_len, false);
+            let (rows, stats) = sft_rows(&load(path)?.0, args.common.max_len, false);
             report_rows("eval", path, &stats);
             rows
         }
@@ -198,7 +203,7 @@ fn sft(args: SftArgs) -> Result<()> {
     let pad = tokenizer.encode(" ", false).first().copied().unwrap_or(0);
     let summary = json!({
         "kind": "sft", "data": args.data, "eval": args.eval, "pack": args.pack,
-        "rows": stats_json(&stats),
+        "skipped_lines": skipped, "rows": stats_json(&stats),
     });
     train_rows(&args.common, &base, rows, eval, pad, summary)
 }
@@ -344,15 +349,7 @@ fn train_rows(
     }
     ragtune_train::alloc::tune_allocator()?;
 
-    let has_checkpoint = args.out.join(ragtune_train::trainer::CHECKPOINTS).exists();
-    if has_checkpoint && !args.resume {
-        bail!(
-            "{} holds checkpoints of an earlier run; pass --resume to continue it, or choose a new --out",
-            args.out.display()
-        );
-    }
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("creating {}", args.out.display()))?;
+    out_dir::prepare(&args.out, args.resume)?;
 
     let started = Instant::now();
     let (cfg, weights) = gguf::load(base)?;
@@ -425,7 +422,7 @@ fn train_rows(
         "warmup_ratio": args.warmup_ratio, "weight_decay": args.weight_decay,
         "max_grad_norm": args.max_grad_norm, "seed": args.seed});
     ragtune_train::trainer::write_atomic(
-        &out.join("training.json"),
+        &out.join(out_dir::TRAINING_JSON),
         serde_json::to_string_pretty(&summary)?.as_bytes(),
     )?;
     println!(

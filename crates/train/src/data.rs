@@ -26,7 +26,7 @@ pub struct Example {
     pub untrained_turns: Vec<usize>,
 }
 
-/// Reads SFT examples, one JSON object per line (blank lines skipped); the first malformed
+/// Reads SFT examples, one UTF-8 JSON object per line (blank lines skipped); the first malformed
 /// line stops the read with its `path:line` and reason, so a run never starts on bad data.
 pub fn read_sft(path: &Path) -> Result<Vec<Example>> {
     let (good, mut bad) = parse_file(path)?;
@@ -44,13 +44,23 @@ pub fn read_sft_lenient(path: &Path) -> Result<(Vec<Example>, Vec<Error>)> {
 }
 
 fn parse_file(path: &Path) -> Result<(Vec<Example>, Vec<Error>)> {
-    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+    let bytes = std::fs::read(path).map_err(|error| Error::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     })?;
     let (mut good, mut bad) = (Vec::new(), Vec::new());
-    for (i, line) in text.lines().enumerate() {
-        match parse_sft_line(line, i + 1) {
+    // Lines are decoded one by one, so a line that is not UTF-8 is reported (or skipped) by
+    // its number like any other malformed line.
+    for (i, raw) in bytes.split(|&b| b == b'\n').enumerate() {
+        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+        let parsed = match std::str::from_utf8(raw) {
+            Ok(line) => parse_sft_line(line, i + 1),
+            Err(e) => Err(format!(
+                "not UTF-8 text (byte {} of the line is invalid); save the file as UTF-8",
+                e.valid_up_to() + 1
+            )),
+        };
+        match parsed {
             Ok(Some(ex)) => good.push(ex),
             Ok(None) => {}
             Err(reason) => bad.push(Error::Data {
@@ -169,6 +179,7 @@ fn chat_messages(value: &Value) -> std::result::Result<Messages, String> {
         }
         out.push(ChatMessage::new(role, content));
     }
+    turn_order(&out)?;
     match out.last() {
         None => Err(r#""messages" is empty"#.into()),
         Some(last) if last.role != Role::Assistant => Err(
@@ -179,6 +190,53 @@ fn chat_messages(value: &Value) -> std::result::Result<Messages, String> {
         }
         Some(_) => Ok((out, untrained)),
     }
+}
+
+/// Checks the shape every chat template expects: an optional system message first, then user
+/// and assistant turns alternating from the user's (tool results after the assistant turn that
+/// called the tool). Templates differ in what they do with anything else (render it, reorder
+/// it, raise, or render a prefix differently from the whole), so it is refused here, by line.
+fn turn_order(messages: &[ChatMessage]) -> std::result::Result<(), String> {
+    let mut prev: Option<Role> = None;
+    for (i, m) in messages.iter().enumerate() {
+        match (prev, m.role) {
+            (Some(_), Role::System) => {
+                return Err(format!(
+                    "messages[{i}] is a system message in the middle of the conversation; only the first message may be the system's: merge its text into messages[0] or into the next user message"
+                ));
+            }
+            (None | Some(Role::System), Role::Assistant | Role::Tool) => {
+                return Err(format!(
+                    "the conversation starts with {} (messages[{i}]) instead of a user message, so there is no request for the model to learn the answer to; put the user's message before it, or drop the line",
+                    if m.role == Role::Assistant {
+                        "the assistant's turn"
+                    } else {
+                        "a tool result"
+                    }
+                ));
+            }
+            (Some(Role::User), Role::User) | (Some(Role::Assistant), Role::Assistant) => {
+                let who = m.role.as_str();
+                let other = if m.role == Role::User {
+                    "assistant's reply"
+                } else {
+                    "user's message"
+                };
+                return Err(format!(
+                    "messages[{}] and messages[{i}] are both {who} messages; user and assistant turns must alternate: merge the two into one {who} message, or put the {other} between them",
+                    i - 1
+                ));
+            }
+            (Some(Role::User), Role::Tool) => {
+                return Err(format!(
+                    "messages[{i}] is a tool result right after a user message; a tool result must follow the assistant turn that called the tool"
+                ));
+            }
+            _ => {}
+        }
+        prev = Some(m.role);
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -277,6 +335,79 @@ mod tests {
             let err = parse_sft_line(line, 1).unwrap_err();
             assert!(err.contains(want), "{line}: {err}");
         }
+    }
+
+    #[test]
+    fn non_utf8_line_is_named_and_skippable() {
+        let mut bytes = br#"{"prompt": "a", "completion": "b"}"#.to_vec();
+        bytes.extend_from_slice(b"\r\n");
+        bytes.extend_from_slice(b"{\"prompt\": \"caf\xe9\", \"completion\": \"b\"}\n");
+        bytes.extend_from_slice(br#"{"prompt": "c", "completion": "d"}"#);
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(&bytes).unwrap();
+
+        let err = read_sft(f.path()).unwrap_err();
+        assert!(matches!(err, Error::Data { line: 2, .. }), "{err}");
+        let text = err.to_string();
+        let expected = format!("{}:2: not UTF-8", f.path().display());
+        assert!(text.starts_with(&expected), "{text}");
+        assert!(text.contains("save the file as UTF-8"), "{text}");
+
+        let (good, bad) = read_sft_lenient(f.path()).unwrap();
+        assert_eq!(good.iter().map(|e| e.line).collect::<Vec<_>>(), [1, 3]);
+        assert_eq!(good[0].messages[1], ChatMessage::assistant("b"));
+        assert!(matches!(bad[..], [Error::Data { line: 2, .. }]), "{bad:?}");
+    }
+
+    #[test]
+    fn chat_starting_with_the_assistant_is_refused_with_what_to_do() {
+        for line in [
+            r#"{"messages": [{"role": "assistant", "content": "a"}, {"role": "user", "content": "q"}, {"role": "assistant", "content": "b"}]}"#,
+            r#"{"messages": [{"role": "system", "content": "s"}, {"role": "assistant", "content": "a"}]}"#,
+        ] {
+            let err = parse_sft_line(line, 1).unwrap_err();
+            assert!(
+                err.contains("starts with the assistant's turn")
+                    && err.contains("put the user's message before it"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn two_user_turns_in_a_row_or_a_system_turn_mid_chat_are_refused() {
+        let f = write(concat!(
+            r#"{"messages": [{"role": "user", "content": "q1"}, {"role": "user", "content": "q2"}, {"role": "assistant", "content": "a"}]}"#,
+            "\n",
+            r#"{"messages": [{"role": "user", "content": "q"}, {"role": "system", "content": "s"}, {"role": "assistant", "content": "a"}]}"#,
+            "\n",
+            r#"{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a1"}, {"role": "assistant", "content": "a2"}]}"#,
+            "\n",
+            r#"{"messages": [{"role": "system", "content": "s"}, {"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}"#,
+            "\n",
+        ));
+        let err = read_sft(f.path()).unwrap_err().to_string();
+        let expected = format!(
+            "{}:1: messages[0] and messages[1] are both user messages",
+            f.path().display()
+        );
+        assert!(err.starts_with(&expected), "{err}");
+        assert!(err.contains("merge the two into one user message"), "{err}");
+
+        let (good, bad) = read_sft_lenient(f.path()).unwrap();
+        assert_eq!(good.iter().map(|e| e.line).collect::<Vec<_>>(), [4]);
+        let bad: Vec<String> = bad.iter().map(ToString::to_string).collect();
+        assert_eq!(bad.len(), 3, "{bad:?}");
+        assert!(
+            bad[1].contains(":2: messages[1] is a system message in the middle"),
+            "{}",
+            bad[1]
+        );
+        assert!(
+            bad[2].contains(":3: messages[1] and messages[2] are both assistant messages"),
+            "{}",
+            bad[2]
+        );
     }
 
     #[test]

@@ -6,11 +6,12 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("cannot read {path}: {source}")]
+    /// The cause is in the message and not also returned as `source()`, so a front end that
+    /// prints the whole chain (`{:#}`) shows it once.
+    #[error("cannot read {path}: {error}")]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
 
     #[error("{path} is not a usable GGUF model: {reason}")]
@@ -58,6 +59,9 @@ pub enum Error {
     )]
     Diverged { step: usize, loss: f64 },
 
+    #[error("cannot train into {path}: {reason}")]
+    OutDir { path: PathBuf, reason: String },
+
     #[error("cannot resume from checkpoint {path}: {reason}")]
     Checkpoint { path: PathBuf, reason: String },
 
@@ -69,4 +73,29 @@ pub enum Error {
 
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The message with every cause after it, as `anyhow`'s `{:#}` prints an error.
+    fn chain(e: &dyn std::error::Error) -> String {
+        let mut text = e.to_string();
+        let mut source = e.source();
+        while let Some(s) = source {
+            text.push_str(&format!(": {s}"));
+            source = s.source();
+        }
+        text
+    }
+
+    #[test]
+    fn io_error_cause_is_not_repeated_in_the_chain() {
+        let err = Error::Io {
+            path: PathBuf::from("data.jsonl"),
+            error: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+        };
+        assert_eq!(chain(&err), "cannot read data.jsonl: no such file");
+    }
 }

@@ -17,9 +17,9 @@ pub type BaseWeights = HashMap<String, Tensor>;
 
 /// Reads the hyper-parameters and every tensor the llama forward pass needs.
 pub fn load(path: &Path) -> Result<(LlamaConfig, BaseWeights)> {
-    let io = |source| Error::Io {
+    let io = |error| Error::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     };
     let bad = |e: candle_core::Error| Error::Gguf {
         path: path.to_path_buf(),
@@ -51,9 +51,9 @@ pub fn load(path: &Path) -> Result<(LlamaConfig, BaseWeights)> {
 
 /// Only the hyper-parameters (reads the header, not the tensors).
 pub fn read_config(path: &Path) -> Result<LlamaConfig> {
-    let mut file = std::fs::File::open(path).map_err(|source| Error::Io {
+    let mut file = std::fs::File::open(path).map_err(|error| Error::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     })?;
     let content = gguf_file::Content::read(&mut file).map_err(|e| Error::Gguf {
         path: path.to_path_buf(),

@@ -273,9 +273,9 @@ mod tests {
         write(&path, &tensors, &lora, &cfg, Some("tiny"))?;
         assert!(!dir.path().join(".adapter.gguf.tmp").exists());
 
-        let mut f = std::fs::File::open(&path).map_err(|source| Error::Io {
+        let mut f = std::fs::File::open(&path).map_err(|error| Error::Io {
             path: path.clone(),
-            source,
+            error,
         })?;
         let content = gguf_file::Content::read(&mut f)?;
         let md = |k: &str| content.metadata.get(k).unwrap_or_else(|| panic!("no {k}"));

@@ -24,6 +24,7 @@ pub mod memory;
 pub mod merge;
 pub mod model;
 pub mod optim;
+pub mod out_dir;
 pub mod peft;
 pub mod plot;
 pub mod rng;

@@ -59,9 +59,9 @@ pub fn merge(
         path: base.to_path_buf(),
         reason: e.to_string(),
     };
-    let mut file = std::fs::File::open(base).map_err(|source| Error::Io {
+    let mut file = std::fs::File::open(base).map_err(|error| Error::Io {
         path: base.to_path_buf(),
-        source,
+        error,
     })?;
     let content = gguf_file::Content::read(&mut file).map_err(bad)?;
     let cfg = LlamaConfig::from_gguf(base, &content)?;
@@ -173,9 +173,9 @@ mod tests {
     }
 
     fn read(path: &Path) -> Result<(std::fs::File, gguf_file::Content)> {
-        let mut f = std::fs::File::open(path).map_err(|source| Error::Io {
+        let mut f = std::fs::File::open(path).map_err(|error| Error::Io {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
         let c = gguf_file::Content::read(&mut f)?;
         Ok((f, c))

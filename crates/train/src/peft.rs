@@ -116,11 +116,11 @@ pub fn read(dir: &Path) -> Result<(LoraConfig, HashMap<String, Tensor>)> {
     let config_path = dir.join(CONFIG_FILE);
     let invalid = |reason: String| Error::Io {
         path: config_path.clone(),
-        source: std::io::Error::new(std::io::ErrorKind::InvalidData, reason),
+        error: std::io::Error::new(std::io::ErrorKind::InvalidData, reason),
     };
-    let text = std::fs::read_to_string(&config_path).map_err(|source| Error::Io {
+    let text = std::fs::read_to_string(&config_path).map_err(|error| Error::Io {
         path: config_path.clone(),
-        source,
+        error,
     })?;
     let json: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| invalid(format!("not valid JSON: {e}")))?;
@@ -183,7 +183,7 @@ pub fn read(dir: &Path) -> Result<(LoraConfig, HashMap<String, Tensor>)> {
     let tensors =
         candle_core::safetensors::load(&weights, &Device::Cpu).map_err(|e| Error::Io {
             path: weights.clone(),
-            source: std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()),
+            error: std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()),
         })?;
     let tensors = tensors
         .into_iter()

@@ -34,6 +34,14 @@ pub fn tokenize_example(tok: &impl ChatTokenizer, ex: &Example) -> Result<Tokeni
         if msg.role != Role::Assistant || ex.untrained_turns.contains(&i) {
             continue;
         }
+        if !ex.messages[..i].iter().any(|m| m.role == Role::User) {
+            // Templates that add a default system prompt to a non-empty conversation render
+            // nothing before such a turn, so the prefix check below would fail with a riddle.
+            return Err(Error::Template(format!(
+                "line {line}: message {i} is an assistant turn with no user message before it, so there is no request for the model to learn the answer to; start the conversation with the user's message",
+                line = ex.line
+            )));
+        }
         let start = prefix_len(tok, &ids, &ex.messages[..i], true, ex.line)?;
         let end = prefix_len(tok, &ids, &ex.messages[..=i], false, ex.line)?;
         trainable[start..end].iter_mut().for_each(|t| *t = true);
@@ -65,15 +73,22 @@ mod tests {
 
     /// ChatML as SmolLM2 uses it, over a byte tokenizer where `<|im_start|>`/`<|im_end|>` are
     /// single tokens 256/257.
+    #[derive(Default)]
     struct ToyChatMl {
         /// Renders the system turn only when there is no generation prompt: a template whose
         /// prefixes are inconsistent.
         broken: bool,
+        /// Adds a system turn before a non-empty conversation that lacks one, as SmolLM2's
+        /// template does.
+        default_system: bool,
     }
 
     impl ChatTokenizer for ToyChatMl {
         fn render(&self, messages: &[ChatMessage], generation_prompt: bool) -> Result<String> {
             let mut s = String::new();
+            if self.default_system && messages.first().is_some_and(|m| m.role != Role::System) {
+                s += "<|im_start|>system\nYou are helpful.<|im_end|>\n";
+            }
             for m in messages {
                 if self.broken && generation_prompt && m.role == Role::System {
                     continue;
@@ -131,7 +146,7 @@ mod tests {
             ],
             untrained_turns: Vec::new(),
         };
-        let tok = ToyChatMl { broken: false };
+        let tok = ToyChatMl::default();
         let t = tokenize_example(&tok, &ex)?;
         assert_eq!(t.ids, tok.encode(&tok.render(&ex.messages, false)?)?);
         assert_eq!(trained_text(&t), "hello<E>\nciao<E>\n");
@@ -155,9 +170,46 @@ mod tests {
             ],
             untrained_turns: Vec::new(),
         };
-        let err = tokenize_example(&ToyChatMl { broken: true }, &ex)
-            .unwrap_err()
-            .to_string();
+        let err = tokenize_example(
+            &ToyChatMl {
+                broken: true,
+                ..ToyChatMl::default()
+            },
+            &ex,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("line 7"), "{err}");
+    }
+
+    #[test]
+    fn assistant_first_chat_says_what_is_wrong_not_first_0_messages() -> Result<()> {
+        let tok = ToyChatMl {
+            default_system: true,
+            ..ToyChatMl::default()
+        };
+        let ok = Example {
+            line: 2,
+            messages: vec![ChatMessage::user("q"), ChatMessage::assistant("a")],
+            untrained_turns: Vec::new(),
+        };
+        assert_eq!(trained_text(&tokenize_example(&tok, &ok)?), "a<E>\n");
+        let ex = Example {
+            line: 3,
+            messages: vec![
+                ChatMessage::assistant("hello"),
+                ChatMessage::user("q"),
+                ChatMessage::assistant("a"),
+            ],
+            untrained_turns: Vec::new(),
+        };
+        let err = tokenize_example(&tok, &ex).unwrap_err().to_string();
+        assert!(
+            err.contains("line 3: message 0 is an assistant turn with no user message before it")
+                && err.contains("start the conversation with the user's message")
+                && !err.contains("first 0"),
+            "{err}"
+        );
+        Ok(())
     }
 }

@@ -394,10 +394,10 @@ impl<'m> Trainer<'m> {
         let name = match std::fs::read_to_string(&latest) {
             Ok(name) => name.trim().to_string(),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => {
+            Err(error) => {
                 return Err(Error::Io {
                     path: latest,
-                    source,
+                    error,
                 });
             }
         };
