@@ -155,6 +155,8 @@ impl ChatTokenizer for LlamaChat<'_> {
 }
 
 fn sft(args: SftArgs) -> Result<()> {
+    // Before any slow step: a folder that is not ours is refused at once.
+    out_dir::prepare(&args.common.out, args.common.resume)?;
     let base = crate::models::resolve_generator(&args.common.base)?;
     let tokenizer = Tokenizer::load(&base)
         .with_context(|| format!("loading the tokenizer of {}", base.display()))?;
@@ -209,6 +211,7 @@ fn sft(args: SftArgs) -> Result<()> {
 }
 
 fn cpt(args: CptArgs) -> Result<()> {
+    out_dir::prepare(&args.common.out, args.common.resume)?;
     let base = crate::models::resolve_generator(&args.common.base)?;
     let tokenizer = Tokenizer::load(&base)
         .with_context(|| format!("loading the tokenizer of {}", base.display()))?;
@@ -348,8 +351,6 @@ fn train_rows(
         rayon_threads(args.threads);
     }
     ragtune_train::alloc::tune_allocator()?;
-
-    out_dir::prepare(&args.out, args.resume)?;
 
     let started = Instant::now();
     let (cfg, weights) = gguf::load(base)?;

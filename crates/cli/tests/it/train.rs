@@ -190,3 +190,36 @@ fn bad_data_and_too_little_memory_are_refused_before_training() {
     assert!(ok, "{err}");
     assert!(stdout.contains("trained 1 steps"), "{stdout}");
 }
+
+/// Regression: `train sft --out DIR` in an existing unrelated folder silently replaced the
+/// user's `loss.csv` and `training.json`.
+#[test]
+fn an_unrelated_out_folder_is_refused_and_left_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("train.jsonl");
+    write_data(&data);
+    let out = dir.path().join("mine");
+    std::fs::create_dir(&out).unwrap();
+    std::fs::write(out.join("loss.csv"), "my own numbers\n").unwrap();
+    std::fs::write(out.join("training.json"), "{\"mine\": true}").unwrap();
+    for cmd in ["sft", "cpt"] {
+        let mut c = ragtune();
+        c.args(["train", cmd, "--base"]).arg(smollm2_path());
+        match cmd {
+            "sft" => c.arg("--data").arg(&data),
+            _ => c.arg("--text").arg(&data),
+        };
+        let (ok, _, err) = run(c.arg("--out").arg(&out).arg("--resume"));
+        assert!(!ok, "{cmd}");
+        assert!(err.contains(&out.display().to_string()), "{err}");
+        assert!(err.contains("loss.csv"), "{err}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(out.join("loss.csv")).unwrap(),
+        "my own numbers\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("training.json")).unwrap(),
+        "{\"mine\": true}"
+    );
+}
