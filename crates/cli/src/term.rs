@@ -26,18 +26,6 @@ pub fn safe(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-/// At most `max` characters of `text` for a message, with how much was left out.
-pub fn excerpt(text: &str, max: usize) -> Cow<'_, str> {
-    match text.char_indices().nth(max) {
-        Some((at, _)) => Cow::Owned(format!(
-            "{}… ({} more characters)",
-            &text[..at],
-            text[at..].chars().count()
-        )),
-        None => Cow::Borrowed(text),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -47,11 +35,5 @@ mod tests {
         assert_eq!(safe("plain\ttext\n"), "plain\ttext\n");
         assert_eq!(safe("\x1b]0;pwned\x07red"), "\\u{1b}]0;pwned\\u{7}red");
         assert_eq!(safe("a\u{202E}b\u{9b}c"), "a\\u{202e}b\\u{9b}c");
-    }
-
-    #[test]
-    fn excerpts_say_what_they_leave_out() {
-        assert_eq!(excerpt("short", 10), "short");
-        assert_eq!(excerpt("abcdef", 3), "abc… (3 more characters)");
     }
 }
