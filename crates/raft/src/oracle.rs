@@ -59,8 +59,9 @@ impl SkipReason {
 }
 
 /// The oracle of `item` among `chunks`: the first chunk (in the order given) where a gold
-/// answer sits in a sentence that also occurs in the question's context. Without a context,
-/// the only chunk that contains the answer.
+/// answer sits in text that agrees with the question's context (its whole sentence, or at
+/// least 30 bytes around the answer). Without a context, the only chunk that contains the
+/// answer. The quote is the part of the answer's sentence that agrees with the context.
 pub fn find_oracle(item: &QaItem, chunks: &[KbChunk]) -> Result<Oracle, SkipReason> {
     if !item.answerable() || item.answers.iter().all(|a| a.trim().is_empty()) {
         return Err(SkipReason::Unanswerable);
@@ -76,11 +77,17 @@ pub fn find_oracle(item: &QaItem, chunks: &[KbChunk]) -> Result<Oracle, SkipReas
         for (index, chunk) in chunks.iter().enumerate() {
             for (start, _) in chunk.text.match_indices(answer.as_str()) {
                 contains_answer = true;
-                let quote = sentence_around(&chunk.text, start, start + answer.len());
+                let end = start + answer.len();
+                let (s0, s1) = sentence_around(&chunk.text, start, end);
+                let (w0, w1) = if context.is_empty() {
+                    (s0, s1)
+                } else {
+                    common_window(&chunk.text, &context, (start, end), (s0, s1))
+                };
                 let found = Oracle {
                     chunk: index,
                     answer: answer.clone(),
-                    quote: quote.to_string(),
+                    quote: chunk.text[w0..w1].trim().to_string(),
                 };
                 if context.is_empty() {
                     match &without_context {
@@ -90,7 +97,7 @@ pub fn find_oracle(item: &QaItem, chunks: &[KbChunk]) -> Result<Oracle, SkipReas
                         Some(_) => {}
                         None => without_context = Some(found),
                     }
-                } else if context.contains(quote) {
+                } else if w1 - w0 >= (s1 - s0).min(answer.len() + MIN_AGREEMENT) {
                     return Ok(found);
                 }
             }
@@ -103,9 +110,42 @@ pub fn find_oracle(item: &QaItem, chunks: &[KbChunk]) -> Result<Oracle, SkipReas
     }
 }
 
-/// The sentence of `text` around the byte range `start..end`: from after the previous `.`, `?`
-/// or `!` followed by a space, to the next one (included), clipped to the text.
-pub fn sentence_around(text: &str, start: usize, end: usize) -> &str {
+/// How many bytes around the answer a chunk must share with the question's context (unless
+/// the whole sentence agrees) to count as the question's passage.
+const MIN_AGREEMENT: usize = 30;
+
+/// The widest range of `text` around `answer` (both byte ranges), within `sentence`, that
+/// occurs verbatim in `context`. Chunks may carry a heading or be cut mid-sentence, so the
+/// whole sentence need not occur in the context.
+fn common_window(
+    text: &str,
+    context: &str,
+    answer: (usize, usize),
+    sentence: (usize, usize),
+) -> (usize, usize) {
+    let (mut lo, mut hi) = answer;
+    if !context.contains(&text[lo..hi]) {
+        return (lo, lo);
+    }
+    while let Some(c) = text[sentence.0..lo].chars().next_back() {
+        if !context.contains(&text[lo - c.len_utf8()..hi]) {
+            break;
+        }
+        lo -= c.len_utf8();
+    }
+    while let Some(c) = text[hi..sentence.1].chars().next() {
+        if !context.contains(&text[lo..hi + c.len_utf8()]) {
+            break;
+        }
+        hi += c.len_utf8();
+    }
+    (lo, hi)
+}
+
+/// The sentence of `text` around the byte range `start..end` (as a byte range): from after the
+/// previous `.`, `?` or `!` followed by a space, to the next one (included), clipped to the
+/// text, without surrounding spaces.
+pub fn sentence_around(text: &str, start: usize, end: usize) -> (usize, usize) {
     let is_end = |s: &str, i: usize| {
         matches!(s.as_bytes()[i], b'.' | b'?' | b'!')
             && s.as_bytes().get(i + 1).is_none_or(|&b| b == b' ')
@@ -117,22 +157,53 @@ pub fn sentence_around(text: &str, start: usize, end: usize) -> &str {
     let finish = (end.saturating_sub(1).max(start)..text.len())
         .find(|&i| is_end(text, i))
         .map_or(text.len(), |i| i + 1);
-    text[begin..finish].trim()
+    let lead = text[begin..finish].len() - text[begin..finish].trim_start().len();
+    let trail = text[begin..finish].len() - text[begin..finish].trim_end().len();
+    (begin + lead, finish - trail)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn sentence(t: &str, start: usize, end: usize) -> &str {
+        let (a, b) = sentence_around(t, start, end);
+        &t[a..b]
+    }
+
+    #[test]
+    fn a_heading_before_the_sentence_does_not_hide_the_passage() {
+        let chunk = KbChunk {
+            id: 1,
+            doc_id: 1,
+            source: "keys.md".into(),
+            page: None,
+            text: "Keys The signing keys are rotated every ninety days by the team.".into(),
+        };
+        let item = QaItem {
+            id: "k".into(),
+            question: "How often?".into(),
+            answers: vec!["every ninety days".into()],
+            is_impossible: false,
+            title: String::new(),
+            context: "The signing keys are rotated every ninety days by the team. More.".into(),
+        };
+        let o = find_oracle(&item, &[chunk]).unwrap();
+        assert_eq!(
+            o.quote,
+            "The signing keys are rotated every ninety days by the team."
+        );
+    }
+
     #[test]
     fn sentences_are_cut_at_ends() {
         let t = "First one. The Army won in 1990. Last!";
         let s = t.find("1990").unwrap();
-        assert_eq!(sentence_around(t, s, s + 4), "The Army won in 1990.");
+        assert_eq!(sentence(t, s, s + 4), "The Army won in 1990.");
         let s = t.find("First").unwrap();
-        assert_eq!(sentence_around(t, s, s + 5), "First one.");
+        assert_eq!(sentence(t, s, s + 5), "First one.");
         let s = t.find("Last").unwrap();
-        assert_eq!(sentence_around(t, s, s + 4), "Last!");
-        assert_eq!(sentence_around("no end here", 3, 6), "no end here");
+        assert_eq!(sentence(t, s, s + 4), "Last!");
+        assert_eq!(sentence("no end here", 3, 6), "no end here");
     }
 }
