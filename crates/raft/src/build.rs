@@ -127,8 +127,8 @@ pub fn build(spec: &BuildSpec, kb: &KnowledgeBase, embedder: &dyn Embedder) -> R
     let retriever =
         match spec.distractors_from {
             DistractorSource::Retriever => Some(KbRetriever::new(kb, embedder).map_err(
-                |source| Error::Retrieve {
-                    question: String::new(),
+                |source| Error::Retriever {
+                    kb: kb_name.clone(),
                     source,
                 },
             )?),

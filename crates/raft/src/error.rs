@@ -55,6 +55,14 @@ pub enum Error {
     #[error(transparent)]
     Index(#[from] ragtune_index::Error),
 
+    /// The retriever cannot search this knowledge base (e.g. another embedder built it).
+    #[error("cannot search the knowledge base {kb} for distractors: {source}")]
+    Retriever {
+        kb: String,
+        #[source]
+        source: ragtune_core::RetrieveError,
+    },
+
     /// The retriever failed for a question.
     #[error("retrieving distractors for the question {question:?} failed: {source}")]
     Retrieve {

@@ -366,13 +366,15 @@ fn bad_input_is_refused_clearly() -> Result<()> {
             .contains("--distractors")
     );
 
+    let other = HashEmbedder::named(64, "another-embedder");
+    let err = build(&BuildSpec::new(&q, dir.path().join("o4")), &kb, &other).unwrap_err();
+    assert!(matches!(err, Error::Retriever { .. }), "{err}");
+    assert!(err.to_string().contains("another-embedder"), "{err}");
+
     let bad = dir.path().join("bad.jsonl");
     std::fs::write(&bad, "{\"question\": \"a\", \"answer\": \"b\"}\nnot json\n")?;
     let err = build(&BuildSpec::new(&bad, dir.path().join("o3")), &kb, &e).unwrap_err();
-    assert!(
-        err.to_string().contains("bad.jsonl") && err.to_string().contains('2'),
-        "{err}"
-    );
+    assert!(err.to_string().contains("bad.jsonl, line 2"), "{err}");
 
     let busy = dir.path().join("busy");
     std::fs::create_dir(&busy)?;
