@@ -294,6 +294,12 @@ fn check_options(spec: &BuildSpec) -> Result<()> {
             reason: "must be at least 1: RAFT examples mix the oracle with distractors".into(),
         });
     }
+    if spec.limit == Some(0) {
+        return Err(Error::Option {
+            option: "--limit",
+            reason: "must be at least 1 (leave it out to use every question)".into(),
+        });
+    }
     Ok(())
 }
 

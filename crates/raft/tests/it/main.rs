@@ -366,6 +366,11 @@ fn bad_input_is_refused_clearly() -> Result<()> {
             .contains("--distractors")
     );
 
+    spec.distractors = 4;
+    spec.limit = Some(0);
+    let err = build(&spec, &kb, &e).unwrap_err();
+    assert!(err.to_string().contains("--limit"), "{err}");
+
     let other = HashEmbedder::named(64, "another-embedder");
     let err = build(&BuildSpec::new(&q, dir.path().join("o4")), &kb, &other).unwrap_err();
     assert!(matches!(err, Error::Retriever { .. }), "{err}");
