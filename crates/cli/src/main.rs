@@ -7,6 +7,7 @@ mod generate;
 mod kb;
 mod models;
 mod progress;
+mod raft;
 mod term;
 mod train;
 
@@ -44,6 +45,9 @@ enum Command {
     /// Work with trained adapters (merge into the base).
     #[command(subcommand)]
     Adapter(train::AdapterCommand),
+    /// Retrieval-augmented fine-tuning (RAFT): build training data from your documents.
+    #[command(subcommand)]
+    Raft(raft::RaftCommand),
 }
 
 /// The PDF parser panics on some malformed files; ragtune-ingest catches those panics and
@@ -82,6 +86,7 @@ fn main() -> ExitCode {
         Command::Eval(cmd) => eval::run(cmd),
         Command::Train(cmd) => train::run(cmd),
         Command::Adapter(cmd) => train::adapter(cmd),
+        Command::Raft(cmd) => raft::run(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -4,6 +4,7 @@ mod answer;
 mod generate;
 mod kb;
 mod models;
+mod raft;
 mod setup;
 mod train;
 

@@ -1,0 +1,469 @@
+//! [`build`]: questions and a knowledge base in, RAFT training files out.
+
+use crate::error::{Error, Result, io};
+use crate::oracle::{KbChunk, Oracle, SkipReason, find_oracle};
+use crate::prompt::{RaftPassage, abstain_answer, cot_answer, raft_prompt};
+use ragtune_answer::eval::{QaItem, SplitMix64, load_qa_jsonl, load_squad};
+use ragtune_answer::sanitize::sanitize;
+use ragtune_core::{ChatMessage, Embedder, Query, Retriever, SearchMode};
+use ragtune_index::KnowledgeBase;
+use ragtune_retrieve::KbRetriever;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+/// The training file, in the OpenAI messages format `ragtune train sft --data` reads.
+pub const TRAIN_FILE: &str = "train.jsonl";
+/// The same examples with the columns of gorilla's `raft.py`.
+pub const GORILLA_FILE: &str = "gorilla.jsonl";
+/// What was built from what.
+pub const MANIFEST_FILE: &str = "manifest.json";
+/// The `kind` of our manifest, which marks a folder as a previous build.
+pub const MANIFEST_KIND: &str = "ragtune-raft-build";
+
+/// Where distractors come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DistractorSource {
+    /// Hard negatives: the top hybrid-retrieval hits for the question that are not the oracle.
+    #[default]
+    Retriever,
+    /// Uniform draws among the other chunks (the RAFT paper's choice, for comparison).
+    Random,
+}
+
+/// What to build.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BuildSpec {
+    /// SQuAD JSON (`.json`) or question/answers JSONL (`.jsonl`).
+    pub questions: PathBuf,
+    /// The output folder (created; a previous build there is replaced).
+    pub out: PathBuf,
+    /// Distractors per example (k); examples without the oracle show k + 1.
+    pub distractors: usize,
+    /// Share of examples that show the oracle (0 to 1).
+    pub p: f64,
+    pub seed: u64,
+    /// Only the first `limit` questions of the file.
+    pub limit: Option<usize>,
+    pub distractors_from: DistractorSource,
+    /// Examples without the oracle are taught to refuse instead of answering.
+    pub abstain: bool,
+}
+
+impl BuildSpec {
+    pub fn new(questions: impl Into<PathBuf>, out: impl Into<PathBuf>) -> Self {
+        BuildSpec {
+            questions: questions.into(),
+            out: out.into(),
+            distractors: 4,
+            p: 0.8,
+            seed: 0,
+            limit: None,
+            distractors_from: DistractorSource::Retriever,
+            abstain: false,
+        }
+    }
+}
+
+/// One example as the manifest records it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExampleRecord {
+    pub id: String,
+    pub question_id: String,
+    pub oracle_present: bool,
+    /// The oracle's document and its content hash in the knowledge base.
+    pub source: String,
+    pub content_hash: String,
+    pub oracle_chunk: i64,
+    /// Chunk ids in the order shown.
+    pub passages: Vec<i64>,
+}
+
+/// A question that gave no example.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Skip {
+    pub question_id: String,
+    pub reason: SkipReason,
+}
+
+/// What [`build`] did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BuildReport {
+    pub questions: usize,
+    pub examples: usize,
+    pub with_oracle: usize,
+    pub without_oracle: usize,
+    /// Examples with fewer distractors than asked (the knowledge base is too small).
+    pub short_of_distractors: usize,
+    pub skipped: BTreeMap<SkipReason, usize>,
+    pub skips: Vec<Skip>,
+    pub records: Vec<ExampleRecord>,
+    pub files: Vec<PathBuf>,
+}
+
+/// Builds RAFT examples from `spec.questions` over `kb` (searched with `embedder`, the one that
+/// built it) and writes `train.jsonl`, `gorilla.jsonl` and `manifest.json` into `spec.out`.
+pub fn build(spec: &BuildSpec, kb: &KnowledgeBase, embedder: &dyn Embedder) -> Result<BuildReport> {
+    check_options(spec)?;
+    let kb_name = kb
+        .dir()
+        .map_or_else(|| "(in memory)".to_string(), |d| d.display().to_string());
+    let chunks = load_chunks(kb)?;
+    if chunks.is_empty() {
+        return Err(Error::EmptyKnowledgeBase { kb: kb_name });
+    }
+    check_out(&spec.out)?;
+    let mut items = load_questions(&spec.questions)?;
+    if let Some(limit) = spec.limit {
+        items.truncate(limit);
+    }
+    let hashes: HashMap<i64, (String, String)> = kb
+        .documents()?
+        .into_iter()
+        .map(|d| (d.id, (d.source, d.hash)))
+        .collect();
+    let retriever =
+        match spec.distractors_from {
+            DistractorSource::Retriever => Some(KbRetriever::new(kb, embedder).map_err(
+                |source| Error::Retriever {
+                    kb: kb_name.clone(),
+                    source,
+                },
+            )?),
+            DistractorSource::Random => None,
+        };
+    let by_id: HashMap<i64, usize> = chunks.iter().enumerate().map(|(i, c)| (c.id, i)).collect();
+
+    let mut rng = SplitMix64::new(spec.seed);
+    let mut report = BuildReport {
+        questions: items.len(),
+        examples: 0,
+        with_oracle: 0,
+        without_oracle: 0,
+        short_of_distractors: 0,
+        skipped: BTreeMap::new(),
+        skips: Vec::new(),
+        records: Vec::new(),
+        files: Vec::new(),
+    };
+    let mut train = String::new();
+    let mut gorilla = String::new();
+    for item in &items {
+        let oracle = match find_oracle(item, &chunks) {
+            Ok(o) => o,
+            Err(reason) => {
+                *report.skipped.entry(reason).or_default() += 1;
+                report.skips.push(Skip {
+                    question_id: item.id.clone(),
+                    reason,
+                });
+                continue;
+            }
+        };
+        let present = unit(&mut rng) < spec.p;
+        let need = spec.distractors + usize::from(!present);
+        let excluded = |c: &KbChunk| {
+            let o = &chunks[oracle.chunk];
+            c.id == o.id || c.text == o.text || c.text.contains(&oracle.quote)
+        };
+        let mut shown: Vec<usize> = match &retriever {
+            Some(r) => hard_negatives(r, item, need, &chunks, &by_id, &excluded)?,
+            None => random_negatives(&mut rng, need, &chunks, &excluded),
+        };
+        if shown.len() < need {
+            report.short_of_distractors += 1;
+        }
+        if present {
+            shown.push(oracle.chunk);
+        }
+        shuffle(&mut rng, &mut shown);
+
+        let n = report.examples;
+        let id = format!("raft-{n}");
+        let passages: Vec<RaftPassage<'_>> = shown
+            .iter()
+            .map(|&i| RaftPassage {
+                source: &chunks[i].source,
+                page: chunks[i].page,
+                text: &chunks[i].text,
+            })
+            .collect();
+        let mut messages = raft_prompt(&item.question, &passages);
+        let target = target(spec, present, &shown, &oracle);
+        let instruction = messages
+            .last()
+            .map(|m| m.content.clone())
+            .unwrap_or_default();
+        messages.push(ChatMessage::assistant(target.clone()));
+        push_line(&mut train, &json!({ "messages": messages }));
+        push_line(
+            &mut gorilla,
+            &json!({
+                "id": id,
+                "type": "general",
+                "question": sanitize(&item.question),
+                "context": {
+                    "title": [passages.iter().map(|p| p.source).collect::<Vec<_>>()],
+                    "sentences": [passages.iter().map(|p| p.text).collect::<Vec<_>>()],
+                },
+                "oracle_context": chunks[oracle.chunk].text,
+                "cot_answer": target,
+                "instruction": instruction,
+            }),
+        );
+        let oracle_chunk = &chunks[oracle.chunk];
+        let (source, content_hash) = hashes
+            .get(&oracle_chunk.doc_id)
+            .cloned()
+            .unwrap_or_else(|| (oracle_chunk.source.clone(), String::new()));
+        report.records.push(ExampleRecord {
+            id,
+            question_id: item.id.clone(),
+            oracle_present: present,
+            source,
+            content_hash,
+            oracle_chunk: oracle_chunk.id,
+            passages: shown.iter().map(|&i| chunks[i].id).collect(),
+        });
+        report.examples += 1;
+        if present {
+            report.with_oracle += 1;
+        } else {
+            report.without_oracle += 1;
+        }
+    }
+
+    let manifest = json!({
+        "kind": MANIFEST_KIND,
+        "kb": kb_name,
+        "embedder": kb.embedder_info().name,
+        "questions_file": spec.questions,
+        "options": {
+            "distractors": spec.distractors,
+            "p": spec.p,
+            "limit": spec.limit,
+            "distractors_from": spec.distractors_from,
+            "abstain": spec.abstain,
+        },
+        "seed": spec.seed,
+        "counts": {
+            "questions": report.questions,
+            "examples": report.examples,
+            "with_oracle": report.with_oracle,
+            "without_oracle": report.without_oracle,
+            "short_of_distractors": report.short_of_distractors,
+            "skipped": report.skipped.iter().map(|(r, n)| (serde_json::to_value(r).expect("a unit enum").as_str().unwrap_or_default().to_string(), *n)).collect::<BTreeMap<_, _>>(),
+        },
+        "skipped": report.skips.iter().map(|s| json!({
+            "question_id": s.question_id,
+            "reason": s.reason,
+            "why": s.reason.describe(),
+        })).collect::<Vec<_>>(),
+        "examples": report.records,
+    });
+    let mut manifest_text = serde_json::to_string_pretty(&manifest).expect("JSON values serialize");
+    manifest_text.push('\n');
+    std::fs::create_dir_all(&spec.out).map_err(io(&spec.out))?;
+    for (name, text) in [
+        (TRAIN_FILE, &train),
+        (GORILLA_FILE, &gorilla),
+        (MANIFEST_FILE, &manifest_text),
+    ] {
+        let path = spec.out.join(name);
+        write_atomic(&path, text)?;
+        report.files.push(path);
+    }
+    Ok(report)
+}
+
+fn check_options(spec: &BuildSpec) -> Result<()> {
+    if !(0.0..=1.0).contains(&spec.p) {
+        return Err(Error::Option {
+            option: "--p",
+            reason: format!(
+                "must be between 0 and 1 (the share of examples that show the oracle), got {}",
+                spec.p
+            ),
+        });
+    }
+    if spec.distractors == 0 {
+        return Err(Error::Option {
+            option: "--distractors",
+            reason: "must be at least 1: RAFT examples mix the oracle with distractors".into(),
+        });
+    }
+    if spec.limit == Some(0) {
+        return Err(Error::Option {
+            option: "--limit",
+            reason: "must be at least 1 (leave it out to use every question)".into(),
+        });
+    }
+    Ok(())
+}
+
+/// An output folder must be new, empty, or a previous build (its manifest says so).
+fn check_out(out: &Path) -> Result<()> {
+    let Ok(mut entries) = std::fs::read_dir(out) else {
+        return if out.exists() {
+            Err(Error::OutNotEmpty {
+                path: out.to_owned(),
+            })
+        } else {
+            Ok(())
+        };
+    };
+    if entries.next().is_none() {
+        return Ok(());
+    }
+    let ours = std::fs::read(out.join(MANIFEST_FILE))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .is_some_and(|v| v.get("kind").and_then(|k| k.as_str()) == Some(MANIFEST_KIND));
+    if ours {
+        Ok(())
+    } else {
+        Err(Error::OutNotEmpty {
+            path: out.to_owned(),
+        })
+    }
+}
+
+/// Questions from SQuAD JSON or question/answers JSONL, by extension, in file order.
+pub fn load_questions(path: &Path) -> Result<Vec<QaItem>> {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    let items = match ext.as_deref() {
+        Some("json") => load_squad(path)?,
+        Some("jsonl") => load_qa_jsonl(path)?,
+        _ => {
+            return Err(Error::QuestionsFormat {
+                path: path.to_owned(),
+            });
+        }
+    };
+    if items.is_empty() {
+        return Err(Error::NoQuestions {
+            path: path.to_owned(),
+        });
+    }
+    Ok(items)
+}
+
+/// Every chunk of the knowledge base, by id, with its text as the prompt shows it.
+pub fn load_chunks(kb: &KnowledgeBase) -> Result<Vec<KbChunk>> {
+    let mut ids: Vec<i64> = kb
+        .store()
+        .chunk_documents()?
+        .into_iter()
+        .map(|(c, _)| c)
+        .collect();
+    ids.sort_unstable();
+    Ok(kb
+        .chunks(&ids)?
+        .into_iter()
+        .map(|c| KbChunk {
+            id: c.id,
+            doc_id: c.doc_id,
+            source: c.source,
+            page: c.page,
+            text: sanitize(&c.text),
+        })
+        .filter(|c| !c.text.is_empty())
+        .collect())
+}
+
+/// The top hybrid hits for the question that are not excluded, best first.
+fn hard_negatives(
+    retriever: &KbRetriever<'_>,
+    item: &QaItem,
+    need: usize,
+    chunks: &[KbChunk],
+    by_id: &HashMap<i64, usize>,
+    excluded: &dyn Fn(&KbChunk) -> bool,
+) -> Result<Vec<usize>> {
+    let depth = (need + 1) * 4;
+    let hits = retriever
+        .retrieve(&Query::new(
+            item.question.clone(),
+            depth,
+            SearchMode::Hybrid,
+        ))
+        .map_err(|source| Error::Retrieve {
+            question: item.question.clone(),
+            source,
+        })?;
+    let mut out = Vec::with_capacity(need);
+    let mut seen = HashSet::new();
+    for hit in hits {
+        let Some(&i) = by_id.get(&hit.chunk_id) else {
+            continue;
+        };
+        if excluded(&chunks[i]) || !seen.insert(chunks[i].text.as_str()) {
+            continue;
+        }
+        out.push(i);
+        if out.len() == need {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// `need` distinct chunks drawn uniformly among those not excluded.
+fn random_negatives(
+    rng: &mut SplitMix64,
+    need: usize,
+    chunks: &[KbChunk],
+    excluded: &dyn Fn(&KbChunk) -> bool,
+) -> Vec<usize> {
+    let mut pool: Vec<usize> = (0..chunks.len())
+        .filter(|&i| !excluded(&chunks[i]))
+        .collect();
+    let n = need.min(pool.len());
+    for i in 0..n {
+        let j = i + rng.below((pool.len() - i) as u64) as usize;
+        pool.swap(i, j);
+    }
+    pool.truncate(n);
+    pool
+}
+
+/// A uniform draw in [0, 1) from the top 53 bits.
+fn unit(rng: &mut SplitMix64) -> f64 {
+    (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// Fisher-Yates.
+fn shuffle<T>(rng: &mut SplitMix64, items: &mut [T]) {
+    for i in (1..items.len()).rev() {
+        let j = rng.below(i as u64 + 1) as usize;
+        items.swap(i, j);
+    }
+}
+
+fn target(spec: &BuildSpec, present: bool, shown: &[usize], oracle: &Oracle) -> String {
+    if !present && spec.abstain {
+        return abstain_answer();
+    }
+    // Without the oracle (and without --abstain) the model still learns the oracle's answer,
+    // as in RAFT; the document number then points at no shown passage, so it is left out.
+    match shown.iter().position(|&i| i == oracle.chunk) {
+        Some(pos) => cot_answer(pos + 1, &oracle.quote, &oracle.answer),
+        None => crate::prompt::cot_answer_unshown(&oracle.quote, &oracle.answer),
+    }
+}
+
+fn push_line(out: &mut String, value: &serde_json::Value) {
+    out.push_str(&serde_json::to_string(value).expect("JSON values serialize"));
+    out.push('\n');
+}
+
+fn write_atomic(path: &Path, text: &str) -> Result<()> {
+    let tmp = path.with_extension("partial");
+    std::fs::write(&tmp, text).map_err(io(&tmp))?;
+    std::fs::rename(&tmp, path).map_err(io(path))
+}

@@ -1,0 +1,82 @@
+//! One error type for the crate. Messages name the file, line or option and say what to do.
+
+use std::path::PathBuf;
+
+/// Everything that can stop a RAFT build.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The knowledge base holds no chunks, so there is nothing to find oracles in.
+    #[error(
+        "the knowledge base {kb} has no chunks; index your documents first \
+         (`ragtune ingest --kb {kb} FILES...`)"
+    )]
+    EmptyKnowledgeBase { kb: String },
+
+    /// An option is out of range.
+    #[error("{option} {reason}")]
+    Option {
+        option: &'static str,
+        reason: String,
+    },
+
+    /// The questions file has an extension we cannot read.
+    #[error(
+        "{}: unknown questions format; pass SQuAD JSON (.json) or question/answers JSONL (.jsonl)",
+        path.display()
+    )]
+    QuestionsFormat { path: PathBuf },
+
+    /// The questions file does not parse (the message names the file and line).
+    #[error(transparent)]
+    Questions(#[from] ragtune_answer::Error),
+
+    /// The questions file holds no questions.
+    #[error("{}: no questions; each line (JSONL) or SQuAD paragraph must hold at least one", path.display())]
+    NoQuestions { path: PathBuf },
+
+    /// The output folder holds other files.
+    #[error(
+        "{} is not empty and is not the output of a previous `ragtune raft build` (no manifest.json \
+         of ours); pass a new or empty folder",
+        path.display()
+    )]
+    OutNotEmpty { path: PathBuf },
+
+    /// Reading or writing a file failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The knowledge base could not be read.
+    #[error(transparent)]
+    Index(#[from] ragtune_index::Error),
+
+    /// The retriever cannot search this knowledge base (e.g. another embedder built it).
+    #[error("cannot search the knowledge base {kb} for distractors: {source}")]
+    Retriever {
+        kb: String,
+        #[source]
+        source: ragtune_core::RetrieveError,
+    },
+
+    /// The retriever failed for a question.
+    #[error("retrieving distractors for the question {question:?} failed: {source}")]
+    Retrieve {
+        question: String,
+        #[source]
+        source: ragtune_core::RetrieveError,
+    },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+pub(crate) fn io(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |source| Error::Io {
+        path: path.to_owned(),
+        source,
+    }
+}

@@ -1,0 +1,209 @@
+//! Finding a question's oracle in the knowledge base: the chunk that holds a gold answer inside
+//! the question's context, and the sentence around the answer that the target quotes.
+
+use ragtune_answer::eval::QaItem;
+use ragtune_answer::sanitize::sanitize;
+use serde::{Deserialize, Serialize};
+
+/// A chunk of the knowledge base as the prompt shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KbChunk {
+    pub id: i64,
+    pub doc_id: i64,
+    pub source: String,
+    pub page: Option<u32>,
+    /// The text as the prompt shows it (markup neutralised, whitespace collapsed).
+    pub text: String,
+}
+
+/// Where a question's answer is in the knowledge base.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Oracle {
+    /// Index into the chunk list.
+    pub chunk: usize,
+    /// The gold answer as found in the chunk.
+    pub answer: String,
+    /// The sentence of the chunk (as shown) that holds the answer.
+    pub quote: String,
+}
+
+/// Why a question yields no example.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SkipReason {
+    /// No gold answer (SQuAD v2 `is_impossible`, or none given).
+    Unanswerable,
+    /// No chunk of the knowledge base contains any gold answer.
+    AnswerNotInKb,
+    /// Chunks contain the answer, but none around text of the question's context: the
+    /// question's passage is not in the knowledge base.
+    PassageNotInKb,
+    /// No context was given and several chunks contain the answer, so the oracle is unknown.
+    AmbiguousWithoutContext,
+}
+
+impl SkipReason {
+    pub fn describe(self) -> &'static str {
+        match self {
+            SkipReason::Unanswerable => "the question has no gold answer",
+            SkipReason::AnswerNotInKb => "no chunk of the knowledge base contains the answer",
+            SkipReason::PassageNotInKb => {
+                "the question's passage is not in the knowledge base (the answer occurs only \
+                 in other text)"
+            }
+            SkipReason::AmbiguousWithoutContext => {
+                "no context given and several chunks contain the answer"
+            }
+        }
+    }
+}
+
+/// The oracle of `item` among `chunks`: the first chunk (in the order given) where a gold
+/// answer sits in text that agrees with the question's context (its whole sentence, or at
+/// least 30 bytes around the answer). Without a context, the only chunk that contains the
+/// answer. The quote is the part of the answer's sentence that agrees with the context.
+pub fn find_oracle(item: &QaItem, chunks: &[KbChunk]) -> Result<Oracle, SkipReason> {
+    if !item.answerable() || item.answers.iter().all(|a| a.trim().is_empty()) {
+        return Err(SkipReason::Unanswerable);
+    }
+    let context = sanitize(&item.context);
+    let mut contains_answer = false;
+    let mut without_context: Option<Oracle> = None;
+    for answer in &item.answers {
+        let answer = sanitize(answer);
+        if answer.is_empty() {
+            continue;
+        }
+        for (index, chunk) in chunks.iter().enumerate() {
+            for (start, _) in chunk.text.match_indices(answer.as_str()) {
+                contains_answer = true;
+                let end = start + answer.len();
+                let (s0, s1) = sentence_around(&chunk.text, start, end);
+                let (w0, w1) = if context.is_empty() {
+                    (s0, s1)
+                } else {
+                    common_window(&chunk.text, &context, (start, end), (s0, s1))
+                };
+                let found = Oracle {
+                    chunk: index,
+                    answer: answer.clone(),
+                    quote: chunk.text[w0..w1].trim().to_string(),
+                };
+                if context.is_empty() {
+                    match &without_context {
+                        Some(o) if o.chunk != index => {
+                            return Err(SkipReason::AmbiguousWithoutContext);
+                        }
+                        Some(_) => {}
+                        None => without_context = Some(found),
+                    }
+                } else if w1 - w0 >= (s1 - s0).min(answer.len() + MIN_AGREEMENT) {
+                    return Ok(found);
+                }
+            }
+        }
+    }
+    match without_context {
+        Some(o) => Ok(o),
+        None if contains_answer => Err(SkipReason::PassageNotInKb),
+        None => Err(SkipReason::AnswerNotInKb),
+    }
+}
+
+/// How many bytes around the answer a chunk must share with the question's context (unless
+/// the whole sentence agrees) to count as the question's passage.
+const MIN_AGREEMENT: usize = 30;
+
+/// The widest range of `text` around `answer` (both byte ranges), within `sentence`, that
+/// occurs verbatim in `context`. Chunks may carry a heading or be cut mid-sentence, so the
+/// whole sentence need not occur in the context.
+fn common_window(
+    text: &str,
+    context: &str,
+    answer: (usize, usize),
+    sentence: (usize, usize),
+) -> (usize, usize) {
+    let (mut lo, mut hi) = answer;
+    if !context.contains(&text[lo..hi]) {
+        return (lo, lo);
+    }
+    while let Some(c) = text[sentence.0..lo].chars().next_back() {
+        if !context.contains(&text[lo - c.len_utf8()..hi]) {
+            break;
+        }
+        lo -= c.len_utf8();
+    }
+    while let Some(c) = text[hi..sentence.1].chars().next() {
+        if !context.contains(&text[lo..hi + c.len_utf8()]) {
+            break;
+        }
+        hi += c.len_utf8();
+    }
+    (lo, hi)
+}
+
+/// The sentence of `text` around the byte range `start..end` (as a byte range): from after the
+/// previous `.`, `?` or `!` followed by a space, to the next one (included), clipped to the
+/// text, without surrounding spaces.
+pub fn sentence_around(text: &str, start: usize, end: usize) -> (usize, usize) {
+    let is_end = |s: &str, i: usize| {
+        matches!(s.as_bytes()[i], b'.' | b'?' | b'!')
+            && s.as_bytes().get(i + 1).is_none_or(|&b| b == b' ')
+    };
+    let begin = (0..start)
+        .rev()
+        .find(|&i| is_end(text, i) && i + 1 < start)
+        .map_or(0, |i| i + 2);
+    let finish = (end.saturating_sub(1).max(start)..text.len())
+        .find(|&i| is_end(text, i))
+        .map_or(text.len(), |i| i + 1);
+    let lead = text[begin..finish].len() - text[begin..finish].trim_start().len();
+    let trail = text[begin..finish].len() - text[begin..finish].trim_end().len();
+    (begin + lead, finish - trail)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sentence(t: &str, start: usize, end: usize) -> &str {
+        let (a, b) = sentence_around(t, start, end);
+        &t[a..b]
+    }
+
+    #[test]
+    fn a_heading_before_the_sentence_does_not_hide_the_passage() {
+        let chunk = KbChunk {
+            id: 1,
+            doc_id: 1,
+            source: "keys.md".into(),
+            page: None,
+            text: "Keys The signing keys are rotated every ninety days by the team.".into(),
+        };
+        let item = QaItem {
+            id: "k".into(),
+            question: "How often?".into(),
+            answers: vec!["every ninety days".into()],
+            is_impossible: false,
+            title: String::new(),
+            context: "The signing keys are rotated every ninety days by the team. More.".into(),
+        };
+        let o = find_oracle(&item, &[chunk]).unwrap();
+        assert_eq!(
+            o.quote,
+            "The signing keys are rotated every ninety days by the team."
+        );
+    }
+
+    #[test]
+    fn sentences_are_cut_at_ends() {
+        let t = "First one. The Army won in 1990. Last!";
+        let s = t.find("1990").unwrap();
+        assert_eq!(sentence(t, s, s + 4), "The Army won in 1990.");
+        let s = t.find("First").unwrap();
+        assert_eq!(sentence(t, s, s + 5), "First one.");
+        let s = t.find("Last").unwrap();
+        assert_eq!(sentence(t, s, s + 4), "Last!");
+        assert_eq!(sentence("no end here", 3, 6), "no end here");
+    }
+}

@@ -1,0 +1,395 @@
+//! `ragtune_raft::build` over an in-memory knowledge base with the hash embedder: no model.
+
+use anyhow::Result;
+use ragtune_core::{Chunk, Format};
+use ragtune_index::{DocumentRecord, KnowledgeBase, testing::HashEmbedder};
+use ragtune_raft::{
+    BuildSpec, DistractorSource, Error, GORILLA_FILE, MANIFEST_FILE, SkipReason, TRAIN_FILE,
+    abstain_answer, build, quotes,
+};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+const LANDS: usize = 20;
+
+fn fact(i: usize) -> String {
+    format!(
+        "Land{i} lies by the sea and has old rivers. The capital of Land{i} is City{i}. \
+         Its markets sell fish and grain."
+    )
+}
+
+fn embedder() -> HashEmbedder {
+    HashEmbedder::new(64)
+}
+
+fn kb_of(embedder: &HashEmbedder, docs: &[(String, String)]) -> Result<KnowledgeBase> {
+    let mut kb = KnowledgeBase::in_memory(embedder)?;
+    for (source, text) in docs {
+        let chunk = Chunk {
+            source: source.clone(),
+            ordinal: 0,
+            text: text.clone(),
+            start: 0,
+            end: text.len(),
+            page: None,
+            heading_path: vec![],
+            tokens: text.split_whitespace().count() as u32,
+        };
+        let doc = DocumentRecord {
+            source: source.clone(),
+            format: Format::Text,
+            hash: format!("hash-of-{source}"),
+            size: text.len() as u64,
+            mtime_ns: 0,
+            metadata: Default::default(),
+        };
+        kb.put_document(&doc, &[chunk], embedder)?;
+    }
+    kb.checkpoint()?;
+    Ok(kb)
+}
+
+/// One document per land, plus a document that repeats Land0's capital sentence (it contains
+/// the oracle's evidence, so it must never be a distractor).
+fn lands_kb(embedder: &HashEmbedder) -> Result<KnowledgeBase> {
+    let mut docs: Vec<(String, String)> = (0..LANDS)
+        .map(|i| (format!("land{i}.txt"), fact(i)))
+        .collect();
+    docs.push((
+        "copy.txt".into(),
+        "A travel note. The capital of Land0 is City0. Bring a coat.".into(),
+    ));
+    kb_of(embedder, &docs)
+}
+
+/// `n` questions cycling over the lands, with their context, as JSONL.
+fn questions(dir: &Path, n: usize) -> PathBuf {
+    let path = dir.join("questions.jsonl");
+    let lines: Vec<String> = (0..n)
+        .map(|q| {
+            let i = q % LANDS;
+            serde_json::json!({
+                "id": format!("q{q}"),
+                "question": format!("What is the capital of Land{i}?"),
+                "answer": format!("City{i}"),
+                "context": fact(i),
+            })
+            .to_string()
+        })
+        .collect();
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    path
+}
+
+fn lines(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn manifest(out: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(out.join(MANIFEST_FILE)).unwrap()).unwrap()
+}
+
+#[test]
+fn hard_negatives_never_include_the_oracle_or_its_evidence() -> Result<()> {
+    let e = embedder();
+    let kb = lands_kb(&e)?;
+    let dir = tempfile::tempdir()?;
+    let mut spec = BuildSpec::new(questions(dir.path(), 40), dir.path().join("out"));
+    spec.p = 1.0;
+    let report = build(&spec, &kb, &e)?;
+    assert_eq!(report.examples, 40);
+    for (r, g) in report
+        .records
+        .iter()
+        .zip(lines(&dir.path().join("out").join(GORILLA_FILE)))
+    {
+        assert_eq!(
+            r.passages.iter().filter(|&&c| c == r.oracle_chunk).count(),
+            1
+        );
+        assert_eq!(r.passages.len(), 5);
+        let quote = quotes(g["cot_answer"].as_str().unwrap())[0].to_string();
+        let texts = g["context"]["sentences"][0].as_array().unwrap();
+        let holding = texts
+            .iter()
+            .filter(|t| t.as_str().unwrap().contains(&quote))
+            .count();
+        assert_eq!(holding, 1, "evidence shown more than once: {g}");
+    }
+    Ok(())
+}
+
+#[test]
+fn p_is_honoured_over_a_seeded_set() -> Result<()> {
+    let e = embedder();
+    let kb = lands_kb(&e)?;
+    let dir = tempfile::tempdir()?;
+    let mut spec = BuildSpec::new(questions(dir.path(), 1000), dir.path().join("out"));
+    spec.p = 0.8;
+    spec.seed = 7;
+    let report = build(&spec, &kb, &e)?;
+    assert_eq!(report.examples, 1000);
+    assert_eq!(report.with_oracle + report.without_oracle, 1000);
+    // Four standard deviations of Binomial(1000, 0.8).
+    let sd = (1000.0f64 * 0.8 * 0.2).sqrt();
+    let off = (report.with_oracle as f64 - 800.0).abs();
+    assert!(off <= 4.0 * sd, "{} with the oracle", report.with_oracle);
+    for r in &report.records {
+        assert_eq!(r.passages.contains(&r.oracle_chunk), r.oracle_present);
+        // Without the oracle, one more distractor keeps the passage count.
+        assert_eq!(r.passages.len(), 5);
+    }
+    let m = manifest(&spec.out);
+    assert_eq!(m["counts"]["with_oracle"], report.with_oracle);
+    assert_eq!(m["seed"], 7);
+    Ok(())
+}
+
+#[test]
+fn the_same_seed_gives_identical_files_and_another_seed_differs() -> Result<()> {
+    let e = embedder();
+    let kb = lands_kb(&e)?;
+    let dir = tempfile::tempdir()?;
+    let q = questions(dir.path(), 60);
+    let run = |name: &str, seed: u64, from: DistractorSource| -> Result<PathBuf> {
+        let mut spec = BuildSpec::new(&q, dir.path().join(name));
+        spec.seed = seed;
+        spec.distractors_from = from;
+        build(&spec, &kb, &e)?;
+        Ok(spec.out)
+    };
+    let read = |d: &Path, f: &str| std::fs::read(d.join(f)).unwrap();
+    for from in [DistractorSource::Retriever, DistractorSource::Random] {
+        let a = run("a", 1, from)?;
+        let b = run("b", 1, from)?;
+        let c = run("c", 2, from)?;
+        for f in [TRAIN_FILE, GORILLA_FILE] {
+            assert_eq!(read(&a, f), read(&b, f), "{f} differs for one seed");
+            assert_ne!(read(&a, f), read(&c, f), "{f} equal for two seeds");
+        }
+        let (ma, mb) = (manifest(&a), manifest(&b));
+        assert_eq!(ma["examples"], mb["examples"]);
+    }
+    Ok(())
+}
+
+#[test]
+fn quotes_in_targets_occur_verbatim_in_the_oracle() -> Result<()> {
+    let e = embedder();
+    let kb = lands_kb(&e)?;
+    let dir = tempfile::tempdir()?;
+    let spec = BuildSpec::new(questions(dir.path(), 40), dir.path().join("out"));
+    build(&spec, &kb, &e)?;
+    let train = lines(&spec.out.join(TRAIN_FILE));
+    for (g, t) in lines(&spec.out.join(GORILLA_FILE)).iter().zip(&train) {
+        let cot = g["cot_answer"].as_str().unwrap();
+        let oracle = g["oracle_context"].as_str().unwrap();
+        let q = quotes(cot);
+        assert_eq!(q.len(), 1, "{cot}");
+        assert!(oracle.contains(q[0]), "{:?} not in {oracle:?}", q[0]);
+        assert!(cot.ends_with(&format!(
+            "<ANSWER>: {}",
+            &q[0][q[0].find("City").unwrap()..].trim_end_matches('.')
+        )));
+        let messages = t["messages"].as_array().unwrap();
+        assert_eq!(messages.last().unwrap()["content"], cot);
+    }
+    Ok(())
+}
+
+#[test]
+fn gorilla_rows_have_exactly_raft_py_columns() -> Result<()> {
+    let e = embedder();
+    let kb = lands_kb(&e)?;
+    let dir = tempfile::tempdir()?;
+    let spec = BuildSpec::new(questions(dir.path(), 5), dir.path().join("out"));
+    build(&spec, &kb, &e)?;
+    for g in lines(&spec.out.join(GORILLA_FILE)) {
+        let mut keys: Vec<&str> = g.as_object().unwrap().keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            [
+                "context",
+                "cot_answer",
+                "id",
+                "instruction",
+                "oracle_context",
+                "question",
+                "type"
+            ]
+        );
+        assert_eq!(g["type"], "general");
+        let ctx = g["context"].as_object().unwrap();
+        assert_eq!(ctx.len(), 2);
+        let titles = ctx["title"][0].as_array().unwrap();
+        let sentences = ctx["sentences"][0].as_array().unwrap();
+        assert_eq!(titles.len(), sentences.len());
+        assert!(g["instruction"].as_str().unwrap().contains("<documents>"));
+    }
+    Ok(())
+}
+
+#[test]
+fn train_lines_are_accepted_by_the_trainer() -> Result<()> {
+    let e = embedder();
+    let kb = lands_kb(&e)?;
+    let dir = tempfile::tempdir()?;
+    let spec = BuildSpec::new(questions(dir.path(), 10), dir.path().join("out"));
+    build(&spec, &kb, &e)?;
+    let examples = ragtune_train::data::read_sft(&spec.out.join(TRAIN_FILE))?;
+    assert_eq!(examples.len(), 10);
+    for ex in &examples {
+        let roles: Vec<_> = ex.messages.iter().map(|m| m.role).collect();
+        use ragtune_core::Role::*;
+        assert_eq!(roles, [System, User, Assistant]);
+    }
+    Ok(())
+}
+
+#[test]
+fn abstain_teaches_the_refusal_without_the_oracle() -> Result<()> {
+    let e = embedder();
+    let kb = lands_kb(&e)?;
+    let dir = tempfile::tempdir()?;
+    let q = questions(dir.path(), 10);
+    let mut spec = BuildSpec::new(&q, dir.path().join("abstain"));
+    spec.p = 0.0;
+    spec.abstain = true;
+    let report = build(&spec, &kb, &e)?;
+    assert_eq!(report.without_oracle, 10);
+    for g in lines(&spec.out.join(GORILLA_FILE)) {
+        assert_eq!(g["cot_answer"], abstain_answer());
+    }
+    assert!(abstain_answer().ends_with("<ANSWER>: the documents do not contain the answer"));
+    // Without --abstain the oracle's answer is still the target.
+    let mut spec = BuildSpec::new(&q, dir.path().join("memorise"));
+    spec.p = 0.0;
+    build(&spec, &kb, &e)?;
+    for g in lines(&spec.out.join(GORILLA_FILE)) {
+        assert!(g["cot_answer"].as_str().unwrap().contains("<ANSWER>: City"));
+    }
+    Ok(())
+}
+
+#[test]
+fn a_question_whose_passage_is_not_in_the_kb_is_a_counted_skip() -> Result<()> {
+    let e = embedder();
+    let kb = lands_kb(&e)?;
+    let dir = tempfile::tempdir()?;
+    let q = dir.path().join("q.jsonl");
+    let rows = [
+        serde_json::json!({"id": "ok", "question": "Capital of Land3?", "answer": "City3", "context": fact(3)}),
+        // City3 is in the KB, but not within this context.
+        serde_json::json!({"id": "elsewhere", "question": "Where was Ann born?", "answer": "City3", "context": "Ann was born in City3 in 1990."}),
+        serde_json::json!({"id": "absent", "question": "Capital of Mars?", "answer": "Olympus", "context": "The capital of Mars is Olympus."}),
+        serde_json::json!({"id": "none", "question": "Unanswerable?", "answers": []}),
+    ];
+    let text: Vec<String> = rows.iter().map(Value::to_string).collect();
+    std::fs::write(&q, text.join("\n"))?;
+    let spec = BuildSpec::new(&q, dir.path().join("out"));
+    let report = build(&spec, &kb, &e)?;
+    assert_eq!(report.examples, 1);
+    assert_eq!(report.skipped[&SkipReason::PassageNotInKb], 1);
+    assert_eq!(report.skipped[&SkipReason::AnswerNotInKb], 1);
+    assert_eq!(report.skipped[&SkipReason::Unanswerable], 1);
+    let m = manifest(&spec.out);
+    assert_eq!(m["counts"]["skipped"]["passage_not_in_kb"], 1);
+    assert_eq!(m["skipped"][0]["question_id"], "elsewhere");
+    assert_eq!(m["examples"][0]["source"], "land3.txt");
+    assert_eq!(m["examples"][0]["content_hash"], "hash-of-land3.txt");
+    Ok(())
+}
+
+#[test]
+fn random_and_retriever_distractors_differ() -> Result<()> {
+    let e = embedder();
+    let kb = lands_kb(&e)?;
+    let dir = tempfile::tempdir()?;
+    let q = questions(dir.path(), 20);
+    let mut passages = Vec::new();
+    for (name, from) in [
+        ("r", DistractorSource::Retriever),
+        ("u", DistractorSource::Random),
+    ] {
+        let mut spec = BuildSpec::new(&q, dir.path().join(name));
+        spec.p = 1.0;
+        spec.distractors_from = from;
+        let report = build(&spec, &kb, &e)?;
+        let mut sets: Vec<Vec<i64>> = report
+            .records
+            .iter()
+            .map(|r| {
+                let mut p = r.passages.clone();
+                p.sort_unstable();
+                p
+            })
+            .collect();
+        sets.sort();
+        passages.push(sets);
+    }
+    assert_ne!(passages[0], passages[1]);
+    Ok(())
+}
+
+#[test]
+fn bad_input_is_refused_clearly() -> Result<()> {
+    let e = embedder();
+    let dir = tempfile::tempdir()?;
+    let q = questions(dir.path(), 3);
+
+    let empty = kb_of(&e, &[])?;
+    let err = build(&BuildSpec::new(&q, dir.path().join("o1")), &empty, &e).unwrap_err();
+    assert!(matches!(err, Error::EmptyKnowledgeBase { .. }), "{err}");
+    assert!(err.to_string().contains("ragtune ingest"), "{err}");
+
+    let kb = lands_kb(&e)?;
+    let mut spec = BuildSpec::new(&q, dir.path().join("o2"));
+    spec.p = 1.5;
+    assert!(
+        build(&spec, &kb, &e)
+            .unwrap_err()
+            .to_string()
+            .contains("--p")
+    );
+    spec.p = 0.5;
+    spec.distractors = 0;
+    assert!(
+        build(&spec, &kb, &e)
+            .unwrap_err()
+            .to_string()
+            .contains("--distractors")
+    );
+
+    spec.distractors = 4;
+    spec.limit = Some(0);
+    let err = build(&spec, &kb, &e).unwrap_err();
+    assert!(err.to_string().contains("--limit"), "{err}");
+
+    let other = HashEmbedder::named(64, "another-embedder");
+    let err = build(&BuildSpec::new(&q, dir.path().join("o4")), &kb, &other).unwrap_err();
+    assert!(matches!(err, Error::Retriever { .. }), "{err}");
+    assert!(err.to_string().contains("another-embedder"), "{err}");
+
+    let bad = dir.path().join("bad.jsonl");
+    std::fs::write(&bad, "{\"question\": \"a\", \"answer\": \"b\"}\nnot json\n")?;
+    let err = build(&BuildSpec::new(&bad, dir.path().join("o3")), &kb, &e).unwrap_err();
+    assert!(err.to_string().contains("bad.jsonl, line 2"), "{err}");
+
+    let busy = dir.path().join("busy");
+    std::fs::create_dir(&busy)?;
+    std::fs::write(busy.join("notes.txt"), "mine")?;
+    let err = build(&BuildSpec::new(&q, &busy), &kb, &e).unwrap_err();
+    assert!(matches!(err, Error::OutNotEmpty { .. }), "{err}");
+
+    // A previous build may be replaced.
+    let out = dir.path().join("again");
+    build(&BuildSpec::new(&q, &out), &kb, &e)?;
+    build(&BuildSpec::new(&q, &out), &kb, &e)?;
+    Ok(())
+}
