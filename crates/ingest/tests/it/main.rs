@@ -4,6 +4,7 @@
 mod chunking;
 mod corpus;
 mod hostile;
+mod html;
 mod records;
 mod streaming;
 mod support;

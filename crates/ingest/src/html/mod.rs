@@ -1,24 +1,59 @@
 //! HTML (and the XHTML chapters of EPUB) to blocks: headings h1-h6, paragraphs, list items,
-//! table rows, pre/code. Scripts, styles, navigation and page chrome are dropped.
+//! table rows, pre/code. Scripts, styles, navigation, page chrome and hidden elements are
+//! dropped.
+//!
+//! Nothing here recurses: the walk keeps its own stack, so nesting depth costs heap, not
+//! call stack. Parsing is bounded by [`depth`].
+
+mod depth;
 
 use crate::builder::DocBuilder;
 use crate::error::{Result, Warning};
+use ego_tree::NodeRef;
 use ragtune_core::{BlockKind, ExtractedDocument, Format};
-use scraper::{ElementRef, Html, Node};
+use scraper::{ElementRef, Node};
 use std::path::Path;
 
 pub(crate) fn load(path: &Path, warnings: &mut Vec<Warning>) -> Result<ExtractedDocument> {
     let source = crate::load::read_text(path, warnings)?;
     let mut b = DocBuilder::new();
-    let head = extract(&source, &mut b);
-    b.metadata.extend(head);
+    let page = extract(&source, &mut b);
+    if let Some(w) = page.depth_warning(path, None) {
+        warnings.push(w);
+    }
+    b.metadata.extend(page.meta);
     Ok(b.finish(path.display().to_string(), Format::Html))
 }
 
-/// Appends the page's blocks to `b`; returns head metadata (title, author, description,
-/// language).
-pub(crate) fn extract(source: &str, b: &mut DocBuilder) -> Vec<(String, String)> {
-    let doc = Html::parse_document(source);
+/// What a page gave besides its blocks.
+pub(crate) struct Page {
+    /// Head metadata: title, author, description, language.
+    pub meta: Vec<(String, String)>,
+    /// Start tags dropped because they nested deeper than [`depth::MAX_DEPTH`].
+    pub flattened: usize,
+}
+
+impl Page {
+    /// The warning for a page that nested too deep; `part` names the chapter of a book.
+    pub fn depth_warning(&self, path: &Path, part: Option<&str>) -> Option<Warning> {
+        (self.flattened > 0).then(|| {
+            let what = part.map_or_else(|| "the page".to_owned(), |p| format!("chapter {p}"));
+            Warning::new(
+                path,
+                format!(
+                    "{what} nests elements deeper than {}; {} tags below that depth were \
+                     dropped and their text kept in the enclosing element",
+                    depth::MAX_DEPTH,
+                    self.flattened
+                ),
+            )
+        })
+    }
+}
+
+/// Appends the page's blocks to `b`.
+pub(crate) fn extract(source: &str, b: &mut DocBuilder) -> Page {
+    let (doc, flattened) = depth::parse_document(source);
     let root = doc.root_element();
     let mut meta = Vec::new();
     if let Some(lang) = root.attr("lang") {
@@ -47,16 +82,20 @@ pub(crate) fn extract(source: &str, b: &mut DocBuilder) -> Vec<(String, String)>
         b,
         buf: String::new(),
     };
-    w.walk(root, BlockKind::Paragraph);
+    w.walk(root);
     w.flush(BlockKind::Paragraph);
-    meta
+    Page { meta, flattened }
 }
 
 /// Elements whose content is never document text.
 fn skipped(el: &ElementRef) -> bool {
-    let e = el.value();
+    skipped_tag(el.value().name(), |a| el.attr(a))
+}
+
+/// [`skipped`] for a tag not in a tree yet: its name and a lookup of its attributes.
+fn skipped_tag<'a>(name: &str, attr: impl Fn(&str) -> Option<&'a str>) -> bool {
     if matches!(
-        e.name(),
+        name,
         "head"
             | "script"
             | "style"
@@ -71,26 +110,28 @@ fn skipped(el: &ElementRef) -> bool {
             | "select"
             | "textarea"
             | "footer"
-    ) || e.attr("hidden").is_some()
-        || e.attr("aria-hidden") == Some("true")
+    ) || attr("hidden").is_some()
+        || attr("aria-hidden") == Some("true")
     {
         return true;
     }
-    if let Some(role) = e.attr("role")
+    if let Some(role) = attr("role")
         && matches!(role, "navigation" | "search" | "contentinfo" | "banner")
     {
         return true;
     }
-    e.classes().any(|c| {
-        matches!(
-            c,
-            "headerlink"
-                | "navheader"
-                | "navfooter"
-                | "nav-panel"
-                | "sphinxsidebar"
-                | "mw-editsection"
-        )
+    attr("class").is_some_and(|classes| {
+        classes.split_ascii_whitespace().any(|c| {
+            matches!(
+                c,
+                "headerlink"
+                    | "navheader"
+                    | "navfooter"
+                    | "nav-panel"
+                    | "sphinxsidebar"
+                    | "mw-editsection"
+            )
+        })
     })
 }
 
@@ -129,6 +170,34 @@ fn is_block(name: &str) -> bool {
     )
 }
 
+/// Elements whose start and end separate the text around them.
+fn breaks_line(name: &str) -> bool {
+    is_block(name)
+        || matches!(
+            name,
+            "br" | "p"
+                | "li"
+                | "tr"
+                | "td"
+                | "th"
+                | "table"
+                | "pre"
+                | "h1"
+                | "h2"
+                | "h3"
+                | "h4"
+                | "h5"
+                | "h6"
+        )
+}
+
+/// The walk's to-do list: nodes to visit (with the block kind their loose text belongs
+/// to) and blocks to close once their children are done.
+enum Step<'a> {
+    Visit(NodeRef<'a, Node>, BlockKind),
+    Flush(BlockKind),
+}
+
 struct Walker<'b> {
     b: &'b mut DocBuilder,
     buf: String,
@@ -142,24 +211,31 @@ impl Walker<'_> {
         self.buf.clear();
     }
 
-    fn walk(&mut self, el: ElementRef, ctx: BlockKind) {
-        for child in el.children() {
-            match child.value() {
-                // Source newlines are plain whitespace in HTML; only <br> breaks a line.
-                Node::Text(t) => self
-                    .buf
-                    .extend(t.chars().map(|c| if c.is_whitespace() { ' ' } else { c })),
-                Node::Element(_) => {
-                    if let Some(child) = ElementRef::wrap(child) {
-                        self.element(child, ctx.clone());
+    /// Visits the children of `root` in document order.
+    fn walk(&mut self, root: ElementRef) {
+        let mut todo = Vec::new();
+        push_children(&mut todo, *root, &BlockKind::Paragraph);
+        while let Some(step) = todo.pop() {
+            match step {
+                Step::Flush(kind) => self.flush(kind),
+                Step::Visit(node, ctx) => match node.value() {
+                    // Source newlines are plain whitespace in HTML; only <br> breaks a line.
+                    Node::Text(t) => self
+                        .buf
+                        .extend(t.chars().map(|c| if c.is_whitespace() { ' ' } else { c })),
+                    Node::Element(_) => {
+                        if let Some(el) = ElementRef::wrap(node) {
+                            self.element(el, ctx, &mut todo);
+                        }
                     }
-                }
-                _ => {}
+                    _ => {}
+                },
             }
         }
     }
 
-    fn element(&mut self, el: ElementRef, ctx: BlockKind) {
+    /// Handles one element; what is left to do for its children goes on `todo`.
+    fn element<'a>(&mut self, el: ElementRef<'a>, ctx: BlockKind, todo: &mut Vec<Step<'a>>) {
         if skipped(&el) {
             return;
         }
@@ -174,7 +250,7 @@ impl Walker<'_> {
             }
             "pre" => {
                 self.flush(ctx);
-                let text: String = el.text().collect();
+                let text = text_under(el, false);
                 self.b.push(BlockKind::Code, &text);
             }
             "table" => {
@@ -183,8 +259,8 @@ impl Walker<'_> {
             }
             "li" => {
                 self.flush(ctx);
-                self.walk(el, BlockKind::ListItem);
-                self.flush(BlockKind::ListItem);
+                todo.push(Step::Flush(BlockKind::ListItem));
+                push_children(todo, *el, &BlockKind::ListItem);
             }
             "p" => {
                 // A paragraph inside a list item is still that item's text.
@@ -194,20 +270,23 @@ impl Walker<'_> {
                     BlockKind::Paragraph
                 };
                 self.flush(ctx);
-                self.walk(el, inner.clone());
-                self.flush(inner);
+                todo.push(Step::Flush(inner.clone()));
+                push_children(todo, *el, &inner);
             }
             _ if is_block(name) => {
                 self.flush(ctx.clone());
-                self.walk(el, ctx.clone());
-                self.flush(ctx);
+                todo.push(Step::Flush(ctx.clone()));
+                push_children(todo, *el, &ctx);
             }
-            _ => self.walk(el, ctx),
+            _ => push_children(todo, *el, &ctx),
         }
     }
 
     fn table(&mut self, table: ElementRef) {
         for child in table.children().filter_map(ElementRef::wrap) {
+            if skipped(&child) {
+                continue;
+            }
             match child.value().name() {
                 "caption" => self.b.push(BlockKind::Paragraph, &inline_text(child)),
                 "thead" | "tbody" | "tfoot" => {
@@ -227,44 +306,61 @@ impl Walker<'_> {
         let cells: Vec<String> = tr
             .children()
             .filter_map(ElementRef::wrap)
-            .filter(|c| matches!(c.value().name(), "td" | "th"))
+            .filter(|c| matches!(c.value().name(), "td" | "th") && !skipped(c))
             .map(inline_text)
             .collect();
         self.b.push_row(&cells);
     }
 }
 
-/// All text under an element on one line: blocks and line breaks become spaces.
-fn inline_text(el: ElementRef) -> String {
-    let mut out = String::new();
-    collect(el, &mut out);
-    out
+/// Queues the children of `node` so they are visited in document order.
+fn push_children<'a>(todo: &mut Vec<Step<'a>>, node: NodeRef<'a, Node>, ctx: &BlockKind) {
+    todo.extend(node.children().rev().map(|c| Step::Visit(c, ctx.clone())));
 }
 
-fn collect(el: ElementRef, out: &mut String) {
-    for child in el.children() {
-        match child.value() {
+/// All text under an element on one line: blocks and line breaks become spaces.
+fn inline_text(el: ElementRef) -> String {
+    text_under(el, true)
+}
+
+/// The text under `el`, skipping what [`skipped`] drops; with `spaced`, blocks, cells and
+/// line breaks are set off by spaces.
+fn text_under(el: ElementRef, spaced: bool) -> String {
+    enum Item<'a> {
+        Node(NodeRef<'a, Node>),
+        Space,
+    }
+    let mut out = String::new();
+    let mut todo: Vec<Item> = el.children().rev().map(Item::Node).collect();
+    while let Some(item) = todo.pop() {
+        let node = match item {
+            Item::Space => {
+                out.push(' ');
+                continue;
+            }
+            Item::Node(node) => node,
+        };
+        match node.value() {
             Node::Text(t) => out.push_str(t),
-            Node::Element(_) => {
-                if let Some(child) = ElementRef::wrap(child)
-                    && !skipped(&child)
-                {
-                    let name = child.value().name();
-                    let spaced = name == "br"
-                        || is_block(name)
-                        || matches!(name, "p" | "li" | "tr" | "td" | "th");
-                    if spaced {
-                        out.push(' ');
-                    }
-                    collect(child, out);
-                    if spaced {
-                        out.push(' ');
-                    }
+            Node::Element(e) => {
+                if ElementRef::wrap(node).is_some_and(|c| skipped(&c)) {
+                    continue;
                 }
+                let name = e.name();
+                let space = spaced
+                    && (name == "br"
+                        || is_block(name)
+                        || matches!(name, "p" | "li" | "tr" | "td" | "th"));
+                if space {
+                    out.push(' ');
+                    todo.push(Item::Space);
+                }
+                todo.extend(node.children().rev().map(Item::Node));
             }
             _ => {}
         }
     }
+    out
 }
 
 #[cfg(test)]
