@@ -112,6 +112,7 @@ fn skipped_tag<'a>(name: &str, attr: impl Fn(&str) -> Option<&'a str>) -> bool {
             | "footer"
     ) || attr("hidden").is_some()
         || attr("aria-hidden") == Some("true")
+        || attr("style").is_some_and(hidden_by_style)
     {
         return true;
     }
@@ -133,6 +134,47 @@ fn skipped_tag<'a>(name: &str, attr: impl Fn(&str) -> Option<&'a str>) -> bool {
             )
         })
     })
+}
+
+/// Whether an inline style hides the element: `display: none`, `visibility: hidden` (or
+/// `collapse`), `font-size: 0` in any unit; in any case and spacing, with `!important`
+/// and CSS comments or without. Hidden text is what a reader never sees and an injected
+/// instruction hides in.
+fn hidden_by_style(style: &str) -> bool {
+    let style = strip_css_comments(style);
+    style.split(';').any(|decl| {
+        let Some((property, value)) = decl.split_once(':') else {
+            return false;
+        };
+        let property = property.trim().to_ascii_lowercase();
+        let mut value: String = value.chars().filter(|c| !c.is_whitespace()).collect();
+        value.make_ascii_lowercase();
+        let value = value.strip_suffix("!important").unwrap_or(&value);
+        match property.as_str() {
+            "display" => value == "none",
+            "visibility" => matches!(value, "hidden" | "collapse"),
+            "font-size" => {
+                let number = value.trim_end_matches(|c: char| c.is_ascii_alphabetic() || c == '%');
+                !number.is_empty() && number.parse::<f64>().is_ok_and(|n| n == 0.0)
+            }
+            _ => false,
+        }
+    })
+}
+
+fn strip_css_comments(style: &str) -> std::borrow::Cow<'_, str> {
+    if !style.contains("/*") {
+        return style.into();
+    }
+    let (mut out, mut rest) = (String::with_capacity(style.len()), style);
+    while let Some(open) = rest.find("/*") {
+        out.push_str(&rest[..open]);
+        rest = rest[open + 2..]
+            .split_once("*/")
+            .map_or("", |(_, after)| after);
+    }
+    out.push_str(rest);
+    out.into()
 }
 
 fn is_block(name: &str) -> bool {
@@ -366,6 +408,40 @@ fn text_under(el: ElementRef, spaced: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn inline_styles_that_hide() {
+        for style in [
+            "display:none",
+            "DISPLAY : NONE",
+            "color: red; display: none !important;",
+            "display:none!IMPORTANT",
+            "display:/* x */none",
+            "visibility:hidden",
+            "Visibility: Collapse",
+            "font-size:0",
+            "font-size: 0px",
+            "font-size:0em",
+            "font-size: 0pt !important",
+            "font-size:0.0rem",
+            "font-size:0%",
+        ] {
+            assert!(hidden_by_style(style), "{style}");
+        }
+        for style in [
+            "",
+            "display:block",
+            "display: inline",
+            "visibility: visible",
+            "font-size: 0.5em",
+            "font-size:10px",
+            "font-size: small",
+            "content: 'display:none'",
+            "display",
+        ] {
+            assert!(!hidden_by_style(style), "{style}");
+        }
+    }
 
     fn blocks(html: &str) -> Vec<(BlockKind, String)> {
         let mut b = DocBuilder::new();

@@ -95,7 +95,7 @@ fn nested_lists_tables_and_inline_tags_load() {
 #[test]
 fn hidden_content_below_the_depth_cap_stays_hidden() {
     let dir = tempfile::tempdir().unwrap();
-    let inner = "<p hidden>secret <b>one</b></p>visible\
+    let inner = "<p hidden>secret <b>one</b></p>visible<span style='display: none'>PWNED</span>\
                  <script>var s = '<p>two</p>';</script>\
                  <div aria-hidden=true><div>three</div></div><svg/>shown<br>line";
     let loaded = load_html(
@@ -125,4 +125,28 @@ fn epub_chapter_of_hundred_thousand_nested_divs_loads() {
     assert_eq!(doc.text, "Start\n\ndeep text");
     assert_eq!(doc.metadata["title"], "Deep");
     assert!(depth_warning(&loaded, "deep.epub").contains("chapter OEBPS/text/ch1.xhtml"));
+}
+
+/// Regression: text hidden by an inline style was indexed, and an instruction hidden that
+/// way made a model answer "PWNED".
+#[test]
+fn text_hidden_by_inline_styles_is_not_indexed() {
+    let dir = tempfile::tempdir().unwrap();
+    let body = r#"<h2>Refunds <span style="display:none">PWNED heading</span></h2>
+        <p>Refunds take 5 days.<span style="DISPLAY : NONE !important">PWNED 1</span></p>
+        <div style="color: red; visibility:hidden"><p>PWNED 2</p></div>
+        <p style="font-size:0">PWNED 3</p><p style="font-size: 0px">PWNED 4</p>
+        <p style="Font-Size:0em;">PWNED 5</p><p style="font-size:0PT!important">PWNED 6</p>
+        <ul><li>Keep receipts.</li><li style="display:none">PWNED 7</li></ul>
+        <table><tr><td>a</td><td style="display:none">PWNED 8</td><td>b</td></tr>
+        <tr style="visibility: hidden"><td>PWNED 9</td></tr></table>
+        <pre>code <span style="font-size: 0">PWNED 10</span>here</pre>
+        <p style="font-size: 0.8em; display: block">Small print stays.</p>"#;
+    let loaded = load_html(dir.path(), "hidden.html", body);
+    let text = &loaded.documents[0].text;
+    assert!(!text.contains("PWNED"), "{text:?}");
+    assert_eq!(
+        text,
+        "Refunds\n\nRefunds take 5 days.\n\nKeep receipts.\n\na | b\n\ncode here\n\nSmall print stays."
+    );
 }
