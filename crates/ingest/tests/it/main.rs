@@ -5,6 +5,7 @@ mod chunking;
 mod corpus;
 mod hostile;
 mod html;
+mod invisible;
 mod records;
 mod streaming;
 mod support;
