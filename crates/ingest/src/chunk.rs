@@ -332,7 +332,8 @@ fn words(text: &str, start: usize, end: usize) -> Vec<(usize, usize)> {
 }
 
 /// Longest prefixes that fit, found by galloping then binary search over char
-/// boundaries, so a huge unbroken string costs O(log n) counts per piece.
+/// boundaries, so a huge unbroken string costs O(log n) counts per piece. Every piece
+/// holds at least one char, so the loop ends whatever the counter says.
 fn split_chars(
     text: &str,
     mut start: usize,
@@ -349,26 +350,34 @@ fn split_chars(
     };
     while start < end {
         let fits = |b: usize| count(start, b) <= max;
-        // The first char always goes, even if a counter rates it over `max`.
+        // `lo` fits (or is the first char, which always goes, even if a counter rates it
+        // over `max`); `hi` is `end` or a boundary known not to fit.
         let (mut lo, mut hi) = (ceil(start + 1), end);
         let mut step = max.max(16);
-        while lo < end {
-            let cand = ceil((start + step).min(end));
-            if fits(cand) {
-                lo = lo.max(cand);
-                step *= 2;
+        while lo < hi {
+            let cand = ceil(start.saturating_add(step).min(end));
+            if cand <= lo {
+                step = step.saturating_mul(2);
+            } else if fits(cand) {
+                lo = cand;
+                step = step.saturating_mul(2);
             } else {
                 hi = cand;
                 break;
             }
         }
+        // Bisect strictly between `lo` and `hi`; stop when no boundary lies there.
         while lo < hi {
             let mid = ceil(lo + (hi - lo) / 2);
-            let mid = if mid >= hi { ceil(lo + 1) } else { mid };
+            let mid = if mid == lo { ceil(lo + 1) } else { mid };
             if mid >= hi {
                 break;
             }
-            if fits(mid) { lo = mid } else { hi = mid }
+            if fits(mid) {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
         }
         out.push((start, lo, count(start, lo)));
         start = lo;

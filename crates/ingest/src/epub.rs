@@ -46,7 +46,8 @@ pub(crate) fn extract(
         match zip.read_string(&name)? {
             Some(xhtml) => {
                 // Chapter titles repeat the book title; keep the book's own metadata.
-                crate::html::extract(&xhtml, &mut b);
+                let page = crate::html::extract(&xhtml, &mut b);
+                warnings.extend(page.depth_warning(path, Some(&name)));
             }
             None => warnings.push(Warning::new(
                 path,

@@ -2,7 +2,7 @@
 //! A JSON file holds one record or an array of them; JSONL holds one record per line, and
 //! a bad line is reported with its number and skipped.
 
-use crate::builder::paragraph_blocks;
+use crate::builder::{plain_text, strip_invisible_metadata};
 use crate::error::{Error, Result, Warning};
 use crate::load::Segment;
 use crate::stream::{invalid_utf8_warning, read_line_capped};
@@ -74,10 +74,12 @@ fn record(
             };
         }
     }
+    strip_invisible_metadata(&mut metadata);
+    let (text, blocks) = plain_text(text);
     Ok(ExtractedDocument {
         source,
         format,
-        blocks: paragraph_blocks(&text, 0, None),
+        blocks,
         text,
         metadata,
     })

@@ -87,7 +87,12 @@ pub(crate) fn dublin_core(doc: &Document, metadata: &mut Metadata) {
             "language" => "language",
             _ => continue,
         };
-        let text: String = n.descendants().filter_map(|t| t.text()).collect();
+        // Text nodes only: an element's `text()` repeats its first text child.
+        let text: String = n
+            .descendants()
+            .filter(|t| t.is_text())
+            .filter_map(|t| t.text())
+            .collect();
         let text = text.trim();
         if !text.is_empty() && !metadata.contains_key(key) {
             metadata.insert(key.into(), text.to_owned());
@@ -102,5 +107,21 @@ pub(crate) fn optional_meta(zip: &mut Archive, name: &str, metadata: &mut Metada
         && let Ok(doc) = Document::parse(&xml)
     {
         dublin_core(&doc, metadata);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression: every title and author came out twice ("DeepDeep").
+    #[test]
+    fn dublin_core_values_are_not_doubled() {
+        let xml = r#"<metadata xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:title>Deep <i>Book</i></dc:title><dc:creator>Ann</dc:creator></metadata>"#;
+        let doc = Document::parse(xml).unwrap();
+        let mut meta = Metadata::new();
+        dublin_core(&doc, &mut meta);
+        assert_eq!(meta["title"], "Deep Book");
+        assert_eq!(meta["author"], "Ann");
     }
 }

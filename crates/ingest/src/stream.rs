@@ -5,7 +5,7 @@
 //! paragraphs rarely straddle segments. Peak memory is about twice `segment_bytes` plus the
 //! 64 KiB read buffer, whatever the file size.
 
-use crate::builder::paragraph_blocks;
+use crate::builder::plain_text;
 use crate::error::{Error, Result, Warning};
 use crate::load::Segment;
 use ragtune_core::{ExtractedDocument, Format, Metadata};
@@ -177,7 +177,8 @@ impl Iterator for TextStream {
             find_cut(&self.pending, self.segment_bytes)
         };
         let rest = self.pending.split_off(cut);
-        let text = std::mem::replace(&mut self.pending, rest);
+        // Cleaned before its length counts, so offsets are those of the cleaned document.
+        let (text, blocks) = plain_text(std::mem::replace(&mut self.pending, rest));
         let (offset, warnings) = self.cursor.close(
             &self.path,
             text.len(),
@@ -187,7 +188,7 @@ impl Iterator for TextStream {
         let document = ExtractedDocument {
             source: self.source.clone(),
             format: Format::Text,
-            blocks: paragraph_blocks(&text, 0, None),
+            blocks,
             text,
             metadata: Metadata::new(),
         };

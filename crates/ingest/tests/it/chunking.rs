@@ -243,3 +243,148 @@ fn overlap_does_not_run_into_the_next_section() {
         assert!(c.end <= 15 || c.start >= 19, "{c:?} spans both sections");
     }
 }
+
+/// A counter that fails the test once it has been asked too often: a chunker that stops
+/// making progress fails here instead of hanging.
+struct Metered {
+    calls: std::sync::atomic::AtomicUsize,
+    limit: usize,
+}
+
+impl Metered {
+    fn for_text(text: &str) -> Self {
+        Metered {
+            calls: Default::default(),
+            limit: 1_000 + 200 * text.len(),
+        }
+    }
+}
+
+impl TokenCounter for Metered {
+    fn count_tokens(&self, text: &str) -> usize {
+        let n = self
+            .calls
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        assert!(
+            n < self.limit,
+            "over {} token counts: no progress",
+            self.limit
+        );
+        WordPunct.count_tokens(text)
+    }
+}
+
+/// Chunks must not overlap too much, stay inside the budget (one char is always allowed),
+/// point at their exact text and cover every non-whitespace char.
+fn assert_chunks_exact(doc: &ExtractedDocument, max_tokens: usize) {
+    let counter = Metered::for_text(&doc.text);
+    for overlap_tokens in [0, 1, 3] {
+        let opts = ChunkOptions {
+            max_tokens,
+            overlap_tokens,
+            section_level: 2,
+        };
+        let chunks = chunk(doc, &counter, &opts);
+        let text = doc.text.as_str();
+        let mut covered = vec![false; text.len()];
+        for c in &chunks {
+            assert!(c.start < c.end && c.end <= text.len(), "{c:?}");
+            assert_eq!(&text[c.start..c.end], c.text, "span of chunk {}", c.ordinal);
+            assert!(
+                c.tokens as usize <= max_tokens.max(1) || c.text.chars().count() == 1,
+                "chunk {} has {} tokens (max {max_tokens})",
+                c.ordinal,
+                c.tokens
+            );
+            covered[c.start..c.end].iter_mut().for_each(|x| *x = true);
+        }
+        for (pos, ch) in text.char_indices() {
+            assert!(
+                ch.is_whitespace() || covered[pos],
+                "char {ch:?} at {pos} not in any chunk (max {max_tokens})"
+            );
+        }
+    }
+}
+
+fn plain(text: String, one_block: bool) -> ExtractedDocument {
+    let blocks = if one_block && !text.is_empty() {
+        vec![Block {
+            kind: BlockKind::Paragraph,
+            start: 0,
+            end: text.len(),
+            page: None,
+        }]
+    } else {
+        Vec::new()
+    };
+    ExtractedDocument {
+        source: "s".into(),
+        format: Format::Text,
+        text,
+        blocks,
+        metadata: Default::default(),
+    }
+}
+
+/// Regression: a run with no break opportunity longer than the budget hung the
+/// character splitter (its bisection stopped moving at `hi == lo + 1`).
+#[test]
+fn unbreakable_run_longer_than_the_budget_does_not_hang() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("commas.txt");
+    std::fs::write(&path, format!("hello {}", ",".repeat(260))).unwrap();
+    let loaded = ragtune_ingest::load(&path, &Default::default()).unwrap();
+    let doc = &loaded.documents[0];
+    let chunks = chunk(doc, &Metered::for_text(&doc.text), &ChunkOptions::default());
+    let joined: String = chunks.iter().map(|c| c.text.as_str()).collect();
+    assert_eq!(joined, format!("hello{}", ",".repeat(260)));
+    assert!(chunks.iter().all(|c| c.tokens <= 256), "{chunks:?}");
+    assert_chunks_exact(doc, 256);
+    for run in [
+        "https://example.com/search?q=a&page=2&sort=desc&lang=en&utm_source=x".repeat(20),
+        format!("# Title\n\n{}\n\ntext", "=".repeat(700)),
+        format!("a,b\n\"{}", "x,".repeat(400)),
+        "{\"a\":[1,2,{\"b\":null}],".repeat(60),
+        "é,🙂,".repeat(300),
+    ] {
+        assert_chunks_exact(&plain(run.clone(), true), 256);
+        assert_chunks_exact(&plain(run, false), 7);
+    }
+}
+
+/// Regression: budgets of 0, 1 and 2 tokens hung the chunker.
+#[test]
+fn budgets_of_zero_one_and_two_tokens_terminate() {
+    let text = "Hello, world! A sentence. ,,,,,,,,,,,,,,,,,, ééé 🙂🙂 word\n\nnext para";
+    for max in 0..=3 {
+        assert_chunks_exact(&plain(text.to_owned(), true), max);
+        assert_chunks_exact(&plain(text.to_owned(), false), max);
+    }
+}
+
+fn piece() -> impl Strategy<Value = String> {
+    prop_oneof![
+        4 => "[a-z]{1,8}",
+        2 => "[ \n]{1,3}",
+        1 => "[.,!?=&/:]{1,4}",
+        1 => "(é|日本|ß|🙂|[a-z]){1,3}",
+        // Long runs with no break opportunity, in one script or mixed.
+        1 => (prop::sample::select(vec![",", "=", "a", "é", "🙂", "&q", ".-"]), 1usize..700)
+            .prop_map(|(s, n)| s.repeat(n)),
+        1 => "[a-z0-9=&?/:.,%-]{50,400}",
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    #[test]
+    fn unbreakable_runs_and_tiny_budgets_terminate_with_exact_spans(
+        pieces in prop::collection::vec(piece(), 0..12),
+        max_tokens in prop_oneof![3 => 0usize..4, 1 => 4usize..300],
+        one_block in any::<bool>(),
+    ) {
+        assert_chunks_exact(&plain(pieces.concat(), one_block), max_tokens);
+    }
+}

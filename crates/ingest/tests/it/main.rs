@@ -4,6 +4,8 @@
 mod chunking;
 mod corpus;
 mod hostile;
+mod html;
+mod invisible;
 mod records;
 mod streaming;
 mod support;
