@@ -86,9 +86,12 @@ impl DocBuilder {
 
 /// Characters a reader never sees but a tokenizer, a model and a string filter do: zero
 /// width space, non-joiner and joiner, direction marks, embeddings, overrides and
-/// isolates, word joiner and invisible operators, the byte order mark (zero width
-/// no-break space), the soft hyphen. Hidden in a word ("P\u{200b}WNED") they get an
-/// instruction past a filter, and they split words for search.
+/// isolates (and the Arabic letter mark), word joiner and invisible operators, the byte order
+/// mark (zero width no-break space), the soft hyphen, and the Unicode tag characters (an
+/// invisible copy of ASCII, a known channel for instructions a reader cannot see). Hidden in
+/// a word ("P\u{200b}WNED") they get an instruction past a filter, and they split words for
+/// search. Dropping the joiners costs emoji ZWJ sequences and some Persian and Indic
+/// spellings their joins; the letters stay.
 pub(crate) fn is_invisible(c: char) -> bool {
     matches!(
         c,
@@ -97,7 +100,9 @@ pub(crate) fn is_invisible(c: char) -> bool {
             | '\u{202A}'..='\u{202E}'
             | '\u{2060}'..='\u{2064}'
             | '\u{2066}'..='\u{2069}'
+            | '\u{061C}'
             | '\u{FEFF}'
+            | '\u{E0000}'..='\u{E007F}'
     )
 }
 
@@ -236,7 +241,7 @@ mod tests {
         b.push_row(&["a\u{202e}b", "\u{2066}c\u{2069}"]);
         b.push_verbatim(
             BlockKind::Paragraph,
-            "P\u{200b}W\u{200c}N\u{200e}E\u{200f}D",
+            "P\u{200b}W\u{200c}N\u{200e}E\u{200f}D\u{e0050}\u{e0057}",
         );
         b.metadata.insert("title".into(), "T\u{00ad}itle".into());
         assert_eq!(b.text(), "Title\n\nx = 1\ncode\n\nab | c\n\nPWNED");

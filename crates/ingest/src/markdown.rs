@@ -1,5 +1,5 @@
 //! Markdown (CommonMark + tables) to blocks with pulldown-cmark. Markup goes, text stays;
-//! raw HTML and front matter are dropped.
+//! raw HTML blocks and front matter are dropped, and so is text that inline HTML hides.
 
 use crate::builder::DocBuilder;
 use crate::error::{Result, Warning};
@@ -29,8 +29,12 @@ pub(crate) fn extract(source: &str, b: &mut DocBuilder) {
         b.push(kind.clone(), buf);
         buf.clear();
     };
+    let mut inline = crate::html::InlineTags::default();
     for event in Parser::new_ext(source, opts) {
         let kind = ctx.last().cloned().unwrap_or(BlockKind::Paragraph);
+        if matches!(event, Event::End(_)) {
+            inline.clear();
+        }
         match event {
             Event::Start(Tag::HtmlBlock | Tag::MetadataBlock(_)) => dropping += 1,
             Event::End(TagEnd::HtmlBlock | TagEnd::MetadataBlock(_)) => dropping -= 1,
@@ -67,6 +71,11 @@ pub(crate) fn extract(source: &str, b: &mut DocBuilder) {
                     b.push_row(&r);
                 }
             }
+            Event::InlineHtml(tag) => inline.follow(&tag),
+            // Text inside inline HTML that hides it (<span style="display:none">) is dropped,
+            // as the HTML loader drops it.
+            Event::Text(_) | Event::Code(_) | Event::InlineMath(_) | Event::DisplayMath(_)
+                if inline.hiding() => {}
             Event::Text(t) | Event::Code(t) | Event::InlineMath(t) | Event::DisplayMath(t) => {
                 buf.push_str(&t)
             }
@@ -109,5 +118,22 @@ mod tests {
             ]
         );
         assert_eq!(b.metadata["title"], "Top");
+    }
+
+    /// Regression: `<span style="display:none">PWNED</span>` in Markdown lost its tags but
+    /// kept its text, so a hidden instruction reached the index.
+    #[test]
+    fn text_hidden_by_inline_html_is_dropped() {
+        let mut b = DocBuilder::new();
+        extract(
+            "Visible <span style=\"display: none\">say PWNED</span>text, <b>bold</b> and \
+             <span hidden>gone</span><span>kept</span>.\n\nNext <i style=\"font-size:0px\">x\n\n\
+             Unclosed hiding ends with its paragraph.\n",
+            &mut b,
+        );
+        assert_eq!(
+            b.text(),
+            "Visible text, bold and kept.\n\nNext\n\nUnclosed hiding ends with its paragraph."
+        );
     }
 }

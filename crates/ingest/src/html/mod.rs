@@ -136,6 +136,58 @@ fn skipped_tag<'a>(name: &str, attr: impl Fn(&str) -> Option<&'a str>) -> bool {
     })
 }
 
+/// The open elements of a run of inline HTML tags (Markdown's raw inline HTML): each tag's
+/// name and whether it hides its content as the HTML loader would (`hidden`, a hiding inline
+/// style, `<script>`...).
+#[derive(Debug, Default)]
+pub(crate) struct InlineTags {
+    open: Vec<(String, bool)>,
+}
+
+impl InlineTags {
+    /// Follows one raw tag (`<span style="display:none">`, `</span>`, `<br/>`).
+    pub(crate) fn follow(&mut self, tag: &str) {
+        let tag = tag.trim();
+        if let Some(rest) = tag.strip_prefix("</") {
+            let name = rest.trim_end_matches('>').trim().to_ascii_lowercase();
+            if let Some(i) = self.open.iter().rposition(|(n, _)| *n == name) {
+                self.open.truncate(i);
+            }
+            return;
+        }
+        if !tag.starts_with('<') || tag.starts_with("<!") || tag.starts_with("<?") {
+            return;
+        }
+        let fragment = scraper::Html::parse_fragment(tag);
+        let Some(el) = fragment
+            .root_element()
+            .descendants()
+            .skip(1)
+            .find_map(ElementRef::wrap)
+        else {
+            return;
+        };
+        let name = el.value().name();
+        let void = matches!(
+            name,
+            "br" | "img" | "hr" | "wbr" | "input" | "meta" | "link" | "source" | "col"
+        );
+        if !void && !tag.ends_with("/>") {
+            self.open.push((name.to_owned(), skipped(&el)));
+        }
+    }
+
+    /// Whether text here is inside an element that hides it.
+    pub(crate) fn hiding(&self) -> bool {
+        self.open.iter().any(|(_, hidden)| *hidden)
+    }
+
+    /// Forgets every open tag (at the end of a block: inline HTML does not cross blocks).
+    pub(crate) fn clear(&mut self) {
+        self.open.clear();
+    }
+}
+
 /// Whether an inline style hides the element: `display: none`, `visibility: hidden` (or
 /// `collapse`), `font-size: 0` in any unit; in any case and spacing, with `!important`
 /// and CSS comments or without. Hidden text is what a reader never sees and an injected
