@@ -47,13 +47,32 @@ fn ext(path: &Path) -> String {
         .unwrap_or_default()
 }
 
+/// The deepest element nesting accepted. Real documents nest a few dozen levels; the walkers
+/// recurse once a level, so a hostile file nested 100,000 deep would overflow the stack.
+const MAX_DEPTH: usize = 1024;
+
 pub(crate) fn parse<'a>(path: &Path, name: &str, xml: &'a str) -> Result<Document<'a>> {
     let opts = ParsingOptions {
         allow_dtd: true,
         ..ParsingOptions::default()
     };
-    Document::parse_with_options(xml, opts)
-        .map_err(|e| Error::malformed(path, format!("{name} is not well-formed XML ({e})")))
+    let doc = Document::parse_with_options(xml, opts)
+        .map_err(|e| Error::malformed(path, format!("{name} is not well-formed XML ({e})")))?;
+    // Nodes come in document order, so a parent's depth is known before its children's.
+    let mut depth = vec![0usize; doc.descendants().count() + 1];
+    for n in doc.descendants().filter(|n| n.is_element()) {
+        let d = n.parent().map_or(0, |p| depth[p.id().get_usize()]) + 1;
+        if d > MAX_DEPTH {
+            return Err(Error::malformed(
+                path,
+                format!(
+                    "{name} nests elements more than {MAX_DEPTH} deep, which no real document does"
+                ),
+            ));
+        }
+        depth[n.id().get_usize()] = d;
+    }
+    Ok(doc)
 }
 
 /// An element's attribute by local name, whatever its namespace prefix.

@@ -146,3 +146,27 @@ fn a_walk_reports_bad_files_and_loads_the_rest() {
         "{err}"
     );
 }
+
+/// Regression: a DOCX (or ODT) nested 100,000 elements deep overflowed the stack of the
+/// recursive walkers and aborted the process; it is now a clear error for that file.
+#[test]
+fn deeply_nested_office_xml_is_an_error_not_a_stack_overflow() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = 100_000;
+    let body = format!(
+        "{}<w:p><w:r><w:t>deep</w:t></w:r></w:p>{}",
+        "<w:sdt><w:sdtContent>".repeat(n),
+        "</w:sdtContent></w:sdt>".repeat(n)
+    );
+    let xml = format!(
+        "<?xml version=\"1.0\"?><w:document xmlns:w=\"http://schemas.openxmlformats.org/wordprocessingml/2006/main\"><w:body>{body}</w:body></w:document>"
+    );
+    let path = dir.path().join("deep.docx");
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
+    let opts = SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    zip.start_file("word/document.xml", opts).unwrap();
+    zip.write_all(xml.as_bytes()).unwrap();
+    zip.finish().unwrap();
+    let err = load(&path, &LoadOptions::default()).expect_err("too deep");
+    assert!(err.to_string().contains("more than 1024 deep"), "{err}");
+}
