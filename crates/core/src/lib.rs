@@ -13,6 +13,8 @@ mod document;
 mod generate;
 mod retrieve;
 
+pub mod rng;
+
 pub use document::{
     Block, BlockKind, Chunk, EmbedError, Embedder, ExtractedDocument, Format, Metadata,
     TokenCounter,

@@ -162,7 +162,7 @@ pub fn build(spec: &BuildSpec, kb: &KnowledgeBase, embedder: &dyn Embedder) -> R
                 continue;
             }
         };
-        let present = unit(&mut rng) < spec.p;
+        let present = rng.next_f64() < spec.p;
         let need = spec.distractors + usize::from(!present);
         let excluded = |c: &KbChunk| {
             let o = &chunks[oracle.chunk];
@@ -178,7 +178,7 @@ pub fn build(spec: &BuildSpec, kb: &KnowledgeBase, embedder: &dyn Embedder) -> R
         if present {
             shown.push(oracle.chunk);
         }
-        shuffle(&mut rng, &mut shown);
+        rng.shuffle(&mut shown);
 
         let n = report.examples;
         let id = format!("raft-{n}");
@@ -430,19 +430,6 @@ fn random_negatives(
     }
     pool.truncate(n);
     pool
-}
-
-/// A uniform draw in [0, 1) from the top 53 bits.
-fn unit(rng: &mut SplitMix64) -> f64 {
-    (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-}
-
-/// Fisher-Yates.
-fn shuffle<T>(rng: &mut SplitMix64, items: &mut [T]) {
-    for i in (1..items.len()).rev() {
-        let j = rng.below(i as u64 + 1) as usize;
-        items.swap(i, j);
-    }
 }
 
 fn target(spec: &BuildSpec, present: bool, shown: &[usize], oracle: &Oracle) -> String {

@@ -13,7 +13,7 @@
 
 use candle_core::{DType, Device, Tensor};
 use ragtune_train::optim::{AdamW, clip_grads};
-use ragtune_train::{Llama, LoraConfig, Rng, TargetModule, gguf};
+use ragtune_train::{Llama, LoraConfig, SplitMix64, TargetModule, gguf};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -59,7 +59,7 @@ fn ragtune_child(model: &Path, targets: &str, steps: usize, batch: usize, seq: u
     let load_s = t0.elapsed().as_secs_f64();
     let vars = model.trainable_vars();
     let mut opt = AdamW::new(&vars, 0.0).expect("adamw");
-    let mut rng = Rng::new(1);
+    let mut rng = SplitMix64::new(1);
     let ids: Vec<u32> = (0..batch * (seq + 1))
         .map(|_| (rng.next_u64() % cfg.vocab_size as u64) as u32)
         .collect();

@@ -17,7 +17,7 @@
 
 use candle_core::{Device, Tensor};
 use ragtune_train::merge::{MergedType, merge};
-use ragtune_train::{Llama, LoraConfig, Rng, TargetModule, gguf, gguf_lora, peft};
+use ragtune_train::{Llama, LoraConfig, SplitMix64, TargetModule, gguf, gguf_lora, peft};
 use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -42,7 +42,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         targets,
     };
     let model = Llama::new(cfg.clone(), &weights, lora.clone(), 7)?;
-    let mut rng = Rng::new(42);
+    let mut rng = SplitMix64::new(42);
     for (_, _, l) in model.adapters() {
         let n = l.b.elem_count();
         l.b.set(&Tensor::from_vec(

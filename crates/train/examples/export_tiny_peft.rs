@@ -6,7 +6,7 @@
 
 use candle_core::{Device, Tensor};
 use ragtune_train::model::random_base_weights;
-use ragtune_train::{Llama, LoraConfig, Rng, TargetModule, peft};
+use ragtune_train::{Llama, LoraConfig, SplitMix64, TargetModule, peft};
 use std::collections::HashMap;
 use std::path::PathBuf;
 
@@ -60,7 +60,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let model = Llama::new(cfg, &base, lora, 3)?;
     // A trained adapter has B != 0; make it so, or the check would not see B at all.
-    let mut rng = Rng::new(5);
+    let mut rng = SplitMix64::new(5);
     for (_, _, l) in model.adapters() {
         let n = l.b.elem_count();
         l.b.set(&Tensor::from_vec(

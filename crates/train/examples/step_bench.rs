@@ -11,7 +11,7 @@
 use candle_core::{Device, Tensor};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use ragtune_train::loss::masked_cross_entropy;
-use ragtune_train::{Llama, LoraConfig, Rng, TargetModule, gguf};
+use ragtune_train::{Llama, LoraConfig, SplitMix64, TargetModule, gguf};
 use std::time::Instant;
 
 fn peak_rss_mib() -> Option<f64> {
@@ -69,7 +69,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             ..Default::default()
         },
     )?;
-    let mut rng = Rng::new(1);
+    let mut rng = SplitMix64::new(1);
     let ids: Vec<u32> = (0..batch * (seq + 1))
         .map(|_| (rng.next_u64() % cfg.vocab_size as u64) as u32)
         .collect();

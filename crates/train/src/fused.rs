@@ -675,10 +675,10 @@ mod tests {
     //! Each op against the same function composed from candle ops (whose backward candle
     //! derives), in f64: values and input gradients of `sum(op(..) * c)` for a random `c`.
     use super::*;
-    use crate::rng::Rng;
     use candle_core::{D, Var};
+    use ragtune_core::rng::SplitMix64;
 
-    fn rand(rng: &mut Rng, shape: &[usize]) -> Tensor {
+    fn rand(rng: &mut SplitMix64, shape: &[usize]) -> Tensor {
         let n = shape.iter().product();
         let v: Vec<f64> = rng
             .uniform(n, -1.0, 1.0)
@@ -710,7 +710,7 @@ mod tests {
             "values differ by {}",
             max_diff(&a, &b)
         );
-        let c = rand(&mut Rng::new(99), a.dims());
+        let c = rand(&mut SplitMix64::new(99), a.dims());
         let ga = (a * &c).unwrap().sum_all().unwrap().backward().unwrap();
         let gb = (b * &c).unwrap().sum_all().unwrap().backward().unwrap();
         for v in inputs {
@@ -728,7 +728,7 @@ mod tests {
 
     #[test]
     fn rms_norm_matches_composed() {
-        let mut rng = Rng::new(1);
+        let mut rng = SplitMix64::new(1);
         let x = Var::from_tensor(&rand(&mut rng, &[2, 3, 8])).unwrap();
         let w = rand(&mut rng, &[8]);
         check(
@@ -740,7 +740,7 @@ mod tests {
 
     #[test]
     fn silu_mul_matches_composed() {
-        let mut rng = Rng::new(2);
+        let mut rng = SplitMix64::new(2);
         let g = Var::from_tensor(&rand(&mut rng, &[3, 40000]).affine(4.0, 0.0).unwrap()).unwrap();
         let u = Var::from_tensor(&rand(&mut rng, &[3, 40000])).unwrap();
         check(
@@ -752,7 +752,7 @@ mod tests {
 
     #[test]
     fn rope_matches_composed_rotate_half() {
-        let mut rng = Rng::new(3);
+        let mut rng = SplitMix64::new(3);
         let (b, t, h, d) = (2, 3, 2, 8);
         let x = Var::from_tensor(&rand(&mut rng, &[b, t, h, d])).unwrap();
         let angles = rand(&mut rng, &[b * t, d / 2]).affine(3.0, 0.0).unwrap();
@@ -771,7 +771,7 @@ mod tests {
 
     #[test]
     fn attention_matches_composed_with_segments_and_gqa() {
-        let mut rng = Rng::new(4);
+        let mut rng = SplitMix64::new(4);
         // Long enough for several row blocks, with segments starting inside and across them.
         let (b, t, heads, kv, d) = (2, 150, 4, 2, 5);
         let q = Var::from_tensor(&rand(&mut rng, &[b, t, heads, d])).unwrap();

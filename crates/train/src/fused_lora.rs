@@ -11,8 +11,8 @@
 use crate::frozen::FrozenLinear;
 use crate::kernels::{Mat, Real, float_dtype, gemm, slice, storage_dtype, with_data};
 use crate::lora::Lora;
-use crate::rng::Rng;
 use candle_core::{CpuStorage, CustomOp3, DType, Device, Layout, Result, Shape, Tensor, bail};
+use ragtune_core::rng::SplitMix64;
 use std::borrow::Cow;
 use std::sync::Arc;
 
@@ -21,7 +21,7 @@ pub fn lora_linear(
     x: &Tensor,
     base: &FrozenLinear,
     lora: &Lora,
-    rng: Option<&mut Rng>,
+    rng: Option<&mut SplitMix64>,
 ) -> Result<Tensor> {
     let dropout = match rng {
         Some(rng) if lora.dropout > 0.0 => {
@@ -376,8 +376,8 @@ mod tests {
     #[test]
     fn matches_composed_lora_with_dropout() -> crate::Result<()> {
         let dev = Device::Cpu;
-        let mut rng = Rng::new(7);
-        let rand = |rng: &mut Rng, r: usize, c: usize| -> crate::Result<Tensor> {
+        let mut rng = SplitMix64::new(7);
+        let rand = |rng: &mut SplitMix64, r: usize, c: usize| -> crate::Result<Tensor> {
             let v: Vec<f64> = rng
                 .uniform(r * c, -1.0, 1.0)
                 .into_iter()
@@ -400,9 +400,9 @@ mod tests {
         let base = FrozenLinear::new(rand(&mut rng, 5, 70)?)?;
         let x = Var::from_tensor(&rand(&mut rng, 4, 70)?.reshape((2, 2, 70))?)?;
         let c = rand(&mut rng, 4, 5)?.reshape((2, 2, 5))?;
-        let fused = lora_linear(x.as_tensor(), &base, &lora, Some(&mut Rng::new(3)))?;
+        let fused = lora_linear(x.as_tensor(), &base, &lora, Some(&mut SplitMix64::new(3)))?;
         let composed = (base.forward(x.as_tensor())?
-            + lora.forward(x.as_tensor(), Some(&mut Rng::new(3)))?)?;
+            + lora.forward(x.as_tensor(), Some(&mut SplitMix64::new(3)))?)?;
         let diff = |a: &Tensor, b: &Tensor| -> crate::Result<f64> {
             Ok((a - b)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f64>()?)
         };

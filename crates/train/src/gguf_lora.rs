@@ -233,14 +233,14 @@ mod tests {
     use super::*;
     use crate::model::tiny_config as tiny;
     use crate::model::{Llama, random_base_weights};
-    use crate::rng::Rng;
     use candle_core::Device;
+    use ragtune_core::rng::SplitMix64;
 
     /// A tiny model with all 7 targets and non-zero B, as PEFT tensors.
     fn tiny_adapter(lora: &LoraConfig) -> Result<HashMap<String, Tensor>> {
         let cfg = tiny();
         let model = Llama::new(cfg.clone(), &random_base_weights(&cfg, 1)?, lora.clone(), 2)?;
-        let mut rng = Rng::new(3);
+        let mut rng = SplitMix64::new(3);
         for (_, _, l) in model.adapters() {
             let n = l.b.elem_count();
             l.b.set(&Tensor::from_vec(

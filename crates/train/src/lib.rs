@@ -27,7 +27,6 @@ pub mod optim;
 pub mod out_dir;
 pub mod peft;
 pub mod plot;
-pub mod rng;
 pub mod tokenize;
 pub mod trainer;
 
@@ -35,4 +34,6 @@ pub use config::LlamaConfig;
 pub use error::{Error, Result};
 pub use lora::{LoraConfig, TargetModule};
 pub use model::Llama;
-pub use rng::Rng;
+/// The seeded generator of training (LoRA initialisation, dropout, shuffles): ragtune's one
+/// SplitMix64, from `ragtune-core`.
+pub use ragtune_core::rng::SplitMix64;

@@ -5,8 +5,8 @@
 
 use crate::error::{Error, Result};
 use crate::frozen::FrozenLinear;
-use crate::rng::Rng;
 use candle_core::{DType, Device, Tensor, Var};
+use ragtune_core::rng::SplitMix64;
 use std::str::FromStr;
 
 /// The llama projections LoRA can adapt, named as in transformers (and PEFT's `target_modules`).
@@ -137,7 +137,7 @@ impl Lora {
         in_dim: usize,
         out_dim: usize,
         cfg: &LoraConfig,
-        rng: &mut Rng,
+        rng: &mut SplitMix64,
         dtype: DType,
         dev: &Device,
     ) -> Result<Self> {
@@ -176,7 +176,7 @@ impl Lora {
     }
 
     /// `scale * dropout(x) A^T B^T`. `rng` is `Some` in training (dropout on), `None` in eval.
-    pub fn forward(&self, x: &Tensor, rng: Option<&mut Rng>) -> Result<Tensor> {
+    pub fn forward(&self, x: &Tensor, rng: Option<&mut SplitMix64>) -> Result<Tensor> {
         let x = match rng {
             Some(rng) if self.dropout > 0.0 => {
                 let keep = 1.0 - self.dropout;
@@ -207,7 +207,7 @@ pub struct LoraLinear {
 
 impl LoraLinear {
     /// `base(x) + lora(x)` as one fused op (see [`crate::fused_lora`]).
-    pub fn forward(&self, x: &Tensor, rng: Option<&mut Rng>) -> Result<Tensor> {
+    pub fn forward(&self, x: &Tensor, rng: Option<&mut SplitMix64>) -> Result<Tensor> {
         match &self.lora {
             Some(lora) => Ok(crate::fused_lora::lora_linear(x, &self.base, lora, rng)?),
             None => Ok(self.base.forward(x)?),
@@ -238,7 +238,7 @@ mod tests {
             dropout: 0.0,
             targets: vec![TargetModule::Q],
         };
-        let lora = Lora::new(16, 6, &cfg, &mut Rng::new(1), DType::F32, &dev)?;
+        let lora = Lora::new(16, 6, &cfg, &mut SplitMix64::new(1), DType::F32, &dev)?;
         let a = lora.a.as_tensor().flatten_all()?.to_vec1::<f32>()?;
         assert!(a.iter().all(|v| v.abs() <= 0.25) && a.iter().any(|v| v.abs() > 0.2));
         let x = Tensor::ones((2, 3, 16), DType::F32, &dev)?;
@@ -257,13 +257,13 @@ mod tests {
             dropout: 0.25,
             targets: vec![TargetModule::Q],
         };
-        let mut lora = Lora::new(1000, 1, &cfg, &mut Rng::new(1), DType::F32, &dev)?;
+        let mut lora = Lora::new(1000, 1, &cfg, &mut SplitMix64::new(1), DType::F32, &dev)?;
         // A = 1, B = 1: the output is the sum of the dropped-out inputs.
         lora.a = Var::from_tensor(&Tensor::ones((1, 1000), DType::F32, &dev)?)?;
         lora.b = Var::from_tensor(&Tensor::ones((1, 1), DType::F32, &dev)?)?;
         let x = Tensor::ones((1, 1000), DType::F32, &dev)?;
         let y = lora
-            .forward(&x, Some(&mut Rng::new(3)))?
+            .forward(&x, Some(&mut SplitMix64::new(3)))?
             .flatten_all()?
             .to_vec1::<f32>()?[0];
         // Kept inputs count 1/0.75 each; expectation 1000, std about 18.
@@ -272,7 +272,7 @@ mod tests {
         let eval = lora.forward(&x, None)?.flatten_all()?.to_vec1::<f32>()?[0];
         assert_eq!(eval, 1000.0, "no dropout in eval");
         let again = lora
-            .forward(&x, Some(&mut Rng::new(3)))?
+            .forward(&x, Some(&mut SplitMix64::new(3)))?
             .flatten_all()?
             .to_vec1::<f32>()?[0];
         assert_eq!(y, again);

@@ -10,8 +10,8 @@ use crate::fused;
 use crate::gguf::BaseWeights;
 use crate::lora::{Lora, LoraConfig, LoraLinear, TargetModule};
 use crate::loss::head_cross_entropy;
-use crate::rng::Rng;
 use candle_core::{DType, Device, Tensor, Var};
+use ragtune_core::rng::SplitMix64;
 use std::sync::Arc;
 
 #[derive(Debug)]
@@ -67,7 +67,7 @@ impl Llama {
                 .map(|t| t.detach())
                 .ok_or(Error::MissingWeight(name))
         };
-        let mut rng = Rng::new(seed);
+        let mut rng = SplitMix64::new(seed);
         let dev = Device::Cpu;
         let mut layers = Vec::with_capacity(cfg.num_layers);
         for i in 0..cfg.num_layers {
@@ -149,7 +149,7 @@ impl Llama {
     /// Logits [batch, seq, vocab] for token ids [batch, seq] (u32). `rng` is `Some` while
     /// training (LoRA dropout on) and `None` for evaluation. Computes in the base weights' dtype
     /// (f32; f64 base weights give an f64 model for gradient checks).
-    pub fn forward(&self, ids: &Tensor, rng: Option<&mut Rng>) -> Result<Tensor> {
+    pub fn forward(&self, ids: &Tensor, rng: Option<&mut SplitMix64>) -> Result<Tensor> {
         let x = self.hidden(ids, None, rng)?;
         let x = fused::rms_norm(&x, &self.norm, self.cfg.rms_norm_eps)?;
         Ok(self.lm_head.forward(&x)?)
@@ -172,7 +172,7 @@ impl Llama {
         targets: &Tensor,
         weights: &Tensor,
         segments: Option<&Tensor>,
-        rng: Option<&mut Rng>,
+        rng: Option<&mut SplitMix64>,
     ) -> Result<Tensor> {
         let (b, t) = inputs.dims2()?;
         if targets.dims() != [b, t] || weights.dims() != [b, t] {
@@ -211,7 +211,7 @@ impl Llama {
         &self,
         ids: &Tensor,
         starts: Option<Arc<Vec<u32>>>,
-        mut rng: Option<&mut Rng>,
+        mut rng: Option<&mut SplitMix64>,
     ) -> Result<Tensor> {
         let (b, t) = ids.dims2()?;
         let cfg = &self.cfg;
@@ -244,7 +244,7 @@ impl Llama {
         cos: &Tensor,
         sin: &Tensor,
         starts: Option<Arc<Vec<u32>>>,
-        mut rng: Option<&mut Rng>,
+        mut rng: Option<&mut SplitMix64>,
     ) -> Result<Tensor> {
         let cfg = &self.cfg;
         let (b, t, _) = h.dims3()?;
@@ -335,16 +335,17 @@ pub fn tiny_config() -> LlamaConfig {
 /// model file. Norm weights are near 1 and projections scaled by 1/sqrt(in) so activations stay
 /// in range.
 pub fn random_base_weights(cfg: &LlamaConfig, seed: u64) -> Result<BaseWeights> {
-    let mut rng = Rng::new(seed);
+    let mut rng = SplitMix64::new(seed);
     let dev = Device::Cpu;
     let mut w = BaseWeights::new();
     let (h, kv, ff) = (cfg.hidden_size, cfg.kv_dim(), cfg.intermediate_size);
-    let mat = |rows: usize, cols: usize, rng: &mut Rng| -> candle_core::Result<Tensor> {
+    let mat = |rows: usize, cols: usize, rng: &mut SplitMix64| -> candle_core::Result<Tensor> {
         let s = 1.0 / (cols as f32).sqrt();
         Tensor::from_vec(rng.uniform(rows * cols, -s, s), (rows, cols), &dev)
     };
-    let norm =
-        |n: usize, rng: &mut Rng| Tensor::from_vec(rng.uniform(n, 0.9, 1.1), n, &Device::Cpu);
+    let norm = |n: usize, rng: &mut SplitMix64| {
+        Tensor::from_vec(rng.uniform(n, 0.9, 1.1), n, &Device::Cpu)
+    };
     w.insert(
         "token_embd.weight".into(),
         mat(cfg.vocab_size, h, &mut rng)?,

@@ -10,8 +10,8 @@ use crate::batch::{Batch, Row, collate};
 use crate::error::{Error, Result};
 use crate::model::Llama;
 use crate::optim::{AdamW, clip_grads, warmup_cosine};
-use crate::rng::Rng;
 use candle_core::{Device, Tensor, Var};
+use ragtune_core::rng::SplitMix64;
 use serde_json::json;
 use std::collections::HashMap;
 use std::ops::ControlFlow;
@@ -98,7 +98,7 @@ pub struct Trainer<'m> {
     model: &'m Llama,
     vars: Vec<Var>,
     opt: AdamW,
-    rng: Rng,
+    rng: SplitMix64,
     opts: TrainOptions,
     train: Vec<Row>,
     eval: Vec<Row>,
@@ -141,7 +141,7 @@ impl<'m> Trainer<'m> {
             model,
             opt: AdamW::new(&vars, opts.weight_decay)?,
             vars,
-            rng: Rng::new(opts.seed ^ 0xD809_0000),
+            rng: SplitMix64::new(opts.seed ^ 0xD809_0000),
             opts,
             train,
             eval,
@@ -177,7 +177,7 @@ impl<'m> Trainer<'m> {
     /// Row indices of epoch `epoch` in training order: a seeded shuffle per epoch.
     fn epoch_order(&self, epoch: usize) -> Vec<usize> {
         let mut order: Vec<usize> = (0..self.train.len()).collect();
-        let mut rng = Rng::new(self.opts.seed.wrapping_add(0x5EED ^ epoch as u64));
+        let mut rng = SplitMix64::new(self.opts.seed.wrapping_add(0x5EED ^ epoch as u64));
         for i in (1..order.len()).rev() {
             order.swap(i, (rng.next_u64() % (i as u64 + 1)) as usize);
         }
@@ -432,7 +432,7 @@ impl<'m> Trainer<'m> {
             .as_str()
             .and_then(|s| s.parse::<u64>().ok())
             .ok_or_else(|| bad("no rng state".into()))?;
-        self.rng = Rng::new(rng);
+        self.rng = SplitMix64::new(rng);
         self.history = state["history"]
             .as_array()
             .ok_or_else(|| bad("no history".into()))?

@@ -5,7 +5,7 @@ use candle_core::quantized::{GgmlDType, gguf_file};
 use candle_core::{DType, Device, Tensor};
 use ragtune_train::merge::{MergedType, merge};
 use ragtune_train::model::random_base_weights;
-use ragtune_train::{Llama, LoraConfig, Rng, TargetModule, gguf, gguf_lora, peft};
+use ragtune_train::{Llama, LoraConfig, SplitMix64, TargetModule, gguf, gguf_lora, peft};
 use std::collections::HashMap;
 
 fn read(path: &std::path::Path) -> (std::fs::File, gguf_file::Content) {
@@ -24,7 +24,7 @@ fn peft_directory_reads_back_as_written() {
         targets: vec![TargetModule::Down, TargetModule::Q, TargetModule::V],
     };
     let model = Llama::new(cfg.clone(), &random_base_weights(&cfg, 1).unwrap(), lora, 3).unwrap();
-    let mut rng = Rng::new(4);
+    let mut rng = SplitMix64::new(4);
     for (_, _, l) in model.adapters() {
         let n = l.b.elem_count();
         let b = Tensor::from_vec(rng.uniform(n, -1., 1.), l.b.shape(), &Device::Cpu).unwrap();

@@ -1,11 +1,11 @@
 //! LoRA layer gradients (through the frozen-weight op) against central finite differences, f64.
 
 use candle_core::{DType, Device, Tensor, Var};
-use ragtune_train::Rng;
+use ragtune_train::SplitMix64;
 use ragtune_train::frozen::FrozenLinear;
 use ragtune_train::lora::{Lora, LoraLinear};
 
-fn rand(rng: &mut Rng, shape: (usize, usize)) -> Tensor {
+fn rand(rng: &mut SplitMix64, shape: (usize, usize)) -> Tensor {
     let v: Vec<f64> = rng
         .uniform(shape.0 * shape.1, -1.0, 1.0)
         .into_iter()
@@ -23,7 +23,7 @@ fn objective(layer: &LoraLinear, x: &Tensor, c: &Tensor) -> Tensor {
 #[test]
 fn lora_gradients_match_finite_differences() {
     let (n, din, dout, r) = (3, 5, 4, 2);
-    let mut rng = Rng::new(42);
+    let mut rng = SplitMix64::new(42);
     let w = rand(&mut rng, (dout, din));
     let lora = Lora::from_tensors(
         &rand(&mut rng, (r, din)),

@@ -44,7 +44,7 @@ pub use ragtune_train::model::tiny_config;
 /// (with B = 0, dL/dA would be zero and a gradient check would prove nothing).
 pub fn tiny_f64_model(seed: u64) -> ragtune_train::Llama {
     use candle_core::{DType, Device, Tensor};
-    use ragtune_train::{Llama, LoraConfig, Rng, TargetModule, model::random_base_weights};
+    use ragtune_train::{Llama, LoraConfig, SplitMix64, TargetModule, model::random_base_weights};
     let cfg = tiny_config();
     let base: std::collections::HashMap<String, Tensor> = random_base_weights(&cfg, seed)
         .unwrap()
@@ -58,7 +58,7 @@ pub fn tiny_f64_model(seed: u64) -> ragtune_train::Llama {
         targets: TargetModule::ALL.to_vec(),
     };
     let model = Llama::new(cfg, &base, lora, seed + 2).unwrap();
-    let mut rng = Rng::new(seed + 10);
+    let mut rng = SplitMix64::new(seed + 10);
     for (_, _, l) in model.adapters() {
         let (o, r) = l.b.dims2().unwrap();
         let v: Vec<f64> = rng

@@ -5,13 +5,13 @@ use ragtune_train::batch::{Row, sft_rows};
 use ragtune_train::model::random_base_weights;
 use ragtune_train::tokenize::Tokenized;
 use ragtune_train::trainer::{CHECKPOINTS, Event, Outcome, TrainOptions, Trainer};
-use ragtune_train::{Llama, LoraConfig, Rng, TargetModule};
+use ragtune_train::{Llama, LoraConfig, SplitMix64, TargetModule};
 use std::ops::ControlFlow;
 use std::path::Path;
 
 /// Sequences whose "answer" counts up from a random start: learnable by the adapters.
 fn rows(n: usize, seed: u64) -> Vec<Row> {
-    let mut rng = Rng::new(seed);
+    let mut rng = SplitMix64::new(seed);
     let examples: Vec<Tokenized> = (0..n)
         .map(|_| {
             let len = 8 + (rng.next_u64() % 9) as usize;

@@ -6,7 +6,7 @@ use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use ragtune_train::loss::masked_cross_entropy;
 use ragtune_train::model::random_base_weights;
 use ragtune_train::optim::{clip_grad_norm, warmup_cosine};
-use ragtune_train::{Llama, LoraConfig, Rng, TargetModule};
+use ragtune_train::{Llama, LoraConfig, SplitMix64, TargetModule};
 
 fn train(seed: u64) -> Vec<f32> {
     let cfg = crate::tiny_config();
@@ -31,7 +31,7 @@ fn train(seed: u64) -> Vec<f32> {
 
     // 4 sequences of 17 tokens; the first 5 are a "prompt" (not trained), the rest an answer that
     // counts up from the prompt's last token, which the adapters can learn.
-    let mut data = Rng::new(99);
+    let mut data = SplitMix64::new(99);
     let (b, t) = (4usize, 16usize);
     let (mut inputs, mut targets, mut weights) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..b {
@@ -54,7 +54,7 @@ fn train(seed: u64) -> Vec<f32> {
     let targets = Tensor::from_vec(targets, (b, t), &dev).unwrap();
     let weights = Tensor::from_vec(weights, (b, t), &dev).unwrap();
 
-    let mut rng = Rng::new(seed ^ 0xD0);
+    let mut rng = SplitMix64::new(seed ^ 0xD0);
     let mut curve = Vec::new();
     for step in 0..30 {
         opt.set_learning_rate(warmup_cosine(step, 3, 30, 2e-2));
