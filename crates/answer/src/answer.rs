@@ -8,7 +8,7 @@ use crate::budget::{PassageFit, fit_passages};
 use crate::citation::{CitationFailure, QuoteCheck, check_citations, strip_citations};
 use crate::error::{Error, Result};
 use crate::fewshot::{ExamplePool, SelectedExample};
-use crate::sanitize::sanitize;
+use crate::sanitize::sanitize_passage;
 use crate::template::{PromptExample, PromptPassage, PromptTemplate};
 use ragtune_core::{
     ChatMessage, Filter, FinishReason, Generation, GenerationRequest, Generator, Hit, Prompt,
@@ -204,6 +204,11 @@ pub struct Answer {
     /// The cited numbers of `model_output`, in order of first appearance.
     pub citations: Vec<Citation>,
     pub failed_citations: usize,
+    /// Bracketed markers of `model_output` that repeat a reference of the documents' own text
+    /// (`[2, 7, 8]` in a paper, shown in the prompt as `(ref. 2, 7, 8)`) and name no passage of
+    /// the prompt: not counted as citations.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub copied_references: Vec<String>,
     /// Quotations in `model_output` and where they were found.
     pub quotes: Vec<QuoteCheck>,
     /// Every retrieved chunk, in rank order, with its number in the prompt.
@@ -414,6 +419,11 @@ impl<'a> Answerer<'a> {
         let refused = finish_reason.is_some() && self.template.is_refusal(&model_output);
         let shown: Vec<&str> = prepared.shown.iter().map(String::as_str).collect();
         let check = check_citations(&model_output, &shown);
+        let copied_references = check
+            .references
+            .iter()
+            .map(|m| model_output[m.span.clone()].to_string())
+            .collect();
         let abstention = self.options.abstention.decide(
             prepared.mode == Mode::Rag,
             prepared.score,
@@ -461,6 +471,7 @@ impl<'a> Answerer<'a> {
             abstention,
             failed_citations: citations.iter().filter(|c| !c.valid).count(),
             citations,
+            copied_references,
             quotes: check.quotes,
             passages: prepared.passages,
             examples: prepared.examples,
@@ -559,7 +570,7 @@ impl<'a> Answerer<'a> {
                 budget: limit,
             });
         }
-        let candidates: Vec<String> = hits.iter().map(|h| sanitize(&h.text)).collect();
+        let candidates: Vec<String> = hits.iter().map(|h| sanitize_passage(&h.text)).collect();
         let fitted = fit_passages(
             &candidates,
             limit,

@@ -7,7 +7,8 @@
 //! asks the question alone; `few-shot` shows the most similar solved examples first
 //! ([`ExamplePool`]). Documents are data: passages sit in a delimited block, the model is told
 //! to ignore instructions inside it, and chat-template markup in them is neutralised
-//! ([`sanitize`]). Citations (`[1]`, `[1, 2]`) are checked against the passages in the prompt and
+//! ([`sanitize`]), and so are the documents' own bracketed numbers (`[2, 7, 8]` becomes
+//! `(ref. 2, 7, 8)`). Citations (`[1]`, `[1, 2]`) are checked against the passages in the prompt and
 //! quotations against the passage they cite ([`citation`]); failures are marked and counted.
 //! When the evidence is weak (retrieval score below a threshold) or the model replies with the
 //! fixed refusal phrase, the answer is "the documents do not contain the answer"

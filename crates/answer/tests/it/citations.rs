@@ -113,3 +113,75 @@ fn a_quote_is_checked_against_the_citation_next_to_it() {
     let c = check_citations("\"omega\"", &passages);
     assert!(!c.quotes[0].supported && c.numbers.is_empty());
 }
+
+/// Passages of a paper that carry its own bracketed references.
+fn paper_hits() -> Vec<ragtune_core::Hit> {
+    use ragtune_answer::testing::hit;
+    vec![
+        hit(
+            1,
+            "paper.pdf",
+            "Aspirin lowers fever [2, 7, 8]. The effect lasts about 4 hours [9].",
+            0.9,
+        ),
+        hit(2, "paper.pdf", "Ibuprofen was introduced in 1969 [2].", 0.8),
+    ]
+}
+
+fn ask_paper(reply: &str) -> Answer {
+    let generator = replying(reply);
+    let retriever = ragtune_answer::testing::FixedRetriever::new(paper_hits());
+    Answerer::new(&generator, crate::all_hits())
+        .with_retriever(&retriever)
+        .ask("How long does the effect of aspirin last?")
+        .unwrap()
+}
+
+#[test]
+fn bracketed_references_of_the_documents_are_not_shown_as_markers() {
+    let generator = replying("about 4 hours [1]");
+    let retriever = ragtune_answer::testing::FixedRetriever::new(paper_hits());
+    let a = Answerer::new(&generator, crate::all_hits())
+        .with_retriever(&retriever)
+        .ask("How long does the effect of aspirin last?")
+        .unwrap();
+    let request = &generator.requests.lock().unwrap()[0];
+    let prompt = ragtune_answer::testing::chatml(&request.prompt);
+    let question = &prompt[prompt.rfind("<documents>").unwrap()..];
+    assert!(
+        question.contains(
+            "[1] (paper.pdf) Aspirin lowers fever (ref. 2, 7, 8). The effect lasts about 4 hours (ref. 9)."
+        ),
+        "{question}"
+    );
+    assert!(question.contains("[2] (paper.pdf) Ibuprofen was introduced in 1969 (ref. 2)."));
+    // The stored chunk (and its span) is untouched.
+    assert!(a.passages[0].hit.text.contains("fever [2, 7, 8]."));
+    assert_eq!(a.failed_citations, 0);
+}
+
+#[test]
+fn bracketed_references_copied_into_the_reply_are_not_citations() {
+    // Copied as the paper wrote them, next to a real citation.
+    let a = ask_paper("about 4 hours [9] [1]");
+    let cited: Vec<_> = a.citations.iter().map(|c| (c.number, c.valid)).collect();
+    assert_eq!(cited, vec![(1, true)]);
+    assert_eq!(a.copied_references, vec!["[9]"]);
+    assert_eq!(a.failed_citations, 0);
+    assert_eq!(a.answer_text, "about 4 hours");
+    // A list in another order, and the prompt's own form, copied back.
+    let a = ask_paper("Aspirin lowers fever [8, 2, 7]");
+    assert!(a.citations.is_empty(), "{:?}", a.citations);
+    assert_eq!(a.copied_references, vec!["[8, 2, 7]"]);
+    let a = ask_paper("about 4 hours (ref. 9) [1]");
+    assert_eq!(a.answer_text, "about 4 hours");
+    assert_eq!(a.citations.len(), 1);
+    // A number no passage shows as a reference is still a failed citation...
+    let a = ask_paper("about 4 hours [7]");
+    assert_eq!(a.failed_citations, 1);
+    assert!(a.copied_references.is_empty());
+    // ...and a number that names a passage stays a citation even when a reference has it.
+    let a = ask_paper("in 1969 [2]");
+    assert_eq!(a.citations[0].number, 2);
+    assert!(a.citations[0].valid);
+}
