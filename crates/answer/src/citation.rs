@@ -16,7 +16,13 @@
 //! holds a bracketed marker naming a number that is not a passage of the prompt while a
 //! passage shows those very numbers as a reference, the marker is taken for a copied reference
 //! ([`CitationCheck::references`]), not for a citation.
+//!
+//! A number that names a passage and whose quotes are found is *valid*; it is also
+//! *supported* when the passage holds what the answer says next to it
+//! ([`crate::support`]): "Everest [1]" citing a passage about France is valid, not supported.
+//! [`NumberCheck::status`] names the first check that fails.
 
+use crate::support::{self, PassageWords};
 use serde::{Deserialize, Serialize};
 use std::ops::Range;
 
@@ -69,7 +75,67 @@ pub struct QuoteCheck {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NumberCheck {
     pub number: u32,
+    /// Why the number is not a valid citation: not a passage of the prompt, or a quote next to
+    /// it is not in the passage(s) cited.
     pub failure: Option<CitationFailure>,
+    /// `None`: no quote next to it; else whether every quote next to it was found in a passage
+    /// cited with it.
+    pub quote_found: Option<bool>,
+    /// The passage supports what the answer says next to every use of the number
+    /// ([`crate::support`]); never for a number that names no passage.
+    pub supported: bool,
+    /// The text checked for support: the first claim the passage does not support, else the
+    /// first claim.
+    pub claim: String,
+}
+
+impl NumberCheck {
+    /// The number names a passage of the prompt.
+    pub fn in_prompt(&self) -> bool {
+        !matches!(self.failure, Some(CitationFailure::NotInPrompt { .. }))
+    }
+
+    pub fn status(&self) -> CitationStatus {
+        match (&self.failure, self.supported) {
+            (Some(CitationFailure::NotInPrompt { .. }), _) => CitationStatus::NotInPrompt,
+            (Some(CitationFailure::QuoteNotFound { .. }), _) => CitationStatus::QuoteNotFound,
+            (None, false) => CitationStatus::Unsupported,
+            (None, true) => CitationStatus::Ok,
+        }
+    }
+}
+
+/// What the checks of a cited number came to; the first check that fails decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CitationStatus {
+    /// A passage of the prompt, every quote next to it found, and the passage supports what
+    /// the answer says next to it.
+    Ok,
+    /// A passage of the prompt (and any quote found), but it does not support what the answer
+    /// says next to the citation.
+    Unsupported,
+    /// A quote next to it is not in the passage(s) cited.
+    QuoteNotFound,
+    /// The number names no passage of the prompt.
+    NotInPrompt,
+}
+
+impl CitationStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CitationStatus::Ok => "ok",
+            CitationStatus::Unsupported => "unsupported",
+            CitationStatus::QuoteNotFound => "quote not found",
+            CitationStatus::NotInPrompt => "not in prompt",
+        }
+    }
+}
+
+impl std::fmt::Display for CitationStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// Everything [`check_citations`] found.
@@ -299,7 +365,10 @@ pub fn check_citations(answer: &str, passages: &[&str]) -> CitationCheck {
                 (*n == 0 || *n > count).then_some(CitationFailure::NotInPrompt { passages: count });
             numbers.push(NumberCheck {
                 number: *n,
+                supported: failure.is_none(),
                 failure,
+                quote_found: None,
+                claim: String::new(),
             });
         }
     }
@@ -325,15 +394,15 @@ pub fn check_citations(answer: &str, passages: &[&str]) -> CitationCheck {
         } else {
             cited.iter().any(|n| found_in.contains(n))
         };
-        if !supported {
-            for n in &cited {
-                if let Some(c) = numbers.iter_mut().find(|c| c.number == *n)
-                    && c.failure.is_none()
-                {
-                    c.failure = Some(CitationFailure::QuoteNotFound {
-                        quote: text.trim().to_string(),
-                    });
-                }
+        for n in &cited {
+            let Some(c) = numbers.iter_mut().find(|c| c.number == *n) else {
+                continue;
+            };
+            c.quote_found = Some(c.quote_found.unwrap_or(true) && supported);
+            if !supported && c.failure.is_none() {
+                c.failure = Some(CitationFailure::QuoteNotFound {
+                    quote: text.trim().to_string(),
+                });
             }
         }
         checks.push(QuoteCheck {
@@ -343,11 +412,37 @@ pub fn check_citations(answer: &str, passages: &[&str]) -> CitationCheck {
             supported,
         });
     }
+    check_support(answer, passages, &runs, &mut numbers);
     CitationCheck {
         marks,
         references,
         numbers,
         quotes: checks,
+    }
+}
+
+/// Checks every use of a number against its passage ([`crate::support`]).
+fn check_support(answer: &str, passages: &[&str], runs: &[Run], numbers: &mut [NumberCheck]) {
+    let words: Vec<PassageWords> = passages.iter().map(|p| PassageWords::of(p)).collect();
+    let mut seen = Vec::new();
+    for (ri, run) in runs.iter().enumerate() {
+        let from = if ri == 0 { 0 } else { runs[ri - 1].span.end };
+        let to = runs.get(ri + 1).map_or(answer.len(), |r| r.span.start);
+        let claim = support::claim(answer, run.span.clone(), from, to);
+        for n in &run.numbers {
+            let Some(c) = numbers.iter_mut().find(|c| c.number == *n) else {
+                continue;
+            };
+            let ok = c.in_prompt() && words[*n as usize - 1].supports(claim);
+            let first = !seen.contains(n);
+            if first {
+                seen.push(*n);
+            }
+            if first || (c.supported && !ok) {
+                c.claim = claim.to_string();
+            }
+            c.supported &= ok;
+        }
     }
 }
 

@@ -185,3 +185,76 @@ fn bracketed_references_copied_into_the_reply_are_not_citations() {
     assert_eq!(a.citations[0].number, 2);
     assert!(a.citations[0].valid);
 }
+
+#[test]
+fn a_citation_of_an_unrelated_passage_is_unsupported_not_ok() {
+    use ragtune_answer::CitationStatus;
+    let france = "France is a country in Western Europe. Its capital is Paris.";
+    let ask_france = |reply: &str| {
+        let generator = replying(reply);
+        let retriever =
+            ragtune_answer::testing::FixedRetriever::new(vec![ragtune_answer::testing::hit(
+                1,
+                "france.md",
+                france,
+                0.9,
+            )]);
+        Answerer::new(&generator, crate::all_hits())
+            .with_retriever(&retriever)
+            .ask("What is the highest mountain?")
+            .unwrap()
+    };
+    let a = ask_france("Everest [1]");
+    let c = &a.citations[0];
+    assert!(c.valid && c.in_prompt && !c.supported, "{c:?}");
+    assert_eq!(c.status, CitationStatus::Unsupported);
+    assert_eq!(c.claim, "Everest");
+    assert_eq!((a.failed_citations, a.unsupported_citations), (0, 1));
+    let json = serde_json::to_value(&a).unwrap();
+    assert_eq!(json["citations"][0]["status"], "unsupported");
+    assert_eq!(json["citations"][0]["valid"], true);
+    assert_eq!(json["citations"][0]["supported"], false);
+    assert_eq!(json["citations"][0]["quote_found"], serde_json::Value::Null);
+    assert_eq!(json["unsupported_citations"], 1);
+    // The passage that holds the answer supports it.
+    let a = ask_france("Paris [1]");
+    assert_eq!(a.citations[0].status, CitationStatus::Ok);
+    assert_eq!(a.unsupported_citations, 0);
+}
+
+#[test]
+fn each_check_of_a_citation_is_reported() {
+    use ragtune_answer::CitationStatus::*;
+    let status =
+        |a: &Answer| -> Vec<_> { a.citations.iter().map(|c| (c.number, c.status)).collect() };
+    // One citation group, two passages: only the first holds the answer.
+    let a = ask("Denver Broncos [1][2]");
+    assert_eq!(status(&a), vec![(1, Ok), (2, Unsupported)]);
+    // A quote found in the cited passage.
+    let a = ask("\"won by the Denver Broncos\" [1]");
+    assert_eq!(a.citations[0].quote_found, Some(true));
+    assert_eq!(status(&a), vec![(1, Ok)]);
+    // A quote missing from it: the failure decides the status.
+    let a = ask("\"won by the Carolina Jaguars\" [1]");
+    assert_eq!(a.citations[0].quote_found, Some(false));
+    assert!(!a.citations[0].valid);
+    assert_eq!(status(&a), vec![(1, QuoteNotFound)]);
+    // Not a passage of the prompt.
+    let a = ask("Denver Broncos [7]");
+    let c = &a.citations[0];
+    assert!(!c.in_prompt && !c.supported && !c.valid);
+    assert_eq!(status(&a), vec![(7, NotInPrompt)]);
+    // Each sentence is checked against the number next to it; one use that the passage does
+    // not support is enough.
+    let a = ask("The Broncos won [1]. The game was played at Levi's Stadium [2].");
+    assert_eq!(status(&a), vec![(1, Ok), (2, Ok)]);
+    let a = ask("The Broncos won [1]. The game was played at Levi's Stadium [1].");
+    assert_eq!(status(&a), vec![(1, Unsupported)]);
+    assert_eq!(
+        a.citations[0].claim,
+        "The game was played at Levi's Stadium"
+    );
+    // A citation before its sentence.
+    let a = ask("[3] Beyonce and Bruno Mars performed.");
+    assert_eq!(status(&a), vec![(3, Ok)]);
+}
