@@ -5,10 +5,12 @@
 
 use crate::abstain::{Abstention, AbstentionPolicy};
 use crate::budget::{PassageFit, fit_passages};
-use crate::citation::{CitationFailure, QuoteCheck, check_citations, strip_citations};
+use crate::citation::{
+    CitationFailure, CitationStatus, QuoteCheck, check_citations, strip_citations,
+};
 use crate::error::{Error, Result};
 use crate::fewshot::{ExamplePool, SelectedExample};
-use crate::sanitize::sanitize;
+use crate::sanitize::sanitize_passage;
 use crate::template::{PromptExample, PromptPassage, PromptTemplate};
 use ragtune_core::{
     ChatMessage, Filter, FinishReason, Generation, GenerationRequest, Generator, Hit, Prompt,
@@ -148,12 +150,29 @@ pub struct CitedChunk {
     pub score: f32,
 }
 
-/// A citation number of the answer, checked.
+/// A citation number of the answer, checked. Each check is reported on its own: `in_prompt`,
+/// `quote_found`, `supported`; `status` names the first that fails.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Citation {
     pub number: u32,
+    /// The number names a passage of the prompt and every quote next to it was found there
+    /// (`failure` says why not). Valid is not supported: see `supported`.
     pub valid: bool,
-    /// Why it failed.
+    /// `ok` only when every check passed; else `unsupported`, `quote_not_found` or
+    /// `not_in_prompt`.
+    pub status: CitationStatus,
+    /// The number names a passage of the prompt.
+    pub in_prompt: bool,
+    /// `None`: no quote next to the citation; else whether every quote was found in a passage
+    /// cited with it.
+    pub quote_found: Option<bool>,
+    /// The passage holds what the answer says next to the citation (most of its content words,
+    /// every number; see [`crate::support`]).
+    pub supported: bool,
+    /// The text of the answer checked for support: the first the passage does not support,
+    /// else the first.
+    pub claim: String,
+    /// Why it is not valid.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failure: Option<CitationFailure>,
     /// The chunk it names; `None` when the number was not in the prompt.
@@ -203,7 +222,15 @@ pub struct Answer {
     pub abstention: Abstention,
     /// The cited numbers of `model_output`, in order of first appearance.
     pub citations: Vec<Citation>,
+    /// Citations that are not valid (not in the prompt, or a quote not found).
     pub failed_citations: usize,
+    /// Valid citations whose passage does not support what the answer says next to them.
+    pub unsupported_citations: usize,
+    /// Bracketed markers of `model_output` that repeat a reference of the documents' own text
+    /// (`[2, 7, 8]` in a paper, shown in the prompt as `(ref. 2, 7, 8)`) and name no passage of
+    /// the prompt: not counted as citations.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub copied_references: Vec<String>,
     /// Quotations in `model_output` and where they were found.
     pub quotes: Vec<QuoteCheck>,
     /// Every retrieved chunk, in rank order, with its number in the prompt.
@@ -414,6 +441,11 @@ impl<'a> Answerer<'a> {
         let refused = finish_reason.is_some() && self.template.is_refusal(&model_output);
         let shown: Vec<&str> = prepared.shown.iter().map(String::as_str).collect();
         let check = check_citations(&model_output, &shown);
+        let copied_references = check
+            .references
+            .iter()
+            .map(|m| model_output[m.span.clone()].to_string())
+            .collect();
         let abstention = self.options.abstention.decide(
             prepared.mode == Mode::Rag,
             prepared.score,
@@ -426,6 +458,11 @@ impl<'a> Answerer<'a> {
             .map(|c| Citation {
                 number: c.number,
                 valid: c.failure.is_none(),
+                status: c.status(),
+                in_prompt: c.in_prompt(),
+                quote_found: c.quote_found,
+                supported: c.supported,
+                claim: c.claim,
                 chunk: prepared
                     .passages
                     .iter()
@@ -460,7 +497,12 @@ impl<'a> Answerer<'a> {
             model_output,
             abstention,
             failed_citations: citations.iter().filter(|c| !c.valid).count(),
+            unsupported_citations: citations
+                .iter()
+                .filter(|c| c.status == CitationStatus::Unsupported)
+                .count(),
             citations,
+            copied_references,
             quotes: check.quotes,
             passages: prepared.passages,
             examples: prepared.examples,
@@ -559,7 +601,7 @@ impl<'a> Answerer<'a> {
                 budget: limit,
             });
         }
-        let candidates: Vec<String> = hits.iter().map(|h| sanitize(&h.text)).collect();
+        let candidates: Vec<String> = hits.iter().map(|h| sanitize_passage(&h.text)).collect();
         let fitted = fit_passages(
             &candidates,
             limit,

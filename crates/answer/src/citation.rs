@@ -9,7 +9,20 @@
 //! whitespace collapsed; surrounding spaces and end punctuation of the quote are ignored, and an
 //! ellipsis (`...` or `…`) inside a quote stands for omitted text (each piece must occur, in
 //! order).
+//!
+//! Documents carry bracketed numbers of their own (a paper's `[2, 7, 8]`, Wikipedia's `[9]`)
+//! that look exactly like our markers. [`neutralize_references`] rewrites them for the prompt
+//! as `(ref. 2, 7, 8)` (the stored chunk and its span are untouched), and when a reply still
+//! holds a bracketed marker naming a number that is not a passage of the prompt while a
+//! passage shows those very numbers as a reference, the marker is taken for a copied reference
+//! ([`CitationCheck::references`]), not for a citation.
+//!
+//! A number that names a passage and whose quotes are found is *valid*; it is also
+//! *supported* when the passage holds what the answer says next to it
+//! ([`crate::support`]): "Everest [1]" citing a passage about France is valid, not supported.
+//! [`NumberCheck::status`] names the first check that fails.
 
+use crate::support::{self, PassageWords};
 use serde::{Deserialize, Serialize};
 use std::ops::Range;
 
@@ -62,13 +75,77 @@ pub struct QuoteCheck {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NumberCheck {
     pub number: u32,
+    /// Why the number is not a valid citation: not a passage of the prompt, or a quote next to
+    /// it is not in the passage(s) cited.
     pub failure: Option<CitationFailure>,
+    /// `None`: no quote next to it; else whether every quote next to it was found in a passage
+    /// cited with it.
+    pub quote_found: Option<bool>,
+    /// The passage supports what the answer says next to every use of the number
+    /// ([`crate::support`]); never for a number that names no passage.
+    pub supported: bool,
+    /// The text checked for support: the first claim the passage does not support, else the
+    /// first claim.
+    pub claim: String,
+}
+
+impl NumberCheck {
+    /// The number names a passage of the prompt.
+    pub fn in_prompt(&self) -> bool {
+        !matches!(self.failure, Some(CitationFailure::NotInPrompt { .. }))
+    }
+
+    pub fn status(&self) -> CitationStatus {
+        match (&self.failure, self.supported) {
+            (Some(CitationFailure::NotInPrompt { .. }), _) => CitationStatus::NotInPrompt,
+            (Some(CitationFailure::QuoteNotFound { .. }), _) => CitationStatus::QuoteNotFound,
+            (None, false) => CitationStatus::Unsupported,
+            (None, true) => CitationStatus::Ok,
+        }
+    }
+}
+
+/// What the checks of a cited number came to; the first check that fails decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CitationStatus {
+    /// A passage of the prompt, every quote next to it found, and the passage supports what
+    /// the answer says next to it.
+    Ok,
+    /// A passage of the prompt (and any quote found), but it does not support what the answer
+    /// says next to the citation.
+    Unsupported,
+    /// A quote next to it is not in the passage(s) cited.
+    QuoteNotFound,
+    /// The number names no passage of the prompt.
+    NotInPrompt,
+}
+
+impl CitationStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CitationStatus::Ok => "ok",
+            CitationStatus::Unsupported => "unsupported",
+            CitationStatus::QuoteNotFound => "quote not found",
+            CitationStatus::NotInPrompt => "not in prompt",
+        }
+    }
+}
+
+impl std::fmt::Display for CitationStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// Everything [`check_citations`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CitationCheck {
+    /// The citation markers, copied references excluded.
     pub marks: Vec<CitationMark>,
+    /// Markers that repeat a reference of the documents' own text (shown in the prompt as
+    /// `(ref. ...)`) and name a number that is not a passage of the prompt: not citations.
+    pub references: Vec<CitationMark>,
     /// Distinct cited numbers, in the order they first appear.
     pub numbers: Vec<NumberCheck>,
     pub quotes: Vec<QuoteCheck>,
@@ -79,6 +156,66 @@ const NUMBER_PREFIXES: &[&str] = &["document", "doc", "passage", "source"];
 
 /// The most numbers a range (`[1-50]`) expands to.
 const MAX_RANGE: u32 = 20;
+
+/// How the prompt shows a bracketed reference of a document's own text: `[2, 7, 8]` becomes
+/// `(ref. 2, 7, 8)`. A small model that copies it writes no marker of ours.
+pub const REFERENCE_OPEN: &str = "(ref. ";
+pub const REFERENCE_CLOSE: &str = ")";
+
+/// The longest reference body looked for after [`REFERENCE_OPEN`], in characters.
+const MAX_REFERENCE: usize = 200;
+
+/// Rewrites every bracketed text of `text` that would read as a citation marker (`[9]`,
+/// `[2, 7, 8]`, `[3-5]`, `[doc 1]`) as a reference, `(ref. 2, 7, 8)`. Idempotent.
+pub fn neutralize_references(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 16);
+    let (mut at, mut from) = (0, 0);
+    while let Some(pos) = text[from..].find('[') {
+        let start = from + pos;
+        match parse_mark(&text[start..]) {
+            Some((len, _)) => {
+                out.push_str(&text[at..start]);
+                out.push_str(REFERENCE_OPEN);
+                out.push_str(text[start + 1..start + len - 1].trim());
+                out.push_str(REFERENCE_CLOSE);
+                at = start + len;
+                from = at;
+            }
+            None => from = start + 1,
+        }
+    }
+    out.push_str(&text[at..]);
+    out
+}
+
+/// The references [`neutralize_references`] wrote into `text`: where each is and the numbers
+/// it names, sorted.
+fn shown_references(text: &str) -> Vec<(Range<usize>, Vec<u32>)> {
+    let mut refs = Vec::new();
+    let mut from = 0;
+    while let Some(pos) = text[from..].find(REFERENCE_OPEN) {
+        let start = from + pos;
+        let inner = start + REFERENCE_OPEN.len();
+        from = inner;
+        let Some((close, _)) = text[inner..]
+            .char_indices()
+            .take(MAX_REFERENCE)
+            .find(|&(_, c)| c == ')')
+        else {
+            continue;
+        };
+        let body = format!("[{}]", &text[inner..inner + close]);
+        if let Some((len, mut numbers)) = parse_mark(&body)
+            && len == body.len()
+        {
+            numbers.sort_unstable();
+            numbers.dedup();
+            refs.push((start..inner + close + REFERENCE_CLOSE.len(), numbers));
+            from = inner + close;
+        }
+    }
+    refs
+}
 
 /// Finds citation markers outside quotations, in order.
 pub fn parse_citations(answer: &str) -> Vec<CitationMark> {
@@ -211,8 +348,16 @@ fn find_quotes(text: &str) -> Vec<Quote> {
 /// prompt; `passages[0]` is passage `[1]`.
 pub fn check_citations(answer: &str, passages: &[&str]) -> CitationCheck {
     let quotes = find_quotes(answer);
-    let marks = marks_outside(answer, &quotes);
     let count = passages.len() as u32;
+    let shown: Vec<Vec<u32>> = passages
+        .iter()
+        .flat_map(|p| shown_references(p))
+        .map(|(_, numbers)| numbers)
+        .collect();
+    let (references, marks): (Vec<CitationMark>, Vec<CitationMark>) =
+        marks_outside(answer, &quotes)
+            .into_iter()
+            .partition(|m| is_copied_reference(m, count, &shown));
     let mut numbers: Vec<NumberCheck> = Vec::new();
     for n in marks.iter().flat_map(|m| &m.numbers) {
         if !numbers.iter().any(|c| c.number == *n) {
@@ -220,7 +365,10 @@ pub fn check_citations(answer: &str, passages: &[&str]) -> CitationCheck {
                 (*n == 0 || *n > count).then_some(CitationFailure::NotInPrompt { passages: count });
             numbers.push(NumberCheck {
                 number: *n,
+                supported: failure.is_none(),
                 failure,
+                quote_found: None,
+                claim: String::new(),
             });
         }
     }
@@ -246,15 +394,15 @@ pub fn check_citations(answer: &str, passages: &[&str]) -> CitationCheck {
         } else {
             cited.iter().any(|n| found_in.contains(n))
         };
-        if !supported {
-            for n in &cited {
-                if let Some(c) = numbers.iter_mut().find(|c| c.number == *n)
-                    && c.failure.is_none()
-                {
-                    c.failure = Some(CitationFailure::QuoteNotFound {
-                        quote: text.trim().to_string(),
-                    });
-                }
+        for n in &cited {
+            let Some(c) = numbers.iter_mut().find(|c| c.number == *n) else {
+                continue;
+            };
+            c.quote_found = Some(c.quote_found.unwrap_or(true) && supported);
+            if !supported && c.failure.is_none() {
+                c.failure = Some(CitationFailure::QuoteNotFound {
+                    quote: text.trim().to_string(),
+                });
             }
         }
         checks.push(QuoteCheck {
@@ -264,11 +412,50 @@ pub fn check_citations(answer: &str, passages: &[&str]) -> CitationCheck {
             supported,
         });
     }
+    check_support(answer, passages, &runs, &mut numbers);
     CitationCheck {
         marks,
+        references,
         numbers,
         quotes: checks,
     }
+}
+
+/// Checks every use of a number against its passage ([`crate::support`]).
+fn check_support(answer: &str, passages: &[&str], runs: &[Run], numbers: &mut [NumberCheck]) {
+    let words: Vec<PassageWords> = passages.iter().map(|p| PassageWords::of(p)).collect();
+    let mut seen = Vec::new();
+    for (ri, run) in runs.iter().enumerate() {
+        let from = if ri == 0 { 0 } else { runs[ri - 1].span.end };
+        let to = runs.get(ri + 1).map_or(answer.len(), |r| r.span.start);
+        let claim = support::claim(answer, run.span.clone(), from, to);
+        for n in &run.numbers {
+            let Some(c) = numbers.iter_mut().find(|c| c.number == *n) else {
+                continue;
+            };
+            let ok = c.in_prompt() && words[*n as usize - 1].supports(claim);
+            let first = !seen.contains(n);
+            if first {
+                seen.push(*n);
+            }
+            if first || (c.supported && !ok) {
+                c.claim = claim.to_string();
+            }
+            c.supported &= ok;
+        }
+    }
+}
+
+/// A marker that names a number outside the prompt's passages and repeats a reference that a
+/// passage shows (the same numbers).
+fn is_copied_reference(mark: &CitationMark, passages: u32, shown: &[Vec<u32>]) -> bool {
+    if mark.numbers.iter().all(|n| (1..=passages).contains(n)) {
+        return false;
+    }
+    let mut numbers = mark.numbers.clone();
+    numbers.sort_unstable();
+    numbers.dedup();
+    shown.contains(&numbers)
 }
 
 /// Adjacent citation marks (only spaces, commas or semicolons between them) as one group.
@@ -357,15 +544,24 @@ pub fn match_form(s: &str) -> String {
     crate::sanitize::collapse_whitespace(&mapped)
 }
 
-/// The answer without its citation markers, spaces tidied (what QA metrics score).
+/// The answer without its citation markers and without references copied in the form the
+/// prompt shows them (`(ref. 2)`), spaces tidied (what QA metrics score).
 pub fn strip_citations(answer: &str) -> String {
-    let marks = parse_citations(answer);
+    let mut spans: Vec<Range<usize>> = parse_citations(answer)
+        .into_iter()
+        .map(|m| m.span)
+        .chain(shown_references(answer).into_iter().map(|(span, _)| span))
+        .collect();
+    spans.sort_by_key(|s| s.start);
     let mut out = String::with_capacity(answer.len());
     let mut at = 0;
-    for m in &marks {
-        out.push_str(&answer[at..m.span.start]);
+    for span in spans {
+        if span.start < at {
+            continue;
+        }
+        out.push_str(&answer[at..span.start]);
         out.push(' ');
-        at = m.span.end;
+        at = span.end;
     }
     out.push_str(&answer[at..]);
     let collapsed = crate::sanitize::collapse_whitespace(&out);
@@ -415,6 +611,31 @@ mod tests {
             "In 1912, he left"
         );
         assert_eq!(strip_citations("no markers"), "no markers");
+    }
+
+    #[test]
+    fn bracketed_numbers_of_documents_become_references() {
+        assert_eq!(
+            neutralize_references("shown before [2, 7, 8], and in 1998.[9] See [doc 3]."),
+            "shown before (ref. 2, 7, 8), and in 1998.(ref. 9) See (ref. doc 3)."
+        );
+        let s = "a[b] [] [1 2] [x [4-6] [";
+        assert_eq!(neutralize_references(s), "a[b] [] [1 2] [x (ref. 4-6) [");
+        let once = neutralize_references("[1][2] [3; 4]");
+        assert_eq!(once, "(ref. 1)(ref. 2) (ref. 3; 4)");
+        assert_eq!(neutralize_references(&once), once);
+        assert!(parse_citations(&once).is_empty());
+    }
+
+    #[test]
+    fn references_are_read_back_with_their_numbers() {
+        let refs = shown_references("x (ref. 8, 2, 7) y (ref. 4-5) (ref. z) (ref. 1");
+        let numbers: Vec<_> = refs.iter().map(|(_, n)| n.clone()).collect();
+        assert_eq!(numbers, vec![vec![2, 7, 8], vec![4, 5]]);
+        assert_eq!(
+            strip_citations("the Broncos (ref. 2, 7) [1]."),
+            "the Broncos."
+        );
     }
 
     #[test]

@@ -7,8 +7,11 @@
 //! asks the question alone; `few-shot` shows the most similar solved examples first
 //! ([`ExamplePool`]). Documents are data: passages sit in a delimited block, the model is told
 //! to ignore instructions inside it, and chat-template markup in them is neutralised
-//! ([`sanitize`]). Citations (`[1]`, `[1, 2]`) are checked against the passages in the prompt and
-//! quotations against the passage they cite ([`citation`]); failures are marked and counted.
+//! ([`sanitize`]), and so are the documents' own bracketed numbers (`[2, 7, 8]` becomes
+//! `(ref. 2, 7, 8)`). Citations (`[1]`, `[1, 2]`) are checked against the passages in the prompt and
+//! quotations against the passage they cite ([`citation`]), and what the answer says next to a
+//! citation against the passage it names ([`support`]); each check is reported, and failures
+//! are marked and counted.
 //! When the evidence is weak (retrieval score below a threshold) or the model replies with the
 //! fixed refusal phrase, the answer is "the documents do not contain the answer"
 //! ([`abstain`]). [`eval`] scores answers on SQuAD-style data with one batched generation.
@@ -50,6 +53,8 @@
 //! let answer = answerer.ask("Who won Super Bowl 50?")?;
 //! assert_eq!(answer.answer_text, "Denver Broncos");
 //! assert!(answer.citations[0].valid);
+//! // The passage holds what the answer says next to the citation.
+//! assert_eq!(answer.citations[0].status, ragtune_answer::CitationStatus::Ok);
 //! assert_eq!(answer.citations[0].chunk.as_ref().unwrap().source, "nfl.md");
 //! # Ok(()) }
 //! ```
@@ -62,6 +67,7 @@ mod error;
 pub mod eval;
 pub mod fewshot;
 pub mod sanitize;
+pub mod support;
 pub mod template;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
@@ -72,7 +78,7 @@ pub use answer::{
     TokenReport, answer_text,
 };
 pub use budget::PassageFit;
-pub use citation::{CitationFailure, QuoteCheck};
+pub use citation::{CitationFailure, CitationStatus, QuoteCheck};
 pub use error::{Error, Result};
 pub use fewshot::{Example, ExamplePool, SelectedExample, examples_from, load_examples};
 pub use template::{Demonstration, PromptTemplate};

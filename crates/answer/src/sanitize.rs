@@ -47,6 +47,14 @@ pub fn sanitize(text: &str) -> String {
     collapse_whitespace(&neutralize_markup(text))
 }
 
+/// A passage as the prompt shows it: [`sanitize`]d, and the document's own bracketed numbers
+/// (`[2, 7, 8]`) rewritten as references (`(ref. 2, 7, 8)`) so that they cannot pass for our
+/// citation markers ([`neutralize_references`](crate::citation::neutralize_references)).
+/// Idempotent.
+pub fn sanitize_passage(text: &str) -> String {
+    crate::citation::neutralize_references(&sanitize(text))
+}
+
 /// Neutralises control markup only (whitespace is kept).
 pub fn neutralize_markup(text: &str) -> String {
     let mut out = String::with_capacity(text.len());

@@ -1,9 +1,10 @@
 //! Prompt templates as data: the texts are constants, a [`PromptTemplate`] puts them together and
 //! renders chat messages. Placeholders are `{name}`; they are filled in one pass, so text that
 //! comes from a document or a question is never expanded again. Everything inserted (passages,
-//! sources, questions, examples) goes through [`sanitize`] first.
+//! sources, questions, examples) goes through [`sanitize`] first; passages also have their own
+//! bracketed numbers rewritten as references ([`sanitize_passage`]).
 
-use crate::sanitize::sanitize;
+use crate::sanitize::{sanitize, sanitize_passage};
 use ragtune_core::ChatMessage;
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
@@ -254,7 +255,7 @@ impl PromptTemplate {
             &[
                 ("number", &p.number.to_string()),
                 ("origin", &origin),
-                ("text", &sanitize(p.text)),
+                ("text", &sanitize_passage(p.text)),
             ],
         )
     }

@@ -5,7 +5,7 @@ use crate::kb::{KbArgs, filter_of, open_embedder, open_existing};
 use crate::term;
 use anyhow::{Result, bail};
 use clap::Args;
-use ragtune_answer::{Answer, Answerer, ExamplePool, Mode, load_examples};
+use ragtune_answer::{Answer, Answerer, CitationStatus, ExamplePool, Mode, load_examples};
 use ragtune_retrieve::KbRetriever;
 use std::io::Write;
 use std::ops::ControlFlow;
@@ -92,7 +92,12 @@ fn print_sources(answer: &Answer) {
         println!("=> {}", term::safe(&answer.answer));
     }
     for c in &answer.citations {
-        let status = if c.valid { "ok" } else { "FAILED" };
+        // `ok` only when the passage supports the claim; `unsupported` when it is merely a
+        // passage of the prompt.
+        let status = match c.status {
+            CitationStatus::Ok | CitationStatus::Unsupported => c.status.to_string(),
+            failed => format!("FAILED: {failed}"),
+        };
         match &c.chunk {
             Some(chunk) => {
                 let page = chunk.page.map(|p| format!(" p.{p}")).unwrap_or_default();

@@ -77,8 +77,9 @@ pub struct QaArgs {
     /// Modes to run, one after another on the same questions (default: rag).
     #[arg(long = "mode")]
     pub modes: Vec<Mode>,
-    /// A SQuAD JSON file whose paragraphs are the corpus, indexed in memory for this run
-    /// (default: the questions file when it is SQuAD JSON and no --kb is given).
+    /// A SQuAD JSON file whose paragraphs are the corpus, chunked as `ragtune ingest` chunks
+    /// files and indexed in memory for this run (default: the questions file when it is SQuAD
+    /// JSON and no --kb is given).
     #[arg(long, conflicts_with = "kb")]
     pub corpus: Option<PathBuf>,
     /// Few-shot examples (JSONL or SQuAD JSON). Default with SQuAD questions: the file's other
@@ -221,8 +222,18 @@ fn qa(args: QaArgs) -> Result<()> {
                     file.display(),
                     args.embedder
                 );
+                // Chunked as `ragtune ingest` chunks files: a long context (a whole article)
+                // would not fit the prompt as one passage.
+                let chunking = ragtune_ingest::ChunkOptions {
+                    max_tokens: ragtune_ingest::ChunkOptions::default()
+                        .max_tokens
+                        .min(embedder.max_content_tokens()),
+                    ..Default::default()
+                };
                 let mut kb = KnowledgeBase::in_memory(&embedder)?;
-                eval::index_corpus(&mut kb, &corpus, &embedder)?;
+                let chunks =
+                    eval::index_corpus_chunked(&mut kb, &corpus, &embedder, &embedder, &chunking)?;
+                eprintln!("{chunks} chunks");
                 kb
             }
             None => open_existing(

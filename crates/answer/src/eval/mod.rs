@@ -1,5 +1,5 @@
 //! Question-answering evaluation: exact match and F1 (SQuAD's normalisation), citation
-//! validity, abstention on unanswerable and false abstention on answerable questions (and their
+//! validity and support, abstention on unanswerable and false abstention on answerable questions (and their
 //! trade-off over a sweep of the score threshold), latency and tokens per question.
 //!
 //! [`evaluate`] runs the three steps of [`Answerer`] over all questions: preparation, **one**
@@ -120,10 +120,15 @@ pub struct EvalSummary {
     pub abstention_rate_unanswerable: Option<f64>,
     /// Share of answerable questions answered with an abstention.
     pub false_abstention_rate_answerable: Option<f64>,
-    /// Citation numbers in the model's replies, and how many passed the checks.
+    /// Citation numbers in the model's replies, and how many are valid: they name a passage of
+    /// the prompt and every quote next to them is in it.
     pub citations: usize,
     pub valid_citations: usize,
     pub citation_validity_rate: Option<f64>,
+    /// How many are also supported: the passage holds what the answer says next to them
+    /// (status `ok`).
+    pub supported_citations: usize,
+    pub citation_support_rate: Option<f64>,
     /// Share of given (not withheld) answers with at least one citation (RAG).
     pub cited_answer_rate: Option<f64>,
     /// Per-question latency (retrieval, prompt, generation as the generator reports it).
@@ -248,6 +253,11 @@ pub fn summarize(results: &[QuestionResult]) -> EvalSummary {
     let unanswerable = || results.iter().filter(|r| !r.answerable);
     let citations: usize = results.iter().map(|r| r.answer.citations.len()).sum();
     let failed: usize = results.iter().map(|r| r.answer.failed_citations).sum();
+    let supported = results
+        .iter()
+        .flat_map(|r| &r.answer.citations)
+        .filter(|c| c.status == crate::CitationStatus::Ok)
+        .count();
     let latencies: Vec<f64> = results.iter().map(|r| r.answer.timings.total_ms).collect();
     EvalSummary {
         questions: results.len(),
@@ -263,6 +273,8 @@ pub fn summarize(results: &[QuestionResult]) -> EvalSummary {
         valid_citations: citations - failed,
         citation_validity_rate: (citations > 0)
             .then(|| (citations - failed) as f64 / citations as f64),
+        supported_citations: supported,
+        citation_support_rate: (citations > 0).then(|| supported as f64 / citations as f64),
         cited_answer_rate: rate(
             results
                 .iter()
@@ -367,7 +379,7 @@ impl fmt::Display for EvalReport {
                 "one at a time"
             },
         )?;
-        let rows: [(&str, String); 11] = [
+        let rows: [(&str, String); 12] = [
             ("exact match", pct(Some(s.exact_match))),
             ("F1", pct(Some(s.f1))),
             ("exact match, answerable", pct(s.has_answer_exact_match)),
@@ -386,6 +398,15 @@ impl fmt::Display for EvalReport {
                     "{} ({} of {})",
                     pct(s.citation_validity_rate),
                     s.valid_citations,
+                    s.citations
+                ),
+            ),
+            (
+                "supported citations",
+                format!(
+                    "{} ({} of {})",
+                    pct(s.citation_support_rate),
+                    s.supported_citations,
                     s.citations
                 ),
             ),

@@ -86,6 +86,9 @@ fn metrics_aggregate_over_questions() {
     assert_eq!(s.false_abstention_rate_answerable, Some(0.0));
     assert_eq!((s.citations, s.valid_citations), (3, 2));
     assert!(close(s.citation_validity_rate.unwrap(), 2.0 / 3.0));
+    // "Santa Clara stadium [2]" cites a passage that does not say so: valid, not supported.
+    assert_eq!(s.supported_citations, 1);
+    assert!(close(s.citation_support_rate.unwrap(), 1.0 / 3.0));
     assert_eq!(s.cited_answer_rate, Some(1.0));
     // The fake takes 1 ms per completion token.
     assert!(
@@ -149,6 +152,10 @@ fn the_report_prints_as_a_table_and_json() {
     );
     assert!(
         text.contains("valid citations                66.7% (2 of 3)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("supported citations            33.3% (1 of 3)"),
         "{text}"
     );
     assert!(text.contains("threshold"), "{text}");

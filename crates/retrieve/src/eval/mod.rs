@@ -1,5 +1,7 @@
 //! Retrieval evaluation: index a corpus (one chunk per document, title + text as BEIR does),
 //! run every query in each mode, and report nDCG@10, recall@1/5/10/100, MRR@10 and latency.
+//! [`index_corpus_chunked`] cuts the documents into chunks as `ragtune ingest` does instead,
+//! for answering questions from them (a whole article does not fit a prompt).
 //!
 //! Data: [`beir::load`] reads BEIR folders (`corpus.jsonl`, `queries.jsonl`,
 //! `qrels/<split>.tsv`); [`squad::load`] turns SQuAD into a corpus of paragraphs where each
@@ -10,8 +12,11 @@ pub mod metrics;
 pub mod squad;
 
 use crate::{KbRetriever, Result};
-use ragtune_core::{Chunk, Embedder, Format, Query, Retriever, SearchMode};
+use ragtune_core::{
+    Chunk, Embedder, ExtractedDocument, Format, Query, Retriever, SearchMode, TokenCounter,
+};
 use ragtune_index::{DocumentRecord, KnowledgeBase};
+use ragtune_ingest::ChunkOptions;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::time::Instant;
@@ -92,16 +97,71 @@ pub fn index_corpus(
     corpus: &Corpus,
     embedder: &dyn Embedder,
 ) -> Result<()> {
+    index_with(kb, corpus, embedder, |doc| {
+        let text = doc_text(doc);
+        let chunk = Chunk {
+            source: doc.id.clone(),
+            ordinal: 0,
+            end: text.len(),
+            text: text.clone(),
+            start: 0,
+            page: None,
+            heading_path: Vec::new(),
+            tokens: 0,
+        };
+        (text, vec![chunk])
+    })?;
+    Ok(())
+}
+
+/// Writes each document (source: its id; title: its `title` metadata, which BM25 searches as
+/// a title) cut into chunks with [`ragtune_ingest::chunk`], as `ragtune ingest` cuts a plain
+/// text file: paragraphs at blank lines, `options.max_tokens` counted by `counter` (the
+/// embedder's tokenizer). Returns the number of chunks.
+pub fn index_corpus_chunked(
+    kb: &mut KnowledgeBase,
+    corpus: &Corpus,
+    embedder: &dyn Embedder,
+    counter: &dyn TokenCounter,
+    options: &ChunkOptions,
+) -> Result<usize> {
+    index_with(kb, corpus, embedder, |doc| {
+        let extracted = ExtractedDocument {
+            source: doc.id.clone(),
+            format: Format::Text,
+            text: doc.text.clone(),
+            // No blocks: the chunker makes paragraphs of text no block covers.
+            blocks: Vec::new(),
+            metadata: Default::default(),
+        };
+        let chunks = ragtune_ingest::chunk(&extracted, counter, options);
+        (extracted.text, chunks)
+    })
+}
+
+/// Writes each document with the chunks `cut` makes of it (and the text its hash is taken
+/// of), embedding in batches. Returns the number of chunks.
+fn index_with(
+    kb: &mut KnowledgeBase,
+    corpus: &Corpus,
+    embedder: &dyn Embedder,
+    cut: impl Fn(&CorpusDoc) -> (String, Vec<Chunk>),
+) -> Result<usize> {
+    let mut written = 0;
     for batch in corpus.docs.chunks(128) {
-        let texts: Vec<String> = batch.iter().map(doc_text).collect();
-        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-        let vectors = embedder
+        let cut: Vec<(String, Vec<Chunk>)> = batch.iter().map(&cut).collect();
+        let refs: Vec<&str> = cut
+            .iter()
+            .flat_map(|(_, chunks)| chunks.iter().map(|c| c.text.as_str()))
+            .collect();
+        let mut vectors = embedder
             .embed(&refs)
             .map_err(|source| ragtune_index::Error::Embed {
                 what: format!("corpus documents {}..", batch[0].id),
                 source,
-            })?;
-        for ((doc, text), vector) in batch.iter().zip(texts).zip(vectors) {
+            })?
+            .into_iter();
+        for (doc, (text, chunks)) in batch.iter().zip(cut) {
             let record = DocumentRecord {
                 source: doc.id.clone(),
                 format: Format::Text,
@@ -110,21 +170,13 @@ pub fn index_corpus(
                 mtime_ns: 0,
                 metadata: [("title".to_owned(), doc.title.clone())].into(),
             };
-            let chunk = Chunk {
-                source: doc.id.clone(),
-                ordinal: 0,
-                end: text.len(),
-                text,
-                start: 0,
-                page: None,
-                heading_path: Vec::new(),
-                tokens: 0,
-            };
-            kb.put_embedded(&record, &[chunk], &[vector])?;
+            let vectors: Vec<Vec<f32>> = vectors.by_ref().take(chunks.len()).collect();
+            kb.put_embedded(&record, &chunks, &vectors)?;
+            written += chunks.len();
         }
     }
     kb.checkpoint()?;
-    Ok(())
+    Ok(written)
 }
 
 fn text_hash(text: &str) -> String {

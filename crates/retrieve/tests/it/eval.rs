@@ -95,3 +95,48 @@ fn malformed_beir_files_name_the_file_and_line() -> Result<()> {
     );
     Ok(())
 }
+
+#[test]
+fn a_context_longer_than_the_chunk_budget_is_chunked_for_qa() -> Result<()> {
+    use ragtune_core::{Query, Retriever, TokenCounter};
+    use ragtune_ingest::ChunkOptions;
+    // A full article as a SQuAD context: three paragraphs of 60 words each.
+    let paragraph = |topic: &str| {
+        (0..60)
+            .map(|i| format!("{topic}{i}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+            + "."
+    };
+    let text = [paragraph("alpha"), paragraph("beta"), paragraph("gamma")].join("\n\n");
+    let corpus = eval::Corpus {
+        docs: vec![eval::CorpusDoc {
+            id: "Article#0".into(),
+            title: "Article".into(),
+            text: text.clone(),
+        }],
+    };
+    let e = HashEmbedder::new(32);
+    let options = ChunkOptions {
+        max_tokens: 40,
+        overlap_tokens: 0,
+        ..ChunkOptions::default()
+    };
+    assert!(e.count_tokens(&text) > options.max_tokens);
+    let mut kb = KnowledgeBase::in_memory(&e)?;
+    let chunks = eval::index_corpus_chunked(&mut kb, &corpus, &e, &e, &options)?;
+    assert!(chunks >= 5, "{chunks} chunks");
+    assert_eq!(kb.store().chunk_count()?, chunks);
+    let r = KbRetriever::new(&kb, &e)?;
+    let hits = r.retrieve(&Query::new("gamma59", 3, SearchMode::Bm25))?;
+    let best = &hits[0];
+    assert_eq!(best.source, "Article#0");
+    assert!(best.text.contains("gamma59.") && !best.text.contains("alpha"));
+    assert_eq!(&text[best.start..best.end], best.text);
+    assert!(e.count_tokens(&best.text) <= options.max_tokens);
+    // The unchunked index keeps one chunk per document (BEIR's convention).
+    let mut whole = KnowledgeBase::in_memory(&e)?;
+    eval::index_corpus(&mut whole, &corpus, &e)?;
+    assert_eq!(whole.store().chunk_count()?, 1);
+    Ok(())
+}
