@@ -25,35 +25,65 @@ fn the_inference_prompt_is_the_training_prompt_byte_for_byte() -> Result<()> {
     for (record, line) in report.records.iter().zip(&train) {
         let messages: Vec<ChatMessage> = serde_json::from_value(line["messages"].clone())?;
         // The chunks the example showed, in its order, as the retriever would return them.
-        let stored: HashMap<i64, _> = kb
-            .chunks(&record.passages)?
-            .into_iter()
-            .map(|c| (c.id, c))
-            .collect();
-        let hits: Vec<Hit> = record
-            .passages
-            .iter()
-            .map(|id| {
-                let c = &stored[id];
-                Hit {
-                    chunk_id: c.id,
-                    source: c.source.clone(),
-                    format: c.format,
-                    page: c.page,
-                    heading_path: c.heading_path.clone(),
-                    start: c.start,
-                    end: c.end,
-                    text: c.text.clone(),
-                    score: 1.0,
-                    ranks: Default::default(),
-                }
-            })
-            .collect();
+        let hits = shown_hits(&kb, &record.passages)?;
         let question = last_question(&messages[..2]).to_string();
         let inference = prompt_for_hits(&question, &hits);
         assert_eq!(inference.as_slice(), &messages[..2], "{}", record.id);
     }
     Ok(())
+}
+
+/// Token for token on the real SmolLM2 tokenizer and template: what generation encodes for the
+/// inference prompt is the start of what training encodes for the example, and the rest is the
+/// target.
+#[test]
+fn the_inference_tokens_are_the_training_tokens_up_to_the_answer() -> Result<()> {
+    use ragtune_core::Prompt;
+    use ragtune_model::llama::Tokenizer;
+    let store = ragtune_catalog::ModelStore::from_env()?;
+    let model = store.resolve("smollm2-135m-instruct")?;
+    let tokenizer = Tokenizer::load(model.path())?;
+    let e = embedder();
+    let kb = lands_kb(&e)?;
+    let dir = tempfile::tempdir()?;
+    let spec = BuildSpec::new(questions(dir.path(), 5), dir.path().join("out"));
+    let report = build(&spec, &kb, &e)?;
+    for (record, line) in report.records.iter().zip(lines(&spec.out.join(TRAIN_FILE))) {
+        let messages: Vec<ChatMessage> = serde_json::from_value(line["messages"].clone())?;
+        let trained = tokenizer.encode_rendered_chat(&tokenizer.render_chat(&messages, false)?);
+        let hits = shown_hits(&kb, &record.passages)?;
+        let inference = prompt_for_hits(last_question(&messages[..2]), &hits);
+        let prompted = tokenizer.encode_prompt(&Prompt::Chat(inference))?;
+        assert!(prompted.len() < trained.len());
+        assert_eq!(prompted, trained[..prompted.len()], "{}", record.id);
+        let target = tokenizer.render_chat(&messages, false)?;
+        let prompt = tokenizer.render_chat(&messages[..2], true)?;
+        assert!(target[prompt.len()..].starts_with(&messages[2].content));
+    }
+    Ok(())
+}
+
+/// The chunks `ids`, in that order, as the retriever returns them.
+fn shown_hits(kb: &ragtune_index::KnowledgeBase, ids: &[i64]) -> Result<Vec<Hit>> {
+    let stored: HashMap<i64, _> = kb.chunks(ids)?.into_iter().map(|c| (c.id, c)).collect();
+    Ok(ids
+        .iter()
+        .map(|id| {
+            let c = &stored[id];
+            Hit {
+                chunk_id: c.id,
+                source: c.source.clone(),
+                format: c.format,
+                page: c.page,
+                heading_path: c.heading_path.clone(),
+                start: c.start,
+                end: c.end,
+                text: c.text.clone(),
+                score: 1.0,
+                ranks: Default::default(),
+            }
+        })
+        .collect())
 }
 
 #[test]
