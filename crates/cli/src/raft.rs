@@ -105,10 +105,17 @@ fn train(args: TrainRaftArgs) -> Result<()> {
     })
 }
 
-/// The RAFT record of the training run behind `--adapter`, when it is a run folder trained on
-/// RAFT data.
+/// The RAFT record of the training run behind `--adapter` (a run folder, or the adapter.gguf in
+/// one), when it was trained on RAFT data.
 pub fn trained_run(adapter: Option<&Path>) -> Result<Option<TrainedRun>> {
-    let Some(dir) = adapter.filter(|p| p.is_dir()) else {
+    let Some(path) = adapter else {
+        return Ok(None);
+    };
+    let dir = if path.is_dir() {
+        path
+    } else if path.file_name() == Some(crate::train::ADAPTER_GGUF.as_ref()) {
+        path.parent().unwrap_or(Path::new("."))
+    } else {
         return Ok(None);
     };
     Ok(ragtune_raft::trained_run(

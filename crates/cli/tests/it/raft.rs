@@ -170,9 +170,28 @@ fn a_raft_adapter_is_recorded_and_ask_uses_the_raft_prompt() {
         "{a}"
     );
 
+    // Options that do not apply to a RAFT adapter are refused before any model loads.
+    let (ok, _, err) = run(ragtune()
+        .env("RAGTUNE_KB", &kb)
+        .args(["ask", "Where?", "--mode", "closed-book", "--adapter"])
+        .arg(&out));
+    assert!(!ok);
+    assert!(err.contains("is a RAFT adapter"), "{err}");
+
+    // A run whose manifest is gone is still a RAFT run (with a note). Text output: the answer,
+    // with the reasoning when asked; the adapter file works as the folder does.
     std::fs::remove_file(data.join("manifest.json")).unwrap();
-    let (a, err) = ask(&out, &[]);
-    assert_eq!(a["prompt_format"], "ragtune-raft-prompt/1", "{a}");
+    let (ok, stdout, err) = run(ragtune()
+        .env("RAGTUNE_KB", &kb)
+        .args(["ask", "Where is the espresso machine?", "--show-reasoning"])
+        .args(["-n", "32", "--threads", "2", "--adapter"])
+        .arg(out.join("adapter.gguf")));
+    assert!(ok, "{err}");
+    assert!(!stdout.trim().is_empty(), "{stdout}");
+    assert!(
+        err.contains("RAFT prompt ragtune-raft-prompt/1 | 2 passages"),
+        "{err}"
+    );
     assert!(err.contains("is gone"), "{err}");
 
     // Without the RAFT record the adapter is an ordinary one.
