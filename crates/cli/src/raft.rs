@@ -143,6 +143,15 @@ pub fn ask(mut args: AskArgs, run: TrainedRun) -> Result<()> {
     for note in &run.notes {
         eprintln!("note: {}", term::safe(note));
     }
+    if let Some(trained) = run.lineage.passages
+        && trained != args.answer.top_k
+    {
+        eprintln!(
+            "note: the adapter was trained on {trained} passages per question; this prompt shows \
+             up to {} (--top-k {trained} matches training)",
+            args.answer.top_k
+        );
+    }
     // The adapter only fits the base it was trained on.
     if args.model.model.is_none() {
         args.model.model = Some(match &run.base {

@@ -193,6 +193,7 @@ fn a_raft_adapter_is_recorded_and_ask_uses_the_raft_prompt() {
         "{err}"
     );
     assert!(err.contains("is gone"), "{err}");
+    assert!(!err.contains("trained on 2 passages"), "{err}");
 
     // Without the RAFT record the adapter is an ordinary one.
     let mut plain = training.clone();
