@@ -1,4 +1,5 @@
-//! `ragtune ask`: retrieve, augment, generate, and check the citations.
+//! `ragtune ask`: retrieve, augment, generate, and check the citations (the RAFT way when
+//! `--adapter` was trained on RAFT data, see `crate::raft`).
 
 use crate::args::{AnswerArgs, ModelArgs};
 use crate::kb::{KbArgs, filter_of, open_embedder, open_existing};
@@ -30,6 +31,9 @@ pub struct AskArgs {
     /// Print the answer, citations, passages and timings as JSON.
     #[arg(long)]
     pub json: bool,
+    /// With a RAFT adapter: print the model's chain of thought before the answer.
+    #[arg(long)]
+    pub show_reasoning: bool,
     #[command(flatten)]
     pub model: ModelArgs,
     #[command(flatten)]
@@ -37,6 +41,10 @@ pub struct AskArgs {
 }
 
 pub fn ask(mut args: AskArgs) -> Result<()> {
+    // An adapter trained on `ragtune raft build` data answers with the RAFT prompt.
+    if let Some(run) = crate::raft::trained_run(args.model.adapter.as_deref())? {
+        return crate::raft::ask(args, run);
+    }
     args.model
         .model
         .get_or_insert_with(|| crate::args::DEFAULT_ANSWER_MODEL.to_owned());

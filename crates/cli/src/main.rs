@@ -45,7 +45,8 @@ enum Command {
     /// Work with trained adapters (merge into the base).
     #[command(subcommand)]
     Adapter(train::AdapterCommand),
-    /// Retrieval-augmented fine-tuning (RAFT): build training data from your documents.
+    /// Retrieval-augmented fine-tuning (RAFT): build training data from your documents, train
+    /// on it (`ask --adapter` then answers the RAFT way).
     #[command(subcommand)]
     Raft(raft::RaftCommand),
 }

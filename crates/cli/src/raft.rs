@@ -1,12 +1,20 @@
 //! `ragtune raft build`: RAFT training data from a knowledge base and question/answer pairs
-//! (the work is `ragtune_raft::build`).
+//! (the work is `ragtune_raft::build`); `ragtune raft train`: `train sft` on such data; and
+//! `ask` with a RAFT adapter (the work is `ragtune_raft::answer`).
 
-use crate::kb::{KbArgs, open_embedder, open_existing};
+use crate::ask::AskArgs;
+use crate::kb::{KbArgs, filter_of, open_embedder, open_existing};
 use crate::term;
-use anyhow::Result;
+use crate::train::{SftArgs, TrainArgs};
+use anyhow::{Result, bail};
 use clap::{Args, Subcommand};
-use ragtune_raft::{BuildSpec, DistractorSource};
-use std::path::PathBuf;
+use ragtune_answer::Mode;
+use ragtune_raft::{BuildSpec, DistractorSource, RaftAnswer, RaftOptions, TRAIN_FILE, TrainedRun};
+use ragtune_retrieve::KbRetriever;
+use std::path::{Path, PathBuf};
+
+/// The fewest reply tokens a RAFT answer gets: it reasons and quotes before answering.
+const MIN_REPLY_TOKENS: u32 = 256;
 
 #[derive(Debug, Subcommand)]
 pub enum RaftCommand {
@@ -14,6 +22,24 @@ pub enum RaftCommand {
     /// chain-of-thought answer quoting the oracle (train.jsonl for `ragtune train sft`,
     /// gorilla.jsonl, manifest.json).
     Build(BuildArgs),
+    /// Fine-tune a LoRA adapter on the output of `raft build` (`train sft` on its train.jsonl);
+    /// `ask --adapter OUT` then answers with the RAFT prompt.
+    Train(TrainRaftArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TrainRaftArgs {
+    /// The output folder of `ragtune raft build`.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Held-out examples for the evaluation loss (JSONL, e.g. another build's train.jsonl).
+    #[arg(long)]
+    pub eval: Option<PathBuf>,
+    /// Put several short examples in one sequence (attention does not cross them).
+    #[arg(long)]
+    pub pack: bool,
+    #[command(flatten)]
+    pub common: TrainArgs,
 }
 
 #[derive(Debug, Args)]
@@ -57,7 +83,137 @@ fn parse_source(s: &str) -> Result<DistractorSource, String> {
 pub fn run(cmd: RaftCommand) -> Result<()> {
     match cmd {
         RaftCommand::Build(args) => build(args),
+        RaftCommand::Train(args) => train(args),
     }
+}
+
+fn train(args: TrainRaftArgs) -> Result<()> {
+    let data = args.data.join(TRAIN_FILE);
+    if ragtune_raft::lineage(&data)?.is_none() || !data.is_file() {
+        bail!(
+            "{} is not the output of `ragtune raft build` (no {TRAIN_FILE} beside its manifest.json); \
+             build the data first, or use `ragtune train sft --data FILE` for other data",
+            args.data.display()
+        );
+    }
+    crate::train::sft(SftArgs {
+        data,
+        eval: args.eval,
+        pack: args.pack,
+        skip_bad_lines: false,
+        common: args.common,
+    })
+}
+
+/// The RAFT record of the training run behind `--adapter` (a run folder, or the adapter.gguf in
+/// one), when it was trained on RAFT data.
+pub fn trained_run(adapter: Option<&Path>) -> Result<Option<TrainedRun>> {
+    let Some(path) = adapter else {
+        return Ok(None);
+    };
+    let dir = if path.is_dir() {
+        path
+    } else if path.file_name() == Some(crate::train::ADAPTER_GGUF.as_ref()) {
+        path.parent().unwrap_or(Path::new("."))
+    } else {
+        return Ok(None);
+    };
+    Ok(ragtune_raft::trained_run(
+        &dir.join(ragtune_train::out_dir::TRAINING_JSON),
+    )?)
+}
+
+/// `ragtune ask --adapter RUN` where RUN was trained on RAFT data.
+pub fn ask(mut args: AskArgs, run: TrainedRun) -> Result<()> {
+    let adapter = args.model.adapter.clone().unwrap_or_default();
+    if args.mode != Mode::Rag || args.examples.is_some() {
+        bail!(
+            "{} is a RAFT adapter, which answers from retrieved passages; leave out --mode and \
+             --examples, or pass another adapter",
+            adapter.display()
+        );
+    }
+    if args.answer.template.is_some() {
+        bail!(
+            "{} is a RAFT adapter: it is prompted exactly as it was trained, so --template does \
+             not apply",
+            adapter.display()
+        );
+    }
+    for note in &run.notes {
+        eprintln!("note: {}", term::safe(note));
+    }
+    if let Some(trained) = run.lineage.passages
+        && trained != args.answer.top_k
+    {
+        eprintln!(
+            "note: the adapter was trained on {trained} passages per question; this prompt shows \
+             up to {} (--top-k {trained} matches training)",
+            args.answer.top_k
+        );
+    }
+    // The adapter only fits the base it was trained on.
+    if args.model.model.is_none() {
+        args.model.model = Some(match &run.base {
+            Some(base) => base.display().to_string(),
+            None => crate::args::DEFAULT_MODEL.to_owned(),
+        });
+    }
+    let options = RaftOptions {
+        top_k: args.answer.top_k,
+        search: args.answer.search,
+        filter: filter_of(args.path.clone(), &[], &[])?,
+        max_tokens: args.answer.max_tokens.max(MIN_REPLY_TOKENS),
+        ..RaftOptions::default()
+    };
+    let generator = crate::generate::load(&args.model)?;
+    let embedder = open_embedder(&args.kb.embedder)?;
+    let kb = open_existing(&args.kb, &embedder)?;
+    let retriever = KbRetriever::new(&kb, &embedder)?;
+    let answer = ragtune_raft::answer(&args.question, &retriever, &generator, &options)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&answer)?);
+    } else {
+        print_answer(&answer, args.show_reasoning);
+    }
+    Ok(())
+}
+
+fn print_answer(a: &RaftAnswer, show_reasoning: bool) {
+    if show_reasoning && !a.reasoning.is_empty() {
+        println!("reasoning: {}", term::safe(&a.reasoning));
+    }
+    println!("{}", term::safe(&a.answer));
+    if !a.answer_marker && !a.abstained && a.finish_reason.is_some() {
+        eprintln!("note: the reply has no <ANSWER>: marker; the answer is all of it");
+    }
+    for c in &a.citations {
+        let line = match (c.passage, &c.source) {
+            (Some(n), Some(source)) => {
+                let page = c.page.map(|p| format!(" p.{p}")).unwrap_or_default();
+                format!(
+                    "[{n}] {source}{page} (chars {}..{}) quote found: \"{}\"",
+                    c.start.unwrap_or_default(),
+                    c.end.unwrap_or_default(),
+                    c.quote
+                )
+            }
+            _ => format!("quote not found in any passage [FAILED]: \"{}\"", c.quote),
+        };
+        println!("{}", term::safe(&line));
+    }
+    let dropped = if a.dropped_passages > 0 {
+        format!(" ({} dropped to fit the context)", a.dropped_passages)
+    } else {
+        String::new()
+    };
+    eprintln!(
+        "RAFT prompt {} | {} passages{dropped} | prompt {} tokens | completion {} tokens",
+        a.prompt_format,
+        a.passages.len(),
+        a.usage.prompt_tokens,
+        a.usage.completion_tokens
+    );
 }
 
 fn build(args: BuildArgs) -> Result<()> {

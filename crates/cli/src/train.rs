@@ -154,7 +154,7 @@ impl ChatTokenizer for LlamaChat<'_> {
     }
 }
 
-fn sft(args: SftArgs) -> Result<()> {
+pub fn sft(args: SftArgs) -> Result<()> {
     // Before any slow step: a folder that is not ours is refused at once.
     out_dir::prepare(&args.common.out, args.common.resume)?;
     let base = crate::models::resolve_generator(&args.common.base)?;
@@ -203,10 +203,20 @@ fn sft(args: SftArgs) -> Result<()> {
         None => Vec::new(),
     };
     let pad = tokenizer.encode(" ", false).first().copied().unwrap_or(0);
-    let summary = json!({
+    let mut summary = json!({
         "kind": "sft", "data": args.data, "eval": args.eval, "pack": args.pack,
         "skipped_lines": skipped, "rows": stats_json(&stats),
     });
+    // Data from `ragtune raft build` (its manifest.json beside it) makes a RAFT adapter, which
+    // `ask` then prompts the RAFT way.
+    if let Some(lineage) = ragtune_raft::lineage(&args.data)? {
+        eprintln!(
+            "RAFT data ({} from {}): the adapter will answer with the RAFT prompt",
+            lineage.prompt_format,
+            lineage.manifest.display()
+        );
+        summary[ragtune_raft::TRAINING_KEY] = serde_json::to_value(&lineage)?;
+    }
     train_rows(&args.common, &base, rows, eval, pad, summary)
 }
 

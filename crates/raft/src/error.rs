@@ -70,6 +70,28 @@ pub enum Error {
         #[source]
         source: ragtune_core::RetrieveError,
     },
+
+    /// The generator failed.
+    #[error("generating the RAFT answer failed: {0}")]
+    Generate(#[source] ragtune_core::GeneratorError),
+
+    /// A training record's RAFT section cannot be read.
+    #[error(
+        "{}: {reason}; retrain on the output of `ragtune raft build`, or pass another adapter",
+        path.display()
+    )]
+    TrainingRecord { path: PathBuf, reason: String },
+
+    /// The adapter was trained on another version of the RAFT prompt.
+    #[error(
+        "{}: the adapter was trained on RAFT prompt format {trained:?}, but this ragtune writes          {current:?}; rebuild the data (`ragtune raft build`) and retrain, so the model is          prompted as it learned",
+        path.display()
+    )]
+    PromptFormat {
+        path: PathBuf,
+        trained: String,
+        current: &'static str,
+    },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

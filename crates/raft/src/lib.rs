@@ -4,8 +4,10 @@
 //! question, its oracle passage among distractors (hard negatives from the retriever, or
 //! uniform draws), shuffled, with the oracle left out of a share 1 - P of the examples, and a
 //! chain-of-thought target that quotes the oracle between `##begin_quote##` and
-//! `##end_quote##` and ends with `<ANSWER>: ...`. [`build`] is the one entry point;
-//! [`raft_prompt`] is the one prompt, for training and inference.
+//! `##end_quote##` and ends with `<ANSWER>: ...`. [`build`] writes the data; [`lineage`] is
+//! what training records about it; [`answer`] answers a question the RAFT way (top-k hybrid
+//! hits, the same prompt, the reply's quotes checked against the passages). [`raft_prompt`]
+//! is the one prompt, for training and inference.
 //!
 //! ```
 //! use ragtune_raft::{RaftPassage, raft_prompt};
@@ -18,6 +20,8 @@
 
 mod build;
 mod error;
+mod infer;
+mod lineage;
 pub mod oracle;
 pub mod prompt;
 
@@ -26,5 +30,10 @@ pub use build::{
     MANIFEST_KIND, Skip, TRAIN_FILE, build, load_chunks, load_questions,
 };
 pub use error::{Error, Result};
+pub use infer::{
+    PROMPT_FORMAT, ParsedOutput, QuoteCitation, RaftAnswer, RaftOptions, ShownPassage, answer,
+    check_quotes, parse_output, prompt_for_hits,
+};
+pub use lineage::{DocumentRef, Lineage, TRAINING_KEY, TrainedRun, lineage, trained_run};
 pub use oracle::{KbChunk, Oracle, SkipReason, find_oracle};
 pub use prompt::{RaftPassage, abstain_answer, cot_answer, quotes, raft_prompt, raft_template};

@@ -66,3 +66,140 @@ fn raft_build_writes_training_gorilla_and_manifest_files() {
     assert!(!ok);
     assert!(err.contains("not empty"), "{err}");
 }
+
+/// A two-step SFT run on RAFT data makes a RAFT adapter: training.json records the lineage,
+/// `ask --adapter RUN` answers with the RAFT prompt, a run whose manifest is gone still does
+/// (with a note), and a run without the RAFT record gets the ordinary answerer.
+#[test]
+fn a_raft_adapter_is_recorded_and_ask_uses_the_raft_prompt() {
+    let dir = tempfile::tempdir().unwrap();
+    let docs = dir.path().join("docs");
+    std::fs::create_dir(&docs).unwrap();
+    for (name, text) in [
+        (
+            "keys.md",
+            "# Keys\n\nThe signing keys are rotated every ninety days by the platform team.\n",
+        ),
+        (
+            "coffee.md",
+            "# Coffee\n\nThe espresso machine is on the third floor, next to the library.\n",
+        ),
+        (
+            "parking.md",
+            "# Parking\n\nVisitors park in lot C behind the north entrance.\n",
+        ),
+    ] {
+        std::fs::write(docs.join(name), text).unwrap();
+    }
+    let squad = dir.path().join("squad.json");
+    std::fs::write(&squad, SQUAD).unwrap();
+    let kb = dir.path().join("kb");
+    let (ok, _, err) = run(ragtune().env("RAGTUNE_KB", &kb).arg("ingest").arg(&docs));
+    assert!(ok, "{err}");
+    let data = dir.path().join("raft");
+    let (ok, _, err) = run(ragtune()
+        .args(["raft", "build", "--kb"])
+        .arg(&kb)
+        .arg("--questions")
+        .arg(&squad)
+        .arg("--out")
+        .arg(&data)
+        .args(["--distractors", "1"]));
+    assert!(ok, "{err}");
+
+    // `raft train` wants a build folder.
+    let (ok, _, err) = run(ragtune()
+        .args(["raft", "train", "--data"])
+        .arg(&docs)
+        .arg("--out")
+        .arg(dir.path().join("never")));
+    assert!(!ok);
+    assert!(
+        err.contains("not the output of `ragtune raft build`"),
+        "{err}"
+    );
+
+    let out = dir.path().join("run");
+    let (ok, _, err) = run(ragtune()
+        .args(["train", "sft", "--data"])
+        .arg(data.join("train.jsonl"))
+        .arg("--out")
+        .arg(&out)
+        .args(["--max-steps", "2", "--batch-size", "1", "--max-len", "256"])
+        .args(["--save-every", "0", "--threads", "2"]));
+    assert!(ok, "{err}");
+    assert!(err.contains("RAFT data"), "{err}");
+    let training: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("training.json")).unwrap()).unwrap();
+    let raft = &training["raft"];
+    assert_eq!(raft["prompt_format"], "ragtune-raft-prompt/1");
+    assert_eq!(raft["passages"], 2);
+    let documents = raft["documents"].as_array().unwrap();
+    assert_eq!(documents.len(), 2, "{raft}");
+    assert!(
+        documents
+            .iter()
+            .all(|d| d["hash"].as_str().unwrap().len() == 64)
+    );
+
+    // A RAFT adapter brings its base model; the ordinary answerer is told which.
+    let ask = |adapter: &std::path::Path, model: &[&str]| {
+        let (ok, stdout, err) = run(ragtune()
+            .env("RAGTUNE_KB", &kb)
+            .args(["ask", "How often are the signing keys rotated?", "--json"])
+            .args(["-n", "32", "--threads", "2"])
+            .args(model)
+            .arg("--adapter")
+            .arg(adapter));
+        assert!(ok, "{err}");
+        let answer: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        (answer, err)
+    };
+    let (a, _) = ask(&out, &[]);
+    assert_eq!(a["prompt_format"], "ragtune-raft-prompt/1", "{a}");
+    assert_eq!(a["passages"].as_array().unwrap().len(), 2, "{a}");
+    assert!(
+        a["citations"].is_array() && a["reasoning"].is_string(),
+        "{a}"
+    );
+    assert!(
+        a["messages"][0]["content"]
+            .as_str()
+            .unwrap()
+            .contains("##begin_quote##"),
+        "{a}"
+    );
+
+    // Options that do not apply to a RAFT adapter are refused before any model loads.
+    let (ok, _, err) = run(ragtune()
+        .env("RAGTUNE_KB", &kb)
+        .args(["ask", "Where?", "--mode", "closed-book", "--adapter"])
+        .arg(&out));
+    assert!(!ok);
+    assert!(err.contains("is a RAFT adapter"), "{err}");
+
+    // A run whose manifest is gone is still a RAFT run (with a note). Text output: the answer,
+    // with the reasoning when asked; the adapter file works as the folder does.
+    std::fs::remove_file(data.join("manifest.json")).unwrap();
+    let (ok, stdout, err) = run(ragtune()
+        .env("RAGTUNE_KB", &kb)
+        .args(["ask", "Where is the espresso machine?", "--show-reasoning"])
+        .args(["-n", "32", "--threads", "2", "--adapter"])
+        .arg(out.join("adapter.gguf")));
+    assert!(ok, "{err}");
+    assert!(!stdout.trim().is_empty(), "{stdout}");
+    assert!(
+        err.contains("RAFT prompt ragtune-raft-prompt/1 | 2 passages"),
+        "{err}"
+    );
+    assert!(err.contains("is gone"), "{err}");
+    assert!(!err.contains("trained on 2 passages"), "{err}");
+
+    // Without the RAFT record the adapter is an ordinary one.
+    let mut plain = training.clone();
+    plain.as_object_mut().unwrap().remove("raft");
+    std::fs::write(out.join("training.json"), plain.to_string()).unwrap();
+    let (a, _) = ask(&out, &["--model", "smollm2-135m-instruct"]);
+    assert!(a.get("prompt_format").is_none(), "{a}");
+    assert_eq!(a["mode"], "rag", "{a}");
+}

@@ -1,5 +1,7 @@
 //! `ragtune_raft::build` over an in-memory knowledge base with the hash embedder: no model.
 
+mod infer;
+
 use anyhow::Result;
 use ragtune_core::{Chunk, Format};
 use ragtune_index::{DocumentRecord, KnowledgeBase, testing::HashEmbedder};
