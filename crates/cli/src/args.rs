@@ -127,15 +127,20 @@ impl SamplingArgs {
     }
 }
 
+/// Passages a RAG prompt shows by default: two measured best with the worked demonstrations
+/// (ARCHITECTURE.md, "RAG prompts show two worked exchanges and two passages").
+pub const DEFAULT_TOP_K: usize = 2;
+
 /// How an answer is built: what `ask` and `eval qa` share.
 #[derive(Debug, Args)]
 pub struct AnswerArgs {
     /// Examples shown in few-shot mode, chosen by similarity to the question.
     #[arg(short = 'k', default_value_t = 4)]
     pub shots: usize,
-    /// Passages retrieved (rag; at least 1).
-    #[arg(long, default_value_t = 2, value_parser = crate::kb::at_least::<1>)]
-    pub top_k: usize,
+    /// Passages retrieved (rag; at least 1; default 2, or as many as a RAFT adapter was
+    /// trained on).
+    #[arg(long, value_parser = crate::kb::at_least::<1>)]
+    pub top_k: Option<usize>,
     /// Retrieval mode: hybrid, bm25 or dense.
     #[arg(long, default_value = "hybrid", value_parser = parse_mode)]
     pub search: SearchMode,
@@ -163,7 +168,7 @@ impl AnswerArgs {
     /// loads.
     pub fn options(&self, mode: Mode) -> Result<AskOptions> {
         let mut o = AskOptions::default().with_mode(mode);
-        o.top_k = self.top_k;
+        o.top_k = self.top_k.unwrap_or(DEFAULT_TOP_K);
         o.search = self.search;
         o.examples = self.shots;
         o.max_tokens = self.max_tokens;

@@ -333,7 +333,7 @@ fn qa(args: QaArgs) -> Result<()> {
                 "seed": args.seed,
                 "model": args.model.name(),
                 "options": {
-                    "top_k": a.top_k, "search": a.search.as_str(), "shots": a.shots,
+                    "top_k": a.top_k.unwrap_or(crate::args::DEFAULT_TOP_K), "search": a.search.as_str(), "shots": a.shots,
                     "max_tokens": a.max_tokens, "prompt_budget": a.prompt_budget,
                     "min_score": a.min_score, "min_confidence": a.min_confidence,
                     "template": a.template, "sequential": args.sequential,

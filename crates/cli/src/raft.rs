@@ -143,15 +143,18 @@ pub fn ask(mut args: AskArgs, run: TrainedRun) -> Result<()> {
     for note in &run.notes {
         eprintln!("note: {}", term::safe(note));
     }
-    if let Some(trained) = run.lineage.passages
-        && trained != args.answer.top_k
-    {
-        eprintln!(
-            "note: the adapter was trained on {trained} passages per question; this prompt shows \
-             up to {} (--top-k {trained} matches training)",
-            args.answer.top_k
-        );
-    }
+    // As many passages as training showed, unless told otherwise.
+    let top_k = match (args.answer.top_k, run.lineage.passages) {
+        (Some(k), Some(trained)) if k != trained => {
+            eprintln!(
+                "note: the adapter was trained on {trained} passages per question; this prompt \
+                 shows up to {k} (--top-k {trained} matches training)"
+            );
+            k
+        }
+        (Some(k), _) => k,
+        (None, trained) => trained.unwrap_or(crate::args::DEFAULT_TOP_K),
+    };
     // The adapter only fits the base it was trained on.
     if args.model.model.is_none() {
         args.model.model = Some(match &run.base {
@@ -160,7 +163,7 @@ pub fn ask(mut args: AskArgs, run: TrainedRun) -> Result<()> {
         });
     }
     let options = RaftOptions {
-        top_k: args.answer.top_k,
+        top_k,
         search: args.answer.search,
         filter: filter_of(args.path.clone(), &[], &[])?,
         max_tokens: args.answer.max_tokens.max(MIN_REPLY_TOKENS),
