@@ -1,6 +1,7 @@
 //! `ragtune raft build` on two small files (real embedder) and a tiny SQuAD file.
 
 use crate::{ragtune, run};
+use std::path::{Path, PathBuf};
 
 const SQUAD: &str = r#"{"version": "1.1", "data": [
  {"title": "Keys", "paragraphs": [{"context": "The signing keys are rotated every ninety days by the platform team. Old keys stay valid for one week.",
@@ -11,36 +12,51 @@ const SQUAD: &str = r#"{"version": "1.1", "data": [
            {"id": "x1", "question": "Where is the tea?", "answers": [{"text": "in the basement", "answer_start": 0}]}]}]}
 ]}"#;
 
-#[test]
-fn raft_build_writes_training_gorilla_and_manifest_files() {
-    let dir = tempfile::tempdir().unwrap();
-    let docs = dir.path().join("docs");
-    std::fs::create_dir(&docs).unwrap();
-    std::fs::write(
-        docs.join("keys.md"),
-        "# Keys\n\nThe signing keys are rotated every ninety days by the platform team. Old keys stay valid for one week.\n",
-    )
-    .unwrap();
-    std::fs::write(
-        docs.join("coffee.md"),
-        "# Coffee\n\nThe espresso machine is on the third floor, next to the library.\n",
-    )
-    .unwrap();
-    let squad = dir.path().join("squad.json");
-    std::fs::write(&squad, SQUAD).unwrap();
-    let kb = dir.path().join("kb");
-    let (ok, _, err) = run(ragtune().env("RAGTUNE_KB", &kb).arg("ingest").arg(&docs));
+/// Writes `docs` into DIR/docs and ingests them into DIR/kb; returns the knowledge base.
+fn ingest(dir: &Path, docs: &[(&str, &str)]) -> PathBuf {
+    let folder = dir.join("docs");
+    std::fs::create_dir(&folder).unwrap();
+    for (name, text) in docs {
+        std::fs::write(folder.join(name), text).unwrap();
+    }
+    let kb = dir.join("kb");
+    let (ok, _, err) = run(ragtune().env("RAGTUNE_KB", &kb).arg("ingest").arg(&folder));
     assert!(ok, "{err}");
+    kb
+}
 
-    let out = dir.path().join("raft");
-    let (ok, stdout, err) = run(ragtune()
+/// `ragtune raft build` from `kb` and the tiny SQuAD file (written beside `out`) into `out`.
+fn raft_build(kb: &Path, out: &Path, args: &[&str]) -> (bool, String, String) {
+    let squad = out.with_extension("squad.json");
+    std::fs::write(&squad, SQUAD).unwrap();
+    run(ragtune()
         .args(["raft", "build", "--kb"])
-        .arg(&kb)
+        .arg(kb)
         .arg("--questions")
         .arg(&squad)
         .arg("--out")
-        .arg(&out)
-        .args(["--distractors", "1", "--seed", "3"]));
+        .arg(out)
+        .args(args))
+}
+
+#[test]
+fn raft_build_writes_training_gorilla_and_manifest_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let kb = ingest(
+        dir.path(),
+        &[
+            (
+                "keys.md",
+                "# Keys\n\nThe signing keys are rotated every ninety days by the platform team. Old keys stay valid for one week.\n",
+            ),
+            (
+                "coffee.md",
+                "# Coffee\n\nThe espresso machine is on the third floor, next to the library.\n",
+            ),
+        ],
+    );
+    let out = dir.path().join("raft");
+    let (ok, stdout, err) = raft_build(&kb, &out, &["--distractors", "1", "--seed", "3"]);
     assert!(ok, "{err}");
     assert!(stdout.contains("3 examples from 4 questions"), "{stdout}");
     assert!(stdout.contains("skipped 1"), "{stdout}");
@@ -56,13 +72,8 @@ fn raft_build_writes_training_gorilla_and_manifest_files() {
     assert_eq!(manifest["counts"]["examples"], 3);
     assert_eq!(manifest["seed"], 3);
 
-    let (ok, _, err) = run(ragtune()
-        .args(["raft", "build", "--kb"])
-        .arg(&kb)
-        .arg("--questions")
-        .arg(&squad)
-        .arg("--out")
-        .arg(&docs));
+    // A folder that is not a previous build is refused.
+    let (ok, _, err) = raft_build(&kb, &dir.path().join("docs"), &[]);
     assert!(!ok);
     assert!(err.contains("not empty"), "{err}");
 }
@@ -73,38 +84,26 @@ fn raft_build_writes_training_gorilla_and_manifest_files() {
 #[test]
 fn a_raft_adapter_is_recorded_and_ask_uses_the_raft_prompt() {
     let dir = tempfile::tempdir().unwrap();
+    let kb = ingest(
+        dir.path(),
+        &[
+            (
+                "keys.md",
+                "# Keys\n\nThe signing keys are rotated every ninety days by the platform team.\n",
+            ),
+            (
+                "coffee.md",
+                "# Coffee\n\nThe espresso machine is on the third floor, next to the library.\n",
+            ),
+            (
+                "parking.md",
+                "# Parking\n\nVisitors park in lot C behind the north entrance.\n",
+            ),
+        ],
+    );
     let docs = dir.path().join("docs");
-    std::fs::create_dir(&docs).unwrap();
-    for (name, text) in [
-        (
-            "keys.md",
-            "# Keys\n\nThe signing keys are rotated every ninety days by the platform team.\n",
-        ),
-        (
-            "coffee.md",
-            "# Coffee\n\nThe espresso machine is on the third floor, next to the library.\n",
-        ),
-        (
-            "parking.md",
-            "# Parking\n\nVisitors park in lot C behind the north entrance.\n",
-        ),
-    ] {
-        std::fs::write(docs.join(name), text).unwrap();
-    }
-    let squad = dir.path().join("squad.json");
-    std::fs::write(&squad, SQUAD).unwrap();
-    let kb = dir.path().join("kb");
-    let (ok, _, err) = run(ragtune().env("RAGTUNE_KB", &kb).arg("ingest").arg(&docs));
-    assert!(ok, "{err}");
     let data = dir.path().join("raft");
-    let (ok, _, err) = run(ragtune()
-        .args(["raft", "build", "--kb"])
-        .arg(&kb)
-        .arg("--questions")
-        .arg(&squad)
-        .arg("--out")
-        .arg(&data)
-        .args(["--distractors", "1"]));
+    let (ok, _, err) = raft_build(&kb, &data, &["--distractors", "1"]);
     assert!(ok, "{err}");
 
     // `raft train` wants a build folder.
