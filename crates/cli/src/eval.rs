@@ -66,7 +66,8 @@ pub struct RetrievalArgs {
 
 #[derive(Debug, Args)]
 pub struct QaArgs {
-    /// The questions: SQuAD JSON (v1.1 or v2.0) or JSONL with question and answers.
+    /// The questions: SQuAD JSON (v1.1 or v2.0), PubMedQA PQA-L JSON (yes/no/maybe, scored by
+    /// accuracy; its abstracts are the corpus) or JSONL with question and answers.
     pub questions: PathBuf,
     /// Questions drawn, with a fixed seed (0: all of them).
     #[arg(long, default_value_t = 500)]
@@ -79,7 +80,7 @@ pub struct QaArgs {
     pub modes: Vec<Mode>,
     /// A SQuAD JSON file whose paragraphs are the corpus, chunked as `ragtune ingest` chunks
     /// files and indexed in memory for this run (default: the questions file when it is SQuAD
-    /// JSON and no --kb is given).
+    /// JSON and no --kb is given; for PubMedQA JSON, its abstracts).
     #[arg(long, conflicts_with = "kb")]
     pub corpus: Option<PathBuf>,
     /// Few-shot examples (JSONL or SQuAD JSON). Default with SQuAD questions: the file's other
@@ -215,7 +216,11 @@ fn qa(args: QaArgs) -> Result<()> {
         };
         Some(match corpus {
             Some(file) => {
-                let (corpus, _) = eval::squad::load(&file)?;
+                let corpus = if file == args.questions && all.iter().any(|i| i.decision.is_some()) {
+                    abstracts(&all)
+                } else {
+                    eval::squad::load(&file)?.0
+                };
                 eprintln!(
                     "indexing the {} paragraphs of {} with {} ...",
                     corpus.docs.len(),
@@ -398,6 +403,20 @@ fn write_sft(answerer: &Answerer<'_>, items: &[QaItem], path: &Path) -> Result<(
         path.display()
     );
     Ok(())
+}
+
+/// PubMedQA: one document per question, its abstract (no title: the title is the question).
+fn abstracts(items: &[QaItem]) -> eval::Corpus {
+    eval::Corpus {
+        docs: items
+            .iter()
+            .map(|i| eval::CorpusDoc {
+                id: i.id.clone(),
+                title: String::new(),
+                text: i.context.clone(),
+            })
+            .collect(),
+    }
 }
 
 /// Few-shot examples from the questions that were not drawn and are not about a paragraph a

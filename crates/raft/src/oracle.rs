@@ -187,6 +187,7 @@ mod tests {
             is_impossible: false,
             title: String::new(),
             context: "The signing keys are rotated every ninety days by the team. More.".into(),
+            decision: None,
         };
         let o = find_oracle(&item, &[chunk]).unwrap();
         assert_eq!(

@@ -1,4 +1,5 @@
-//! Question-answering data: SQuAD JSON (v1.1 and v2.0) and JSONL of question/answers.
+//! Question-answering data: SQuAD JSON (v1.1 and v2.0), PubMedQA PQA-L JSON (yes/no/maybe
+//! questions over an abstract) and JSONL of question/answers.
 
 use crate::error::{Error, Result, read};
 use serde::{Deserialize, Serialize};
@@ -15,8 +16,39 @@ pub struct QaItem {
     pub is_impossible: bool,
     /// The article title (SQuAD); empty otherwise.
     pub title: String,
-    /// The paragraph the question was asked about (SQuAD); empty otherwise.
+    /// The paragraph the question was asked about (SQuAD; PubMedQA: the abstract's
+    /// paragraphs joined by blank lines); empty otherwise.
     pub context: String,
+    /// The gold yes/no/maybe label (PubMedQA's `final_decision`); `None` for other questions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision: Option<Decision>,
+}
+
+/// A yes/no/maybe label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Decision {
+    Yes,
+    No,
+    Maybe,
+}
+
+impl Decision {
+    pub const ALL: [Decision; 3] = [Decision::Yes, Decision::No, Decision::Maybe];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Yes => "yes",
+            Decision::No => "no",
+            Decision::Maybe => "maybe",
+        }
+    }
+}
+
+impl std::fmt::Display for Decision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl QaItem {
@@ -57,9 +89,58 @@ struct SquadAnswer {
     text: String,
 }
 
-/// Loads a SQuAD v1.1 or v2.0 JSON file, questions in file order.
+/// Only whether the top-level object has SQuAD's `data`.
+#[derive(Deserialize)]
+struct Probe {
+    data: Option<serde::de::IgnoredAny>,
+}
+
+/// One PubMedQA PQA-L instance (other fields are ignored).
+#[derive(Deserialize)]
+struct PqalInstance {
+    #[serde(rename = "QUESTION")]
+    question: String,
+    #[serde(rename = "CONTEXTS")]
+    contexts: Vec<String>,
+    final_decision: Decision,
+}
+
+/// A PQA-L file: an object of PubMed id -> instance, in file order.
+struct PqalFile(Vec<(String, PqalInstance)>);
+
+impl<'de> Deserialize<'de> for PqalFile {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = PqalFile;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object of PubMed id -> {QUESTION, CONTEXTS, final_decision, ...}")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> std::result::Result<PqalFile, A::Error> {
+                let mut out = Vec::new();
+                while let Some(entry) = map.next_entry()? {
+                    out.push(entry);
+                }
+                Ok(PqalFile(out))
+            }
+        }
+        d.deserialize_map(Visitor)
+    }
+}
+
+/// Loads a question JSON file, questions in file order: SQuAD v1.1 or v2.0 (an object with
+/// `data`), or PubMedQA PQA-L (an object of PubMed id -> `QUESTION`, `CONTEXTS`,
+/// `final_decision`, ...). A PQA-L instance becomes a question whose gold answer and
+/// [`QaItem::decision`] are its yes/no/maybe label and whose context is its abstract.
 pub fn load_squad(path: &Path) -> Result<Vec<QaItem>> {
     let bytes = read(path)?;
+    let squad = serde_json::from_slice::<Probe>(&bytes).map_or(true, |p| p.data.is_some());
+    if !squad {
+        return load_pqal(path, &bytes);
+    }
     let file: SquadFile = serde_json::from_slice(&bytes).map_err(|e| Error::Data {
         path: path.to_owned(),
         line: e.line(),
@@ -77,6 +158,7 @@ pub fn load_squad(path: &Path) -> Result<Vec<QaItem>> {
                     is_impossible: qa.is_impossible,
                     title: article.title.clone(),
                     context: paragraph.context.clone(),
+                    decision: None,
                 });
             }
         }
@@ -134,9 +216,32 @@ pub fn load_qa_jsonl(path: &Path) -> Result<Vec<QaItem>> {
             is_impossible,
             title: String::new(),
             context,
+            decision: None,
         });
     }
     Ok(items)
+}
+
+fn load_pqal(path: &Path, bytes: &[u8]) -> Result<Vec<QaItem>> {
+    let file: PqalFile = serde_json::from_slice(bytes).map_err(|e| Error::Data {
+        path: path.to_owned(),
+        line: e.line(),
+        format: "PubMedQA PQA-L JSON",
+        reason: e.to_string(),
+    })?;
+    Ok(file
+        .0
+        .into_iter()
+        .map(|(id, p)| QaItem {
+            id,
+            question: p.question,
+            answers: vec![p.final_decision.as_str().to_string()],
+            is_impossible: false,
+            title: String::new(),
+            context: p.contexts.join("\n\n"),
+            decision: Some(p.final_decision),
+        })
+        .collect())
 }
 
 fn answers_of(v: &serde_json::Value) -> std::result::Result<Vec<String>, String> {

@@ -112,6 +112,15 @@ pub fn score_answer(prediction: &str, golds: &[String]) -> (f64, f64) {
     })
 }
 
+/// The yes/no/maybe label an answer gives: the first of `yes`, `no`, `maybe` that is a whole
+/// word of the normalised answer (`"Yes, ..."` is yes, `"yes and no"` yes); `None` when there
+/// is none (unanswered).
+pub fn extract_decision(answer: &str) -> Option<super::Decision> {
+    normalize_answer(answer)
+        .split_whitespace()
+        .find_map(|w| super::Decision::ALL.into_iter().find(|d| d.as_str() == w))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,6 +6,9 @@
 //! batched generation, then checks and scores. Data comes from [`load_squad`] (v1.1 and v2.0)
 //! or [`load_qa_jsonl`]; [`sample`] draws a reproducible subset.
 //!
+//! Yes/no/maybe questions (PubMedQA) are also scored by accuracy on the label the answer
+//! gives ([`extract_decision`]); an answer without one counts as wrong.
+//!
 //! Scoring follows SQuAD v2.0: an abstention is an empty prediction, right for an unanswerable
 //! question and wrong for an answerable one.
 
@@ -13,8 +16,8 @@ mod data;
 mod metrics;
 mod sample;
 
-pub use data::{QaItem, load_qa_jsonl, load_squad};
-pub use metrics::{exact_match, f1_score, normalize_answer, score_answer};
+pub use data::{Decision, QaItem, load_qa_jsonl, load_squad};
+pub use metrics::{exact_match, extract_decision, f1_score, normalize_answer, score_answer};
 pub use sample::{SplitMix64, sample, sample_indices};
 
 use crate::answer::{Answer, Answerer, Mode};
@@ -38,6 +41,12 @@ pub struct QuestionResult {
     /// Whether the answer is withheld whatever the threshold: no passages, or a model refusal
     /// the policy honours.
     pub abstains_at_any_threshold: bool,
+    /// Yes/no/maybe questions: the gold label and the one the answer as given states (`None`:
+    /// unanswered).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gold_decision: Option<Decision>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub predicted_decision: Option<Decision>,
     pub answer: Answer,
 }
 
@@ -100,6 +109,10 @@ pub fn score_question(item: &QaItem, answer: Answer, model_refusal: bool) -> Que
         reply_exact_match,
         reply_f1,
         abstains_at_any_threshold: no_passages || (model_refusal && a.model_refused),
+        gold_decision: item.decision,
+        predicted_decision: item
+            .decision
+            .and_then(|_| extract_decision(&answer.answer_text)),
         answer,
     }
 }
@@ -110,6 +123,12 @@ pub struct EvalSummary {
     pub questions: usize,
     pub answerable: usize,
     pub unanswerable: usize,
+    /// Yes/no/maybe questions, and the share whose answer states the gold label (`None`
+    /// without such questions).
+    #[serde(default)]
+    pub labelled: usize,
+    #[serde(default)]
+    pub accuracy: Option<f64>,
     /// Over all questions (fractions, 0 to 1).
     pub exact_match: f64,
     pub f1: f64,
@@ -259,10 +278,13 @@ pub fn summarize(results: &[QuestionResult]) -> EvalSummary {
         .filter(|c| c.status == crate::CitationStatus::Ok)
         .count();
     let latencies: Vec<f64> = results.iter().map(|r| r.answer.timings.total_ms).collect();
+    let labelled = || results.iter().filter(|r| r.gold_decision.is_some());
     EvalSummary {
         questions: results.len(),
         answerable: answerable().count(),
         unanswerable: unanswerable().count(),
+        labelled: labelled().count(),
+        accuracy: rate(labelled().map(|r| r.predicted_decision == r.gold_decision)),
         exact_match: mean(results.iter().map(|r| r.exact_match)).unwrap_or(0.0),
         f1: mean(results.iter().map(|r| r.f1)).unwrap_or(0.0),
         has_answer_exact_match: mean(answerable().map(|r| r.exact_match)),
@@ -379,6 +401,12 @@ impl fmt::Display for EvalReport {
                 "one at a time"
             },
         )?;
+        let accuracy = s.accuracy.map(|_| {
+            (
+                "accuracy (yes/no/maybe)",
+                format!("{} (of {})", pct(s.accuracy), s.labelled),
+            )
+        });
         let rows: [(&str, String); 12] = [
             ("exact match", pct(Some(s.exact_match))),
             ("F1", pct(Some(s.f1))),
@@ -428,7 +456,7 @@ impl fmt::Display for EvalReport {
             ),
             ("context tokens", format!("{:.1}", s.mean_context_tokens)),
         ];
-        for (name, value) in rows {
+        for (name, value) in accuracy.into_iter().chain(rows) {
             writeln!(f, "  {name:<30} {value}")?;
         }
         for (name, points) in [

@@ -13,6 +13,7 @@ fn item(id: &str, question: &str, answers: &[&str]) -> QaItem {
         is_impossible: answers.is_empty(),
         title: String::new(),
         context: String::new(),
+        decision: None,
     }
 }
 

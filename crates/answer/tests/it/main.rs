@@ -9,6 +9,7 @@ mod fewshot;
 mod injection;
 mod modes;
 mod prompts;
+mod pubmedqa;
 mod squad;
 
 use ragtune_answer::testing::{FakeGenerator, FixedRetriever, hit};
