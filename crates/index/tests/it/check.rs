@@ -142,3 +142,27 @@ fn a_zeroed_database_is_damaged_and_a_missing_one_not_found() -> Result<()> {
     assert!(matches!(err, Error::NotFound { .. }), "{err}");
     Ok(())
 }
+
+#[test]
+fn an_index_behind_the_database_is_stale_and_one_ahead_corrupt() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let docs = kb_with_docs(tmp.path())?;
+    let file = tmp.path().join("vectors.bin");
+    let old = std::fs::read(&file)?;
+    docs.write("d9.txt", "a later document")?;
+    let mut kb = KnowledgeBase::open(tmp.path(), &embedder())?;
+    sync(&mut kb, &[docs.root()])?;
+    drop(kb);
+    let new = std::fs::read(&file)?;
+    std::fs::write(&file, &old)?;
+    reported_then_repaired(tmp.path(), "behind the database (9): stale")?;
+
+    let small = tempfile::tempdir()?;
+    let one = Docs::new()?;
+    one.write("x.txt", "just one")?;
+    let mut kb = KnowledgeBase::open(small.path(), &embedder())?;
+    sync(&mut kb, &[one.root()])?;
+    drop(kb);
+    std::fs::write(small.path().join("vectors.bin"), &new)?;
+    reported_then_repaired(small.path(), "ahead of the database (1): corrupt")
+}
