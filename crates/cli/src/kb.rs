@@ -36,7 +36,7 @@ impl KbArgs {
 
 /// A knowledge base is a folder; a URL (`postgres://...`) would silently become a folder
 /// named `postgres:`, so it is refused until database stores exist.
-fn parse_kb_dir(s: &str) -> Result<PathBuf, String> {
+pub(crate) fn parse_kb_dir(s: &str) -> Result<PathBuf, String> {
     match s.split_once("://") {
         Some((scheme, _)) if !scheme.is_empty() && !scheme.contains('/') => Err(format!(
             "{s:?} is a URL; knowledge bases on a database server ({scheme}) are not \

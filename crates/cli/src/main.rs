@@ -5,6 +5,7 @@ mod ask;
 mod eval;
 mod generate;
 mod kb;
+mod kb_check;
 mod models;
 mod progress;
 mod raft;
@@ -32,6 +33,9 @@ enum Command {
     Chat(generate::ChatArgs),
     /// Index files and folders into a knowledge base; run again to sync changes.
     Ingest(kb::IngestArgs),
+    /// Look after a knowledge base (`kb check [--repair]`).
+    #[command(subcommand)]
+    Kb(kb_check::KbCommand),
     /// Search a knowledge base (hybrid, BM25 or dense).
     Search(kb::SearchArgs),
     /// Answer a question from the knowledge base, with checked citations.
@@ -82,6 +86,7 @@ fn main() -> ExitCode {
         Command::Generate(args) => generate::generate(args),
         Command::Chat(args) => generate::chat(args),
         Command::Ingest(args) => kb::ingest(args),
+        Command::Kb(cmd) => kb_check::run(cmd),
         Command::Search(args) => kb::search(args),
         Command::Ask(args) => ask::ask(args),
         Command::Eval(cmd) => eval::run(cmd),

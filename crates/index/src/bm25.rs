@@ -110,6 +110,20 @@ impl Bm25Index {
         Ok((ix, had_files.then(|| "meta.json is missing".to_owned())))
     }
 
+    /// Opens the index in `dir` without changing it: `Ok(None)` when there is no `meta.json`,
+    /// else the sequence it reflects and its number of documents; an error when unreadable.
+    pub fn inspect(dir: &Path) -> Result<Option<(u64, usize)>> {
+        if !dir.join("meta.json").exists() {
+            return Ok(None);
+        }
+        let ix = Self::from_index(
+            Index::open_in_dir(dir).at(dir)?,
+            dir,
+            Bm25Options::default(),
+        )?;
+        Ok(Some((ix.committed_seq(), ix.num_docs())))
+    }
+
     fn create(dir: &Path, options: Bm25Options) -> Result<Self> {
         if dir.exists() {
             std::fs::remove_dir_all(dir).map_err(|e| Error::io(dir, e))?;

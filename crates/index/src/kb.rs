@@ -14,9 +14,9 @@ use crate::{Error, Result};
 use ragtune_core::{Chunk, Embedder};
 use std::path::{Path, PathBuf};
 
-const DB_FILE: &str = "kb.sqlite";
-const BM25_DIR: &str = "bm25";
-const VECTOR_FILE: &str = "vectors.bin";
+pub(crate) const DB_FILE: &str = "kb.sqlite";
+pub(crate) const BM25_DIR: &str = "bm25";
+pub(crate) const VECTOR_FILE: &str = "vectors.bin";
 const WRITER_LOCK_FILE: &str = "writer.lock";
 
 /// The knowledge base's writer lock, held while one process syncs into it (see
@@ -92,7 +92,7 @@ impl KnowledgeBase {
                 reason,
             });
         }
-        Self::open_store(dir, embedder, options)
+        Self::open_store(dir, info_of(embedder), options)
     }
 
     /// Opens a knowledge base that must already exist (for searching and answering): a
@@ -109,7 +109,7 @@ impl KnowledgeBase {
         options: KbOptions,
     ) -> Result<Self> {
         match Store::inspect(&dir.join(DB_FILE))? {
-            DbState::Ready => Self::open_store(dir, embedder, options),
+            DbState::Ready => Self::open_store(dir, info_of(embedder), options),
             DbState::Missing => Err(Error::NotFound {
                 path: dir.to_owned(),
             }),
@@ -120,9 +120,8 @@ impl KnowledgeBase {
         }
     }
 
-    fn open_store(dir: &Path, embedder: &dyn Embedder, options: KbOptions) -> Result<Self> {
+    pub(crate) fn open_store(dir: &Path, info: EmbedderInfo, options: KbOptions) -> Result<Self> {
         let store = Store::open(Some(&dir.join(DB_FILE)))?;
-        let info = info_of(embedder);
         store.check_embedder(dir, &info)?;
         let (bm25, bm25_problem) = Bm25Index::open(&dir.join(BM25_DIR), options.bm25)?;
         let (vectors, vec_problem) =
@@ -451,6 +450,15 @@ impl KnowledgeBase {
     /// The analyzed BM25 terms of a text (for explaining matches).
     pub fn bm25_terms(&self, text: &str) -> Vec<String> {
         self.bm25.analyze(text)
+    }
+
+    /// Removes rows that reference missing rows (chunks without document, vectors without
+    /// chunk) in one transaction, drops them from the derived indexes and checkpoints.
+    /// Returns (chunks, vectors) removed. Documents are never removed.
+    pub(crate) fn remove_orphans(&mut self) -> Result<(usize, usize)> {
+        let removed = self.store.remove_orphans()?;
+        self.checkpoint()?;
+        Ok(removed)
     }
 
     /// Counts from every index, for `ragtune kb check` and tests.

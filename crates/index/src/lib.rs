@@ -42,6 +42,7 @@
 //! keeps doing it as files change. The example uses the `testing` feature's fakes.
 
 mod bm25;
+mod check;
 mod embedding;
 mod error;
 mod ingest_source;
@@ -57,6 +58,7 @@ mod watch;
 pub mod testing;
 
 pub use bm25::{Bm25Options, SharedFilter};
+pub use check::{CheckReport, Problem, RepairReport, check, repair};
 pub use error::{Error, Result};
 pub use ingest_source::IngestSource;
 pub use kb::{Health, KbOptions, KnowledgeBase, WriterLock};

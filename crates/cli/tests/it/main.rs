@@ -3,6 +3,7 @@
 mod answer;
 mod generate;
 mod kb;
+mod kb_check;
 mod models;
 mod raft;
 mod setup;

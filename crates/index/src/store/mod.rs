@@ -87,7 +87,7 @@ pub enum DbState {
 }
 
 /// The tables every ragtune database has.
-const TABLES: [&str; 5] = ["meta", "documents", "chunks", "vectors", "changes"];
+pub(crate) const TABLES: [&str; 5] = ["meta", "documents", "chunks", "vectors", "changes"];
 
 impl Store {
     /// Looks at the database at `path` without writing anything to it.
@@ -120,6 +120,49 @@ impl Store {
                 TABLES.len()
             ))
         })
+    }
+
+    /// Opens an existing database for reading only (`ragtune kb check`), writing nothing: no
+    /// schema, no pragma that writes. While no `-wal` file exists no connection has it open,
+    /// so it is read as immutable (a read-only connection would create `-wal` and `-shm`).
+    pub fn open_read_only(path: &Path) -> Result<Store> {
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        let flags =
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_URI;
+        let conn = if Path::new(&wal).exists() {
+            Connection::open_with_flags(path, flags)
+        } else {
+            let mut uri = String::from("file:");
+            for c in path.to_string_lossy().chars() {
+                match c {
+                    '%' | '?' | '#' => uri.push_str(&format!("%{:02X}", c as u32)),
+                    c => uri.push(c),
+                }
+            }
+            uri.push_str("?immutable=1");
+            Connection::open_with_flags(uri, flags)
+        }
+        .at(path)?;
+        conn.execute_batch("PRAGMA query_only = ON;").at(path)?;
+        Ok(Store {
+            path: path.to_owned(),
+            conn: Mutex::new(conn),
+        })
+    }
+
+    /// How many of ragtune's tables the database has.
+    pub(crate) fn table_count(&self) -> Result<usize> {
+        let n: i64 = self
+            .conn()
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN
+                 ('meta', 'documents', 'chunks', 'vectors', 'changes')",
+                [],
+                |r| r.get(0),
+            )
+            .at(&self.path)?;
+        Ok(n as usize)
     }
 
     /// Opens (creating if needed) the database at `path`, or an in-memory one when `None`.

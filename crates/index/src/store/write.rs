@@ -148,6 +148,38 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Deletes chunks whose document is gone (logging their removal for the derived indexes)
+    /// and vectors whose chunk is gone, in one transaction. Returns (chunks, vectors) removed.
+    pub fn remove_orphans(&self) -> Result<(usize, usize)> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().at(&self.path)?;
+        let orphan = "SELECT id FROM chunks WHERE doc_id NOT IN (SELECT id FROM documents)";
+        tx.execute(
+            "INSERT INTO changes (chunk_id, op) SELECT id, 0 FROM chunks
+             WHERE doc_id NOT IN (SELECT id FROM documents) ORDER BY id",
+            [],
+        )
+        .at(&self.path)?;
+        tx.execute(
+            &format!("DELETE FROM vectors WHERE chunk_id IN ({orphan})"),
+            [],
+        )
+        .at(&self.path)?;
+        let chunks = tx
+            .execute(&format!("DELETE FROM chunks WHERE id IN ({orphan})"), [])
+            .at(&self.path)?;
+        let vectors = tx
+            .execute(
+                "DELETE FROM vectors WHERE chunk_id NOT IN (SELECT id FROM chunks)",
+                [],
+            )
+            .at(&self.path)?;
+        tx.commit().at(&self.path)?;
+        Ok((chunks, vectors))
+    }
+}
+
 fn insert_document(
     tx: &Transaction,
     file: &FileRecord,

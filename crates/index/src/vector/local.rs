@@ -77,6 +77,15 @@ impl LocalVectorIndex {
         (ix, problem)
     }
 
+    /// Reads the vector file without changing it: `Ok(None)` when there is none, else its
+    /// sequence, dimension and number of vectors; an error when it is damaged.
+    pub(crate) fn inspect(path: &Path) -> Result<Option<(u64, usize, usize)>> {
+        Ok(file::read(path)?.map(|(seq, stored)| match stored {
+            Stored::Exact(e) => (seq, e.dimension(), e.len()),
+            Stored::Hnsw(h) => (seq, h.dimension(), h.len()),
+        }))
+    }
+
     /// `true` while the graph index is in use.
     pub fn is_hnsw(&self) -> bool {
         matches!(self.inner, Stored::Hnsw(_))
