@@ -1,50 +1,16 @@
 //! `check` reports a damaged knowledge base without touching it; `repair` fixes what SQLite
 //! still holds, and a check afterwards is clean.
 
-use crate::support::{Docs, embedder, sync};
+use crate::support::{Docs, disk_kb_with_docs, embedder, file_bytes, sync};
 use anyhow::Result;
 use ragtune_core::Embedder;
 use ragtune_index::{Error, KnowledgeBase, check, repair};
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 fn kb_with_docs(dir: &Path) -> Result<Docs> {
     let docs = Docs::new()?;
-    for i in 0..4 {
-        docs.write(
-            &format!("d{i}.txt"),
-            &format!("paragraph about topic{i}\n\nsecond part {i}"),
-        )?;
-    }
-    let mut kb = KnowledgeBase::open(dir, &embedder())?;
-    sync(&mut kb, &[docs.root()])?;
+    disk_kb_with_docs(dir, &docs, 4)?;
     Ok(docs)
-}
-
-/// Every file under `dir` with its length and a hash of its bytes.
-fn files(dir: &Path) -> Result<BTreeMap<PathBuf, (usize, u64)>> {
-    use std::hash::{Hash, Hasher};
-    let mut out = BTreeMap::new();
-    for entry in walkdir(dir)? {
-        let bytes = std::fs::read(&entry)?;
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        bytes.hash(&mut h);
-        out.insert(entry.clone(), (bytes.len(), h.finish()));
-    }
-    Ok(out)
-}
-
-fn walkdir(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir)? {
-        let p = entry?.path();
-        if p.is_dir() {
-            out.extend(walkdir(&p)?);
-        } else {
-            out.push(p);
-        }
-    }
-    Ok(out)
 }
 
 fn problems(dir: &Path) -> Result<String> {
@@ -59,10 +25,10 @@ fn problems(dir: &Path) -> Result<String> {
 
 /// Checks without changing a byte, expects `expect` among the problems, repairs, re-checks.
 fn reported_then_repaired(dir: &Path, expect: &str) -> Result<()> {
-    let before = files(dir)?;
+    let before = file_bytes(dir);
     let found = problems(dir)?;
     assert!(found.contains(expect), "expected {expect:?} in {found:?}");
-    assert_eq!(files(dir)?, before, "check changed files");
+    assert!(file_bytes(dir) == before, "check changed files");
     let fixed = repair(dir)?;
     assert!(!fixed.actions.is_empty());
     assert!(fixed.after.is_clean(), "{:?}", fixed.after.problems);

@@ -1,21 +1,11 @@
 //! Derived indexes that are stale, missing or damaged are caught up or rebuilt on open.
 
-use crate::support::{Docs, assert_consistent, bm25_sources, embedder, sync};
+use crate::support::{
+    Docs, assert_consistent, bm25_sources, disk_kb_with_docs, embedder, file_bytes,
+};
 use anyhow::Result;
 use ragtune_index::{Error, KnowledgeBase};
 use std::path::Path;
-
-fn kb_with_docs(dir: &Path, docs: &Docs) -> Result<()> {
-    for i in 0..6 {
-        docs.write(
-            &format!("d{i}.txt"),
-            &format!("paragraph about topic{i}\n\nsecond part {i}"),
-        )?;
-    }
-    let mut kb = KnowledgeBase::open(dir, &embedder())?;
-    sync(&mut kb, &[docs.root()])?;
-    Ok(())
-}
 
 fn reopen_and_check(dir: &Path, docs: &Docs, expect_repair: &str) -> Result<()> {
     let kb = KnowledgeBase::open(dir, &embedder())?;
@@ -37,7 +27,7 @@ fn reopen_and_check(dir: &Path, docs: &Docs, expect_repair: &str) -> Result<()> 
 #[test]
 fn missing_bm25_directory_is_rebuilt_from_sqlite() -> Result<()> {
     let (tmp, docs) = (tempfile::tempdir()?, Docs::new()?);
-    kb_with_docs(tmp.path(), &docs)?;
+    disk_kb_with_docs(tmp.path(), &docs, 6)?;
     std::fs::remove_dir_all(tmp.path().join("bm25"))?;
     reopen_and_check(tmp.path(), &docs, "rebuilt BM25 index")
 }
@@ -45,7 +35,7 @@ fn missing_bm25_directory_is_rebuilt_from_sqlite() -> Result<()> {
 #[test]
 fn corrupted_bm25_directory_is_rebuilt_from_sqlite() -> Result<()> {
     let (tmp, docs) = (tempfile::tempdir()?, Docs::new()?);
-    kb_with_docs(tmp.path(), &docs)?;
+    disk_kb_with_docs(tmp.path(), &docs, 6)?;
     std::fs::write(tmp.path().join("bm25/meta.json"), b"{ not json")?;
     reopen_and_check(tmp.path(), &docs, "rebuilt BM25 index")?;
     // Segment files gone while meta.json still names them.
@@ -61,7 +51,7 @@ fn corrupted_bm25_directory_is_rebuilt_from_sqlite() -> Result<()> {
 #[test]
 fn damaged_or_missing_vector_file_is_rebuilt_from_sqlite() -> Result<()> {
     let (tmp, docs) = (tempfile::tempdir()?, Docs::new()?);
-    kb_with_docs(tmp.path(), &docs)?;
+    disk_kb_with_docs(tmp.path(), &docs, 6)?;
     let file = tmp.path().join("vectors.bin");
     let mut bytes = std::fs::read(&file)?;
     let mid = bytes.len() / 2;
@@ -75,7 +65,7 @@ fn damaged_or_missing_vector_file_is_rebuilt_from_sqlite() -> Result<()> {
 #[test]
 fn writes_after_the_last_checkpoint_are_replayed_on_open() -> Result<()> {
     let (tmp, docs) = (tempfile::tempdir()?, Docs::new()?);
-    kb_with_docs(tmp.path(), &docs)?;
+    disk_kb_with_docs(tmp.path(), &docs, 6)?;
     {
         // Written to SQLite, never checkpointed: as if the process died here.
         let mut kb = KnowledgeBase::open(tmp.path(), &embedder())?;
@@ -97,7 +87,7 @@ fn writes_after_the_last_checkpoint_are_replayed_on_open() -> Result<()> {
 #[test]
 fn a_reader_opens_while_a_writer_holds_the_index() -> Result<()> {
     let (tmp, docs) = (tempfile::tempdir()?, Docs::new()?);
-    kb_with_docs(tmp.path(), &docs)?;
+    disk_kb_with_docs(tmp.path(), &docs, 6)?;
     let mut writer = KnowledgeBase::open(tmp.path(), &embedder())?;
     writer.delete_document(&docs.source("d0.txt"))?; // takes the BM25 writer, not checkpointed
     let reader = KnowledgeBase::open(tmp.path(), &embedder())?;
@@ -121,24 +111,14 @@ fn a_reader_opens_while_a_writer_holds_the_index() -> Result<()> {
     Ok(())
 }
 
-/// Every file under `dir` (but kb.sqlite and its journal) with its bytes, to prove that
-/// nothing was touched.
-fn derived_files(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_owned()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap().flatten() {
-            let p = e.path();
-            let name = e.file_name().to_string_lossy().into_owned();
-            if p.is_dir() {
-                stack.push(p);
-            } else if !name.starts_with("kb.sqlite") && name != "writer.lock" {
-                out.push((p.clone(), std::fs::read(&p).unwrap()));
-            }
-        }
-    }
-    out.sort();
-    out
+/// Every file under `dir` but kb.sqlite (and its journal) and the writer lock, with its bytes.
+fn derived_files(dir: &Path) -> std::collections::BTreeMap<std::path::PathBuf, Vec<u8>> {
+    let mut files = file_bytes(dir);
+    files.retain(|p, _| {
+        let name = p.file_name().unwrap_or_default().to_string_lossy();
+        !name.starts_with("kb.sqlite") && name != "writer.lock"
+    });
+    files
 }
 
 /// Regression: `truncate -s 0 K/kb.sqlite; ragtune search --kb K x` printed "no results"
@@ -147,7 +127,7 @@ fn derived_files(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
 fn a_zeroed_database_is_damage_and_wipes_nothing() -> Result<()> {
     let tmp = tempfile::tempdir()?;
     let docs = Docs::new()?;
-    kb_with_docs(tmp.path(), &docs)?;
+    disk_kb_with_docs(tmp.path(), &docs, 6)?;
     let before = derived_files(tmp.path());
     assert!(!before.is_empty());
     std::fs::OpenOptions::new()
@@ -190,7 +170,7 @@ fn reading_a_missing_knowledge_base_creates_nothing() {
 fn a_healthy_knowledge_base_opens_for_reading() -> Result<()> {
     let tmp = tempfile::tempdir()?;
     let docs = Docs::new()?;
-    kb_with_docs(tmp.path(), &docs)?;
+    disk_kb_with_docs(tmp.path(), &docs, 6)?;
     let kb = KnowledgeBase::open_existing(tmp.path(), &embedder())?;
     assert_consistent(&kb);
     assert_eq!(bm25_sources(&kb, "topic3"), vec![docs.source("d3.txt")]);

@@ -133,3 +133,35 @@ pub fn snapshot(kb: &KnowledgeBase) -> Vec<(String, String, Vec<String>)> {
     }
     out
 }
+
+/// Writes `n` two-paragraph documents (`d0.txt` about `topic0`, ...) into `docs` and syncs them
+/// into a disk knowledge base in `dir`.
+pub fn disk_kb_with_docs(dir: &Path, docs: &Docs, n: usize) -> Result<()> {
+    for i in 0..n {
+        docs.write(
+            &format!("d{i}.txt"),
+            &format!("paragraph about topic{i}\n\nsecond part {i}"),
+        )?;
+    }
+    let mut kb = KnowledgeBase::open(dir, &embedder())?;
+    sync(&mut kb, &[docs.root()])?;
+    Ok(())
+}
+
+/// Every file under `dir` with its bytes, to prove that something changed none of them.
+pub fn file_bytes(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = entry.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let bytes = std::fs::read(&p).unwrap();
+                out.insert(p, bytes);
+            }
+        }
+    }
+    out
+}
