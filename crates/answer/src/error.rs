@@ -55,6 +55,10 @@ pub enum Error {
     #[error("{0}")]
     Config(String),
 
+    /// Evaluation data (questions, examples) could not be read.
+    #[error(transparent)]
+    Dataset(#[from] ragtune_datasets::Error),
+
     #[error("cannot read {}: {source}", path.display())]
     Io {
         path: PathBuf,

@@ -35,15 +35,7 @@ pub struct SelectedExample {
 /// `question` and `answer` (a string) or `answers` (strings or `{"text": ...}` objects). The
 /// first answer is used; unanswerable questions are skipped.
 pub fn load_examples(path: &Path) -> Result<Vec<Example>> {
-    let items = if path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("json"))
-    {
-        crate::eval::load_squad(path)?
-    } else {
-        crate::eval::load_qa_jsonl(path)?
-    };
-    Ok(examples_from(&items))
+    Ok(examples_from(&ragtune_datasets::load_questions(path)?))
 }
 
 /// Examples from answerable questions, with their first non-blank answer.

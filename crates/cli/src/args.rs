@@ -29,7 +29,7 @@ pub fn adapter_file(path: &std::path::Path) -> Result<PathBuf> {
 }
 
 /// Which model to run and how.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct ModelArgs {
     /// A catalogue name (see `ragtune models list`), a .gguf file, or a model folder
     /// (default: smollm2-135m-instruct; for `ask`, qwen2.5-coder-0.5b-instruct).

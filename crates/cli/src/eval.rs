@@ -4,13 +4,12 @@ use crate::args::{AnswerArgs, ModelArgs};
 use crate::kb::{KbArgs, open_embedder, open_existing, parse_mode};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
-use ragtune_answer::eval::{QaItem, load_qa_jsonl, load_squad, sample_indices};
-use ragtune_answer::{Answerer, ExamplePool, Mode, examples_from, load_examples};
+use ragtune_answer::{Answerer, ExamplePool, Mode, load_examples};
 use ragtune_core::SearchMode;
+use ragtune_eval::QuestionSet;
 use ragtune_index::KnowledgeBase;
 use ragtune_retrieve::KbRetriever;
 use ragtune_retrieve::eval::{self, Metrics};
-use std::collections::HashSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -173,31 +172,30 @@ fn perplexity(args: PerplexityArgs) -> Result<()> {
     Ok(())
 }
 
-fn is_json(path: &Path) -> bool {
-    path.extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("json"))
-}
-
 fn qa(args: QaArgs) -> Result<()> {
-    let all = if is_json(&args.questions) {
-        load_squad(&args.questions)?
-    } else {
-        load_qa_jsonl(&args.questions)?
-    };
-    if all.is_empty() {
-        bail!("{}: no questions", args.questions.display());
-    }
-    let chosen = if args.sample == 0 {
-        (0..all.len()).collect()
-    } else {
-        sample_indices(all.len(), args.sample, args.seed)
-    };
-    let items: Vec<QaItem> = chosen.iter().map(|&i| all[i].clone()).collect();
+    let set = QuestionSet::load(&args.questions, args.sample, args.seed)?;
+    let raft = crate::raft::trained_run(args.model.adapter.as_deref())?;
     let modes = if args.modes.is_empty() {
         vec![Mode::Rag]
     } else {
         args.modes.clone()
     };
+    if let Some(run) = &raft {
+        if modes != [Mode::Rag] || args.write_sft.is_some() {
+            bail!(
+                "{} is a RAFT adapter, which answers from retrieved passages with its own prompt; \
+                 leave out --mode and --write-sft, or pass another adapter",
+                args.model
+                    .adapter
+                    .as_deref()
+                    .unwrap_or(Path::new(""))
+                    .display()
+            );
+        }
+        for note in &run.notes {
+            eprintln!("note: {}", crate::term::safe(note));
+        }
+    }
 
     // Options (and template files) first: a bad template should not wait for the models.
     let mut options = Vec::new();
@@ -211,33 +209,24 @@ fn qa(args: QaArgs) -> Result<()> {
     let kb = if modes.contains(&Mode::Rag) {
         let corpus = match (&args.corpus, &args.kb) {
             (Some(file), _) => Some(file.clone()),
-            (None, None) if is_json(&args.questions) => Some(args.questions.clone()),
+            (None, None) if set.is_json() => Some(args.questions.clone()),
             _ => None,
         };
         Some(match corpus {
             Some(file) => {
-                let corpus = if file == args.questions && all.iter().any(|i| i.decision.is_some()) {
-                    abstracts(&all)
-                } else {
-                    eval::squad::load(&file)?.0
-                };
+                let corpus = ragtune_eval::load_corpus(&file, &set)?;
                 eprintln!(
                     "indexing the {} paragraphs of {} with {} ...",
                     corpus.docs.len(),
                     file.display(),
                     args.embedder
                 );
-                // Chunked as `ragtune ingest` chunks files: a long context (a whole article)
-                // would not fit the prompt as one passage.
-                let chunking = ragtune_ingest::ChunkOptions {
-                    max_tokens: ragtune_ingest::ChunkOptions::default()
-                        .max_tokens
-                        .min(embedder.max_content_tokens()),
-                    ..Default::default()
-                };
-                let mut kb = KnowledgeBase::in_memory(&embedder)?;
-                let chunks =
-                    eval::index_corpus_chunked(&mut kb, &corpus, &embedder, &embedder, &chunking)?;
+                let (kb, chunks) = ragtune_eval::index_in_memory(
+                    &corpus,
+                    &embedder,
+                    &embedder,
+                    embedder.max_content_tokens(),
+                )?;
                 eprintln!("{chunks} chunks");
                 kb
             }
@@ -259,7 +248,7 @@ fn qa(args: QaArgs) -> Result<()> {
     let pool = if modes.contains(&Mode::FewShot) {
         let examples = match &args.examples {
             Some(file) => load_examples(file)?,
-            None if is_json(&args.questions) => held_out_examples(&all, &chosen),
+            None if set.is_json() => set.held_out_examples(),
             None => {
                 bail!("few-shot mode needs --examples FILE when the questions are not SQuAD JSON")
             }
@@ -273,50 +262,69 @@ fn qa(args: QaArgs) -> Result<()> {
         None
     };
 
-    let generator = crate::generate::load(&args.model)?;
-    let mut out = match &args.results {
-        Some(path) => Some(std::io::BufWriter::new(
-            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
-        )),
-        None => None,
-    };
+    let model_args = crate::raft::model_for(&args.model, raft.as_ref());
+    let generator = crate::generate::load(&model_args)?;
+    let retriever_dyn = retriever
+        .as_ref()
+        .map(|r| r as &dyn ragtune_core::Retriever);
     if let Some(path) = &args.write_sft {
         anyhow::ensure!(
             options.len() == 1,
             "--write-sft writes the prompts of one --mode"
         );
         let mut answerer = Answerer::new(&generator, options.remove(0));
-        if let Some(r) = &retriever {
+        if let Some(r) = retriever_dyn {
             answerer = answerer.with_retriever(r);
         }
         if let Some(p) = &pool {
             answerer = answerer.with_examples(p);
         }
-        return write_sft(&answerer, &items, path);
+        let w = ragtune_eval::write_sft(&answerer, &set.items, path)?;
+        println!(
+            "wrote {} examples to {} ({} left out: the answer is in no passage of the prompt; {} without an answer or a prompt)",
+            w.written,
+            path.display(),
+            w.not_in_prompt,
+            w.unanswerable
+        );
+        return Ok(());
     }
+    let mut out = match &args.results {
+        Some(path) => Some(std::io::BufWriter::new(
+            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
+        )),
+        None => None,
+    };
     let mut reports = Vec::new();
     for options in options {
         let mode = options.mode;
-        let mut answerer = Answerer::new(&generator, options);
-        if let Some(r) = &retriever {
-            answerer = answerer.with_retriever(r);
-        }
-        if let Some(p) = &pool {
-            answerer = answerer.with_examples(p);
-        }
-        eprintln!(
-            "{mode}: answering {} questions with {} ...",
-            items.len(),
-            args.model.name()
-        );
-        let evaluation = if args.sequential {
-            ragtune_answer::eval::evaluate_sequential(&answerer, &items)?
+        let label = if raft.is_some() {
+            "raft"
         } else {
-            ragtune_answer::eval::evaluate(&answerer, &items)?
+            mode.as_str()
+        };
+        eprintln!(
+            "{label}: answering {} questions with {} ...",
+            set.items.len(),
+            model_args.name()
+        );
+        let evaluation = match (&raft, retriever_dyn) {
+            (Some(run), Some(r)) => {
+                let raft_options = crate::raft::options_for(&args.answer, run, Default::default())?;
+                ragtune_eval::evaluate_raft(&generator, r, &raft_options, &set.items)?
+            }
+            _ => ragtune_eval::evaluate_mode(
+                &generator,
+                retriever_dyn,
+                pool.as_ref(),
+                options,
+                &set.items,
+                args.sequential,
+            )?,
         };
         if let Some(out) = &mut out {
             for r in &evaluation.results {
-                serde_json::to_writer(&mut *out, &serde_json::json!({"mode": mode, "result": r}))?;
+                serde_json::to_writer(&mut *out, &serde_json::json!({"mode": label, "result": r}))?;
                 writeln!(out)?;
             }
         }
@@ -334,14 +342,15 @@ fn qa(args: QaArgs) -> Result<()> {
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({
                 "questions_file": args.questions,
-                "sample": items.len(),
+                "sample": set.items.len(),
                 "seed": args.seed,
-                "model": args.model.name(),
+                "model": model_args.name(),
+                "adapter": args.model.adapter,
                 "options": {
                     "top_k": a.top_k.unwrap_or(crate::args::DEFAULT_TOP_K), "search": a.search.as_str(), "shots": a.shots,
                     "max_tokens": a.max_tokens, "prompt_budget": a.prompt_budget,
                     "min_score": a.min_score, "min_confidence": a.min_confidence,
-                    "template": a.template, "sequential": args.sequential,
+                    "template": a.template, "sequential": args.sequential || raft.is_some(),
                     "embedder": args.embedder,
                 },
                 "reports": reports,
@@ -351,92 +360,10 @@ fn qa(args: QaArgs) -> Result<()> {
     Ok(())
 }
 
-/// Writes `items` as SFT examples: the prompt `answerer` builds, then the gold answer cited
-/// with the passage that holds it (in RAG mode) or alone (other modes).
-fn write_sft(answerer: &Answerer<'_>, items: &[QaItem], path: &Path) -> Result<()> {
-    let questions: Vec<&str> = items.iter().map(|i| i.question.as_str()).collect();
-    let prepared = answerer.prepare_batch(&questions)?;
-    let mut out = std::io::BufWriter::new(
-        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
-    );
-    let (mut written, mut not_in_prompt, mut unanswerable) = (0, 0, 0);
-    for (item, p) in items.iter().zip(&prepared) {
-        let (Some(messages), Some(gold)) = (p.messages(), item.answers.first()) else {
-            unanswerable += 1;
-            continue;
-        };
-        let answer = if answerer.options().mode == Mode::Rag {
-            let wanted = ragtune_answer::citation::match_form(gold);
-            match p
-                .shown
-                .iter()
-                .position(|text| ragtune_answer::citation::match_form(text).contains(&wanted))
-            {
-                Some(i) => format!("{gold} [{}]", i + 1),
-                None => {
-                    not_in_prompt += 1;
-                    continue;
-                }
-            }
-        } else {
-            gold.clone()
-        };
-        // The prompt's worked demonstrations are assistant turns too: context, not targets.
-        let mut messages: Vec<serde_json::Value> = messages
-            .iter()
-            .map(|m| {
-                let mut v = serde_json::to_value(m)?;
-                if m.role == ragtune_core::Role::Assistant {
-                    v["weight"] = 0.into();
-                }
-                Ok(v)
-            })
-            .collect::<Result<_>>()?;
-        messages.push(serde_json::json!({"role": "assistant", "content": answer}));
-        serde_json::to_writer(&mut out, &serde_json::json!({ "messages": messages }))?;
-        writeln!(out)?;
-        written += 1;
-    }
-    out.flush()?;
-    println!(
-        "wrote {written} examples to {} ({not_in_prompt} left out: the answer is in no passage of the prompt; {unanswerable} without an answer or a prompt)",
-        path.display()
-    );
-    Ok(())
-}
-
-/// PubMedQA: one document per question, its abstract (no title: the title is the question).
-fn abstracts(items: &[QaItem]) -> eval::Corpus {
-    eval::Corpus {
-        docs: items
-            .iter()
-            .map(|i| eval::CorpusDoc {
-                id: i.id.clone(),
-                title: String::new(),
-                text: i.context.clone(),
-            })
-            .collect(),
-    }
-}
-
-/// Few-shot examples from the questions that were not drawn and are not about a paragraph a
-/// drawn question is about, so no example gives an answer away.
-fn held_out_examples(all: &[QaItem], chosen: &[usize]) -> Vec<ragtune_answer::Example> {
-    let chosen_set: HashSet<usize> = chosen.iter().copied().collect();
-    let contexts: HashSet<&str> = chosen.iter().map(|&i| all[i].context.as_str()).collect();
-    let rest: Vec<QaItem> = all
-        .iter()
-        .enumerate()
-        .filter(|(i, item)| !chosen_set.contains(i) && !contexts.contains(item.context.as_str()))
-        .map(|(_, item)| item.clone())
-        .collect();
-    examples_from(&rest)
-}
-
 fn retrieval(args: RetrievalArgs) -> Result<()> {
     let (corpus, queries) = match (&args.beir, &args.squad) {
-        (Some(dir), None) => eval::beir::load(dir, &args.split)?,
-        (None, Some(file)) => eval::squad::load(file)?,
+        (Some(dir), None) => ragtune_datasets::beir::load(dir, &args.split)?,
+        (None, Some(file)) => ragtune_datasets::squad_retrieval(file)?,
         _ => bail!("name the data: --beir DIR or --squad FILE"),
     };
     let embedder = open_embedder(&args.embedder)?;

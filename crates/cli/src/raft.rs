@@ -2,6 +2,7 @@
 //! (the work is `ragtune_raft::build`); `ragtune raft train`: `train sft` on such data; and
 //! `ask` with a RAFT adapter (the work is `ragtune_raft::answer`).
 
+use crate::args::{AnswerArgs, ModelArgs};
 use crate::ask::AskArgs;
 use crate::kb::{KbArgs, filter_of, open_embedder, open_existing};
 use crate::term;
@@ -124,7 +125,7 @@ pub fn trained_run(adapter: Option<&Path>) -> Result<Option<TrainedRun>> {
 }
 
 /// `ragtune ask --adapter RUN` where RUN was trained on RAFT data.
-pub fn ask(mut args: AskArgs, run: TrainedRun) -> Result<()> {
+pub fn ask(args: AskArgs, run: TrainedRun) -> Result<()> {
     let adapter = args.model.adapter.clone().unwrap_or_default();
     if args.mode != Mode::Rag || args.examples.is_some() {
         bail!(
@@ -143,33 +144,9 @@ pub fn ask(mut args: AskArgs, run: TrainedRun) -> Result<()> {
     for note in &run.notes {
         eprintln!("note: {}", term::safe(note));
     }
-    // As many passages as training showed, unless told otherwise.
-    let top_k = match (args.answer.top_k, run.lineage.passages) {
-        (Some(k), Some(trained)) if k != trained => {
-            eprintln!(
-                "note: the adapter was trained on {trained} passages per question; this prompt \
-                 shows up to {k} (--top-k {trained} matches training)"
-            );
-            k
-        }
-        (Some(k), _) => k,
-        (None, trained) => trained.unwrap_or(crate::args::DEFAULT_TOP_K),
-    };
-    // The adapter only fits the base it was trained on.
-    if args.model.model.is_none() {
-        args.model.model = Some(match &run.base {
-            Some(base) => base.display().to_string(),
-            None => crate::args::DEFAULT_MODEL.to_owned(),
-        });
-    }
-    let options = RaftOptions {
-        top_k,
-        search: args.answer.search,
-        filter: filter_of(args.path.clone(), &[], &[])?,
-        max_tokens: args.answer.max_tokens.max(MIN_REPLY_TOKENS),
-        ..RaftOptions::default()
-    };
-    let generator = crate::generate::load(&args.model)?;
+    let options = options_for(&args.answer, &run, filter_of(args.path.clone(), &[], &[])?)?;
+    let model = model_for(&args.model, Some(&run));
+    let generator = crate::generate::load(&model)?;
     let embedder = open_embedder(&args.kb.embedder)?;
     let kb = open_existing(&args.kb, &embedder)?;
     let retriever = KbRetriever::new(&kb, &embedder)?;
@@ -180,6 +157,46 @@ pub fn ask(mut args: AskArgs, run: TrainedRun) -> Result<()> {
         print_answer(&answer, args.show_reasoning);
     }
     Ok(())
+}
+
+/// The model options for a RAFT adapter: its training base unless a model was named (the
+/// adapter only fits the base it was trained on).
+pub fn model_for(model: &ModelArgs, run: Option<&TrainedRun>) -> ModelArgs {
+    let mut model = model.clone();
+    if let (None, Some(run)) = (&model.model, run) {
+        model.model = Some(match &run.base {
+            Some(base) => base.display().to_string(),
+            None => crate::args::DEFAULT_MODEL.to_owned(),
+        });
+    }
+    model
+}
+
+/// How a RAFT adapter answers: as many passages as training showed unless `--top-k` says
+/// otherwise, and room for its reasoning.
+pub fn options_for(
+    answer: &AnswerArgs,
+    run: &TrainedRun,
+    filter: ragtune_core::Filter,
+) -> Result<RaftOptions> {
+    let top_k = match (answer.top_k, run.lineage.passages) {
+        (Some(k), Some(trained)) if k != trained => {
+            eprintln!(
+                "note: the adapter was trained on {trained} passages per question; this prompt \
+                 shows up to {k} (--top-k {trained} matches training)"
+            );
+            k
+        }
+        (Some(k), _) => k,
+        (None, trained) => trained.unwrap_or(crate::args::DEFAULT_TOP_K),
+    };
+    Ok(RaftOptions {
+        top_k,
+        search: answer.search,
+        filter,
+        max_tokens: answer.max_tokens.max(MIN_REPLY_TOKENS),
+        ..RaftOptions::default()
+    })
 }
 
 fn print_answer(a: &RaftAnswer, show_reasoning: bool) {

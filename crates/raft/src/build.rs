@@ -3,7 +3,7 @@
 use crate::error::{Error, Result, io};
 use crate::oracle::{KbChunk, Oracle, SkipReason, find_oracle};
 use crate::prompt::{RaftPassage, abstain_answer, cot_answer, raft_prompt};
-use ragtune_answer::eval::{QaItem, SplitMix64, load_qa_jsonl, load_squad};
+use ragtune_answer::eval::{QaItem, SplitMix64};
 use ragtune_answer::sanitize::sanitize;
 use ragtune_core::{ChatMessage, Embedder, Query, Retriever, SearchMode};
 use ragtune_index::KnowledgeBase;
@@ -336,15 +336,12 @@ pub fn load_questions(path: &Path) -> Result<Vec<QaItem>> {
         .extension()
         .and_then(|e| e.to_str())
         .map(str::to_ascii_lowercase);
-    let items = match ext.as_deref() {
-        Some("json") => load_squad(path)?,
-        Some("jsonl") => load_qa_jsonl(path)?,
-        _ => {
-            return Err(Error::QuestionsFormat {
-                path: path.to_owned(),
-            });
-        }
-    };
+    if !matches!(ext.as_deref(), Some("json" | "jsonl")) {
+        return Err(Error::QuestionsFormat {
+            path: path.to_owned(),
+        });
+    }
+    let items = ragtune_datasets::load_questions(path)?;
     if items.is_empty() {
         return Err(Error::NoQuestions {
             path: path.to_owned(),

@@ -29,7 +29,7 @@ pub enum Error {
 
     /// The questions file does not parse (the message names the file and line).
     #[error(transparent)]
-    Questions(#[from] ragtune_answer::Error),
+    Questions(#[from] ragtune_datasets::Error),
 
     /// The questions file holds no questions.
     #[error("{}: no questions; each line (JSONL) or SQuAD paragraph must hold at least one", path.display())]

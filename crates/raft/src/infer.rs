@@ -9,6 +9,10 @@ use crate::prompt::{
 };
 use ragtune_answer::sanitize::sanitize;
 use ragtune_answer::template::RAG_REFUSAL;
+use ragtune_answer::{
+    AbstainReason, Abstention, Answer, Citation, CitationFailure, CitationStatus, CitedChunk, Mode,
+    Passage, PassageFit, Timings, TokenReport,
+};
 use ragtune_core::{
     ChatMessage, Filter, FinishReason, GenerationRequest, Generator, Hit, Prompt, Query, Retriever,
     SamplingParams, SearchMode, Usage,
@@ -116,6 +120,106 @@ pub struct RaftAnswer {
     pub usage: Usage,
     /// `None` when the model was not asked (no passage retrieved).
     pub finish_reason: Option<FinishReason>,
+    /// The hits behind `passages`, as retrieved (not serialised: `passages` shows them).
+    #[serde(skip)]
+    pub hits: Vec<Hit>,
+}
+
+impl RaftAnswer {
+    /// The answer as a grounded answer of `ragtune-answer`, so RAFT is scored with the same
+    /// metrics as the other approaches: the final answer is what is scored, each quote is a
+    /// citation of the passage that holds it (`quote_not_found` when none does), and a refusal
+    /// is an abstention. `total_ms` is the time the question took.
+    pub fn to_answer(&self, total_ms: f64) -> Answer {
+        let passages: Vec<Passage> = self
+            .hits
+            .iter()
+            .enumerate()
+            .map(|(i, hit)| Passage {
+                number: Some(i as u32 + 1),
+                rank: i as u32 + 1,
+                fit: PassageFit::Full,
+                hit: hit.clone(),
+            })
+            .collect();
+        let citations: Vec<Citation> = self
+            .citations
+            .iter()
+            .map(|c| Citation {
+                number: c.passage.or(c.cited).unwrap_or(0),
+                valid: c.found,
+                status: if c.found {
+                    CitationStatus::Ok
+                } else {
+                    CitationStatus::QuoteNotFound
+                },
+                in_prompt: c.passage.is_some(),
+                quote_found: Some(c.found),
+                supported: c.found,
+                claim: c.quote.clone(),
+                failure: (!c.found).then(|| CitationFailure::QuoteNotFound {
+                    quote: c.quote.clone(),
+                }),
+                chunk: c.chunk_id.map(|chunk_id| CitedChunk {
+                    chunk_id,
+                    source: c.source.clone().unwrap_or_default(),
+                    page: c.page,
+                    heading_path: Vec::new(),
+                    start: c.start.unwrap_or_default(),
+                    end: c.end.unwrap_or_default(),
+                    score: self
+                        .passages
+                        .iter()
+                        .find(|p| Some(p.number) == c.passage)
+                        .map_or(0.0, |p| p.score),
+                }),
+            })
+            .collect();
+        let asked = self.finish_reason.is_some();
+        let score = self.passages.iter().map(|p| p.score).reduce(f32::max);
+        Answer {
+            question: self.question.clone(),
+            mode: Mode::Rag,
+            answer: self.answer.clone(),
+            answer_text: if self.abstained {
+                String::new()
+            } else {
+                ragtune_answer::answer_text(&self.answer)
+            },
+            model_output: self.model_output.clone(),
+            abstention: Abstention {
+                abstained: self.abstained,
+                reason: self.abstained.then_some(if asked {
+                    AbstainReason::ModelRefused
+                } else {
+                    AbstainReason::NoPassages
+                }),
+                score,
+                min_score: None,
+                confidence: None,
+                min_confidence: None,
+                model_refused: asked && self.abstained,
+            },
+            failed_citations: citations.iter().filter(|c| !c.valid).count(),
+            unsupported_citations: 0,
+            citations,
+            copied_references: Vec::new(),
+            quotes: Vec::new(),
+            passages,
+            examples: Vec::new(),
+            tokens: TokenReport {
+                prompt: self.usage.prompt_tokens,
+                completion: self.usage.completion_tokens,
+                ..TokenReport::default()
+            },
+            timings: Timings {
+                total_ms,
+                generation_ms: total_ms,
+                ..Timings::default()
+            },
+            finish_reason: self.finish_reason,
+        }
+    }
 }
 
 /// The RAFT prompt over retrieved hits: [`raft_prompt`] with each hit's source, page and text,
@@ -181,6 +285,7 @@ pub fn answer(
         model_output: String::new(),
         usage: Usage::default(),
         finish_reason: None,
+        hits: Vec::new(),
     };
     if hits.is_empty() {
         return Ok(out);
@@ -235,6 +340,7 @@ pub fn answer(
     out.messages = messages;
     out.usage = generation.usage;
     out.finish_reason = Some(generation.finish_reason);
+    out.hits = hits;
     Ok(out)
 }
 

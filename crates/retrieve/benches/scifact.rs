@@ -10,8 +10,9 @@
 //! `RAGTUNE_BENCH_SQUAD=0` skips SQuAD.
 
 use ragtune_core::{Embedder, SearchMode};
+use ragtune_datasets::{beir, squad_retrieval};
 use ragtune_index::{Bm25Options, KbOptions, KnowledgeBase};
-use ragtune_retrieve::eval::{self, Corpus, EvalQuery, Metrics, beir, squad};
+use ragtune_retrieve::eval::{self, Corpus, EvalQuery, Metrics};
 use ragtune_retrieve::{KbRetriever, RetrieveOptions};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -86,7 +87,7 @@ fn main() -> Result<(), BoxError> {
     let (corpus, queries) = beir::load(&data.join("beir-scifact"), "test")?;
     run("BEIR SciFact (test)", &corpus, &queries)?;
     if std::env::var("RAGTUNE_BENCH_SQUAD").as_deref() != Ok("0") {
-        let (corpus, queries) = squad::load(&data.join("squad-v1.1-dev/dev-v1.1.json"))?;
+        let (corpus, queries) = squad_retrieval(&data.join("squad-v1.1-dev/dev-v1.1.json"))?;
         run("SQuAD v1.1 dev paragraphs", &corpus, &queries)?;
     }
     Ok(())

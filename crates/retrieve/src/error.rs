@@ -23,6 +23,10 @@ pub enum Error {
         reason: String,
     },
 
+    /// Evaluation data could not be read.
+    #[error(transparent)]
+    Dataset(#[from] ragtune_datasets::Error),
+
     #[error(transparent)]
     Index(#[from] ragtune_index::Error),
 

@@ -3,8 +3,8 @@
 //! trade-off over a sweep of the score threshold), latency and tokens per question.
 //!
 //! [`evaluate`] runs the three steps of [`Answerer`] over all questions: preparation, **one**
-//! batched generation, then checks and scores. Data comes from [`load_squad`] (v1.1 and v2.0)
-//! or [`load_qa_jsonl`]; [`sample`] draws a reproducible subset.
+//! batched generation, then checks and scores. Questions come from `ragtune-datasets` (SQuAD,
+//! PubMedQA, JSONL); [`sample`] draws a reproducible subset.
 //!
 //! Yes/no/maybe questions (PubMedQA) are also scored by accuracy on the label the answer
 //! gives ([`extract_decision`]); an answer without one counts as wrong.
@@ -12,12 +12,11 @@
 //! Scoring follows SQuAD v2.0: an abstention is an empty prediction, right for an unanswerable
 //! question and wrong for an answerable one.
 
-mod data;
 mod metrics;
 mod sample;
 
-pub use data::{Decision, QaItem, load_qa_jsonl, load_squad};
 pub use metrics::{exact_match, extract_decision, f1_score, normalize_answer, score_answer};
+pub use ragtune_datasets::{Decision, QaItem};
 pub use sample::{SplitMix64, sample, sample_indices};
 
 use crate::answer::{Answer, Answerer, Mode};
@@ -90,13 +89,24 @@ impl QuestionResult {
 /// Scores an answer against a question's gold answers. `model_refusal` is whether the policy
 /// that produced it honours the model's refusal.
 pub fn score_question(item: &QaItem, answer: Answer, model_refusal: bool) -> QuestionResult {
+    let reply = crate::answer::answer_text(&answer.model_output);
+    score_reply(item, answer, &reply, model_refusal)
+}
+
+/// [`score_question`] where the reply to score is not the whole model output (a RAFT reply's
+/// final answer after its reasoning).
+pub fn score_reply(
+    item: &QaItem,
+    answer: Answer,
+    reply: &str,
+    model_refusal: bool,
+) -> QuestionResult {
     let gold = if item.is_impossible {
         Vec::new()
     } else {
         item.answers.clone()
     };
-    let reply = crate::answer::answer_text(&answer.model_output);
-    let (reply_exact_match, reply_f1) = score_answer(&reply, &gold);
+    let (reply_exact_match, reply_f1) = score_answer(reply, &gold);
     let (exact_match, f1) = score_answer(&answer.answer_text, &gold);
     let a = &answer.abstention;
     let no_passages = answer.mode == Mode::Rag && a.score.is_none();
@@ -174,6 +184,10 @@ pub struct CurvePoint {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EvalReport {
     pub mode: Mode,
+    /// What answered when it was not one of the answerer's modes (`raft`: a RAFT adapter with
+    /// its own prompt, scored as a grounded mode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approach: Option<String>,
     pub summary: EvalSummary,
     /// The abstention trade-off over a threshold on the retrieval score (RAG).
     pub curve: Vec<CurvePoint>,
@@ -230,10 +244,21 @@ fn report(
         .zip(answers)
         .map(|(item, answer)| score_question(item, answer, model_refusal))
         .collect();
+    assemble(answerer.options().mode, results, batched, start)
+}
+
+/// The evaluation of scored `results` (summary and abstention curves), timed from `start`.
+pub fn assemble(
+    mode: Mode,
+    results: Vec<QuestionResult>,
+    batched: bool,
+    start: Instant,
+) -> Evaluation {
     let sweep = |signal| curve(&results, signal, &default_thresholds(&results, signal));
     Evaluation {
         report: EvalReport {
-            mode: answerer.options().mode,
+            mode,
+            approach: None,
             summary: summarize(&results),
             curve: sweep(Signal::RetrievalScore),
             confidence_curve: sweep(Signal::Confidence),
@@ -389,7 +414,7 @@ impl fmt::Display for EvalReport {
         writeln!(
             f,
             "mode {}: {} questions ({} answerable, {} unanswerable) in {:.1} s ({:.2} questions/s, {})",
-            self.mode,
+            self.approach.as_deref().unwrap_or(self.mode.as_str()),
             s.questions,
             s.answerable,
             s.unanswerable,

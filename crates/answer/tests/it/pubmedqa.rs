@@ -1,9 +1,10 @@
 //! PubMedQA (PQA-L): the loader, the label an answer states, and accuracy.
 
 use crate::{TempFile, shared_data};
-use ragtune_answer::eval::{Decision, evaluate, extract_decision, load_squad};
+use ragtune_answer::eval::{Decision, evaluate, extract_decision};
 use ragtune_answer::testing::FakeGenerator;
 use ragtune_answer::{Answerer, Mode};
+use ragtune_datasets::load_squad;
 use std::collections::HashMap;
 
 const FIXTURE: &str = r#"{

@@ -1,7 +1,8 @@
 //! The SQuAD loaders and the seeded sample, on the shared data files.
 
 use crate::{TempFile, shared_data};
-use ragtune_answer::eval::{QaItem, load_qa_jsonl, load_squad, sample};
+use ragtune_answer::eval::{QaItem, sample};
+use ragtune_datasets::{load_qa_jsonl, load_squad};
 use std::sync::OnceLock;
 
 fn v2() -> &'static [QaItem] {

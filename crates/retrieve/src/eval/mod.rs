@@ -3,13 +3,12 @@
 //! [`index_corpus_chunked`] cuts the documents into chunks as `ragtune ingest` does instead,
 //! for answering questions from them (a whole article does not fit a prompt).
 //!
-//! Data: [`beir::load`] reads BEIR folders (`corpus.jsonl`, `queries.jsonl`,
-//! `qrels/<split>.tsv`); [`squad::load`] turns SQuAD into a corpus of paragraphs where each
-//! question's gold paragraph is its one relevant document.
+//! Data comes from `ragtune-datasets` (BEIR folders, SQuAD as a corpus of paragraphs where
+//! each question's gold paragraph is its one relevant document).
 
-pub mod beir;
 pub mod metrics;
-pub mod squad;
+
+pub use ragtune_datasets::{Corpus, CorpusDoc, EvalQuery};
 
 use crate::{KbRetriever, Result};
 use ragtune_core::{
@@ -17,30 +16,9 @@ use ragtune_core::{
 };
 use ragtune_index::{DocumentRecord, KnowledgeBase};
 use ragtune_ingest::ChunkOptions;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::fmt;
 use std::time::Instant;
-
-/// A document of an evaluation corpus.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CorpusDoc {
-    pub id: String,
-    pub title: String,
-    pub text: String,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Corpus {
-    pub docs: Vec<CorpusDoc>,
-}
-
-/// A query and the graded relevance of documents to it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EvalQuery {
-    pub id: String,
-    pub text: String,
-    pub relevant: HashMap<String, u32>,
-}
 
 /// Averages over the queries of one mode.
 #[derive(Debug, Clone, PartialEq)]

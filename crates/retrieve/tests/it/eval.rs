@@ -3,10 +3,11 @@
 
 use anyhow::Result;
 use ragtune_core::SearchMode;
+use ragtune_datasets::{beir, squad_retrieval};
 use ragtune_index::KnowledgeBase;
 use ragtune_index::testing::HashEmbedder;
 use ragtune_retrieve::KbRetriever;
-use ragtune_retrieve::eval::{self, beir, squad};
+use ragtune_retrieve::eval;
 use std::path::PathBuf;
 
 fn data(rel: &str) -> PathBuf {
@@ -48,7 +49,7 @@ fn scifact_bm25_reaches_the_beir_baseline() -> Result<()> {
 
 #[test]
 fn squad_paragraph_retrieval_with_bm25() -> Result<()> {
-    let (corpus, queries) = squad::load(&data("squad-v1.1-dev/dev-v1.1.json"))?;
+    let (corpus, queries) = squad_retrieval(&data("squad-v1.1-dev/dev-v1.1.json"))?;
     assert_eq!((corpus.docs.len(), queries.len()), (2067, 10570));
     let e = HashEmbedder::new(64);
     let mut kb = KnowledgeBase::in_memory(&e)?;

@@ -1,27 +1,17 @@
 //! BEIR data sets: `corpus.jsonl` (`_id`, `title`, `text`), `queries.jsonl` (`_id`, `text`)
 //! and `qrels/<split>.tsv` (`query-id`, `corpus-id`, `score`, with a header line).
 
-use super::{Corpus, CorpusDoc, EvalQuery};
-use crate::{Error, Result};
+use crate::{Corpus, CorpusDoc, Error, EvalQuery, Result};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 
 fn lines(path: &Path) -> Result<impl Iterator<Item = (usize, Result<String>)>> {
-    let file = std::fs::File::open(path).map_err(|source| Error::Io {
-        path: path.to_owned(),
-        source,
-    })?;
-    let owned = path.to_owned();
-    Ok(BufReader::new(file).lines().enumerate().map(move |(i, l)| {
-        (
-            i + 1,
-            l.map_err(|source| Error::Io {
-                path: owned.clone(),
-                source,
-            }),
-        )
-    }))
+    let file = fs_err::File::open(path)?;
+    Ok(BufReader::new(file)
+        .lines()
+        .enumerate()
+        .map(|(i, l)| (i + 1, l.map_err(Error::from))))
 }
 
 fn field(v: &serde_json::Value, name: &str, path: &Path, line: usize) -> Result<String> {

@@ -1,7 +1,7 @@
 //! Question-answering data: SQuAD JSON (v1.1 and v2.0), PubMedQA PQA-L JSON (yes/no/maybe
 //! questions over an abstract) and JSONL of question/answers.
 
-use crate::error::{Error, Result, read};
+use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -58,26 +58,26 @@ impl QaItem {
 }
 
 #[derive(Deserialize)]
-struct SquadFile {
-    data: Vec<SquadArticle>,
+pub(crate) struct SquadFile {
+    pub data: Vec<SquadArticle>,
 }
 
 #[derive(Deserialize)]
-struct SquadArticle {
-    title: String,
-    paragraphs: Vec<SquadParagraph>,
+pub(crate) struct SquadArticle {
+    pub title: String,
+    pub paragraphs: Vec<SquadParagraph>,
 }
 
 #[derive(Deserialize)]
-struct SquadParagraph {
-    context: String,
-    qas: Vec<SquadQa>,
+pub(crate) struct SquadParagraph {
+    pub context: String,
+    pub qas: Vec<SquadQa>,
 }
 
 #[derive(Deserialize)]
-struct SquadQa {
-    id: String,
-    question: String,
+pub(crate) struct SquadQa {
+    pub id: String,
+    pub question: String,
     #[serde(default)]
     answers: Vec<SquadAnswer>,
     #[serde(default)]
@@ -136,17 +136,12 @@ impl<'de> Deserialize<'de> for PqalFile {
 /// `final_decision`, ...). A PQA-L instance becomes a question whose gold answer and
 /// [`QaItem::decision`] are its yes/no/maybe label and whose context is its abstract.
 pub fn load_squad(path: &Path) -> Result<Vec<QaItem>> {
-    let bytes = read(path)?;
+    let bytes = fs_err::read(path)?;
     let squad = serde_json::from_slice::<Probe>(&bytes).map_or(true, |p| p.data.is_some());
     if !squad {
         return load_pqal(path, &bytes);
     }
-    let file: SquadFile = serde_json::from_slice(&bytes).map_err(|e| Error::Data {
-        path: path.to_owned(),
-        line: e.line(),
-        format: "SQuAD JSON",
-        reason: e.to_string(),
-    })?;
+    let file = parse_squad(path, &bytes)?;
     let mut items = Vec::new();
     for article in file.data {
         for paragraph in article.paragraphs {
@@ -166,11 +161,34 @@ pub fn load_squad(path: &Path) -> Result<Vec<QaItem>> {
     Ok(items)
 }
 
+/// SQuAD JSON, parsed once for both readers of it (questions and the paragraph corpus).
+pub(crate) fn parse_squad(path: &Path, bytes: &[u8]) -> Result<SquadFile> {
+    serde_json::from_slice(bytes).map_err(|e| Error::Data {
+        path: path.to_owned(),
+        line: e.line(),
+        format: "SQuAD JSON",
+        reason: e.to_string(),
+    })
+}
+
+/// Loads questions by extension: `.json` as SQuAD or PubMedQA PQA-L ([`load_squad`]),
+/// anything else as question/answers JSONL ([`load_qa_jsonl`]).
+pub fn load_questions(path: &Path) -> Result<Vec<QaItem>> {
+    if path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"))
+    {
+        load_squad(path)
+    } else {
+        load_qa_jsonl(path)
+    }
+}
+
 /// Loads JSONL, one question per line: `question` (required), `answers` (strings or
 /// `{"text": ...}` objects) or `answer` (a string), optional `id` (default `line-<n>`),
 /// optional `is_impossible` (default: no answers), optional `context`. Blank lines are skipped.
 pub fn load_qa_jsonl(path: &Path) -> Result<Vec<QaItem>> {
-    let bytes = read(path)?;
+    let bytes = fs_err::read(path)?;
     let text = String::from_utf8(bytes).map_err(|e| Error::Data {
         path: path.to_owned(),
         line: 1,
