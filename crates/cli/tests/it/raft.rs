@@ -177,6 +177,39 @@ fn a_raft_adapter_is_recorded_and_ask_uses_the_raft_prompt() {
     assert!(!ok);
     assert!(err.contains("is a RAFT adapter"), "{err}");
 
+    // `eval qa` with the RAFT adapter answers with the RAFT prompt, scored like any mode: every
+    // quote is a citation checked against the passages.
+    let squad = data.with_extension("squad.json");
+    let (ok, stdout, err) = run(ragtune()
+        .args(["eval", "qa"])
+        .arg(&squad)
+        .arg("--kb")
+        .arg(&kb)
+        .args([
+            "--sample",
+            "0",
+            "-n",
+            "32",
+            "--threads",
+            "2",
+            "--json",
+            "--adapter",
+        ])
+        .arg(&out));
+    assert!(ok, "{err}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let r = &report["reports"][0];
+    assert_eq!(r["approach"], "raft", "{report}");
+    assert_eq!(r["summary"]["questions"], 4, "{report}");
+    assert_eq!(report["model"], training["base"], "{report}");
+    let (ok, _, err) = run(ragtune()
+        .args(["eval", "qa"])
+        .arg(&squad)
+        .args(["--mode", "closed-book", "--adapter"])
+        .arg(&out));
+    assert!(!ok);
+    assert!(err.contains("is a RAFT adapter"), "{err}");
+
     // A run whose manifest is gone is still a RAFT run (with a note). Text output: the answer,
     // with the reasoning when asked; the adapter file works as the folder does.
     std::fs::remove_file(data.join("manifest.json")).unwrap();
