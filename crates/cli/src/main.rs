@@ -2,6 +2,7 @@
 
 mod args;
 mod ask;
+mod compare;
 mod eval;
 mod generate;
 mod kb;
@@ -53,6 +54,9 @@ enum Command {
     /// on it (`ask --adapter` then answers the RAFT way).
     #[command(subcommand)]
     Raft(raft::RaftCommand),
+    /// The same questions through every approach (closed-book, few-shot, RAG, fine-tuned,
+    /// RAFT): one report with confidence intervals, costs, scenarios and a recommendation.
+    Compare(Box<compare::CompareArgs>),
 }
 
 /// The PDF parser panics on some malformed files; ragtune-ingest catches those panics and
@@ -93,6 +97,7 @@ fn main() -> ExitCode {
         Command::Train(cmd) => train::run(cmd),
         Command::Adapter(cmd) => train::adapter(cmd),
         Command::Raft(cmd) => raft::run(cmd),
+        Command::Compare(args) => compare::compare(*args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

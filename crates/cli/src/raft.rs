@@ -14,8 +14,6 @@ use ragtune_raft::{BuildSpec, DistractorSource, RaftAnswer, RaftOptions, TRAIN_F
 use ragtune_retrieve::KbRetriever;
 use std::path::{Path, PathBuf};
 
-/// The fewest reply tokens a RAFT answer gets: it reasons and quotes before answering.
-const MIN_REPLY_TOKENS: u32 = 256;
 
 #[derive(Debug, Subcommand)]
 pub enum RaftCommand {
@@ -194,7 +192,7 @@ pub fn options_for(
         top_k,
         search: answer.search,
         filter,
-        max_tokens: answer.max_tokens.max(MIN_REPLY_TOKENS),
+        max_tokens: answer.max_tokens.max(ragtune_raft::MIN_REPLY_TOKENS),
         ..RaftOptions::default()
     })
 }

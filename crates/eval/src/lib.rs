@@ -8,20 +8,28 @@
 //! - [`evaluate_mode`]: one answerer mode (rag, closed-book, few-shot) over the set, batched or
 //!   one question at a time; [`evaluate_raft`]: a RAFT adapter, prompted as it was trained and
 //!   scored with the same metrics;
-//! - [`write_sft`]: the prompts a mode builds, answered with the gold answer, as SFT data.
+//! - [`write_sft`]: the prompts a mode builds, answered with the gold answer, as SFT data;
+//! - [`compare`]: every variant ([`VariantSpec`]: an approach on a model, perhaps with an
+//!   adapter) over the same questions, then the scenarios (freshness, forgetting, stale
+//!   adapters), as the runs `ragtune_compare::build` turns into a report.
 //!
 //! Models are the caller's: everything here takes a [`ragtune_core::Generator`] and an
 //! [`ragtune_core::Embedder`], so the workflows run on fakes in tests and on llama.cpp in the
 //! binary.
 
+mod comparison;
 mod corpus;
 mod error;
 mod qa;
 mod questions;
+pub mod scenarios;
 mod sft;
+pub mod variants;
 
+pub use comparison::{Comparison, Inputs, Passages, Plan, compare};
 pub use corpus::{index_in_memory, load_corpus};
 pub use error::{Error, Result};
 pub use qa::{evaluate_mode, evaluate_raft};
 pub use questions::QuestionSet;
 pub use sft::{SftWritten, write_sft};
+pub use variants::{Models, VariantSpec};

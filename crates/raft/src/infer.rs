@@ -26,6 +26,9 @@ use std::ops::ControlFlow;
 /// any change to what the prompt or the target looks like.
 pub const PROMPT_FORMAT: &str = "ragtune-raft-prompt/1";
 
+/// The fewest reply tokens a RAFT answer gets: it reasons and quotes before answering.
+pub const MIN_REPLY_TOKENS: u32 = 256;
+
 /// How [`answer`] retrieves and generates.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RaftOptions {

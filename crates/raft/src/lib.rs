@@ -31,7 +31,7 @@ pub use build::{
 };
 pub use error::{Error, Result};
 pub use infer::{
-    PROMPT_FORMAT, ParsedOutput, QuoteCitation, RaftAnswer, RaftOptions, ShownPassage, answer,
+    MIN_REPLY_TOKENS, PROMPT_FORMAT, ParsedOutput, QuoteCitation, RaftAnswer, RaftOptions, ShownPassage, answer,
     check_quotes, parse_output, prompt_for_hits,
 };
 pub use lineage::{DocumentRef, Lineage, TRAINING_KEY, TrainedRun, lineage, trained_run};

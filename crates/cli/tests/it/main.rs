@@ -1,6 +1,7 @@
 //! The `ragtune` binary, driven as a user would: exit codes, messages, output shapes.
 
 mod answer;
+mod compare;
 mod generate;
 mod kb;
 mod kb_check;

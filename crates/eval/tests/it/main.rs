@@ -1,6 +1,8 @@
 //! The evaluation workflows on fakes: a seeded question set, held-out examples, a corpus
 //! indexed in memory, RAG and RAFT scored the same way, SFT data from the prompts.
 
+mod compare;
+
 use anyhow::Result;
 use ragtune_answer::testing::{FakeGenerator, last_question};
 use ragtune_answer::{AskOptions, Mode};
@@ -12,7 +14,7 @@ use ragtune_raft::RaftOptions;
 use ragtune_retrieve::KbRetriever;
 use std::path::PathBuf;
 
-const SQUAD: &str = r#"{"version": "1.1", "data": [
+pub const SQUAD: &str = r#"{"version": "1.1", "data": [
  {"title": "Rivers", "paragraphs": [
   {"context": "The Nile is the longest river in Africa. It flows north into the Mediterranean Sea.",
    "qas": [
@@ -28,7 +30,7 @@ const SQUAD: &str = r#"{"version": "1.1", "data": [
     {"id": "amazon-water", "question": "Which river carries the most water?", "answers": [{"text": "The Amazon", "answer_start": 0}]}]}
  ]}]}"#;
 
-fn squad_file(dir: &tempfile::TempDir) -> PathBuf {
+pub fn squad_file(dir: &tempfile::TempDir) -> PathBuf {
     let path = dir.path().join("rivers.json");
     std::fs::write(&path, SQUAD).unwrap();
     path
@@ -91,7 +93,7 @@ fn pubmedqa_questions_answer_from_their_own_abstracts() -> Result<()> {
 }
 
 /// Answers every question right but the Danube's end, citing passage 1.
-fn rag_generator() -> FakeGenerator {
+pub fn rag_generator() -> FakeGenerator {
     FakeGenerator::new(4096, |messages| {
         match last_question(messages) {
             q if q.contains("Nile flow") => "the Mediterranean Sea [1]",

@@ -1,0 +1,96 @@
+//! `ragtune compare` driven as a user would: bad input refused before any model loads, and a
+//! small real comparison writing its report.
+
+use crate::{ragtune, run};
+use std::path::Path;
+
+const SQUAD: &str = r#"{"version": "1.1", "data": [
+ {"title": "Keys", "paragraphs": [{"context": "The signing keys are rotated every ninety days by the platform team. Old keys stay valid for one week.",
+   "qas": [{"id": "k1", "question": "How often are the signing keys rotated?", "answers": [{"text": "every ninety days", "answer_start": 25}]},
+           {"id": "k2", "question": "Who rotates the signing keys?", "answers": [{"text": "the platform team", "answer_start": 46}]}]}]},
+ {"title": "Coffee", "paragraphs": [{"context": "The espresso machine is on the third floor, next to the library.",
+   "qas": [{"id": "c1", "question": "Where is the espresso machine?", "answers": [{"text": "on the third floor", "answer_start": 24}]},
+           {"id": "c2", "question": "What is next to the espresso machine?", "answers": [{"text": "the library", "answer_start": 52}]}]}]}
+]}"#;
+
+fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn bad_variants_and_files_are_refused_before_any_model_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    let questions = write(dir.path(), "qa.json", SQUAD);
+    let out = dir.path().join("report");
+    let compare = |extra: &[&str]| {
+        run(ragtune()
+            .arg("compare")
+            .arg("--questions")
+            .arg(&questions)
+            .arg("--out")
+            .arg(&out)
+            .args(extra))
+    };
+    let (ok, _, err) = compare(&[]);
+    assert!(!ok);
+    assert!(err.contains("no variants to compare"), "{err}");
+    let (ok, _, err) = compare(&["--variant", "raft"]);
+    assert!(!ok);
+    assert!(err.contains("needs an adapter"), "{err}");
+    let prices = write(dir.path(), "prices.toml", "[models.x]\nprompt = \"free\"\n");
+    let (ok, _, err) = compare(&["--variant", "rag", "--prices", prices.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(err.contains("prices.toml"), "{err}");
+    let config = write(dir.path(), "compare.toml", "[[variant]]\nspek = \"rag\"\n");
+    let (ok, _, err) = compare(&["--config", config.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(err.contains("compare.toml") && err.contains("spek"), "{err}");
+    let (ok, _, err) = compare(&["--variant", "rag", "--format-regex", "("]);
+    assert!(!ok);
+    assert!(err.contains("--format-regex"), "{err}");
+    assert!(!out.exists(), "nothing written for a refused run");
+}
+
+#[test]
+fn a_small_comparison_writes_its_report_and_names_the_failed_variant() {
+    let dir = tempfile::tempdir().unwrap();
+    let questions = write(dir.path(), "qa.json", SQUAD);
+    let config = write(
+        dir.path(),
+        "compare.toml",
+        "sample = 0\n[[variant]]\nspec = \"closed-book@smollm2-135m-instruct\"\nname = \"closed\"\n",
+    );
+    let out = dir.path().join("report");
+    let (ok, stdout, err) = run(ragtune()
+        .arg("compare")
+        .arg("--questions")
+        .arg(&questions)
+        .arg("--config")
+        .arg(&config)
+        .args(["--variant", "rag@smollm2-135m-instruct"])
+        .args(["--variant", "sft:no-such-run"])
+        .args(["-n", "16", "--threads", "2", "--out"])
+        .arg(&out));
+    assert!(ok, "{err}");
+    assert!(stdout.contains("closed") && stdout.contains("rag@smollm2-135m-instruct"), "{stdout}");
+    assert!(err.contains("does not exist"), "{err}");
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["questions"], 4, "{report}");
+    let variants = report["variants"].as_array().unwrap();
+    assert_eq!(variants.len(), 3);
+    let failed: Vec<&str> = variants
+        .iter()
+        .filter(|v| !v["failed"].is_null())
+        .map(|v| v["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(failed, ["sft:no-such-run@smollm2-135m-instruct"]);
+    assert!(report["recommendation"].is_object(), "{report}");
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(html.contains("<svg") && html.contains("closed"));
+    let runs: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("runs.json")).unwrap()).unwrap();
+    assert_eq!(runs["runs"][1]["outcomes"].as_array().unwrap().len(), 4);
+}

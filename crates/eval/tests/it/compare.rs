@@ -1,0 +1,210 @@
+//! The comparison workflow on fakes: variants parsed, run side by side, a failing one reported
+//! as failed, freshness edits followed by RAG and undone afterwards.
+
+use super::{rag_generator, squad_file};
+use anyhow::Result;
+use ragtune_answer::AskOptions;
+use ragtune_answer::testing::FakeGenerator;
+use ragtune_compare::{Approach, UpdateKind};
+use ragtune_core::{Generator, Query, Retriever, SearchMode};
+use ragtune_eval::scenarios::plan_edits;
+use ragtune_eval::{
+    Inputs, Models, Passages, Plan, QuestionSet, VariantSpec, compare, index_in_memory, load_corpus,
+};
+use ragtune_index::testing::HashEmbedder;
+use ragtune_retrieve::KbRetriever;
+use std::path::Path;
+
+#[test]
+fn variant_specs_parse_and_bad_ones_say_how_to_write_them() {
+    let v = VariantSpec::parse("raft:runs/r1@smollm2-135m-instruct").unwrap();
+    assert_eq!(v.approach, Approach::Raft);
+    assert_eq!(v.adapter.as_deref(), Some(Path::new("runs/r1")));
+    assert_eq!(v.model.as_deref(), Some("smollm2-135m-instruct"));
+    let v = VariantSpec::parse("sft+rag:out").unwrap();
+    assert_eq!((v.approach, v.model), (Approach::SftRag, None));
+    assert_eq!(VariantSpec::parse("closed-book").unwrap().approach, Approach::ClosedBook);
+    for (bad, says) in [
+        ("raft", "needs an adapter"),
+        ("rag:runs/x", "takes no adapter"),
+        ("rga", "unknown approach"),
+        ("rag@", "nothing after @"),
+    ] {
+        let err = VariantSpec::parse(bad).unwrap_err().to_string();
+        assert!(err.contains(says) && err.contains("APPROACH[:ADAPTER][@MODEL]"), "{bad}: {err}");
+    }
+}
+
+/// Fakes by model name: `right` answers from the table, `echo` repeats its whole prompt (so
+/// whatever the passages say is in its answer), anything else does not load.
+struct FakeModels;
+
+impl Models for FakeModels {
+    fn generator(
+        &self,
+        model: &str,
+        _adapter: Option<&Path>,
+    ) -> Result<Box<dyn Generator + '_>, String> {
+        match model {
+            "right" => Ok(Box::new(rag_generator())),
+            "echo" => Ok(Box::new(FakeGenerator::new(4096, |messages| {
+                messages.last().map(|m| m.content.clone()).unwrap_or_default()
+            }))),
+            other => Err(format!("no model {other}")),
+        }
+    }
+
+    fn name_of(&self, path: &Path) -> String {
+        path.display().to_string()
+    }
+
+    fn perplexity(
+        &self,
+        _model: &str,
+        _adapter: Option<&Path>,
+        _text: &str,
+        _window: u32,
+    ) -> Result<f64, String> {
+        Err("not measured by the fakes".into())
+    }
+}
+
+#[test]
+fn every_variant_answers_the_same_questions_and_a_broken_one_is_reported_failed() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let path = squad_file(&dir);
+    let set = QuestionSet::load(&path, 0, 0)?;
+    let embedder = HashEmbedder::new(64);
+    let corpus = load_corpus(&path, &set)?;
+    let (mut kb, _) = index_in_memory(&corpus, &embedder, &embedder, 256)?;
+    let plan = Plan {
+        variants: vec![
+            VariantSpec::parse("closed-book@right")?,
+            VariantSpec::parse("rag@right")?,
+            VariantSpec::parse("rag@missing")?,
+            VariantSpec::parse("sft:no/such/run@right")?,
+        ],
+        ..Plan::default()
+    };
+    let options = AskOptions::default();
+    let inputs = Inputs {
+        questions: &set,
+        passages: Passages::Corpus {
+            kb: &mut kb,
+            corpus: &corpus,
+            counter: &embedder,
+            max_chunk_tokens: 256,
+        },
+        embedder: &embedder,
+        pool: None,
+        options: &options,
+        top_k: None,
+        default_model: "right",
+        sequential: true,
+        format: None,
+    };
+    let mut lines = Vec::new();
+    let out = compare(&plan, inputs, &FakeModels, &mut |l| lines.push(l.to_owned()))?;
+    let names: Vec<&str> = out.runs.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["closed-book@right", "rag@right", "rag@missing", "sft:run@right"]
+    );
+    let rag = &out.runs[1];
+    assert!(rag.failed.is_none());
+    let ids: Vec<&str> = rag.outcomes.iter().map(|o| o.id.as_str()).collect();
+    let closed_ids: Vec<&str> = out.runs[0].outcomes.iter().map(|o| o.id.as_str()).collect();
+    assert_eq!(ids, closed_ids);
+    assert_eq!(rag.outcomes.iter().filter(|o| o.correct).count(), 5);
+    assert!(rag.outcomes.iter().all(|o| o.latency_ms > 0.0));
+    assert!(rag.cpu_seconds >= 0.0 && rag.wall_seconds > 0.0);
+    assert!(rag.batch_throughput_qps.is_none(), "one at a time");
+    assert_eq!(out.runs[2].failed.as_deref(), Some("no model missing"));
+    assert!(
+        out.runs[3].failed.as_deref().unwrap().contains("does not exist"),
+        "{:?}",
+        out.runs[3].failed
+    );
+    assert!(lines.iter().any(|l| l.contains("failed: no model missing")));
+    // Every run reads as a report, failed ones included.
+    let report = ragtune_compare::build(
+        &out.runs,
+        &out.scenarios,
+        &Default::default(),
+        &Default::default(),
+    )?;
+    assert_eq!(report.best.as_deref(), Some("rag@right"));
+    Ok(())
+}
+
+#[test]
+fn freshness_edits_are_followed_by_rag_and_undone_afterwards() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let path = squad_file(&dir);
+    let set = QuestionSet::load(&path, 0, 0)?;
+    let embedder = HashEmbedder::new(64);
+    let corpus = load_corpus(&path, &set)?;
+    let edits = plan_edits(&set.all, &corpus, 2, 5);
+    assert_eq!(edits, plan_edits(&set.all, &corpus, 2, 5), "seeded");
+    assert_eq!(edits.len(), 2);
+    for e in &edits {
+        assert_eq!(e.edited.text.matches(e.new.as_str()).count(), 1, "{e:?}");
+        assert!(!e.edited.text.contains(e.old.as_str()), "{e:?}");
+        assert_eq!(e.question.answers, [e.new.clone()]);
+        assert_eq!(
+            e.new.chars().next().unwrap().is_uppercase(),
+            e.old.chars().next().unwrap().is_uppercase()
+        );
+    }
+    let (mut kb, _) = index_in_memory(&corpus, &embedder, &embedder, 256)?;
+    let plan = Plan {
+        variants: vec![
+            VariantSpec::parse("rag@echo")?,
+            VariantSpec::parse("closed-book@echo")?,
+        ],
+        freshness: 2,
+        seed: 5,
+        ..Plan::default()
+    };
+    let options = AskOptions {
+        top_k: 1,
+        ..AskOptions::default()
+    };
+    let inputs = Inputs {
+        questions: &set,
+        passages: Passages::Corpus {
+            kb: &mut kb,
+            corpus: &corpus,
+            counter: &embedder,
+            max_chunk_tokens: 256,
+        },
+        embedder: &embedder,
+        pool: None,
+        options: &options,
+        top_k: None,
+        default_model: "echo",
+        sequential: false,
+        format: None,
+    };
+    let out = compare(&plan, inputs, &FakeModels, &mut |_| {})?;
+    assert!(out.runs[0].batch_throughput_qps.is_some());
+    // Closed-book on the base model cannot take an edit and is not asked.
+    assert_eq!(out.scenarios.freshness.len(), 1);
+    let f = &out.scenarios.freshness[0];
+    assert_eq!(f.variant, "rag@echo");
+    assert_eq!(f.update_kind, UpdateKind::Resync);
+    assert_eq!(f.edited_questions, 2);
+    assert_eq!(f.followed_new_fact, 2, "{f:?}");
+    assert_eq!(f.kept_old_fact, 0);
+    // The originals are back.
+    let retriever = KbRetriever::new(&kb, &embedder)?;
+    for e in &edits {
+        let hits = retriever
+            .retrieve(&Query::new(e.question.question.clone(), 3, SearchMode::Bm25))
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let texts: Vec<&str> = hits.iter().map(|h| h.text.as_str()).collect();
+        assert!(texts.iter().any(|t| t.contains(e.old.as_str())), "{texts:?}");
+        assert!(!texts.iter().any(|t| t.contains(e.new.as_str()) && !e.original.text.contains(e.new.as_str())), "{texts:?}");
+    }
+    Ok(())
+}
