@@ -38,9 +38,7 @@ pub enum Error {
     )]
     EmptyData { path: PathBuf },
 
-    #[error(
-        "{path} does not exist; pass text files (.txt, .md, .rst, .text) or folders of them"
-    )]
+    #[error("{path} does not exist; pass text files (.txt, .md, .rst, .text) or folders of them")]
     MissingText { path: PathBuf },
 
     #[error(

@@ -251,9 +251,7 @@ pub fn run(
             *skip_bad_lines,
             on_event,
         )?,
-        RunData::Cpt { text, eval_text } => {
-            cpt_data(spec, tokenizer, text, eval_text, on_event)?
-        }
+        RunData::Cpt { text, eval_text } => cpt_data(spec, tokenizer, text, eval_text, on_event)?,
     };
     check_memory(spec, &data.train)?;
     if spec.threads > 0 {
@@ -290,7 +288,11 @@ pub fn run(
         }
     }
     let done = trainer.steps_done();
-    let eval_loss_before = if done == 0 { trainer.eval_loss()? } else { None };
+    let eval_loss_before = if done == 0 {
+        trainer.eval_loss()?
+    } else {
+        None
+    };
     if let Some(loss) = eval_loss_before {
         emit(on_event, RunEvent::EvalLossBefore(loss), done, out)?;
     }
@@ -594,7 +596,8 @@ mod tests {
             skip_bad_lines: false,
         };
         let mut spec = RunSpec::new(data, "base.gguf", "run");
-        spec.extra.insert("raft".into(), json!({"prompt_format": "p/1"}));
+        spec.extra
+            .insert("raft".into(), json!({"prompt_format": "p/1"}));
         let record = training_record(&spec, &RunReport::default()).unwrap();
         for key in [
             "kind",
@@ -630,6 +633,9 @@ mod tests {
         let err = training_record(&spec, &RunReport::default())
             .unwrap_err()
             .to_string();
-        assert!(err.contains("\"steps\"") && err.contains("another name"), "{err}");
+        assert!(
+            err.contains("\"steps\"") && err.contains("another name"),
+            "{err}"
+        );
     }
 }

@@ -39,9 +39,7 @@ pub mod trainer;
 
 pub use config::LlamaConfig;
 pub use error::{Error, Result};
-pub use job::{
-    Kind, RunData, RunEvent, RunFiles, RunReport, RunSpec, Split, StepLoss, run,
-};
+pub use job::{Kind, RunData, RunEvent, RunFiles, RunReport, RunSpec, Split, StepLoss, run};
 pub use lora::{LoraConfig, TargetModule};
 pub use model::Llama;
 /// The seeded generator of training (LoRA initialisation, dropout, shuffles): ragtune's one

@@ -73,8 +73,8 @@ fn a_tiny_sft_run_reports_its_steps_and_writes_the_adapter_and_training_json() {
         .insert("lineage".into(), json!({"from": "the caller"}));
 
     let mut events = Vec::new();
-    let report = ragtune_train::run(&spec, &ByteChatMl::default(), &mut record(&mut events))
-        .expect("run");
+    let report =
+        ragtune_train::run(&spec, &ByteChatMl::default(), &mut record(&mut events)).expect("run");
 
     assert_eq!(
         events,
@@ -189,8 +189,8 @@ fn a_tiny_cpt_run_counts_its_files_and_records_its_text() {
         &out,
     );
     let mut events = Vec::new();
-    let report = ragtune_train::run(&spec, &ByteChatMl::default(), &mut record(&mut events))
-        .expect("run");
+    let report =
+        ragtune_train::run(&spec, &ByteChatMl::default(), &mut record(&mut events)).expect("run");
     assert_eq!(events[0], "rows Train 2", "{events:?}");
     assert!(!events.iter().any(|e| e == "eval before"), "{events:?}");
     assert_eq!(report.kind, Kind::Cpt);
@@ -217,7 +217,10 @@ fn a_tiny_cpt_run_counts_its_files_and_records_its_text() {
     })
     .unwrap_err()
     .to_string();
-    assert!(err.contains("nowhere") && err.contains("does not exist"), "{err}");
+    assert!(
+        err.contains("nowhere") && err.contains("does not exist"),
+        "{err}"
+    );
 }
 
 /// The SmolLM2 GGUF cut after its header and tensor table: its configuration reads, its
@@ -268,7 +271,10 @@ fn too_little_memory_is_refused_before_any_weight_loads() {
         panic!("expected the memory refusal, got {err}");
     };
     // SmolLM2's f32 weights alone are ~513 MiB.
-    assert!(*need_mib > 500 && *limit_mib == 64 && *batch_size == 2, "{err}");
+    assert!(
+        *need_mib > 500 && *limit_mib == 64 && *batch_size == 2,
+        "{err}"
+    );
     let text = err.to_string();
     assert!(
         text.contains(&base.display().to_string())
