@@ -14,13 +14,13 @@ pub const ADAPTER_NAME: &str = "adapter";
 /// The GGUF LoRA behind `--adapter PATH`: the file itself, or a training output folder's.
 pub fn adapter_file(path: &std::path::Path) -> Result<PathBuf> {
     if path.is_dir() {
-        let file = path.join(crate::train::ADAPTER_GGUF);
+        let file = path.join(ragtune_train::out_dir::ADAPTER_GGUF);
         anyhow::ensure!(
             file.is_file(),
             "{} has no {} (the GGUF LoRA `ragtune train` writes next to the PEFT adapter); \
              pass the folder of a finished training run or a GGUF LoRA file",
             path.display(),
-            crate::train::ADAPTER_GGUF
+            ragtune_train::out_dir::ADAPTER_GGUF
         );
         return Ok(file);
     }

@@ -112,7 +112,7 @@ pub fn trained_run(adapter: Option<&Path>) -> Result<Option<TrainedRun>> {
     };
     let dir = if path.is_dir() {
         path
-    } else if path.file_name() == Some(crate::train::ADAPTER_GGUF.as_ref()) {
+    } else if path.file_name() == Some(ragtune_train::out_dir::ADAPTER_GGUF.as_ref()) {
         path.parent().unwrap_or(Path::new("."))
     } else {
         return Ok(None);

@@ -41,14 +41,16 @@ impl Row {
     }
 }
 
-/// What happened to the examples on their way into rows.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// What happened to the examples on their way into rows (in training.json as `rows`, with
+/// `rows` named `sequences`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RowStats {
     pub examples: usize,
     /// Examples longer than the row length, cut at its end (their answer's tail is lost).
     pub truncated: usize,
     /// Examples with no trained token left after the cut (their answer started too late).
     pub dropped: usize,
+    #[serde(rename = "sequences")]
     pub rows: usize,
     /// Tokens in all rows (no padding counted).
     pub tokens: usize,

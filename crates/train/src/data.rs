@@ -13,7 +13,7 @@
 use crate::error::{Error, Result};
 use ragtune_core::{ChatMessage, Role};
 use serde_json::{Map, Value};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 const FORMATS: &str = r#"each line must be one JSON object: {"prompt": ..., "completion": ...}, {"messages": [{"role": ..., "content": ...}, ...]} or {"instruction": ..., "input": ..., "output": ...}"#;
 
@@ -80,6 +80,49 @@ fn non_empty(path: &Path, examples: Vec<Example>) -> Result<Vec<Example>> {
         });
     }
     Ok(examples)
+}
+
+/// Extensions of the files a folder of continued-pretraining text contributes.
+pub const TEXT_EXTENSIONS: [&str; 4] = ["txt", "md", "rst", "text"];
+
+/// The files of continued-pretraining text under `paths`: a file named directly is taken
+/// whatever its extension; folders are walked in name order for files with a
+/// [`TEXT_EXTENSIONS`] extension.
+pub fn text_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let mut stack: Vec<PathBuf> = paths.iter().rev().cloned().collect();
+    while let Some(p) = stack.pop() {
+        if p.is_dir() {
+            let mut entries = Vec::new();
+            for entry in fs_err::read_dir(&p).map_err(Error::File)? {
+                entries.push(entry.map_err(Error::File)?.path());
+            }
+            entries.sort();
+            stack.extend(entries.into_iter().rev());
+        } else if p.is_file() {
+            let ext = p.extension().and_then(|e| e.to_str()).unwrap_or("");
+            if paths.contains(&p) || TEXT_EXTENSIONS.contains(&ext) {
+                out.push(p);
+            }
+        } else {
+            return Err(Error::MissingText { path: p });
+        }
+    }
+    if out.is_empty() {
+        let shown: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+        return Err(Error::NoTextFiles {
+            paths: shown.join(", "),
+        });
+    }
+    Ok(out)
+}
+
+/// One continued-pretraining document: the whole file as UTF-8 text.
+pub fn read_text(path: &Path) -> Result<String> {
+    let bytes = fs_err::read(path).map_err(Error::File)?;
+    String::from_utf8(bytes).map_err(|_| Error::NotUtf8 {
+        path: path.to_path_buf(),
+    })
 }
 
 /// Parses one line; `Ok(None)` for a blank line, `Err(reason)` for a malformed one.

@@ -14,6 +14,10 @@ pub enum Error {
         error: std::io::Error,
     },
 
+    /// An I/O error from `fs-err`, whose message names the path (its cause follows as `source()`).
+    #[error(transparent)]
+    File(std::io::Error),
+
     #[error("{path} is not a usable GGUF model: {reason}")]
     Gguf { path: PathBuf, reason: String },
 
@@ -33,6 +37,38 @@ pub enum Error {
         "{path}: no training examples; add JSON lines in the prompt/completion, messages or Alpaca format"
     )]
     EmptyData { path: PathBuf },
+
+    #[error("{path} does not exist; pass text files (.txt, .md, .rst, .text) or folders of them")]
+    MissingText { path: PathBuf },
+
+    #[error(
+        "no text files (.txt, .md, .rst, .text) under {paths}; pass such files or folders that hold them"
+    )]
+    NoTextFiles { paths: String },
+
+    #[error("{path} is not UTF-8 text; save it as UTF-8 or leave it out")]
+    NotUtf8 { path: PathBuf },
+
+    #[error(
+        "{base} has no chat template, so prompt/response pairs cannot be rendered as at inference; use `ragtune train cpt` for raw text, or an instruction-tuned base"
+    )]
+    NoChatTemplate { base: PathBuf },
+
+    #[error(
+        "training {base} needs about {need_mib} MiB (f32 base weights and activations for {batch_size} sequences of {longest} tokens), but only {limit_mib} MiB are available; lower --batch-size (use --grad-accum to keep the effective batch) or --max-len, or use a smaller base model"
+    )]
+    Memory {
+        base: PathBuf,
+        need_mib: u64,
+        batch_size: usize,
+        longest: usize,
+        limit_mib: u64,
+    },
+
+    #[error(
+        "training was stopped after step {step}, before its last step, so no adapter was written; {out} keeps the checkpoints written so far, which --resume continues"
+    )]
+    Stopped { step: usize, out: PathBuf },
 
     #[error("chat template problem: {0}")]
     Template(String),

@@ -6,6 +6,10 @@
 //! formats and packing; the [`trainer::Trainer`] (gradient accumulation, AdamW, warm-up + cosine,
 //! eval loss, atomic checkpoints, exact resume); and export of the adapters in PEFT's layout
 //! (transformers/PEFT read it) and as a GGUF LoRA that llama.cpp applies at run time.
+//!
+//! A front end runs a whole training job with one call, [`run`]: a [`RunSpec`] in, a
+//! [`RunReport`] out, [`RunEvent`]s on the way; tokenization arrives through the
+//! [`tokenize::ChatTokenizer`] trait, so this crate does not link llama.cpp.
 
 pub mod alloc;
 pub mod batch;
@@ -17,6 +21,7 @@ pub mod fused;
 pub mod fused_lora;
 pub mod gguf;
 pub mod gguf_lora;
+pub mod job;
 mod kernels;
 pub mod lora;
 pub mod loss;
@@ -27,11 +32,14 @@ pub mod optim;
 pub mod out_dir;
 pub mod peft;
 pub mod plot;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod tokenize;
 pub mod trainer;
 
 pub use config::LlamaConfig;
 pub use error::{Error, Result};
+pub use job::{Kind, RunData, RunEvent, RunFiles, RunReport, RunSpec, Split, StepLoss, run};
 pub use lora::{LoraConfig, TargetModule};
 pub use model::Llama;
 /// The seeded generator of training (LoRA initialisation, dropout, shuffles): ragtune's one

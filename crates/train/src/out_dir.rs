@@ -5,9 +5,13 @@ use crate::error::{Error, Result};
 use crate::trainer::CHECKPOINTS;
 use std::path::Path;
 
-/// The run summary a front end writes into the output folder at the end of a run; its `kind`
-/// is `"sft"` or `"cpt"`.
+/// The run summary [`crate::run`] writes into the output folder at the end of a run; its
+/// `kind` is `"sft"` or `"cpt"`.
 pub const TRAINING_JSON: &str = "training.json";
+
+/// The GGUF LoRA in the output folder (what `--adapter DIR` loads); the PEFT files are
+/// [`crate::peft::CONFIG_FILE`] and [`crate::peft::WEIGHTS_FILE`].
+pub const ADAPTER_GGUF: &str = "adapter.gguf";
 
 /// Makes `out` ready for a run. A missing folder is created and an empty one used. A folder an
 /// earlier ragtune run wrote (its `checkpoints/` or its `training.json`) is used when it holds

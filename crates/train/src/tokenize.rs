@@ -11,14 +11,26 @@ use crate::data::Example;
 use crate::error::{Error, Result};
 use ragtune_core::{ChatMessage, Role};
 
-/// What the trainer needs from a model's tokenizer and chat template (ragtune-model's llama.cpp
-/// tokenizer implements both at inference).
+/// What training needs from a model's tokenizer and chat template (ragtune-model's llama.cpp
+/// tokenizer implements it in the CLI, so training tokenizes exactly as inference does; a fake
+/// over bytes is in [`crate::testing`]).
 pub trait ChatTokenizer {
+    /// Whether the model has a chat template; SFT needs one (without it, prompt/response pairs
+    /// cannot be rendered as at inference).
+    fn has_chat_template(&self) -> bool;
     /// The chat template applied to `messages`; with `add_generation_prompt` it ends with the
     /// assistant header the model continues from.
     fn render(&self, messages: &[ChatMessage], add_generation_prompt: bool) -> Result<String>;
     /// Token ids for already-rendered text (special tokens in the text are parsed).
     fn encode(&self, text: &str) -> Result<Vec<u32>>;
+    /// Token ids of a plain-text document for continued pretraining, as llama.cpp encodes a raw
+    /// prompt: BOS first when the model wants one, special-token markup parsed.
+    fn encode_text(&self, text: &str) -> Result<Vec<u32>>;
+    /// The end-of-generation token (EOS) that separates continued-pretraining documents; None
+    /// when the vocabulary has none.
+    fn end_of_generation(&self) -> Option<u32>;
+    /// The id that pads SFT rows to a batch's longest row (never trained on or attended to).
+    fn pad_id(&self) -> u32;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,7 +39,7 @@ pub struct Tokenized {
     pub trainable: Vec<bool>,
 }
 
-pub fn tokenize_example(tok: &impl ChatTokenizer, ex: &Example) -> Result<Tokenized> {
+pub fn tokenize_example(tok: &(impl ChatTokenizer + ?Sized), ex: &Example) -> Result<Tokenized> {
     let ids = tok.encode(&tok.render(&ex.messages, false)?)?;
     let mut trainable = vec![false; ids.len()];
     for (i, msg) in ex.messages.iter().enumerate() {
@@ -51,7 +63,7 @@ pub fn tokenize_example(tok: &impl ChatTokenizer, ex: &Example) -> Result<Tokeni
 
 /// Number of tokens of `msgs` rendered, after checking they begin `full`.
 fn prefix_len(
-    tok: &impl ChatTokenizer,
+    tok: &(impl ChatTokenizer + ?Sized),
     full: &[u32],
     msgs: &[ChatMessage],
     generation_prompt: bool,
@@ -70,56 +82,7 @@ fn prefix_len(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// ChatML as SmolLM2 uses it, over a byte tokenizer where `<|im_start|>`/`<|im_end|>` are
-    /// single tokens 256/257.
-    #[derive(Default)]
-    struct ToyChatMl {
-        /// Renders the system turn only when there is no generation prompt: a template whose
-        /// prefixes are inconsistent.
-        broken: bool,
-        /// Adds a system turn before a non-empty conversation that lacks one, as SmolLM2's
-        /// template does.
-        default_system: bool,
-    }
-
-    impl ChatTokenizer for ToyChatMl {
-        fn render(&self, messages: &[ChatMessage], generation_prompt: bool) -> Result<String> {
-            let mut s = String::new();
-            if self.default_system && messages.first().is_some_and(|m| m.role != Role::System) {
-                s += "<|im_start|>system\nYou are helpful.<|im_end|>\n";
-            }
-            for m in messages {
-                if self.broken && generation_prompt && m.role == Role::System {
-                    continue;
-                }
-                s += &format!("<|im_start|>{}\n{}<|im_end|>\n", m.role.as_str(), m.content);
-            }
-            if generation_prompt {
-                s += "<|im_start|>assistant\n";
-            }
-            Ok(s)
-        }
-
-        fn encode(&self, text: &str) -> Result<Vec<u32>> {
-            let mut ids = Vec::new();
-            let mut rest = text;
-            while !rest.is_empty() {
-                if let Some(r) = rest.strip_prefix("<|im_start|>") {
-                    ids.push(256);
-                    rest = r;
-                } else if let Some(r) = rest.strip_prefix("<|im_end|>") {
-                    ids.push(257);
-                    rest = r;
-                } else {
-                    let c = rest.chars().next().unwrap_or_default();
-                    ids.extend(c.to_string().bytes().map(u32::from));
-                    rest = &rest[c.len_utf8()..];
-                }
-            }
-            Ok(ids)
-        }
-    }
+    use crate::testing::ByteChatMl;
 
     fn trained_text(t: &Tokenized) -> String {
         t.ids
@@ -146,7 +109,7 @@ mod tests {
             ],
             untrained_turns: Vec::new(),
         };
-        let tok = ToyChatMl::default();
+        let tok = ByteChatMl::default();
         let t = tokenize_example(&tok, &ex)?;
         assert_eq!(t.ids, tok.encode(&tok.render(&ex.messages, false)?)?);
         assert_eq!(trained_text(&t), "hello<E>\nciao<E>\n");
@@ -171,9 +134,9 @@ mod tests {
             untrained_turns: Vec::new(),
         };
         let err = tokenize_example(
-            &ToyChatMl {
+            &ByteChatMl {
                 broken: true,
-                ..ToyChatMl::default()
+                ..ByteChatMl::default()
             },
             &ex,
         )
@@ -184,9 +147,9 @@ mod tests {
 
     #[test]
     fn assistant_first_chat_says_what_is_wrong_not_first_0_messages() -> Result<()> {
-        let tok = ToyChatMl {
+        let tok = ByteChatMl {
             default_system: true,
-            ..ToyChatMl::default()
+            ..ByteChatMl::default()
         };
         let ok = Example {
             line: 2,

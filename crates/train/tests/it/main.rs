@@ -5,6 +5,7 @@ mod gradcheck;
 mod packing;
 mod peft_export;
 mod resume;
+mod run;
 mod smollm2;
 mod tiny_train;
 
