@@ -14,6 +14,7 @@ mod generate;
 mod retrieve;
 
 pub mod rng;
+pub mod stats;
 
 pub use document::{
     Block, BlockKind, Chunk, EmbedError, Embedder, ExtractedDocument, Format, Metadata,

@@ -278,18 +278,9 @@ fn rate(flags: impl Iterator<Item = bool>) -> Option<f64> {
     mean(flags.map(|f| f64::from(u8::from(f))))
 }
 
-/// The `q`-th percentile (0 to 100) with linear interpolation between ranks (numpy's default).
-pub fn percentile(values: &[f64], q: f64) -> f64 {
-    if values.is_empty() {
-        return 0.0;
-    }
-    let mut v = values.to_vec();
-    v.sort_by(f64::total_cmp);
-    let pos = (q / 100.0).clamp(0.0, 1.0) * (v.len() - 1) as f64;
-    let lo = pos.floor() as usize;
-    let hi = pos.ceil() as usize;
-    v[lo] + (v[hi] - v[lo]) * (pos - lo as f64)
-}
+/// The `q`-th percentile (0 to 100), numpy's linear interpolation; shared with the comparison
+/// report through `ragtune-core`.
+pub use ragtune_core::stats::percentile;
 
 /// Aggregates per-question results.
 pub fn summarize(results: &[QuestionResult]) -> EvalSummary {
@@ -512,20 +503,5 @@ impl fmt::Display for EvalReport {
             }
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn percentiles_interpolate() {
-        let v = [4.0, 1.0, 3.0, 2.0];
-        assert_eq!(percentile(&v, 0.0), 1.0);
-        assert_eq!(percentile(&v, 100.0), 4.0);
-        assert_eq!(percentile(&v, 50.0), 2.5);
-        assert!((percentile(&v, 95.0) - 3.85).abs() < 1e-12);
-        assert_eq!(percentile(&[], 50.0), 0.0);
     }
 }
