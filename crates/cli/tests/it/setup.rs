@@ -34,7 +34,7 @@ fn tree_with_tools() -> tempfile::TempDir {
     let root = tempfile::tempdir().unwrap();
     let bin = root.path().join("usr/bin");
     fs::create_dir_all(&bin).unwrap();
-    for tool in ["cmake", "c++", "make", "python3"] {
+    for tool in ["cmake", "c++", "make", "python3", "chromium", "node", "npm"] {
         let path = bin.join(tool);
         fs::write(&path, "#!/bin/sh\nexit 0\n").unwrap();
         use std::os::unix::fs::PermissionsExt;
@@ -131,7 +131,10 @@ fn an_empty_machine_gets_every_build_tool() {
             "make",
             "libclang-dev",
             "python3",
-            "python3-pip"
+            "python3-pip",
+            "chromium",
+            "nodejs",
+            "npm"
         ]
     );
 }
