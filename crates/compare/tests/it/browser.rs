@@ -82,3 +82,43 @@ fn the_html_report_renders_in_chromium() {
     );
     eprintln!("screenshot: {}", png.display());
 }
+
+#[test]
+fn the_browser_check_rejects_a_broken_page() {
+    // The checker itself must be able to fail: a console error, a plot of zero size, a
+    // hidden recommendation and a missing text are each reported.
+    require_tools();
+    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ragtune-compare");
+    fs_err::create_dir_all(&out).unwrap();
+    let html = out.join("broken.html");
+    fs_err::write(
+        &html,
+        "<!DOCTYPE html><html><body>\
+         <script>console.error('broken on purpose')</script>\
+         <svg class=\"plot\" width=\"0\" height=\"0\" aria-label=\"empty\"></svg>\
+         <section id=\"recommendation\" style=\"display:none\"><p>Use x</p></section>\
+         </body></html>",
+    )
+    .unwrap();
+    let result = Command::new("node")
+        .arg(browser_dir().join("check.mjs"))
+        .arg(&html)
+        .arg(out.join("broken.png"))
+        .args(["1", "Use x", "a text that is not there"])
+        .env("RAGTUNE_CHROMIUM", CHROMIUM)
+        .output()
+        .expect("run node");
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(!result.status.success(), "a broken page passed: {stderr}");
+    for problem in [
+        "console error: broken on purpose",
+        "plot \"empty\" has size 0x0",
+        "the recommendation is not visible",
+        "the page does not show the text \"a text that is not there\"",
+    ] {
+        assert!(
+            stderr.contains(problem),
+            "{problem} not reported in:\n{stderr}"
+        );
+    }
+}
