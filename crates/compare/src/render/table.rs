@@ -118,7 +118,8 @@ pub(crate) fn legend(r: &Report) -> String {
          points from {} with its paired {:.0}% interval; * McNemar p < {} (significant), p: \
          McNemar's p-value (exact binomial below 25 discordant pairs, else chi-squared with \
          continuity correction). q/s: questions per second one at a time (1000 / mean \
-         latency); tok: mean tokens per question; 1k q: 1,000 questions.",
+         latency); tok: mean tokens per question; 1k q: 1,000 questions; break-even: questions \
+         after which training has paid for itself against the RAG variant of the same model.",
         r.best.as_deref().unwrap_or("the best variant"),
         r.options.confidence * 100.0,
         r.options.alpha
@@ -262,7 +263,7 @@ pub(crate) fn break_even_cell(v: &VariantReport) -> String {
     match &v.break_even {
         None => "-".into(),
         Some(b) => match (b.questions, &b.against) {
-            (Some(q), Some(a)) => format!("{q} q vs {a}"),
+            (Some(q), Some(_)) => format!("{q} q"),
             _ => "never".into(),
         },
     }

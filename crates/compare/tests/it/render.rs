@@ -18,7 +18,6 @@ pub fn report_with_recommendation() -> Report {
 #[test]
 fn terminal_tables_are_aligned_with_intervals_and_marks() {
     let text = render::terminal(&report_with_recommendation());
-    eprintln!("{text}");
     let lines: Vec<&str> = text.lines().collect();
     assert!(lines[0].starts_with("ragtune compare: 5 variants on 100 questions (90 answerable, 10 unanswerable); 95% intervals from 2000"));
     let header = lines
@@ -46,7 +45,16 @@ fn terminal_tables_are_aligned_with_intervals_and_marks() {
     assert!(
         text.contains("Freshness: rag@qwen2.5-0.5b gave the new fact on 9 of 10 edited questions")
     );
-    assert!(text.contains("258 q vs rag@qwen2.5-0.5b"), "{text}");
+    // The speed and cost table (the last one) with training cost and break-even.
+    let speed = lines.iter().position(|l| *l == "Speed and cost").unwrap();
+    let cost_row = lines[speed..]
+        .iter()
+        .find(|l| l.starts_with("sft@"))
+        .unwrap();
+    assert!(
+        cost_row.ends_with("1800 s (3600 CPU-s)       258 q"),
+        "{cost_row}"
+    );
     assert!(text.contains("Recommendation\nUse rag@qwen2.5-0.5b (rag): 60.0% correct ["));
     assert!(
         lines.iter().all(|l| l.chars().count() <= 200),
