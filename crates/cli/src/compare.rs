@@ -129,9 +129,9 @@ impl Models for LlamaModels<'_> {
             .catalog()
             .entries()
             .iter()
-            .find(|e| {
-                matches!(self.store.resolve(&e.name), Ok(ResolvedModel::Gguf(p)) if p == path)
-            })
+            .find(
+                |e| matches!(self.store.resolve(&e.name), Ok(ResolvedModel::Gguf(p)) if p == path),
+            )
             .map(|e| e.name.clone())
             .unwrap_or_else(|| path.display().to_string())
     }
@@ -246,8 +246,12 @@ pub fn compare(mut args: CompareArgs) -> Result<()> {
             docs.docs.len(),
             file.display()
         );
-        let (kb, chunks) =
-            ragtune_eval::index_in_memory(&docs, &embedder, &embedder, embedder.max_content_tokens())?;
+        let (kb, chunks) = ragtune_eval::index_in_memory(
+            &docs,
+            &embedder,
+            &embedder,
+            embedder.max_content_tokens(),
+        )?;
         eprintln!("{chunks} chunks");
         memory_kb = Some(kb);
         corpus_docs = Some(docs);
@@ -320,7 +324,10 @@ pub fn compare(mut args: CompareArgs) -> Result<()> {
         "questions_file": questions, "sample": set.items.len(), "seed": seed,
         "runs": comparison.runs, "scenarios": comparison.scenarios, "notes": comparison.notes,
     });
-    fs_err::write(args.out.join("runs.json"), serde_json::to_string_pretty(&runs)?)?;
+    fs_err::write(
+        args.out.join("runs.json"),
+        serde_json::to_string_pretty(&runs)?,
+    )?;
     fs_err::write(
         args.out.join("report.json"),
         ragtune_compare::render::json(&report)?,

@@ -14,7 +14,6 @@ use ragtune_raft::{BuildSpec, DistractorSource, RaftAnswer, RaftOptions, TRAIN_F
 use ragtune_retrieve::KbRetriever;
 use std::path::{Path, PathBuf};
 
-
 #[derive(Debug, Subcommand)]
 pub enum RaftCommand {
     /// Build RAFT training data: each question with its oracle passage among distractors and a

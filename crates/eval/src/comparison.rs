@@ -163,55 +163,50 @@ pub fn compare(
         counter,
         max_chunk_tokens,
     } = &mut passages
+        && plan.freshness > 0
     {
-        if plan.freshness > 0 {
-            let edits = plan_edits(&questions.all, corpus, plan.freshness, plan.seed);
-            if edits.len() < plan.freshness {
-                out.notes.push(format!(
-                    "freshness: {} of the {} edits asked for were possible (an answer must occur once in its passage, with another answer of its kind to put there)",
-                    edits.len(),
-                    plan.freshness
-                ));
-            }
-            if !edits.is_empty() {
-                progress(&format!("freshness: editing {} documents", edits.len()));
-                let sync = apply_edits(kb, &edits, true, embedder, *counter, *max_chunk_tokens)?;
-                let asked = (|| -> Result<()> {
-                    let retriever = KbRetriever::new(kb, embedder)?;
-                    let ctx = Context {
-                        items: &questions.items,
-                        retriever: Some(&retriever),
-                        pool,
-                        options,
-                        top_k,
-                        default_model,
-                        sequential,
-                        format,
-                    };
-                    for ((spec, run), model) in
-                        plan.variants.iter().zip(&out.runs).zip(&models_of)
-                    {
-                        if run.failed.is_some() {
-                            continue;
-                        }
-                        progress(&format!("freshness: {}", run.name));
-                        match freshness(spec, model, models, &ctx, &edits, sync) {
-                            Ok(Some(mut f)) => {
-                                f.variant = run.name.clone();
-                                out.scenarios.freshness.push(f);
-                            }
-                            Ok(None) => {}
-                            Err(why) => {
-                                out.notes.push(format!("freshness of {}: {why}", run.name))
-                            }
-                        }
+        let edits = plan_edits(&questions.all, corpus, plan.freshness, plan.seed);
+        if edits.len() < plan.freshness {
+            out.notes.push(format!(
+                "freshness: {} of the {} edits asked for were possible (an answer must occur once in its passage, with another answer of its kind to put there)",
+                edits.len(),
+                plan.freshness
+            ));
+        }
+        if !edits.is_empty() {
+            progress(&format!("freshness: editing {} documents", edits.len()));
+            let sync = apply_edits(kb, &edits, true, embedder, *counter, *max_chunk_tokens)?;
+            let asked = (|| -> Result<()> {
+                let retriever = KbRetriever::new(kb, embedder)?;
+                let ctx = Context {
+                    items: &questions.items,
+                    retriever: Some(&retriever),
+                    pool,
+                    options,
+                    top_k,
+                    default_model,
+                    sequential,
+                    format,
+                };
+                for ((spec, run), model) in plan.variants.iter().zip(&out.runs).zip(&models_of) {
+                    if run.failed.is_some() {
+                        continue;
                     }
-                    Ok(())
-                })();
-                // The originals go back whatever happened, so the corpus is as it was.
-                apply_edits(kb, &edits, false, embedder, *counter, *max_chunk_tokens)?;
-                asked?;
-            }
+                    progress(&format!("freshness: {}", run.name));
+                    match freshness(spec, model, models, &ctx, &edits, sync) {
+                        Ok(Some(mut f)) => {
+                            f.variant = run.name.clone();
+                            out.scenarios.freshness.push(f);
+                        }
+                        Ok(None) => {}
+                        Err(why) => out.notes.push(format!("freshness of {}: {why}", run.name)),
+                    }
+                }
+                Ok(())
+            })();
+            // The originals go back whatever happened, so the corpus is as it was.
+            apply_edits(kb, &edits, false, embedder, *counter, *max_chunk_tokens)?;
+            asked?;
         }
     }
     Ok(out)

@@ -24,6 +24,10 @@ pub enum Error {
     #[error(transparent)]
     Retrieve(#[from] ragtune_retrieve::Error),
 
+    /// A search could not be set up (the knowledge base's embedder is not this one).
+    #[error(transparent)]
+    Search(#[from] ragtune_core::RetrieveError),
+
     #[error(transparent)]
     Index(#[from] ragtune_index::Error),
 

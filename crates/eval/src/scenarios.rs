@@ -159,7 +159,10 @@ pub fn freshness(
         (UpdateKind::Resync, sync_seconds)
     } else if spec.approach.is_fine_tuned() {
         let cost = spec.run_dir().and_then(|d| training_cost(&d));
-        (UpdateKind::Retrain, cost.map_or(f64::NAN, |c| c.wall_seconds))
+        (
+            UpdateKind::Retrain,
+            cost.map_or(f64::NAN, |c| c.wall_seconds),
+        )
     } else {
         return Ok(None);
     };

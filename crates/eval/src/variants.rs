@@ -95,13 +95,18 @@ impl VariantSpec {
         }
     }
 
-    /// The run folder behind the adapter (the folder itself, or the one holding the file).
+    /// The run folder behind the adapter: the folder named, or the one holding the .gguf file
+    /// named.
     pub fn run_dir(&self) -> Option<PathBuf> {
         let adapter = self.adapter.as_ref()?;
-        Some(if adapter.is_dir() {
-            adapter.clone()
-        } else {
+        let is_file = adapter.is_file()
+            || adapter
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("gguf"));
+        Some(if is_file {
             adapter.parent().unwrap_or(Path::new(".")).to_owned()
+        } else {
+            adapter.clone()
         })
     }
 }
@@ -186,9 +191,8 @@ pub fn run_variant(spec: &VariantSpec, models: &dyn Models, ctx: &Context<'_>) -
                 })
                 .collect();
             if evaluation.report.batched {
-                run.batch_throughput_qps = Some(
-                    ctx.items.len() as f64 / (evaluation.report.wall_ms / 1000.0).max(1e-9),
-                );
+                run.batch_throughput_qps =
+                    Some(ctx.items.len() as f64 / (evaluation.report.wall_ms / 1000.0).max(1e-9));
             }
         }
         Err(e) => run.failed = Some(e),
@@ -225,14 +229,22 @@ pub(crate) fn evaluate_variant(
     let generator = models.generator(model, spec.adapter.as_deref())?;
     let needs_passages = spec.approach.is_grounded();
     let retriever = match (needs_passages, ctx.retriever) {
-        (true, None) => return Err("this approach retrieves passages, but no knowledge base or corpus was given".into()),
+        (true, None) => {
+            return Err(
+                "this approach retrieves passages, but no knowledge base or corpus was given"
+                    .into(),
+            );
+        }
         (true, r) => r,
         (false, _) => None,
     };
     let evaluation = match (&raft_run, retriever) {
         (Some(run), Some(retriever)) => {
             let options = RaftOptions {
-                top_k: ctx.top_k.or(run.lineage.passages).unwrap_or(ctx.options.top_k),
+                top_k: ctx
+                    .top_k
+                    .or(run.lineage.passages)
+                    .unwrap_or(ctx.options.top_k),
                 search: ctx.options.search,
                 max_tokens: ctx.options.max_tokens.max(ragtune_raft::MIN_REPLY_TOKENS),
                 ..RaftOptions::default()
@@ -242,7 +254,10 @@ pub(crate) fn evaluate_variant(
         _ => {
             let mode = spec.mode().unwrap_or(Mode::Rag);
             let pool = if mode == Mode::FewShot {
-                Some(ctx.pool.ok_or("few-shot needs examples, but none were given")?)
+                Some(
+                    ctx.pool
+                        .ok_or("few-shot needs examples, but none were given")?,
+                )
             } else {
                 None
             };

@@ -31,8 +31,8 @@ pub use build::{
 };
 pub use error::{Error, Result};
 pub use infer::{
-    MIN_REPLY_TOKENS, PROMPT_FORMAT, ParsedOutput, QuoteCitation, RaftAnswer, RaftOptions, ShownPassage, answer,
-    check_quotes, parse_output, prompt_for_hits,
+    MIN_REPLY_TOKENS, PROMPT_FORMAT, ParsedOutput, QuoteCitation, RaftAnswer, RaftOptions,
+    ShownPassage, answer, check_quotes, parse_output, prompt_for_hits,
 };
 pub use lineage::{DocumentRef, Lineage, TRAINING_KEY, TrainedRun, lineage, trained_run};
 pub use oracle::{KbChunk, Oracle, SkipReason, find_oracle};

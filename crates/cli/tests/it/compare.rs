@@ -46,7 +46,10 @@ fn bad_variants_and_files_are_refused_before_any_model_loads() {
     let config = write(dir.path(), "compare.toml", "[[variant]]\nspek = \"rag\"\n");
     let (ok, _, err) = compare(&["--config", config.to_str().unwrap()]);
     assert!(!ok);
-    assert!(err.contains("compare.toml") && err.contains("spek"), "{err}");
+    assert!(
+        err.contains("compare.toml") && err.contains("spek"),
+        "{err}"
+    );
     let (ok, _, err) = compare(&["--variant", "rag", "--format-regex", "("]);
     assert!(!ok);
     assert!(err.contains("--format-regex"), "{err}");
@@ -74,7 +77,10 @@ fn a_small_comparison_writes_its_report_and_names_the_failed_variant() {
         .args(["-n", "16", "--threads", "2", "--out"])
         .arg(&out));
     assert!(ok, "{err}");
-    assert!(stdout.contains("closed") && stdout.contains("rag@smollm2-135m-instruct"), "{stdout}");
+    assert!(
+        stdout.contains("closed") && stdout.contains("rag@smollm2-135m-instruct"),
+        "{stdout}"
+    );
     assert!(err.contains("does not exist"), "{err}");
     let report: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();

@@ -23,7 +23,10 @@ fn variant_specs_parse_and_bad_ones_say_how_to_write_them() {
     assert_eq!(v.model.as_deref(), Some("smollm2-135m-instruct"));
     let v = VariantSpec::parse("sft+rag:out").unwrap();
     assert_eq!((v.approach, v.model), (Approach::SftRag, None));
-    assert_eq!(VariantSpec::parse("closed-book").unwrap().approach, Approach::ClosedBook);
+    assert_eq!(
+        VariantSpec::parse("closed-book").unwrap().approach,
+        Approach::ClosedBook
+    );
     for (bad, says) in [
         ("raft", "needs an adapter"),
         ("rag:runs/x", "takes no adapter"),
@@ -31,7 +34,10 @@ fn variant_specs_parse_and_bad_ones_say_how_to_write_them() {
         ("rag@", "nothing after @"),
     ] {
         let err = VariantSpec::parse(bad).unwrap_err().to_string();
-        assert!(err.contains(says) && err.contains("APPROACH[:ADAPTER][@MODEL]"), "{bad}: {err}");
+        assert!(
+            err.contains(says) && err.contains("APPROACH[:ADAPTER][@MODEL]"),
+            "{bad}: {err}"
+        );
     }
 }
 
@@ -48,7 +54,10 @@ impl Models for FakeModels {
         match model {
             "right" => Ok(Box::new(rag_generator())),
             "echo" => Ok(Box::new(FakeGenerator::new(4096, |messages| {
-                messages.last().map(|m| m.content.clone()).unwrap_or_default()
+                messages
+                    .last()
+                    .map(|m| m.content.clone())
+                    .unwrap_or_default()
             }))),
             other => Err(format!("no model {other}")),
         }
@@ -79,7 +88,7 @@ fn every_variant_answers_the_same_questions_and_a_broken_one_is_reported_failed(
     let (mut kb, _) = index_in_memory(&corpus, &embedder, &embedder, 256)?;
     let plan = Plan {
         variants: vec![
-            VariantSpec::parse("closed-book@right")?,
+            VariantSpec::parse("closed-book@echo")?,
             VariantSpec::parse("rag@right")?,
             VariantSpec::parse("rag@missing")?,
             VariantSpec::parse("sft:no/such/run@right")?,
@@ -104,11 +113,18 @@ fn every_variant_answers_the_same_questions_and_a_broken_one_is_reported_failed(
         format: None,
     };
     let mut lines = Vec::new();
-    let out = compare(&plan, inputs, &FakeModels, &mut |l| lines.push(l.to_owned()))?;
+    let out = compare(&plan, inputs, &FakeModels, &mut |l| {
+        lines.push(l.to_owned())
+    })?;
     let names: Vec<&str> = out.runs.iter().map(|r| r.name.as_str()).collect();
     assert_eq!(
         names,
-        ["closed-book@right", "rag@right", "rag@missing", "sft:run@right"]
+        [
+            "closed-book@echo",
+            "rag@right",
+            "rag@missing",
+            "sft:run@right"
+        ]
     );
     let rag = &out.runs[1];
     assert!(rag.failed.is_none());
@@ -121,7 +137,11 @@ fn every_variant_answers_the_same_questions_and_a_broken_one_is_reported_failed(
     assert!(rag.batch_throughput_qps.is_none(), "one at a time");
     assert_eq!(out.runs[2].failed.as_deref(), Some("no model missing"));
     assert!(
-        out.runs[3].failed.as_deref().unwrap().contains("does not exist"),
+        out.runs[3]
+            .failed
+            .as_deref()
+            .unwrap()
+            .contains("does not exist"),
         "{:?}",
         out.runs[3].failed
     );
@@ -134,6 +154,8 @@ fn every_variant_answers_the_same_questions_and_a_broken_one_is_reported_failed(
         &Default::default(),
     )?;
     assert_eq!(report.best.as_deref(), Some("rag@right"));
+    let closed = report.variant("closed-book@echo").unwrap();
+    assert!(closed.vs_best.as_ref().unwrap().significant || report.questions < 10);
     Ok(())
 }
 
@@ -150,7 +172,7 @@ fn freshness_edits_are_followed_by_rag_and_undone_afterwards() -> Result<()> {
     for e in &edits {
         assert_eq!(e.edited.text.matches(e.new.as_str()).count(), 1, "{e:?}");
         assert!(!e.edited.text.contains(e.old.as_str()), "{e:?}");
-        assert_eq!(e.question.answers, [e.new.clone()]);
+        assert_eq!(e.question.answers, std::slice::from_ref(&e.new));
         assert_eq!(
             e.new.chars().next().unwrap().is_uppercase(),
             e.old.chars().next().unwrap().is_uppercase()
@@ -200,11 +222,23 @@ fn freshness_edits_are_followed_by_rag_and_undone_afterwards() -> Result<()> {
     let retriever = KbRetriever::new(&kb, &embedder)?;
     for e in &edits {
         let hits = retriever
-            .retrieve(&Query::new(e.question.question.clone(), 3, SearchMode::Bm25))
+            .retrieve(&Query::new(
+                e.question.question.clone(),
+                3,
+                SearchMode::Bm25,
+            ))
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         let texts: Vec<&str> = hits.iter().map(|h| h.text.as_str()).collect();
-        assert!(texts.iter().any(|t| t.contains(e.old.as_str())), "{texts:?}");
-        assert!(!texts.iter().any(|t| t.contains(e.new.as_str()) && !e.original.text.contains(e.new.as_str())), "{texts:?}");
+        assert!(
+            texts.iter().any(|t| t.contains(e.old.as_str())),
+            "{texts:?}"
+        );
+        assert!(
+            !texts
+                .iter()
+                .any(|t| t.contains(e.new.as_str()) && !e.original.text.contains(e.new.as_str())),
+            "{texts:?}"
+        );
     }
     Ok(())
 }
