@@ -92,7 +92,8 @@ fn a_small_comparison_writes_its_report_and_names_the_failed_variant() {
         .filter(|v| !v["failed"].is_null())
         .map(|v| v["name"].as_str().unwrap())
         .collect();
-    assert_eq!(failed, ["sft:no-such-run@smollm2-135m-instruct"]);
+    assert_eq!(failed.len(), 1);
+    assert!(failed[0].starts_with("sft:no-such-run@"), "{failed:?}");
     assert!(report["recommendation"].is_object(), "{report}");
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(html.contains("<svg") && html.contains("closed"));
