@@ -155,7 +155,7 @@ pub struct Context<'a> {
 /// returned with `failed` set.
 pub fn run_variant(spec: &VariantSpec, models: &dyn Models, ctx: &Context<'_>) -> VariantRun {
     let started = Instant::now();
-    let cpu = cpu_seconds();
+    let cpu = ragtune_core::process::cpu_seconds();
     let model = model_of(spec, models, ctx);
     let mut run = VariantRun {
         name: name_of(spec, &model),
@@ -198,7 +198,7 @@ pub fn run_variant(spec: &VariantSpec, models: &dyn Models, ctx: &Context<'_>) -
         Err(e) => run.failed = Some(e),
     }
     run.wall_seconds = started.elapsed().as_secs_f64();
-    run.cpu_seconds = (cpu_seconds() - cpu).max(0.0);
+    run.cpu_seconds = (ragtune_core::process::cpu_seconds() - cpu).max(0.0);
     run
 }
 
@@ -385,14 +385,4 @@ pub fn training_cost(dir: &Path) -> Option<TrainingCost> {
         peak_rss_mib: number("peak_rss_mib").unwrap_or(0.0),
         loss_curve,
     })
-}
-
-/// CPU time this process has used (user + system), in seconds.
-pub fn cpu_seconds() -> f64 {
-    // SAFETY: getrusage writes the struct it is given; a zeroed rusage is a valid value.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: RUSAGE_SELF with a valid pointer; on failure the zeroed struct reads as 0.
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
-    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    secs(usage.ru_utime) + secs(usage.ru_stime)
 }

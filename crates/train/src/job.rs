@@ -203,6 +203,9 @@ pub struct RunReport {
     pub tokens_per_second: f64,
     /// Seconds of the whole call: data, weights, training, evaluation and writing.
     pub wall_seconds: f64,
+    /// CPU time of the whole call (all threads), in seconds: what the run cost the machine.
+    #[serde(default)]
+    pub cpu_seconds: Option<f64>,
     /// The process's peak resident memory (None off Linux).
     pub peak_rss_mib: Option<u64>,
     /// Malformed SFT training lines set aside (`skip_bad_lines`).
@@ -232,6 +235,7 @@ pub fn run(
     on_event: &mut dyn FnMut(&RunEvent<'_>) -> ControlFlow<()>,
 ) -> Result<RunReport> {
     let started = Instant::now();
+    let cpu_at_start = ragtune_core::process::cpu_seconds();
     training_record(spec, &RunReport::default())?;
     spec.lora.validate()?;
     out_dir::prepare(&spec.out, spec.resume)?;
@@ -324,6 +328,7 @@ pub fn run(
         train_seconds: seconds,
         tokens_per_second: tokens as f64 / seconds.max(1e-9),
         wall_seconds: 0.0,
+        cpu_seconds: None,
         peak_rss_mib: memory::peak_rss().map(|b| b >> 20),
         skipped_lines: data.skipped_lines,
         rows: data.stats,
@@ -340,6 +345,7 @@ pub fn run(
         files: RunFiles::in_dir(&spec.out),
     };
     report.wall_seconds = started.elapsed().as_secs_f64();
+    report.cpu_seconds = Some(ragtune_core::process::cpu_seconds() - cpu_at_start);
     let record = training_record(spec, &report)?;
     let path = &report.files.training_json;
     let text = serde_json::to_string_pretty(&record).map_err(|e| Error::Write {
@@ -615,6 +621,7 @@ mod tests {
             "train_seconds",
             "tokens_per_second",
             "wall_seconds",
+            "cpu_seconds",
             "peak_rss_mib",
             "lora",
             "options",
