@@ -44,6 +44,20 @@ pub struct CompareArgs {
     /// instead of one at a time (the latency a user waits).
     #[arg(long)]
     pub batched: bool,
+    /// Build and train the fine-tuned variants that name no adapter (`sft`, `sft+rag`, `raft`,
+    /// `cpt+rag`) from these training questions and the passages, each with the same budget;
+    /// adapters are cached by content under OUT/adapters, so a rerun only evaluates.
+    #[arg(long)]
+    pub train: Option<PathBuf>,
+    /// Training questions drawn for --train.
+    #[arg(long, default_value_t = 240)]
+    pub train_sample: usize,
+    /// Optimizer steps per adapter (4 examples each) for --train.
+    #[arg(long, default_value_t = 60)]
+    pub train_steps: usize,
+    /// Base model of the trained variants that name none.
+    #[arg(long, default_value = "smollm2-135m-instruct")]
+    pub train_base: String,
     /// Few-shot examples (default with SQuAD: held-out questions of the same file).
     #[arg(long)]
     pub examples: Option<PathBuf>,
@@ -90,6 +104,7 @@ struct ConfigFile {
     freshness: Option<usize>,
     general_text: Option<PathBuf>,
     ood_questions: Option<PathBuf>,
+    train: Option<PathBuf>,
     prices: Option<PathBuf>,
     profile: Option<PathBuf>,
     format_regex: Option<String>,
@@ -178,6 +193,7 @@ pub fn compare(mut args: CompareArgs) -> Result<()> {
     let freshness = args.freshness.or(config.freshness).unwrap_or(0);
     let general_text = args.general_text.take().or(config.general_text);
     let ood_questions = args.ood_questions.take().or(config.ood_questions);
+    let train = args.train.take().or(config.train);
     let prices = args.prices.take().or(config.prices);
     let profile = args.profile.take().or(config.profile);
     let format = args
@@ -194,6 +210,11 @@ pub fn compare(mut args: CompareArgs) -> Result<()> {
     }
     for v in &args.variants {
         variants.push(VariantSpec::parse(v)?);
+    }
+    if train.is_none() {
+        for v in &variants {
+            v.check_adapter()?;
+        }
     }
     if variants.is_empty() {
         bail!(
@@ -288,6 +309,20 @@ pub fn compare(mut args: CompareArgs) -> Result<()> {
         perplexity_window: 512,
         ood,
         seed,
+        train: train.map(|questions| ragtune_eval::TrainPlan {
+            questions,
+            sample: args.train_sample,
+            seed,
+            cache: args.out.join("adapters"),
+            base: args.train_base.clone(),
+            budget: ragtune_eval::Budget {
+                steps: args.train_steps,
+                seed,
+                ..Default::default()
+            },
+            distractors: 2,
+            p: 0.8,
+        }),
     };
     let models = LlamaModels {
         args: &args.model,
@@ -304,7 +339,8 @@ pub fn compare(mut args: CompareArgs) -> Result<()> {
         sequential: !args.batched,
         format: format.as_ref(),
     };
-    let comparison = ragtune_eval::compare(&plan, inputs, &models, &mut |line| {
+    let trainer = crate::train::CompareTrainer;
+    let comparison = ragtune_eval::compare(&plan, inputs, &models, Some(&trainer), &mut |line| {
         eprintln!("{}", crate::term::safe(line))
     })?;
     for note in &comparison.notes {

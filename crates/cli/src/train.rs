@@ -438,3 +438,74 @@ fn merge(args: MergeArgs) -> Result<()> {
     );
     Ok(())
 }
+
+/// Trains the adapters `compare --train` asks for: `ragtune train sft|cpt` with the
+/// comparison's budget (LoRA on q and v, micro-batches of one), progress on standard error.
+pub struct CompareTrainer;
+
+impl ragtune_eval::Trainer for CompareTrainer {
+    fn train(
+        &self,
+        base: &str,
+        data: &Path,
+        cpt: bool,
+        budget: &ragtune_eval::Budget,
+        out: &Path,
+    ) -> std::result::Result<(), String> {
+        let run = || -> Result<()> {
+            let mut extra = serde_json::Map::new();
+            if let Some(lineage) = ragtune_raft::lineage(data)? {
+                extra.insert(
+                    ragtune_raft::TRAINING_KEY.to_owned(),
+                    serde_json::to_value(&lineage)?,
+                );
+            }
+            let data = if cpt {
+                RunData::Cpt {
+                    text: vec![data.to_owned()],
+                    eval_text: Vec::new(),
+                }
+            } else {
+                RunData::Sft {
+                    data: data.to_owned(),
+                    eval: None,
+                    pack: false,
+                    skip_bad_lines: false,
+                }
+            };
+            let path = crate::models::resolve_generator(base)?;
+            let tokenizer = Tokenizer::load(&path)
+                .with_context(|| format!("loading the tokenizer of {}", path.display()))?;
+            let mut spec = RunSpec::new(data, path, out);
+            spec.lora = LoraConfig {
+                rank: budget.rank,
+                alpha: 2.0 * budget.rank as f64,
+                ..LoraConfig::default()
+            };
+            spec.options = TrainOptions {
+                lr: budget.lr,
+                max_steps: Some(budget.steps),
+                batch_size: 1,
+                grad_accum: budget.examples_per_step,
+                warmup_ratio: 0.05,
+                save_every: 0,
+                seed: budget.seed,
+                ..TrainOptions::default()
+            };
+            spec.max_len = budget.max_len;
+            spec.tune_allocator = true;
+            spec.extra = extra;
+            let mut bar = None;
+            let result = ragtune_train::run(&spec, &LlamaChat(&tokenizer), &mut |event| {
+                show(event, &spec, &mut bar);
+                ControlFlow::Continue(())
+            });
+            if let Some(bar) = bar {
+                bar.finish_and_clear();
+            }
+            result?;
+            Ok(())
+        };
+        run().map_err(|e| format!("{e:#}"))
+    }
+}

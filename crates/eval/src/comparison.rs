@@ -2,6 +2,7 @@
 //! form `ragtune_compare::build` turns into a report.
 
 use crate::scenarios::{apply_edits, forgetting, freshness, plan_edits, stale_adapter};
+use crate::training::{Sources, TrainPlan, Trainer, prepare_adapters};
 use crate::variants::{Context, Models, VariantSpec, run_variant};
 use crate::{Error, QuestionSet, Result};
 use ragtune_answer::{AskOptions, ExamplePool};
@@ -23,6 +24,8 @@ pub struct Plan {
     /// Out-of-domain questions for the forgetting scenario's closed-book exact match.
     pub ood: Vec<QaItem>,
     pub seed: u64,
+    /// Build and train the fine-tuned variants that name no adapter (`--train`).
+    pub train: Option<TrainPlan>,
 }
 
 /// Where the questions are answered from.
@@ -67,6 +70,7 @@ pub fn compare(
     plan: &Plan,
     inputs: Inputs<'_>,
     models: &dyn Models,
+    trainer: Option<&dyn Trainer>,
     progress: &mut dyn FnMut(&str),
 ) -> Result<Comparison> {
     if plan.variants.is_empty() {
@@ -93,7 +97,8 @@ pub fn compare(
         format,
     } = inputs;
     let mut out = Comparison::default();
-    let total = plan.variants.len();
+    let mut variants = plan.variants.clone();
+    let total = variants.len();
     let mut models_of = Vec::with_capacity(total);
     {
         let kb: Option<&KnowledgeBase> = match &passages {
@@ -102,6 +107,23 @@ pub fn compare(
             Passages::Corpus { kb, .. } => Some(&**kb),
         };
         let retriever = kb.map(|kb| KbRetriever::new(kb, embedder)).transpose()?;
+        if let (Some(train), Some(trainer)) = (&plan.train, trainer) {
+            let corpus = match &passages {
+                Passages::Corpus { corpus, .. } => Some(&**corpus),
+                _ => None,
+            };
+            let sources = Sources {
+                kb,
+                retriever: retriever.as_ref().map(|r| r as &dyn Retriever),
+                embedder,
+                corpus,
+                options,
+            };
+            prepare_adapters(train, &mut variants, &sources, models, trainer, progress)?;
+        }
+        for spec in &variants {
+            spec.check_adapter()?;
+        }
         let ctx = Context {
             items: &questions.items,
             retriever: retriever.as_ref().map(|r| r as &dyn Retriever),
@@ -112,7 +134,7 @@ pub fn compare(
             sequential,
             format,
         };
-        for (i, spec) in plan.variants.iter().enumerate() {
+        for (i, spec) in variants.iter().enumerate() {
             progress(&format!(
                 "[{}/{total}] {}: {} questions",
                 i + 1,
@@ -127,14 +149,14 @@ pub fn compare(
             out.runs.push(run);
         }
         if let Passages::Kb(kb) = &passages {
-            for spec in plan.variants.iter().filter(|s| s.adapter.is_some()) {
+            for spec in variants.iter().filter(|s| s.adapter.is_some()) {
                 if let Some(stale) = stale_adapter(spec, kb)? {
                     out.scenarios.stale_adapters.push(stale);
                 }
             }
         }
         if let Some(text) = &plan.general_text {
-            for ((spec, run), model) in plan.variants.iter().zip(&out.runs).zip(&models_of) {
+            for ((spec, run), model) in variants.iter().zip(&out.runs).zip(&models_of) {
                 if spec.adapter.is_none() || run.failed.is_some() {
                     continue;
                 }
@@ -188,7 +210,7 @@ pub fn compare(
                     sequential,
                     format,
                 };
-                for ((spec, run), model) in plan.variants.iter().zip(&out.runs).zip(&models_of) {
+                for ((spec, run), model) in variants.iter().zip(&out.runs).zip(&models_of) {
                     if run.failed.is_some() {
                         continue;
                     }

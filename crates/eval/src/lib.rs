@@ -24,6 +24,7 @@ mod qa;
 mod questions;
 pub mod scenarios;
 mod sft;
+pub mod training;
 pub mod variants;
 
 pub use comparison::{Comparison, Inputs, Passages, Plan, compare};
@@ -32,4 +33,5 @@ pub use error::{Error, Result};
 pub use qa::{evaluate_mode, evaluate_raft};
 pub use questions::QuestionSet;
 pub use sft::{SftWritten, write_sft};
+pub use training::{Budget, TrainPlan, Trainer};
 pub use variants::{Models, VariantSpec};

@@ -67,14 +67,10 @@ impl VariantSpec {
                 )));
             }
         };
-        match (approach.is_fine_tuned(), &adapter) {
-            (true, None) => return Err(bad(&format!("{approach} needs an adapter after :"))),
-            (false, Some(_)) => {
-                return Err(bad(&format!(
-                    "{approach} takes no adapter (use sft, sft+rag, raft or cpt+rag)"
-                )));
-            }
-            _ => {}
+        if !approach.is_fine_tuned() && adapter.is_some() {
+            return Err(bad(&format!(
+                "{approach} takes no adapter (use sft, sft+rag, raft or cpt+rag)"
+            )));
         }
         Ok(Self {
             name: None,
@@ -83,6 +79,18 @@ impl VariantSpec {
             adapter,
             model,
         })
+    }
+
+    /// A fine-tuned approach names its adapter, unless `--train` builds one.
+    pub fn check_adapter(&self) -> Result<()> {
+        if self.approach.is_fine_tuned() && self.adapter.is_none() {
+            return Err(Error::Config(format!(
+                "variant {:?}: {} needs an adapter after : (a `ragtune train` output folder), \
+                 or --train QUESTIONS to build and train one",
+                self.spec, self.approach
+            )));
+        }
+        Ok(())
     }
 
     /// The answerer mode the approach prompts with (RAFT has its own prompt: `None`).

@@ -9,7 +9,8 @@ use ragtune_compare::{Approach, UpdateKind};
 use ragtune_core::{Generator, Query, Retriever, SearchMode};
 use ragtune_eval::scenarios::plan_edits;
 use ragtune_eval::{
-    Inputs, Models, Passages, Plan, QuestionSet, VariantSpec, compare, index_in_memory, load_corpus,
+    Budget, Inputs, Models, Passages, Plan, QuestionSet, TrainPlan, Trainer, VariantSpec, compare,
+    index_in_memory, load_corpus,
 };
 use ragtune_index::testing::HashEmbedder;
 use ragtune_retrieve::KbRetriever;
@@ -27,8 +28,16 @@ fn variant_specs_parse_and_bad_ones_say_how_to_write_them() {
         VariantSpec::parse("closed-book").unwrap().approach,
         Approach::ClosedBook
     );
+    let err = VariantSpec::parse("raft")
+        .unwrap()
+        .check_adapter()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("needs an adapter") && err.contains("--train"),
+        "{err}"
+    );
     for (bad, says) in [
-        ("raft", "needs an adapter"),
         ("rag:runs/x", "takes no adapter"),
         ("rga", "unknown approach"),
         ("rag@", "nothing after @"),
@@ -113,7 +122,7 @@ fn every_variant_answers_the_same_questions_and_a_broken_one_is_reported_failed(
         format: None,
     };
     let mut lines = Vec::new();
-    let out = compare(&plan, inputs, &FakeModels, &mut |l| {
+    let out = compare(&plan, inputs, &FakeModels, None, &mut |l| {
         lines.push(l.to_owned())
     })?;
     let names: Vec<&str> = out.runs.iter().map(|r| r.name.as_str()).collect();
@@ -208,7 +217,7 @@ fn freshness_edits_are_followed_by_rag_and_undone_afterwards() -> Result<()> {
         sequential: false,
         format: None,
     };
-    let out = compare(&plan, inputs, &FakeModels, &mut |_| {})?;
+    let out = compare(&plan, inputs, &FakeModels, None, &mut |_| {})?;
     assert!(out.runs[0].batch_throughput_qps.is_some());
     // Closed-book on the base model cannot take an edit and is not asked.
     assert_eq!(out.scenarios.freshness.len(), 1);
@@ -240,5 +249,112 @@ fn freshness_edits_are_followed_by_rag_and_undone_afterwards() -> Result<()> {
             "{texts:?}"
         );
     }
+    Ok(())
+}
+
+/// Writes what a training run leaves (no real weights: the fakes ignore adapters) and counts.
+struct FakeTrainer(std::sync::Mutex<Vec<(String, bool)>>);
+
+impl Trainer for FakeTrainer {
+    fn train(
+        &self,
+        base: &str,
+        data: &Path,
+        cpt: bool,
+        budget: &Budget,
+        out: &Path,
+    ) -> Result<(), String> {
+        let lines = std::fs::read_to_string(data).map_err(|e| e.to_string())?;
+        assert!(!lines.trim().is_empty(), "{}", data.display());
+        std::fs::create_dir_all(out).map_err(|e| e.to_string())?;
+        std::fs::write(out.join("adapter.gguf"), b"fake").map_err(|e| e.to_string())?;
+        let mut training = serde_json::json!({
+            "base": base, "wall_seconds": budget.steps as f64, "cpu_seconds": 2.0 * budget.steps as f64,
+            "tokens": 1000, "peak_rss_mib": 100,
+        });
+        // As `ragtune train sft` does: data from `raft build` makes a RAFT adapter.
+        if let Some(lineage) = ragtune_raft::lineage(data).map_err(|e| e.to_string())? {
+            training["raft"] = serde_json::to_value(lineage).unwrap();
+        }
+        std::fs::write(out.join("training.json"), training.to_string())
+            .map_err(|e| e.to_string())?;
+        self.0
+            .lock()
+            .unwrap()
+            .push((data.display().to_string(), cpt));
+        Ok(())
+    }
+}
+
+#[test]
+fn train_builds_each_fine_tuned_variant_once_and_reuses_it_by_content() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let path = squad_file(&dir);
+    let set = QuestionSet::load(&path, 0, 0)?;
+    let embedder = HashEmbedder::new(64);
+    let corpus = load_corpus(&path, &set)?;
+    let (mut kb, _) = index_in_memory(&corpus, &embedder, &embedder, 256)?;
+    let plan = Plan {
+        variants: vec![
+            VariantSpec::parse("sft")?,
+            VariantSpec::parse("sft+rag")?,
+            VariantSpec::parse("cpt+rag")?,
+            VariantSpec::parse("raft")?,
+        ],
+        train: Some(TrainPlan {
+            questions: path.clone(),
+            sample: 4,
+            seed: 3,
+            cache: dir.path().join("adapters"),
+            base: "right".into(),
+            budget: Budget::default(),
+            distractors: 1,
+            p: 1.0,
+        }),
+        ..Plan::default()
+    };
+    let options = AskOptions::default();
+    let trainer = FakeTrainer(Default::default());
+    let run = |kb: &mut ragtune_index::KnowledgeBase| {
+        let inputs = Inputs {
+            questions: &set,
+            passages: Passages::Corpus {
+                kb,
+                corpus: &corpus,
+                counter: &embedder,
+                max_chunk_tokens: 256,
+            },
+            embedder: &embedder,
+            pool: None,
+            options: &options,
+            top_k: None,
+            default_model: "echo",
+            sequential: false,
+            format: None,
+        };
+        compare(&plan, inputs, &FakeModels, Some(&trainer), &mut |_| {})
+    };
+    let out = run(&mut kb)?;
+    let trained = trainer.0.lock().unwrap().clone();
+    assert_eq!(trained.len(), 4, "{trained:?}");
+    assert_eq!(
+        trained.iter().filter(|(_, cpt)| *cpt).count(),
+        1,
+        "cpt+rag trains on text"
+    );
+    for r in &out.runs {
+        assert!(r.failed.is_none(), "{:?}", r.failed);
+        assert_eq!(r.model, "right", "the training base");
+        assert!(
+            r.adapter.as_deref().unwrap().contains("adapters"),
+            "{:?}",
+            r.adapter
+        );
+        let cost = r.training.as_ref().unwrap();
+        assert_eq!(cost.cpu_seconds, Some(120.0));
+    }
+    // The same inputs again: every adapter comes from the cache.
+    run(&mut kb)?;
+    assert_eq!(trainer.0.lock().unwrap().len(), 4);
     Ok(())
 }
