@@ -101,3 +101,33 @@ fn a_small_comparison_writes_its_report_and_names_the_failed_variant() {
         serde_json::from_slice(&std::fs::read(out.join("runs.json")).unwrap()).unwrap();
     assert_eq!(runs["runs"][1]["outcomes"].as_array().unwrap().len(), 4);
 }
+
+#[test]
+fn train_builds_a_fine_tuned_variant_once_and_a_rerun_reuses_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let questions = write(dir.path(), "qa.json", SQUAD);
+    let out = dir.path().join("report");
+    let compare = || {
+        run(ragtune()
+            .arg("compare")
+            .arg("--questions")
+            .arg(&questions)
+            .arg("--train")
+            .arg(&questions)
+            .args(["--train-sample", "2", "--train-steps", "1", "--sample", "0"])
+            .args(["--variant", "sft", "-n", "8", "--threads", "2", "--out"])
+            .arg(&out))
+    };
+    let (ok, _, err) = compare();
+    assert!(ok, "{err}");
+    assert!(err.contains("--train: training sft (1 steps)"), "{err}");
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    let v = &report["variants"][0];
+    assert!(v["failed"].is_null(), "{report}");
+    assert_eq!(v["model"], "smollm2-135m-instruct", "{report}");
+    assert!(v["training"]["cpu_seconds"].as_f64().unwrap() > 0.0, "{report}");
+    let (ok, _, err) = compare();
+    assert!(ok, "{err}");
+    assert!(err.contains("--train: sft cached in"), "{err}");
+}
