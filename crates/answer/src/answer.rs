@@ -139,9 +139,10 @@ pub struct Passage {
     pub rank: u32,
     #[serde(flatten)]
     pub fit: PassageFit,
-    /// The chunk with its score and ranks. When context expansion widened its passage, the
-    /// span, text, page and headings are the passage's (the chunk id, score and ranks stay
-    /// the retrieved chunk's), and `core` is the retrieved chunk's own span.
+    /// The chunk with its score and ranks. When context expansion widened the passage that
+    /// shows it (or merged it into another hit's), the span, text, page and headings are the
+    /// passage's (the chunk id, score and ranks stay the retrieved chunk's), and `core` is the
+    /// retrieved chunk's own span.
     pub hit: Hit,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub core: Option<Span>,

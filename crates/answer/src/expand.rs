@@ -35,8 +35,9 @@ pub struct Span {
 /// The passages in the prompt after expansion.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Expanded {
-    /// One per retrieved hit, in rank order: the hit as the prompt shows it (widened when its
-    /// passage grew), what became of it, and the passage (index into `included`) that shows it.
+    /// One per retrieved hit, in rank order: the hit as the prompt shows it (widened to its
+    /// passage's span and text when the passage grew or merged, with the hit's own id, score
+    /// and ranks), what became of it, and the passage (index into `included`) that shows it.
     pub hits: Vec<Hit>,
     pub fits: Vec<PassageFit>,
     pub shown_in: Vec<Option<usize>>,
@@ -260,28 +261,34 @@ fn finish(
     let originals = hits.clone();
     for run in runs.into_iter().filter(|r| r.alive) {
         let p = included.len();
-        let owner = run.owner;
-        if run.changed
-            && let Some(widened) = run.widened(&originals[owner])
-        {
-            core[owner] = Some(Span {
-                start: originals[owner].start,
-                end: originals[owner].end,
-            });
-            chunks[owner] = run.chunks.iter().map(|c| c.chunk_id).collect();
-            hits[owner] = widened;
-            fits[owner] = PassageFit::Full;
-        }
-        // Every retrieved chunk the passage shows is shown by it.
+        let widened = if run.changed {
+            run.widened(&originals[run.owner])
+        } else {
+            None
+        };
+        // Every retrieved chunk the passage shows is shown by it, and described by it: the
+        // passage's span and text, the chunk's own id, score, ranks and span (`core`).
         for (i, h) in originals.iter().enumerate() {
-            if i == owner || run.contains(&h.source, h.chunk_id) {
-                shown_in[i] = Some(p);
-                if i != owner {
-                    fits[i] = PassageFit::Full;
-                }
+            if i != run.owner && !run.contains(&h.source, h.chunk_id) {
+                continue;
+            }
+            shown_in[i] = Some(p);
+            if let Some(w) = &widened {
+                core[i] = Some(Span {
+                    start: h.start,
+                    end: h.end,
+                });
+                chunks[i] = run.chunks.iter().map(|c| c.chunk_id).collect();
+                hits[i] = Hit {
+                    chunk_id: h.chunk_id,
+                    score: h.score,
+                    ranks: h.ranks.clone(),
+                    ..w.clone()
+                };
+                fits[i] = PassageFit::Full;
             }
         }
-        included.push((owner, run.shown));
+        included.push((run.owner, run.shown));
     }
     for (i, fit) in fits.iter_mut().enumerate() {
         if shown_in[i].is_none() {

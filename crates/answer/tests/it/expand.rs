@@ -148,6 +148,18 @@ fn adjacent_hits_of_one_document_become_one_passage_at_the_better_ones_place() {
     assert_eq!(merged.text, text[merged.start..merged.end]);
     assert_eq!(merged.chunk_id, 4);
     assert_eq!(p.passages[2].fit, PassageFit::Full);
+    // The worse hit is described by the passage that shows it, with its own id and span.
+    let worse = &p.passages[2];
+    assert_eq!((worse.hit.start, worse.hit.end), (merged.start, merged.end));
+    assert_eq!((worse.hit.chunk_id, worse.hit.score), (3, 0.7));
+    assert_eq!(
+        worse.core,
+        Some(Span {
+            start: chunks[2].start,
+            end: chunks[2].end
+        })
+    );
+    assert_eq!(worse.chunks, vec![3, 4]);
     let prompt = user(&p);
     for w in merged.text.split(' ') {
         assert_eq!(
