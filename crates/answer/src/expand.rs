@@ -1,6 +1,6 @@
 //! Context expansion ("small-to-big"): retrieval ranks small chunks, the reader gets a window
 //! around each one. After the passages are fitted into the prompt budget as retrieved
-//! ([`fit_passages`](crate::budget)), each passage in the prompt, best first, grows by the
+//! (`budget::fit_passages`), each passage in the prompt, best first, grows by the
 //! neighbouring chunks of its document ([`Retriever::neighbours`](ragtune_core::Retriever)),
 //! one chunk at a time, after and before in turn, while the passage stays within the window's
 //! tokens and the whole prompt within its budget. So every retrieved chunk keeps its place
@@ -50,14 +50,19 @@ pub(crate) struct Expanded {
     pub prompt_tokens: u32,
 }
 
+/// A hit's neighbours: [`Retriever::neighbours`](ragtune_core::Retriever::neighbours).
+pub(crate) type Neighbours<'c> = dyn FnMut(&Hit, usize, usize) -> Result<Vec<Hit>> + 'c;
+/// Tokens of the whole prompt with these passages (hit as shown, text shown).
+pub(crate) type MeasurePrompt<'c> = dyn FnMut(&[(&Hit, &str)]) -> Result<u32> + 'c;
+
 /// What expansion needs from the answerer: neighbours, token counts of a passage and of the
-/// whole prompt with given passages (hit as shown, text shown).
+/// whole prompt with given passages.
 pub(crate) struct Context<'c> {
     pub window: u32,
     pub limit: u32,
-    pub neighbours: &'c mut dyn FnMut(&Hit, usize, usize) -> Result<Vec<Hit>>,
+    pub neighbours: &'c mut Neighbours<'c>,
     pub count_text: &'c mut dyn FnMut(&str) -> Result<u32>,
-    pub measure: &'c mut dyn FnMut(&[(&Hit, &str)]) -> Result<u32>,
+    pub measure: &'c mut MeasurePrompt<'c>,
 }
 
 /// A passage of the prompt: contiguous chunks of one document.
@@ -123,7 +128,7 @@ impl Run {
 }
 
 /// Widens the fitted passages; see the module docs. `fits` and `included` are
-/// [`fit_passages`](crate::budget)'s outcome for `hits`, and `prompt_tokens` its count.
+/// `budget::fit_passages`'s outcome for `hits`, and `prompt_tokens` its count.
 pub(crate) fn expand(
     hits: Vec<Hit>,
     fits: Vec<PassageFit>,
