@@ -165,9 +165,11 @@ pub(crate) fn expand(
                 run.chunks.last()
             } else {
                 run.chunks.first()
-            }
-            .expect("a run has chunks")
-            .clone();
+            };
+            let Some(edge) = edge.cloned() else {
+                runs[r].open = [false, false];
+                continue;
+            };
             let (before, after) = if side == AFTER { (0, 1) } else { (1, 0) };
             let around = (cx.neighbours)(&edge, before, after)?;
             let next = around
