@@ -9,6 +9,7 @@ use crate::citation::{
     CitationFailure, CitationStatus, QuoteCheck, check_citations, strip_citations,
 };
 use crate::error::{Error, Result};
+use crate::expand::{Context, Expanded, Span, expand};
 use crate::fewshot::{ExamplePool, SelectedExample};
 use crate::sanitize::sanitize_passage;
 use crate::template::{PromptExample, PromptPassage, PromptTemplate};
@@ -96,6 +97,10 @@ pub struct AskOptions {
     pub abstention: AbstentionPolicy,
     /// The prompt; `None` takes the mode's built-in template.
     pub template: Option<PromptTemplate>,
+    /// Context expansion (RAG): each passage in the prompt grows by the neighbouring chunks
+    /// of its document up to this many tokens (the generator's count of the passage text),
+    /// within the prompt budget; see [`crate::expand`]. 0 = off: the retrieved chunks alone.
+    pub window: u32,
 }
 
 impl Default for AskOptions {
@@ -113,6 +118,7 @@ impl Default for AskOptions {
             stop: Vec::new(),
             abstention: AbstentionPolicy::default(),
             template: None,
+            window: 0,
         }
     }
 }
@@ -133,8 +139,16 @@ pub struct Passage {
     pub rank: u32,
     #[serde(flatten)]
     pub fit: PassageFit,
-    /// The chunk with its score and ranks.
+    /// The chunk with its score and ranks. When context expansion widened the passage that
+    /// shows it (or merged it into another hit's), the span, text, page and headings are the
+    /// passage's (the chunk id, score and ranks stay the retrieved chunk's), and `core` is the
+    /// retrieved chunk's own span.
     pub hit: Hit,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub core: Option<Span>,
+    /// The chunks a widened passage is made of, in document order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub chunks: Vec<i64>,
 }
 
 /// Where a citation points: a chunk, and the span of its document it came from.
@@ -571,14 +585,14 @@ impl<'a> Answerer<'a> {
         let start = Instant::now();
         let limit = self.prompt_limit()?;
         let t = &self.template;
-        let render = |included: &[(usize, &str)], examples: &[SelectedExample]| {
+        let render = |included: &[(&Hit, &str)], examples: &[SelectedExample]| {
             let passages: Vec<PromptPassage<'_>> = included
                 .iter()
                 .enumerate()
-                .map(|(pos, &(i, text))| PromptPassage {
+                .map(|(pos, &(hit, text))| PromptPassage {
                     number: pos as u32 + 1,
-                    source: &hits[i].source,
-                    page: hits[i].page,
+                    source: &hit.source,
+                    page: hit.page,
                     text,
                 })
                 .collect();
@@ -607,16 +621,65 @@ impl<'a> Answerer<'a> {
             limit,
             empty,
             self.options.min_trim_chars,
-            &mut |included| self.count(question, render(included, &[])),
+            &mut |included| {
+                let included: Vec<(&Hit, &str)> =
+                    included.iter().map(|&(i, t)| (&hits[i], t)).collect();
+                self.count(question, render(&included, &[]))
+            },
         )?;
+        let n = hits.len();
+        let fitted = match self.retriever {
+            Some(retriever) if self.options.mode == Mode::Rag && self.options.window > 0 => expand(
+                hits,
+                fitted.fits,
+                fitted.included,
+                fitted.prompt_tokens,
+                &mut Context {
+                    window: self.options.window,
+                    limit,
+                    neighbours: &mut |hit, before, after| {
+                        retriever
+                            .neighbours(hit, before, after)
+                            .map_err(|source| Error::Retrieve {
+                                question: question.to_string(),
+                                source,
+                            })
+                    },
+                    count_text: &mut |text| {
+                        self.generator
+                            .count_prompt_tokens(&Prompt::Text(text.to_string()))
+                            .map_err(|source| Error::Generate {
+                                question: question.to_string(),
+                                source,
+                            })
+                    },
+                    measure: &mut |passages| self.count(question, render(passages, &[])),
+                },
+            )?,
+            _ => {
+                let mut shown_in = vec![None; n];
+                for (p, (i, _)) in fitted.included.iter().enumerate() {
+                    shown_in[*i] = Some(p);
+                }
+                Expanded {
+                    hits,
+                    fits: fitted.fits,
+                    shown_in,
+                    core: vec![None; n],
+                    chunks: vec![Vec::new(); n],
+                    included: fitted.included,
+                    prompt_tokens: fitted.prompt_tokens,
+                }
+            }
+        };
+        let shown_hits: Vec<(&Hit, &str)> = fitted
+            .included
+            .iter()
+            .map(|(i, s)| (&fitted.hits[*i], s.as_str()))
+            .collect();
         let mut prompt_tokens = fitted.prompt_tokens;
         while !examples.is_empty() {
-            let included: Vec<(usize, &str)> = fitted
-                .included
-                .iter()
-                .map(|(i, s)| (*i, s.as_str()))
-                .collect();
-            prompt_tokens = self.count(question, render(&included, &examples))?;
+            prompt_tokens = self.count(question, render(&shown_hits, &examples))?;
             if prompt_tokens <= limit {
                 break;
             }
@@ -624,16 +687,10 @@ impl<'a> Answerer<'a> {
             examples.pop();
             prompt_tokens = fitted.prompt_tokens;
         }
-        let included: Vec<(usize, &str)> = fitted
-            .included
-            .iter()
-            .map(|(i, s)| (*i, s.as_str()))
-            .collect();
-        let messages = render(&included, &examples);
-        let score = fitted
-            .included
-            .iter()
-            .map(|(i, _)| hits[*i].score)
+        let messages = render(&shown_hits, &examples);
+        let score = (0..n)
+            .filter(|&i| fitted.shown_in[i].is_some())
+            .map(|i| fitted.hits[i].score)
             .reduce(f32::max);
         let shown: Vec<String> = fitted.included.iter().map(|(_, s)| s.clone()).collect();
         let request = (self.options.mode != Mode::Rag || !shown.is_empty()).then(|| {
@@ -645,18 +702,26 @@ impl<'a> Answerer<'a> {
                 .with_sampling(self.options.sampling.clone())
                 .with_stop(self.options.stop.iter().cloned())
         });
-        let passages = hits
+        let Expanded {
+            hits: shown_as,
+            fits,
+            shown_in,
+            core,
+            chunks,
+            ..
+        } = fitted;
+        let passages = shown_as
             .into_iter()
+            .zip(core)
+            .zip(chunks)
             .enumerate()
-            .map(|(i, hit)| Passage {
-                number: fitted
-                    .included
-                    .iter()
-                    .position(|(j, _)| *j == i)
-                    .map(|p| p as u32 + 1),
+            .map(|(i, ((hit, core), chunks))| Passage {
+                number: shown_in[i].map(|p| p as u32 + 1),
                 rank: i as u32 + 1,
-                fit: fitted.fits[i],
+                fit: fits[i],
                 hit,
+                core,
+                chunks,
             })
             .collect();
         Ok(PreparedQuestion {

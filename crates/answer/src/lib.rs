@@ -65,6 +65,7 @@ mod budget;
 pub mod citation;
 mod error;
 pub mod eval;
+pub mod expand;
 pub mod fewshot;
 pub mod sanitize;
 pub mod support;
@@ -80,5 +81,6 @@ pub use answer::{
 pub use budget::PassageFit;
 pub use citation::{CitationFailure, CitationStatus, QuoteCheck};
 pub use error::{Error, Result};
+pub use expand::Span;
 pub use fewshot::{Example, ExamplePool, SelectedExample, examples_from, load_examples};
 pub use template::{Demonstration, PromptTemplate};

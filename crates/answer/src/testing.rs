@@ -193,13 +193,34 @@ pub fn hit(chunk_id: i64, source: &str, text: &str, score: f32) -> Hit {
     }
 }
 
+/// The chunks of `text` at the byte `spans` (document order), as hits of `source` with ids
+/// `first_id`, `first_id + 1`... and score 1: a document for [`FixedRetriever::with_document`].
+/// Panics on a span that is not in `text` (a test's mistake).
+pub fn chunks_of(source: &str, text: &str, spans: &[(usize, usize)], first_id: i64) -> Vec<Hit> {
+    spans
+        .iter()
+        .enumerate()
+        .map(|(i, &(start, end))| {
+            let mut h = hit(first_id + i as i64, source, &text[start..end], 1.0);
+            h.start = start;
+            h.end = end;
+            h
+        })
+        .collect()
+}
+
 /// Returns fixed hits: per question when given, else the default list; at most `k`.
+/// Neighbours come from the documents given with [`with_document`](Self::with_document).
 #[derive(Default)]
 pub struct FixedRetriever {
     pub default: Vec<Hit>,
     pub by_question: HashMap<String, Vec<Hit>>,
     /// Every query, in order.
     pub queries: Mutex<Vec<Query>>,
+    /// Documents as their chunks in order, by source.
+    pub documents: HashMap<String, Vec<Hit>>,
+    /// Every neighbour request (chunk id, before, after), in order.
+    pub neighbour_requests: Mutex<Vec<(i64, usize, usize)>>,
 }
 
 impl FixedRetriever {
@@ -214,6 +235,14 @@ impl FixedRetriever {
         self.by_question.insert(question.to_string(), hits);
         self
     }
+
+    /// A document whose chunks (in document order, all of one source) answer `neighbours`.
+    pub fn with_document(mut self, chunks: Vec<Hit>) -> Self {
+        if let Some(first) = chunks.first() {
+            self.documents.insert(first.source.clone(), chunks);
+        }
+        self
+    }
 }
 
 impl Retriever for FixedRetriever {
@@ -221,6 +250,34 @@ impl Retriever for FixedRetriever {
         self.queries.lock().unwrap().push(query.clone());
         let hits = self.by_question.get(&query.text).unwrap_or(&self.default);
         Ok(hits.iter().take(query.k).cloned().collect())
+    }
+
+    fn neighbours(
+        &self,
+        hit: &Hit,
+        before: usize,
+        after: usize,
+    ) -> Result<Vec<Hit>, RetrieveError> {
+        self.neighbour_requests
+            .lock()
+            .unwrap()
+            .push((hit.chunk_id, before, after));
+        let Some(chunks) = self.documents.get(&hit.source) else {
+            return Ok(Vec::new());
+        };
+        let Some(p) = chunks.iter().position(|c| c.chunk_id == hit.chunk_id) else {
+            return Ok(Vec::new());
+        };
+        let from = p.saturating_sub(before);
+        let to = p.saturating_add(after).min(chunks.len() - 1);
+        Ok(chunks[from..=to]
+            .iter()
+            .map(|c| Hit {
+                score: hit.score,
+                ranks: Default::default(),
+                ..c.clone()
+            })
+            .collect())
     }
 }
 

@@ -157,6 +157,11 @@ pub struct AnswerArgs {
     /// probabilities, 0 to 1) is below this.
     #[arg(long)]
     pub min_confidence: Option<f32>,
+    /// Context expansion (rag): widen each retrieved chunk by its document's neighbouring
+    /// chunks, up to this many tokens per passage and within the prompt budget; adjacent hits
+    /// merge (0 = off: the chunks alone).
+    #[arg(long, default_value_t = 0)]
+    pub window: u32,
     /// A JSON file of prompt texts put over the mode's built-in template (fields: system, user,
     /// passage, example_user, example_assistant, demonstrations, refusal, refusal_markers).
     #[arg(long)]
@@ -175,6 +180,7 @@ impl AnswerArgs {
         o.prompt_budget = self.prompt_budget;
         o.abstention.min_score = self.min_score;
         o.abstention.min_confidence = self.min_confidence;
+        o.window = self.window;
         if let Some(file) = &self.template {
             o.template = Some(mode.template().overridden_by(file)?);
         }

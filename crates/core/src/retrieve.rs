@@ -80,6 +80,24 @@ impl Query {
 /// Something that answers a query with ranked chunks.
 pub trait Retriever: Send + Sync {
     fn retrieve(&self, query: &Query) -> Result<Vec<Hit>, RetrieveError>;
+
+    /// The chunks of `hit`'s document around it, in document order: up to `before` chunks
+    /// before it, the hit's own chunk as stored now, and up to `after` chunks after it. This is
+    /// what context expansion ("small-to-big") widens a hit with.
+    ///
+    /// A neighbour has no score of its own: it carries `hit`'s score and no ranks. Empty when
+    /// the hit's chunk is no longer stored (its document was deleted or changed since the
+    /// search): that is not an error, the hit is then shown alone. The default has no
+    /// neighbours, for retrievers that know nothing of document order.
+    fn neighbours(
+        &self,
+        hit: &Hit,
+        before: usize,
+        after: usize,
+    ) -> Result<Vec<Hit>, RetrieveError> {
+        let _ = (hit, before, after);
+        Ok(Vec::new())
+    }
 }
 
 /// Why a search failed.

@@ -252,6 +252,13 @@ impl KnowledgeBase {
         self.store.chunks(ids)
     }
 
+    /// The chunks of chunk `id`'s document around it, in document order: up to `before`
+    /// before it, the chunk itself, up to `after` after it. Empty when `id` was deleted
+    /// meanwhile. An indexed lookup on (document, ordinal), for context expansion.
+    pub fn neighbours(&self, id: i64, before: usize, after: usize) -> Result<Vec<StoredChunk>> {
+        self.store.neighbour_chunks(id, before, after)
+    }
+
     /// Embeds `chunks` (reusing vectors already stored for identical texts) and writes the
     /// document. Call [`checkpoint`](Self::checkpoint) after a batch of writes.
     pub fn put_document(

@@ -143,6 +143,8 @@ impl RaftAnswer {
                 rank: i as u32 + 1,
                 fit: PassageFit::Full,
                 hit: hit.clone(),
+                core: None,
+                chunks: Vec::new(),
             })
             .collect();
         let citations: Vec<Citation> = self

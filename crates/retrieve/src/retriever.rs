@@ -4,7 +4,7 @@
 use crate::filter;
 use crate::fusion::{Fused, RankedList, reciprocal_rank_fusion};
 use ragtune_core::{Embedder, Hit, Query, RetrieveError, Retriever, SearchMode};
-use ragtune_index::{KnowledgeBase, SharedFilter};
+use ragtune_index::{KnowledgeBase, SharedFilter, StoredChunk};
 use std::collections::BTreeMap;
 
 /// How hybrid search fuses, and how deep each mode looks.
@@ -162,22 +162,44 @@ impl Retriever for KbRetriever<'_> {
             .into_iter()
             .filter_map(|Fused { id, score, ranks }| {
                 let c = chunks.remove(&id)?;
-                Some(Hit {
-                    chunk_id: id,
-                    source: c.source,
-                    format: c.format,
-                    page: c.page,
-                    heading_path: c.heading_path,
-                    start: c.start,
-                    end: c.end,
-                    text: c.text,
-                    score,
-                    ranks: ranks
-                        .into_iter()
-                        .map(|(m, r)| (m.as_str().to_owned(), r))
-                        .collect(),
-                })
+                let ranks = ranks
+                    .into_iter()
+                    .map(|(m, r)| (m.as_str().to_owned(), r))
+                    .collect();
+                Some(to_hit(c, score, ranks))
             })
             .collect())
+    }
+
+    /// The hit's document's chunks around it, from SQLite: one indexed lookup on
+    /// (document, ordinal). Empty when the chunk was deleted since the search.
+    fn neighbours(
+        &self,
+        hit: &Hit,
+        before: usize,
+        after: usize,
+    ) -> Result<Vec<Hit>, RetrieveError> {
+        Ok(self
+            .kb
+            .neighbours(hit.chunk_id, before, after)
+            .map_err(index_err)?
+            .into_iter()
+            .map(|c| to_hit(c, hit.score, BTreeMap::new()))
+            .collect())
+    }
+}
+
+fn to_hit(c: StoredChunk, score: f32, ranks: BTreeMap<String, u32>) -> Hit {
+    Hit {
+        chunk_id: c.id,
+        source: c.source,
+        format: c.format,
+        page: c.page,
+        heading_path: c.heading_path,
+        start: c.start,
+        end: c.end,
+        text: c.text,
+        score,
+        ranks,
     }
 }

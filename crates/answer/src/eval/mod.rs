@@ -13,10 +13,12 @@
 //! question and wrong for an answerable one.
 
 mod metrics;
+mod recall;
 mod sample;
 
 pub use metrics::{exact_match, extract_decision, f1_score, normalize_answer, score_answer};
 pub use ragtune_datasets::{Decision, QaItem};
+pub use recall::{MIN_SHARED_WORDS, gold_in_context};
 pub use sample::{SplitMix64, sample, sample_indices};
 
 use crate::answer::{Answer, Answerer, Mode};
@@ -46,6 +48,10 @@ pub struct QuestionResult {
     pub gold_decision: Option<Decision>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub predicted_decision: Option<Decision>,
+    /// Whether the gold paragraph was in the prompt ([`gold_in_context`]); `None` when the
+    /// question has none or is unanswerable, or the mode is not RAG.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gold_in_context: Option<bool>,
     pub answer: Answer,
 }
 
@@ -123,6 +129,7 @@ pub fn score_reply(
         predicted_decision: item
             .decision
             .and_then(|_| extract_decision(&answer.answer_text)),
+        gold_in_context: gold_in_context(item, &answer),
         answer,
     }
 }
@@ -166,6 +173,10 @@ pub struct EvalSummary {
     pub mean_prompt_tokens: f64,
     pub mean_completion_tokens: f64,
     pub mean_context_tokens: f64,
+    /// Share of the answerable questions with a gold paragraph whose paragraph was in the
+    /// prompt ([`gold_in_context`]); `None` without such questions.
+    #[serde(default)]
+    pub context_recall: Option<f64>,
 }
 
 /// The trade-off at one threshold.
@@ -335,6 +346,7 @@ pub fn summarize(results: &[QuestionResult]) -> EvalSummary {
                 .map(|r| f64::from(r.answer.tokens.context_used)),
         )
         .unwrap_or(0.0),
+        context_recall: rate(results.iter().filter_map(|r| r.gold_in_context)),
     }
 }
 
@@ -472,7 +484,10 @@ impl fmt::Display for EvalReport {
             ),
             ("context tokens", format!("{:.1}", s.mean_context_tokens)),
         ];
-        for (name, value) in accuracy.into_iter().chain(rows) {
+        let recall = s
+            .context_recall
+            .map(|_| ("gold paragraph in prompt", pct(s.context_recall)));
+        for (name, value) in accuracy.into_iter().chain(rows).chain(recall) {
             writeln!(f, "  {name:<30} {value}")?;
         }
         for (name, points) in [

@@ -207,3 +207,101 @@ fn the_confidence_sweep_uses_the_model_s_own_signal() {
     assert_eq!(points[1].false_abstention_rate_answerable, Some(0.0));
     assert_eq!(eval.report.confidence_curve.len(), 1 + 3);
 }
+
+const GOLD: &str = "Super Bowl 50 was an American football game to determine the champion of \
+the National Football League for the 2015 season. The Denver Broncos defeated the Carolina \
+Panthers 24-10 to earn their third Super Bowl title.";
+
+#[test]
+fn context_recall_counts_a_shown_passage_of_the_gold_paragraph_that_holds_the_answer() {
+    let with_gold = |id: &str, question: &str| QaItem {
+        context: GOLD.into(),
+        ..item(id, question, &["Denver Broncos"])
+    };
+    let items = vec![
+        // The gold paragraph's sentence with the answer.
+        with_gold("in", "Who won?"),
+        // The answer, but from another paragraph.
+        with_gold("elsewhere", "Who won the game?"),
+        // The gold paragraph, but not the part with the answer.
+        with_gold("no-answer", "Who won the title?"),
+        // Unanswerable, and answerable without a gold paragraph: not counted.
+        QaItem {
+            context: GOLD.into(),
+            ..item("impossible", "Who lost?", &[])
+        },
+        item("no-context", "Who played?", &["Denver Broncos"]),
+    ];
+    let retriever = FixedRetriever::default()
+        .with(
+            "Who won?",
+            vec![
+                hit(1, "x.md", "Unrelated text about the weather.", 0.9),
+                hit(2, "sb.md", "The Denver Broncos defeated the Carolina Panthers 24-10 to earn their third Super Bowl title.", 0.8),
+            ],
+        )
+        .with(
+            "Who won the game?",
+            vec![hit(3, "fans.md", "Fans of the Denver Broncos celebrated in the streets of Denver all night.", 0.9)],
+        )
+        .with(
+            "Who won the title?",
+            vec![hit(4, "sb.md", "Super Bowl 50 was an American football game to determine the champion of the National Football League.", 0.9)],
+        )
+        .with("Who lost?", vec![hit(2, "sb.md", GOLD, 0.9)])
+        .with("Who played?", vec![hit(2, "sb.md", GOLD, 0.9)]);
+    let generator = FakeGenerator::table(4096, &[], "?");
+    let answerer = Answerer::new(&generator, crate::all_hits()).with_retriever(&retriever);
+    let eval = evaluate(&answerer, &items).unwrap();
+    let flags: Vec<Option<bool>> = eval.results.iter().map(|r| r.gold_in_context).collect();
+    assert_eq!(
+        flags,
+        vec![Some(true), Some(false), Some(false), None, None]
+    );
+    let recall = eval.report.summary.context_recall.unwrap();
+    assert!(close(recall, 1.0 / 3.0), "{recall}");
+    assert!(eval.report.to_string().contains("gold paragraph in prompt"));
+    // Closed-book answers show no passage: nothing to say about recall.
+    let closed = Answerer::new(
+        &generator,
+        crate::all_hits().with_mode(ragtune_answer::Mode::ClosedBook),
+    );
+    let eval = evaluate(&closed, &items).unwrap();
+    assert_eq!(eval.report.summary.context_recall, None);
+    assert!(!eval.report.to_string().contains("gold paragraph in prompt"));
+}
+
+#[test]
+fn context_recall_sees_only_what_the_budget_left_of_a_passage() {
+    let item = QaItem {
+        context: GOLD.into(),
+        ..item("trimmed", "Who won?", &["Denver Broncos"])
+    };
+    let retriever = FixedRetriever::new(vec![hit(1, "sb.md", GOLD, 0.9)]);
+    let generator = FakeGenerator::table(4096, &[], "?");
+    let whole = Answerer::new(&generator, crate::all_hits()).with_retriever(&retriever);
+    let full_prompt = whole.prepare("Who won?").unwrap().tokens.prompt;
+    assert_eq!(
+        evaluate(&whole, std::slice::from_ref(&item))
+            .unwrap()
+            .results[0]
+            .gold_in_context,
+        Some(true)
+    );
+    // Cut after about 20 words: the first sentence stays, the answer goes.
+    let cut = Answerer::new(
+        &generator,
+        ragtune_answer::AskOptions {
+            prompt_budget: Some(full_prompt - 16),
+            min_trim_chars: 10,
+            ..crate::all_hits()
+        },
+    )
+    .with_retriever(&retriever);
+    let eval = evaluate(&cut, std::slice::from_ref(&item)).unwrap();
+    assert!(matches!(
+        eval.results[0].answer.passages[0].fit,
+        ragtune_answer::PassageFit::Trimmed { .. }
+    ));
+    assert_eq!(eval.results[0].gold_in_context, Some(false));
+}

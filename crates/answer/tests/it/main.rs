@@ -5,6 +5,7 @@ mod ask;
 mod budget;
 mod citations;
 mod eval;
+mod expand;
 mod fewshot;
 mod injection;
 mod modes;

@@ -213,3 +213,64 @@ fn an_injected_document_does_not_take_over_the_real_model() {
     let reply = a["model_output"].as_str().unwrap();
     assert!(!reply.to_uppercase().contains("PWNED"), "{reply}");
 }
+
+#[test]
+fn ask_with_a_window_widens_the_passage_around_the_chunk_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let kb = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "ops.md",
+        "# Operations\n\nThe build servers restart every Sunday night.\n\n\
+         The signing keys are rotated every ninety days.\n\n\
+         Old keys stay valid for one more week after a rotation.\n\n\
+         The on-call engineer approves every rotation.\n",
+    );
+    let (ok, _, err) = run(ragtune().env("RAGTUNE_KB", kb.path()).args([
+        "ingest",
+        "--max-tokens",
+        "16",
+        "--overlap",
+        "0",
+        dir.path().to_str().unwrap(),
+    ]));
+    assert!(ok, "{err}");
+    let ask = |window: &str| {
+        let (ok, out, err) = run(ragtune().env("RAGTUNE_KB", kb.path()).args([
+            "ask",
+            "How often are the signing keys rotated?",
+            "--json",
+            "-n",
+            "8",
+            "--top-k",
+            "1",
+            "--window",
+            window,
+            "--model",
+            "smollm2-135m-instruct",
+        ]));
+        assert!(ok, "{err}");
+        let a: serde_json::Value = serde_json::from_str(&out).unwrap();
+        a["passages"][0].clone()
+    };
+    let plain = ask("0");
+    assert!(plain.get("core").is_none(), "{plain}");
+    let core_text = plain["hit"]["text"].as_str().unwrap();
+    assert!(core_text.contains("ninety days"), "{plain}");
+    assert!(!core_text.contains("one more week"), "{plain}");
+    let wide = ask("200");
+    let text = wide["hit"]["text"].as_str().unwrap();
+    assert!(
+        text.contains("ninety days") && text.contains("one more week"),
+        "{wide}"
+    );
+    assert!(wide["chunks"].as_array().unwrap().len() > 1, "{wide}");
+    assert_eq!(wide["hit"]["chunk_id"], plain["hit"]["chunk_id"]);
+    assert_eq!(wide["core"]["start"], plain["hit"]["start"]);
+    assert_eq!(wide["core"]["end"], plain["hit"]["end"]);
+    let (start, end) = (
+        wide["hit"]["start"].as_u64().unwrap(),
+        wide["hit"]["end"].as_u64().unwrap(),
+    );
+    assert_eq!(text.len() as u64, end - start, "{wide}");
+}

@@ -108,6 +108,38 @@ fn indexed_row(r: &Row) -> rusqlite::Result<IndexedChunk> {
     })
 }
 
+const CHUNK_COLUMNS: &str = "c.id, c.doc_id, d.source, d.format, c.ordinal, c.text, c.page,
+     c.heading_path, c.start, c.end, c.tokens";
+
+/// The neighbours of chunk ?1: ?2 ordinals before it to ?3 after it, in its document.
+fn neighbours_sql() -> String {
+    format!(
+        "SELECT {CHUNK_COLUMNS}
+         FROM chunks h
+         JOIN chunks c ON c.doc_id = h.doc_id
+             AND c.ordinal BETWEEN h.ordinal - ?2 AND h.ordinal + ?3
+         JOIN documents d ON d.id = c.doc_id
+         WHERE h.id = ?1
+         ORDER BY c.ordinal"
+    )
+}
+
+fn stored_chunk_row(r: &Row) -> rusqlite::Result<StoredChunk> {
+    Ok(StoredChunk {
+        id: r.get(0)?,
+        doc_id: r.get(1)?,
+        source: r.get(2)?,
+        format: parse_format(&r.get::<_, String>(3)?),
+        ordinal: r.get(4)?,
+        text: r.get(5)?,
+        page: r.get(6)?,
+        heading_path: serde_json::from_str(&r.get::<_, String>(7)?).unwrap_or_default(),
+        start: r.get::<_, i64>(8)? as usize,
+        end: r.get::<_, i64>(9)? as usize,
+        tokens: r.get(10)?,
+    })
+}
+
 impl Store {
     pub fn documents(&self) -> Result<Vec<StoredDocument>> {
         let conn = self.conn();
@@ -233,36 +265,39 @@ impl Store {
     pub fn chunks(&self, ids: &[i64]) -> Result<Vec<StoredChunk>> {
         let conn = self.conn();
         let mut stmt = conn
-            .prepare_cached(
-                "SELECT c.id, c.doc_id, d.source, d.format, c.ordinal, c.text, c.page,
-                        c.heading_path, c.start, c.end, c.tokens
-                 FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE c.id = ?1",
-            )
+            .prepare_cached(&format!(
+                "SELECT {CHUNK_COLUMNS} FROM chunks c JOIN documents d ON d.id = c.doc_id
+                 WHERE c.id = ?1"
+            ))
             .at(&self.path)?;
         let mut out = Vec::with_capacity(ids.len());
         for &id in ids {
             let chunk = stmt
-                .query_row([id], |r| {
-                    Ok(StoredChunk {
-                        id: r.get(0)?,
-                        doc_id: r.get(1)?,
-                        source: r.get(2)?,
-                        format: parse_format(&r.get::<_, String>(3)?),
-                        ordinal: r.get(4)?,
-                        text: r.get(5)?,
-                        page: r.get(6)?,
-                        heading_path: serde_json::from_str(&r.get::<_, String>(7)?)
-                            .unwrap_or_default(),
-                        start: r.get::<_, i64>(8)? as usize,
-                        end: r.get::<_, i64>(9)? as usize,
-                        tokens: r.get(10)?,
-                    })
-                })
+                .query_row([id], stored_chunk_row)
                 .optional()
                 .at(&self.path)?;
             out.extend(chunk);
         }
         Ok(out)
+    }
+
+    /// The chunks of chunk `id`'s document from `before` ordinals before it to `after` after
+    /// it, in document order, the chunk itself included; empty when `id` no longer exists.
+    /// Two indexed lookups (the chunk by id, then the range on `UNIQUE (doc_id, ordinal)`),
+    /// never a scan.
+    pub fn neighbour_chunks(
+        &self,
+        id: i64,
+        before: usize,
+        after: usize,
+    ) -> Result<Vec<StoredChunk>> {
+        let clamp = |n: usize| i64::try_from(n).unwrap_or(i64::MAX / 4).min(i64::MAX / 4);
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&neighbours_sql()).at(&self.path)?;
+        let rows = stmt
+            .query_map(params![id, clamp(before), clamp(after)], stored_chunk_row)
+            .at(&self.path)?;
+        rows.collect::<rusqlite::Result<_>>().at(&self.path)
     }
 
     /// (chunk id, document id) of every chunk, for turning document filters into chunk sets.
@@ -302,5 +337,35 @@ impl Store {
             }
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression guard for "never a full scan per question": the neighbour lookup finds the
+    /// hit by its primary key and its neighbours through `UNIQUE (doc_id, ordinal)`.
+    #[test]
+    fn neighbour_lookup_uses_indexes_only() {
+        let store = Store::open(None).unwrap();
+        let conn = store.conn();
+        let mut stmt = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {}", neighbours_sql()))
+            .unwrap();
+        let plan: Vec<String> = stmt
+            .query_map(params![1, 2, 2], |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert!(
+            plan.iter().all(|step| !step.starts_with("SCAN")),
+            "a step scans a table: {plan:?}"
+        );
+        assert!(
+            plan.iter()
+                .any(|step| step.contains("c USING INDEX") && step.contains("doc_id=?")),
+            "the neighbours are not found through (doc_id, ordinal): {plan:?}"
+        );
     }
 }

@@ -152,3 +152,43 @@ fn opening_with_another_embedder_is_a_clear_error() -> Result<()> {
     assert!(matches!(err, Error::EmbedderMismatch { .. }));
     Ok(())
 }
+
+#[test]
+fn neighbours_are_the_documents_chunks_in_order_and_never_another_documents() -> Result<()> {
+    for backend in BACKENDS {
+        let tmp = tempfile::tempdir()?;
+        let mut kb = open(backend, tmp.path())?;
+        let e = embedder();
+        let a = chunks("a.md", &["a zero", "a one", "a two", "a three", "a four"]);
+        let a_ids = kb.put_document(&record("a.md"), &a, &e)?;
+        let b_ids = kb.put_document(&record("b.md"), &chunks("b.md", &["b zero", "b one"]), &e)?;
+        kb.checkpoint()?;
+        let texts = |v: Vec<ragtune_index::StoredChunk>| -> Vec<String> {
+            v.into_iter().map(|c| c.text).collect()
+        };
+        let two = a_ids[2];
+        assert_eq!(
+            texts(kb.neighbours(two, 1, 2)?),
+            ["a one", "a two", "a three", "a four"],
+            "{backend:?}"
+        );
+        // The window stops at the document's ends and never reaches b.md.
+        let zero = a_ids[0];
+        assert_eq!(texts(kb.neighbours(zero, 3, 0)?), ["a zero"], "{backend:?}");
+        let b_one = b_ids[1];
+        assert_eq!(
+            texts(kb.neighbours(b_one, 100, 100)?),
+            ["b zero", "b one"],
+            "{backend:?}"
+        );
+        assert_eq!(
+            texts(kb.neighbours(b_one, usize::MAX, usize::MAX)?),
+            ["b zero", "b one"],
+            "{backend:?}"
+        );
+        // A deleted document has no neighbours, and that is no error.
+        kb.delete_document("a.md")?;
+        assert!(kb.neighbours(two, 1, 1)?.is_empty(), "{backend:?}");
+    }
+    Ok(())
+}

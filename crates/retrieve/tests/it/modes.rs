@@ -105,3 +105,45 @@ fn stop_words_only_query_returns_nothing_from_bm25_but_dense_still_answers() -> 
     );
     Ok(())
 }
+
+#[test]
+fn neighbours_come_from_the_hits_document_in_order_and_vanish_with_it() -> Result<()> {
+    for backend in BACKENDS {
+        let mut fx = Fixture::new(backend)?;
+        let e = embedder();
+        let rust = fx.source("guides/rust.md");
+        let hit = {
+            let r = KbRetriever::new(&fx.kb, &e)?;
+            let hits = r.retrieve(&Query::new("borrow checker", 5, SearchMode::Bm25))?;
+            let hit = hits
+                .into_iter()
+                .find(|h| h.source == rust)
+                .expect("rust.md");
+            let around = r.neighbours(&hit, 3, 3)?;
+            let file = std::fs::read_to_string(&rust)?;
+            let texts: Vec<&str> = around.iter().map(|h| h.text.as_str()).collect();
+            assert_eq!(
+                texts,
+                [
+                    "The borrow checker rejects dangling references at compile time.",
+                    "Cargo builds crates and resolves dependencies from the registry."
+                ],
+                "{backend:?}: only rust.md's chunks, in document order"
+            );
+            for n in &around {
+                assert_eq!(n.source, rust, "{backend:?}");
+                assert_eq!(file[n.start..n.end].trim(), n.text, "{backend:?}");
+                assert_eq!(n.score, hit.score, "{backend:?}: the hit's score");
+                assert!(n.ranks.is_empty(), "{backend:?}");
+            }
+            assert_eq!(around[0].chunk_id, hit.chunk_id, "{backend:?}");
+            assert_eq!(r.neighbours(&hit, 0, 0)?, vec![around[0].clone()]);
+            hit
+        };
+        // Deleted between the search and the expansion: no neighbours, no error.
+        fx.kb.delete_document(&rust)?;
+        let r = KbRetriever::new(&fx.kb, &e)?;
+        assert!(r.neighbours(&hit, 3, 3)?.is_empty(), "{backend:?}");
+    }
+    Ok(())
+}
