@@ -168,20 +168,7 @@ impl ChatTokenizer for LlamaChat<'_> {
 }
 
 pub fn sft(args: SftArgs) -> Result<()> {
-    let mut extra = serde_json::Map::new();
-    // Data from `ragtune raft build` (its manifest.json beside it) makes a RAFT adapter, which
-    // `ask` then prompts the RAFT way.
-    if let Some(lineage) = ragtune_raft::lineage(&args.data)? {
-        eprintln!(
-            "RAFT data ({} from {}): the adapter will answer with the RAFT prompt",
-            lineage.prompt_format,
-            lineage.manifest.display()
-        );
-        extra.insert(
-            ragtune_raft::TRAINING_KEY.to_owned(),
-            serde_json::to_value(&lineage)?,
-        );
-    }
+    let extra = raft_extra(&args.data)?;
     let data = RunData::Sft {
         data: args.data,
         eval: args.eval,
@@ -259,18 +246,9 @@ fn train(
     extra: serde_json::Map<String, serde_json::Value>,
 ) -> Result<()> {
     let base = crate::models::resolve_generator(&args.base)?;
-    let tokenizer = Tokenizer::load(&base)
-        .with_context(|| format!("loading the tokenizer of {}", base.display()))?;
+    let tokenizer = load_tokenizer(&base)?;
     let spec = spec(args, data, base, extra)?;
-    let mut bar = None;
-    let result = ragtune_train::run(&spec, &LlamaChat(&tokenizer), &mut |event| {
-        show(event, &spec, &mut bar);
-        ControlFlow::Continue(())
-    });
-    if let Some(bar) = bar {
-        bar.finish_and_clear();
-    }
-    let report = result?;
+    let report = run_shown(&spec, &tokenizer)?;
     println!(
         "trained {} steps: loss {:.4}{}, {:.0} tokens/s; adapter in {} ({} and {})",
         report.steps,
@@ -285,6 +263,42 @@ fn train(
         ADAPTER_GGUF,
     );
     Ok(())
+}
+
+fn load_tokenizer(base: &Path) -> Result<Tokenizer> {
+    Tokenizer::load(base).with_context(|| format!("loading the tokenizer of {}", base.display()))
+}
+
+/// Runs `spec`, showing its events (and a progress bar while it trains).
+fn run_shown(spec: &RunSpec, tokenizer: &Tokenizer) -> Result<ragtune_train::RunReport> {
+    let mut bar = None;
+    let result = ragtune_train::run(spec, &LlamaChat(tokenizer), &mut |event| {
+        show(event, spec, &mut bar);
+        ControlFlow::Continue(())
+    });
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    Ok(result?)
+}
+
+/// training.json's RAFT record when `data` is the output of `ragtune raft build` (its
+/// manifest.json beside it): such data makes a RAFT adapter, which `ask` then prompts the RAFT
+/// way.
+fn raft_extra(data: &Path) -> Result<serde_json::Map<String, serde_json::Value>> {
+    let mut extra = serde_json::Map::new();
+    if let Some(lineage) = ragtune_raft::lineage(data)? {
+        eprintln!(
+            "RAFT data ({} from {}): the adapter will answer with the RAFT prompt",
+            lineage.prompt_format,
+            lineage.manifest.display()
+        );
+        extra.insert(
+            ragtune_raft::TRAINING_KEY.to_owned(),
+            serde_json::to_value(&lineage)?,
+        );
+    }
+    Ok(extra)
 }
 
 /// Prints what the run reports; the progress bar is made when training begins.
@@ -453,13 +467,7 @@ impl ragtune_eval::Trainer for CompareTrainer {
         out: &Path,
     ) -> std::result::Result<(), String> {
         let run = || -> Result<()> {
-            let mut extra = serde_json::Map::new();
-            if let Some(lineage) = ragtune_raft::lineage(data)? {
-                extra.insert(
-                    ragtune_raft::TRAINING_KEY.to_owned(),
-                    serde_json::to_value(&lineage)?,
-                );
-            }
+            let extra = raft_extra(data)?;
             let data = if cpt {
                 RunData::Cpt {
                     text: vec![data.to_owned()],
@@ -474,8 +482,7 @@ impl ragtune_eval::Trainer for CompareTrainer {
                 }
             };
             let path = crate::models::resolve_generator(base)?;
-            let tokenizer = Tokenizer::load(&path)
-                .with_context(|| format!("loading the tokenizer of {}", path.display()))?;
+            let tokenizer = load_tokenizer(&path)?;
             let mut spec = RunSpec::new(data, path, out);
             spec.lora = LoraConfig {
                 rank: budget.rank,
@@ -495,15 +502,7 @@ impl ragtune_eval::Trainer for CompareTrainer {
             spec.max_len = budget.max_len;
             spec.tune_allocator = true;
             spec.extra = extra;
-            let mut bar = None;
-            let result = ragtune_train::run(&spec, &LlamaChat(&tokenizer), &mut |event| {
-                show(event, &spec, &mut bar);
-                ControlFlow::Continue(())
-            });
-            if let Some(bar) = bar {
-                bar.finish_and_clear();
-            }
-            result?;
+            run_shown(&spec, &tokenizer)?;
             Ok(())
         };
         run().map_err(|e| format!("{e:#}"))

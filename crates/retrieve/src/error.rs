@@ -1,27 +1,10 @@
 //! Errors of filters and evaluation data. Messages name the file and line.
 
-use std::path::PathBuf;
-
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     #[error("invalid path glob {pattern:?}: {reason}")]
     Glob { pattern: String, reason: String },
-
-    #[error("cannot read {}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-
-    #[error("{}, line {line}: {reason}; the file does not follow the {format} format", path.display())]
-    Data {
-        path: PathBuf,
-        line: usize,
-        format: &'static str,
-        reason: String,
-    },
 
     /// Evaluation data could not be read.
     #[error(transparent)]

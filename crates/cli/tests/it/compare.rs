@@ -1,17 +1,9 @@
 //! `ragtune compare` driven as a user would: bad input refused before any model loads, and a
 //! small real comparison writing its report.
 
+use crate::raft::SQUAD;
 use crate::{ragtune, run};
 use std::path::Path;
-
-const SQUAD: &str = r#"{"version": "1.1", "data": [
- {"title": "Keys", "paragraphs": [{"context": "The signing keys are rotated every ninety days by the platform team. Old keys stay valid for one week.",
-   "qas": [{"id": "k1", "question": "How often are the signing keys rotated?", "answers": [{"text": "every ninety days", "answer_start": 25}]},
-           {"id": "k2", "question": "Who rotates the signing keys?", "answers": [{"text": "the platform team", "answer_start": 46}]}]}]},
- {"title": "Coffee", "paragraphs": [{"context": "The espresso machine is on the third floor, next to the library.",
-   "qas": [{"id": "c1", "question": "Where is the espresso machine?", "answers": [{"text": "on the third floor", "answer_start": 24}]},
-           {"id": "c2", "question": "What is next to the espresso machine?", "answers": [{"text": "the library", "answer_start": 52}]}]}]}
-]}"#;
 
 fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
     let path = dir.join(name);
@@ -126,7 +118,10 @@ fn train_builds_a_fine_tuned_variant_once_and_a_rerun_reuses_it() {
     let v = &report["variants"][0];
     assert!(v["failed"].is_null(), "{report}");
     assert_eq!(v["model"], "smollm2-135m-instruct", "{report}");
-    assert!(v["training"]["cpu_seconds"].as_f64().unwrap() > 0.0, "{report}");
+    assert!(
+        v["training"]["cpu_seconds"].as_f64().unwrap() > 0.0,
+        "{report}"
+    );
     let (ok, _, err) = compare();
     assert!(ok, "{err}");
     assert!(err.contains("--train: sft cached in"), "{err}");

@@ -3,7 +3,7 @@
 use crate::{ragtune, run};
 use std::path::{Path, PathBuf};
 
-const SQUAD: &str = r#"{"version": "1.1", "data": [
+pub const SQUAD: &str = r#"{"version": "1.1", "data": [
  {"title": "Keys", "paragraphs": [{"context": "The signing keys are rotated every ninety days by the platform team. Old keys stay valid for one week.",
    "qas": [{"id": "k1", "question": "How often are the signing keys rotated?", "answers": [{"text": "every ninety days", "answer_start": 25}]},
            {"id": "k2", "question": "Who rotates the signing keys?", "answers": [{"text": "the platform team", "answer_start": 46}]}]}]},

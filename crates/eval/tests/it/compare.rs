@@ -1,7 +1,7 @@
 //! The comparison workflow on fakes: variants parsed, run side by side, a failing one reported
 //! as failed, freshness edits followed by RAG and undone afterwards.
 
-use super::{rag_generator, squad_file};
+use super::{Rivers, rag_generator, rivers};
 use anyhow::Result;
 use ragtune_answer::AskOptions;
 use ragtune_answer::testing::FakeGenerator;
@@ -9,10 +9,8 @@ use ragtune_compare::{Approach, UpdateKind};
 use ragtune_core::{Generator, Query, Retriever, SearchMode};
 use ragtune_eval::scenarios::plan_edits;
 use ragtune_eval::{
-    Budget, Inputs, Models, Passages, Plan, QuestionSet, TrainPlan, Trainer, VariantSpec, compare,
-    index_in_memory, load_corpus,
+    Budget, Inputs, Models, Passages, Plan, TrainPlan, Trainer, VariantSpec, compare,
 };
-use ragtune_index::testing::HashEmbedder;
 use ragtune_retrieve::KbRetriever;
 use std::path::Path;
 
@@ -89,12 +87,7 @@ impl Models for FakeModels {
 
 #[test]
 fn every_variant_answers_the_same_questions_and_a_broken_one_is_reported_failed() -> Result<()> {
-    let dir = tempfile::tempdir()?;
-    let path = squad_file(&dir);
-    let set = QuestionSet::load(&path, 0, 0)?;
-    let embedder = HashEmbedder::new(64);
-    let corpus = load_corpus(&path, &set)?;
-    let (mut kb, _) = index_in_memory(&corpus, &embedder, &embedder, 256)?;
+    let mut r = rivers()?;
     let plan = Plan {
         variants: vec![
             VariantSpec::parse("closed-book@echo")?,
@@ -105,22 +98,7 @@ fn every_variant_answers_the_same_questions_and_a_broken_one_is_reported_failed(
         ..Plan::default()
     };
     let options = AskOptions::default();
-    let inputs = Inputs {
-        questions: &set,
-        passages: Passages::Corpus {
-            kb: &mut kb,
-            corpus: &corpus,
-            counter: &embedder,
-            max_chunk_tokens: 256,
-        },
-        embedder: &embedder,
-        pool: None,
-        options: &options,
-        top_k: None,
-        default_model: "right",
-        sequential: true,
-        format: None,
-    };
+    let inputs = inputs(&mut r, &options, "right", true);
     let mut lines = Vec::new();
     let out = compare(&plan, inputs, &FakeModels, None, &mut |l| {
         lines.push(l.to_owned())
@@ -170,13 +148,9 @@ fn every_variant_answers_the_same_questions_and_a_broken_one_is_reported_failed(
 
 #[test]
 fn freshness_edits_are_followed_by_rag_and_undone_afterwards() -> Result<()> {
-    let dir = tempfile::tempdir()?;
-    let path = squad_file(&dir);
-    let set = QuestionSet::load(&path, 0, 0)?;
-    let embedder = HashEmbedder::new(64);
-    let corpus = load_corpus(&path, &set)?;
-    let edits = plan_edits(&set.all, &corpus, 2, 5);
-    assert_eq!(edits, plan_edits(&set.all, &corpus, 2, 5), "seeded");
+    let mut r = rivers()?;
+    let edits = plan_edits(&r.set.all, &r.corpus, 2, 5);
+    assert_eq!(edits, plan_edits(&r.set.all, &r.corpus, 2, 5), "seeded");
     assert_eq!(edits.len(), 2);
     for e in &edits {
         assert_eq!(e.edited.text.matches(e.new.as_str()).count(), 1, "{e:?}");
@@ -187,7 +161,6 @@ fn freshness_edits_are_followed_by_rag_and_undone_afterwards() -> Result<()> {
             e.old.chars().next().unwrap().is_uppercase()
         );
     }
-    let (mut kb, _) = index_in_memory(&corpus, &embedder, &embedder, 256)?;
     let plan = Plan {
         variants: vec![
             VariantSpec::parse("rag@echo")?,
@@ -201,22 +174,7 @@ fn freshness_edits_are_followed_by_rag_and_undone_afterwards() -> Result<()> {
         top_k: 1,
         ..AskOptions::default()
     };
-    let inputs = Inputs {
-        questions: &set,
-        passages: Passages::Corpus {
-            kb: &mut kb,
-            corpus: &corpus,
-            counter: &embedder,
-            max_chunk_tokens: 256,
-        },
-        embedder: &embedder,
-        pool: None,
-        options: &options,
-        top_k: None,
-        default_model: "echo",
-        sequential: false,
-        format: None,
-    };
+    let inputs = inputs(&mut r, &options, "echo", false);
     let out = compare(&plan, inputs, &FakeModels, None, &mut |_| {})?;
     assert!(out.runs[0].batch_throughput_qps.is_some());
     // Closed-book on the base model cannot take an edit and is not asked.
@@ -228,7 +186,7 @@ fn freshness_edits_are_followed_by_rag_and_undone_afterwards() -> Result<()> {
     assert_eq!(f.followed_new_fact, 2, "{f:?}");
     assert_eq!(f.kept_old_fact, 0);
     // The originals are back.
-    let retriever = KbRetriever::new(&kb, &embedder)?;
+    let retriever = KbRetriever::new(&r.kb, &r.embedder)?;
     for e in &edits {
         let hits = retriever
             .retrieve(&Query::new(
@@ -288,12 +246,7 @@ impl Trainer for FakeTrainer {
 
 #[test]
 fn train_builds_each_fine_tuned_variant_once_and_reuses_it_by_content() -> Result<()> {
-    let dir = tempfile::tempdir()?;
-    let path = squad_file(&dir);
-    let set = QuestionSet::load(&path, 0, 0)?;
-    let embedder = HashEmbedder::new(64);
-    let corpus = load_corpus(&path, &set)?;
-    let (mut kb, _) = index_in_memory(&corpus, &embedder, &embedder, 256)?;
+    let mut r = rivers()?;
     let plan = Plan {
         variants: vec![
             VariantSpec::parse("sft")?,
@@ -302,10 +255,10 @@ fn train_builds_each_fine_tuned_variant_once_and_reuses_it_by_content() -> Resul
             VariantSpec::parse("raft")?,
         ],
         train: Some(TrainPlan {
-            questions: path.clone(),
+            questions: r.path.clone(),
             sample: 4,
             seed: 3,
-            cache: dir.path().join("adapters"),
+            cache: r._dir.path().join("adapters"),
             base: "right".into(),
             budget: Budget::default(),
             distractors: 1,
@@ -315,26 +268,11 @@ fn train_builds_each_fine_tuned_variant_once_and_reuses_it_by_content() -> Resul
     };
     let options = AskOptions::default();
     let trainer = FakeTrainer(Default::default());
-    let run = |kb: &mut ragtune_index::KnowledgeBase| {
-        let inputs = Inputs {
-            questions: &set,
-            passages: Passages::Corpus {
-                kb,
-                corpus: &corpus,
-                counter: &embedder,
-                max_chunk_tokens: 256,
-            },
-            embedder: &embedder,
-            pool: None,
-            options: &options,
-            top_k: None,
-            default_model: "echo",
-            sequential: false,
-            format: None,
-        };
+    let mut run = || {
+        let inputs = inputs(&mut r, &options, "echo", false);
         compare(&plan, inputs, &FakeModels, Some(&trainer), &mut |_| {})
     };
-    let out = run(&mut kb)?;
+    let out = run()?;
     let trained = trainer.0.lock().unwrap().clone();
     assert_eq!(trained.len(), 4, "{trained:?}");
     assert_eq!(
@@ -342,19 +280,44 @@ fn train_builds_each_fine_tuned_variant_once_and_reuses_it_by_content() -> Resul
         1,
         "cpt+rag trains on text"
     );
-    for r in &out.runs {
-        assert!(r.failed.is_none(), "{:?}", r.failed);
-        assert_eq!(r.model, "right", "the training base");
+    for v in &out.runs {
+        assert!(v.failed.is_none(), "{:?}", v.failed);
+        assert_eq!(v.model, "right", "the training base");
         assert!(
-            r.adapter.as_deref().unwrap().contains("adapters"),
+            v.adapter.as_deref().unwrap().contains("adapters"),
             "{:?}",
-            r.adapter
+            v.adapter
         );
-        let cost = r.training.as_ref().unwrap();
+        let cost = v.training.as_ref().unwrap();
         assert_eq!(cost.cpu_seconds, Some(120.0));
     }
     // The same inputs again: every adapter comes from the cache.
-    run(&mut kb)?;
+    run()?;
     assert_eq!(trainer.0.lock().unwrap().len(), 4);
     Ok(())
+}
+
+/// The comparison's inputs over the rivers corpus indexed in memory.
+fn inputs<'a>(
+    r: &'a mut Rivers,
+    options: &'a AskOptions,
+    default_model: &'a str,
+    sequential: bool,
+) -> Inputs<'a> {
+    Inputs {
+        questions: &r.set,
+        passages: Passages::Corpus {
+            kb: &mut r.kb,
+            corpus: &r.corpus,
+            counter: &r.embedder,
+            max_chunk_tokens: 256,
+        },
+        embedder: &r.embedder,
+        pool: None,
+        options,
+        top_k: None,
+        default_model,
+        sequential,
+        format: None,
+    }
 }

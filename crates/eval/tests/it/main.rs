@@ -30,6 +30,35 @@ pub const SQUAD: &str = r#"{"version": "1.1", "data": [
     {"id": "amazon-water", "question": "Which river carries the most water?", "answers": [{"text": "The Amazon", "answer_start": 0}]}]}
  ]}]}"#;
 
+/// The rivers file, its questions, and its paragraphs indexed in memory.
+pub struct Rivers {
+    pub _dir: tempfile::TempDir,
+    pub path: PathBuf,
+    pub set: QuestionSet,
+    pub embedder: HashEmbedder,
+    pub corpus: ragtune_datasets::Corpus,
+    pub kb: ragtune_index::KnowledgeBase,
+    pub chunks: usize,
+}
+
+pub fn rivers() -> Result<Rivers> {
+    let dir = tempfile::tempdir()?;
+    let path = squad_file(&dir);
+    let set = QuestionSet::load(&path, 0, 0)?;
+    let embedder = HashEmbedder::new(64);
+    let corpus = load_corpus(&path, &set)?;
+    let (kb, chunks) = index_in_memory(&corpus, &embedder, &embedder, 256)?;
+    Ok(Rivers {
+        _dir: dir,
+        path,
+        set,
+        embedder,
+        corpus,
+        kb,
+        chunks,
+    })
+}
+
 pub fn squad_file(dir: &tempfile::TempDir) -> PathBuf {
     let path = dir.path().join("rivers.json");
     std::fs::write(&path, SQUAD).unwrap();
@@ -109,11 +138,13 @@ pub fn rag_generator() -> FakeGenerator {
 
 #[test]
 fn rag_over_the_indexed_corpus_is_scored_per_question() -> Result<()> {
-    let dir = tempfile::tempdir()?;
-    let path = squad_file(&dir);
-    let set = QuestionSet::load(&path, 0, 0)?;
-    let embedder = HashEmbedder::new(64);
-    let (kb, chunks) = index_in_memory(&load_corpus(&path, &set)?, &embedder, &embedder, 256)?;
+    let Rivers {
+        set,
+        embedder,
+        kb,
+        chunks,
+        ..
+    } = rivers()?;
     assert_eq!(chunks, 3);
     let retriever = KbRetriever::new(&kb, &embedder)?;
     let generator = rag_generator();
@@ -146,11 +177,9 @@ fn rag_over_the_indexed_corpus_is_scored_per_question() -> Result<()> {
 
 #[test]
 fn raft_is_scored_on_its_final_answer_and_its_quotes_are_checked() -> Result<()> {
-    let dir = tempfile::tempdir()?;
-    let path = squad_file(&dir);
-    let set = QuestionSet::load(&path, 0, 0)?;
-    let embedder = HashEmbedder::new(64);
-    let (kb, _) = index_in_memory(&load_corpus(&path, &set)?, &embedder, &embedder, 256)?;
+    let Rivers {
+        set, embedder, kb, ..
+    } = rivers()?;
     let retriever = KbRetriever::new(&kb, &embedder)?;
     // Quotes the Nile passage for the Nile questions; invents a quote for the others.
     let generator = FakeGenerator::new(4096, |messages| {
@@ -188,11 +217,13 @@ fn raft_is_scored_on_its_final_answer_and_its_quotes_are_checked() -> Result<()>
 
 #[test]
 fn sft_data_cites_the_passage_that_holds_the_gold_answer() -> Result<()> {
-    let dir = tempfile::tempdir()?;
-    let path = squad_file(&dir);
-    let set = QuestionSet::load(&path, 0, 0)?;
-    let embedder = HashEmbedder::new(64);
-    let (kb, _) = index_in_memory(&load_corpus(&path, &set)?, &embedder, &embedder, 256)?;
+    let Rivers {
+        _dir: dir,
+        set,
+        embedder,
+        kb,
+        ..
+    } = rivers()?;
     let retriever = KbRetriever::new(&kb, &embedder)?;
     let generator = rag_generator();
     let options = AskOptions {
