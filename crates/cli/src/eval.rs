@@ -350,7 +350,7 @@ fn qa(args: QaArgs) -> Result<()> {
                     "top_k": a.top_k.unwrap_or(crate::args::DEFAULT_TOP_K), "search": a.search.as_str(), "shots": a.shots,
                     "max_tokens": a.max_tokens, "prompt_budget": a.prompt_budget,
                     "min_score": a.min_score, "min_confidence": a.min_confidence,
-                    "template": a.template, "sequential": args.sequential || raft.is_some(),
+                    "template": a.template, "window": a.window, "sequential": args.sequential || raft.is_some(),
                     "embedder": args.embedder,
                 },
                 "reports": reports,
