@@ -18,8 +18,9 @@ pub struct CompareArgs {
     /// The questions: SQuAD JSON, PubMedQA PQA-L JSON (yes/no/maybe) or question/answers JSONL.
     #[arg(long)]
     pub questions: Option<PathBuf>,
-    /// A variant: APPROACH[:ADAPTER][@MODEL], APPROACH one of closed-book, few-shot, rag, sft,
-    /// sft+rag, raft, cpt+rag (the last four name a `ragtune train` output folder). Repeat it.
+    /// A variant: APPROACH[:ADAPTER][@MODEL][,top_k=N], APPROACH one of closed-book, few-shot,
+    /// rag, sft, sft+rag, raft, cpt+rag (the last four name a `ragtune train` output folder);
+    /// top_k sets the passages of its prompts over --top-k. Repeat it.
     #[arg(long = "variant")]
     pub variants: Vec<String>,
     /// A TOML file naming the variants and options (command-line options win).
@@ -61,7 +62,9 @@ pub struct CompareArgs {
     /// Few-shot examples (default with SQuAD: held-out questions of the same file).
     #[arg(long)]
     pub examples: Option<PathBuf>,
-    /// Freshness: edit this many documents so an answer changes, re-sync, and ask again.
+    /// Freshness: edit this many documents so an answer changes, re-sync, and ask again. With
+    /// --kb, copies of its text files are edited and synced into a copy of it (OUT/
+    /// freshness-scratch, removed afterwards): your files and knowledge base are not written.
     #[arg(long)]
     pub freshness: Option<usize>,
     /// Forgetting: general text whose perplexity is measured with and without each adapter.
@@ -81,8 +84,12 @@ pub struct CompareArgs {
     #[arg(long)]
     pub profile: Option<PathBuf>,
     /// A regular expression every answer must match (format adherence).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "format_schema")]
     pub format_regex: Option<String>,
+    /// A JSON Schema every answer must satisfy (format adherence): the answer is one JSON
+    /// value, perhaps in a code fence, followed by nothing but citation markers.
+    #[arg(long)]
+    pub format_schema: Option<PathBuf>,
     #[command(flatten)]
     pub answer: AnswerArgs,
     /// Embedding model for retrieval and few-shot example choice.
@@ -108,6 +115,7 @@ struct ConfigFile {
     prices: Option<PathBuf>,
     profile: Option<PathBuf>,
     format_regex: Option<String>,
+    format_schema: Option<PathBuf>,
     #[serde(default, rename = "variant")]
     variants: Vec<ConfigVariant>,
 }
@@ -117,6 +125,8 @@ struct ConfigFile {
 struct ConfigVariant {
     spec: String,
     name: Option<String>,
+    /// Passages this variant's prompts show (over --top-k).
+    top_k: Option<usize>,
 }
 
 /// The llama.cpp models of the binary, as `ragtune_eval` asks for them.
@@ -196,16 +206,25 @@ pub fn compare(mut args: CompareArgs) -> Result<()> {
     let train = args.train.take().or(config.train);
     let prices = args.prices.take().or(config.prices);
     let profile = args.profile.take().or(config.profile);
-    let format = args
-        .format_regex
-        .take()
-        .or(config.format_regex)
-        .map(|re| regex::Regex::new(&re).with_context(|| format!("--format-regex {re:?}")))
-        .transpose()?;
+    let format = match (
+        args.format_regex.take().or(config.format_regex),
+        args.format_schema.take().or(config.format_schema),
+    ) {
+        (Some(_), Some(_)) => {
+            bail!("give one format check: --format-regex or --format-schema, not both")
+        }
+        (Some(re), None) => Some(ragtune_eval::FormatCheck::regex(&re)?),
+        (None, Some(path)) => Some(ragtune_eval::FormatCheck::json_schema(&path)?),
+        (None, None) => None,
+    };
     let mut variants = Vec::new();
     for v in &config.variants {
         let mut spec = VariantSpec::parse(&v.spec)?;
         spec.name = v.name.clone();
+        if let Some(k) = v.top_k {
+            anyhow::ensure!(k > 0, "variant {:?}: top_k must be at least 1", v.spec);
+            spec.top_k = Some(k);
+        }
         variants.push(spec);
     }
     for v in &args.variants {
@@ -292,8 +311,19 @@ pub fn compare(mut args: CompareArgs) -> Result<()> {
     let pool = examples
         .map(|e| ExamplePool::new(e, &embedder))
         .transpose()?;
+    // Freshness on a knowledge base syncs edited copies of its files as `ragtune ingest` would
+    // with its default chunking, into a copy of it.
+    let mut ingest_source = ragtune_index::IngestSource::new(&embedder);
+    ingest_source.chunk.max_tokens = ingest_source
+        .chunk
+        .max_tokens
+        .min(embedder.max_content_tokens());
     let passages = match (&user_kb, memory_kb.as_mut(), corpus_docs.as_ref()) {
-        (Some(kb), _, _) => Passages::Kb(kb),
+        (Some(kb), _, _) => Passages::Kb {
+            kb,
+            source: &ingest_source,
+            scratch: args.out.join("freshness-scratch"),
+        },
         (None, Some(kb), Some(corpus)) => Passages::Corpus {
             kb,
             corpus,

@@ -1,5 +1,6 @@
 //! `ragtune`: customize a language model with your own documents, and measure which way works.
 
+mod adapters;
 mod args;
 mod ask;
 mod compare;
@@ -10,6 +11,7 @@ mod kb_check;
 mod models;
 mod progress;
 mod raft;
+mod serve;
 mod term;
 mod train;
 
@@ -47,8 +49,8 @@ enum Command {
     /// Fine-tune a LoRA adapter: on prompt/response pairs (sft) or raw text (cpt).
     #[command(subcommand)]
     Train(train::TrainCommand),
-    /// Work with trained adapters (merge into the base).
-    #[command(subcommand)]
+    /// Work with trained adapters: list them (and which are stale), merge one into its base.
+    #[command(subcommand, alias = "adapters")]
     Adapter(train::AdapterCommand),
     /// Retrieval-augmented fine-tuning (RAFT): build training data from your documents, train
     /// on it (`ask --adapter` then answers the RAFT way).
@@ -57,6 +59,9 @@ enum Command {
     /// The same questions through every approach (closed-book, few-shot, RAG, fine-tuned,
     /// RAFT): one report with confidence intervals, costs, scenarios and a recommendation.
     Compare(Box<compare::CompareArgs>),
+    /// Serve the models and knowledge bases over an OpenAI-compatible HTTP API (chat and text
+    /// completions, streaming, embeddings, models; RAG answers with checked citations).
+    Serve(Box<serve::ServeArgs>),
 }
 
 /// The PDF parser panics on some malformed files; ragtune-ingest catches those panics and
@@ -98,6 +103,7 @@ fn main() -> ExitCode {
         Command::Adapter(cmd) => train::adapter(cmd),
         Command::Raft(cmd) => raft::run(cmd),
         Command::Compare(args) => compare::compare(*args),
+        Command::Serve(args) => serve::serve(*args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

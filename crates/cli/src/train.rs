@@ -398,6 +398,9 @@ fn progress_bar(total: usize, done: usize) -> ProgressBar {
 
 #[derive(Debug, Subcommand)]
 pub enum AdapterCommand {
+    /// List trained adapters (run folders) with what they were trained on, and flag those
+    /// whose documents changed since (lineage recorded by RAFT data).
+    List(crate::adapters::ListArgs),
     /// Write a model with the adapter merged into its weights (GGUF; adapted weights in F32 or
     /// F16, everything else copied), which then runs without --adapter.
     Merge(MergeArgs),
@@ -427,6 +430,7 @@ pub struct MergeArgs {
 pub fn adapter(cmd: AdapterCommand) -> Result<()> {
     match cmd {
         AdapterCommand::Merge(args) => merge(args),
+        AdapterCommand::List(args) => crate::adapters::list(args),
     }
 }
 

@@ -1,7 +1,9 @@
 //! The whole comparison: every variant over the same questions, then the scenarios, in the
 //! form `ragtune_compare::build` turns into a report.
 
-use crate::scenarios::{apply_edits, forgetting, freshness, plan_edits, stale_adapter};
+use crate::scenarios::{
+    Edit, apply_edits, edit_copy, forgetting, freshness, kb_text_files, plan_edits, stale_adapter,
+};
 use crate::training::{Sources, TrainPlan, Trainer, prepare_adapters};
 use crate::variants::{Context, Models, VariantSpec, run_variant};
 use crate::{Error, QuestionSet, Result};
@@ -9,7 +11,7 @@ use ragtune_answer::{AskOptions, ExamplePool};
 use ragtune_compare::{Scenarios, VariantRun};
 use ragtune_core::{Embedder, Retriever, TokenCounter};
 use ragtune_datasets::{Corpus, QaItem};
-use ragtune_index::KnowledgeBase;
+use ragtune_index::{DocumentSource, KnowledgeBase};
 use ragtune_retrieve::KbRetriever;
 
 /// What to compare and which scenarios to run.
@@ -32,8 +34,13 @@ pub struct Plan {
 pub enum Passages<'a> {
     /// No variant retrieves.
     None,
-    /// The user's knowledge base: read, never edited (freshness does not run on it).
-    Kb(&'a KnowledgeBase),
+    /// The user's knowledge base: read, never written. Freshness edits copies of its text files
+    /// and syncs them, through `source`, into a copy of it under `scratch` (removed afterwards).
+    Kb {
+        kb: &'a KnowledgeBase,
+        source: &'a dyn DocumentSource,
+        scratch: std::path::PathBuf,
+    },
     /// A corpus indexed in memory for the run: freshness edits its documents and restores them.
     Corpus {
         kb: &'a mut KnowledgeBase,
@@ -53,7 +60,7 @@ pub struct Inputs<'a> {
     pub top_k: Option<usize>,
     pub default_model: &'a str,
     pub sequential: bool,
-    pub format: Option<&'a regex::Regex>,
+    pub format: Option<&'a crate::FormatCheck>,
 }
 
 /// The runs and scenario results, plus notes on what could not be measured.
@@ -78,10 +85,10 @@ pub fn compare(
             "no variants to compare; pass --variant SPEC (e.g. rag, closed-book, raft:RUN)".into(),
         ));
     }
-    if plan.freshness > 0 && !matches!(inputs.passages, Passages::Corpus { .. }) {
+    if plan.freshness > 0 && matches!(inputs.passages, Passages::None) {
         return Err(Error::Config(
-            "--freshness edits documents, so it runs on the corpus of the questions file indexed \
-             for the run, never on a knowledge base of yours; leave out --kb (or --freshness)"
+            "--freshness edits documents and asks again, so it needs passages: a knowledge base \
+             (--kb) or a corpus; or leave out --freshness"
                 .into(),
         ));
     }
@@ -96,6 +103,17 @@ pub fn compare(
         sequential,
         format,
     } = inputs;
+    // What every asking shares; the retriever is set where passages are.
+    let base = Context {
+        items: &questions.items,
+        retriever: None,
+        pool,
+        options,
+        top_k,
+        default_model,
+        sequential,
+        format,
+    };
     let mut out = Comparison::default();
     let mut variants = plan.variants.clone();
     let total = variants.len();
@@ -103,7 +121,7 @@ pub fn compare(
     {
         let kb: Option<&KnowledgeBase> = match &passages {
             Passages::None => None,
-            Passages::Kb(kb) => Some(kb),
+            Passages::Kb { kb, .. } => Some(kb),
             Passages::Corpus { kb, .. } => Some(&**kb),
         };
         let retriever = kb.map(|kb| KbRetriever::new(kb, embedder)).transpose()?;
@@ -125,14 +143,8 @@ pub fn compare(
             spec.check_adapter()?;
         }
         let ctx = Context {
-            items: &questions.items,
             retriever: retriever.as_ref().map(|r| r as &dyn Retriever),
-            pool,
-            options,
-            top_k,
-            default_model,
-            sequential,
-            format,
+            ..base
         };
         for (i, spec) in variants.iter().enumerate() {
             progress(&format!(
@@ -148,7 +160,7 @@ pub fn compare(
             models_of.push(run.model.clone());
             out.runs.push(run);
         }
-        if let Passages::Kb(kb) = &passages {
+        if let Passages::Kb { kb, .. } = &passages {
             for spec in variants.iter().filter(|s| s.adapter.is_some()) {
                 if let Some(stale) = stale_adapter(spec, kb)? {
                     out.scenarios.stale_adapters.push(stale);
@@ -179,57 +191,123 @@ pub fn compare(
             }
         }
     }
-    if let Passages::Corpus {
-        kb,
-        corpus,
-        counter,
-        max_chunk_tokens,
-    } = &mut passages
-        && plan.freshness > 0
-    {
-        let edits = plan_edits(&questions.all, corpus, plan.freshness, plan.seed);
-        if edits.len() < plan.freshness {
-            out.notes.push(format!(
-                "freshness: {} of the {} edits asked for were possible (an answer must occur once in its passage, with another answer of its kind to put there)",
-                edits.len(),
+    if plan.freshness > 0 {
+        let runs = Asked {
+            variants: &variants,
+            runs: &out.runs,
+            models_of: &models_of,
+        };
+        let not_possible = |planned: usize, r#where: &str| {
+            format!(
+                "freshness: {planned} of the {} edits asked for were possible (an answer must occur once in {where}, with another answer of its kind to put there)",
                 plan.freshness
-            ));
-        }
-        if !edits.is_empty() {
-            progress(&format!("freshness: editing {} documents", edits.len()));
-            let sync = apply_edits(kb, &edits, true, embedder, *counter, *max_chunk_tokens)?;
-            let asked = (|| -> Result<()> {
-                let retriever = KbRetriever::new(kb, embedder)?;
-                let ctx = Context {
-                    items: &questions.items,
-                    retriever: Some(&retriever),
-                    pool,
-                    options,
-                    top_k,
-                    default_model,
-                    sequential,
-                    format,
-                };
-                for ((spec, run), model) in variants.iter().zip(&out.runs).zip(&models_of) {
-                    if run.failed.is_some() {
-                        continue;
-                    }
-                    progress(&format!("freshness: {}", run.name));
-                    match freshness(spec, model, models, &ctx, &edits, sync) {
-                        Ok(Some(mut f)) => {
-                            f.variant = run.name.clone();
-                            out.scenarios.freshness.push(f);
-                        }
-                        Ok(None) => {}
-                        Err(why) => out.notes.push(format!("freshness of {}: {why}", run.name)),
-                    }
+            )
+        };
+        match &mut passages {
+            Passages::Corpus {
+                kb,
+                corpus,
+                counter,
+                max_chunk_tokens,
+            } => {
+                let edits = plan_edits(&questions.all, corpus, plan.freshness, plan.seed);
+                if edits.len() < plan.freshness {
+                    out.notes.push(not_possible(edits.len(), "its passage"));
                 }
-                Ok(())
-            })();
-            // The originals go back whatever happened, so the corpus is as it was.
-            apply_edits(kb, &edits, false, embedder, *counter, *max_chunk_tokens)?;
-            asked?;
+                if !edits.is_empty() {
+                    progress(&format!("freshness: editing {} documents", edits.len()));
+                    let sync =
+                        apply_edits(kb, &edits, true, embedder, *counter, *max_chunk_tokens)?;
+                    let asked =
+                        ask_edited(kb, embedder, &base, &runs, models, &edits, sync, progress);
+                    // The originals go back whatever happened, so the corpus is as it was.
+                    apply_edits(kb, &edits, false, embedder, *counter, *max_chunk_tokens)?;
+                    let (found, notes) = asked?;
+                    out.scenarios.freshness.extend(found);
+                    out.notes.extend(notes);
+                }
+            }
+            Passages::Kb {
+                kb,
+                source,
+                scratch,
+            } => {
+                let files = kb_text_files(kb, &questions.all)?;
+                let edits = plan_edits(&questions.all, &files, plan.freshness, plan.seed);
+                if edits.len() < plan.freshness {
+                    out.notes.push(not_possible(
+                        edits.len(),
+                        "a text file (Markdown, text, HTML) of the knowledge base holding the question's passage",
+                    ));
+                }
+                let kb_dir = kb.dir().map(std::path::Path::to_owned);
+                if let (false, Some(kb_dir)) = (edits.is_empty(), kb_dir) {
+                    progress(&format!(
+                        "freshness: editing copies of {} files in a copy of the knowledge base",
+                        edits.len()
+                    ));
+                    // A copy left by an interrupted run is only scratch.
+                    if scratch.exists() {
+                        fs_err::remove_dir_all(&*scratch)?;
+                    }
+                    let asked = edit_copy(&kb_dir, scratch, &edits, *source, embedder).and_then(
+                        |(copy, sync)| {
+                            ask_edited(
+                                &copy, embedder, &base, &runs, models, &edits, sync, progress,
+                            )
+                        },
+                    );
+                    fs_err::remove_dir_all(&*scratch)?;
+                    let (found, notes) = asked?;
+                    out.scenarios.freshness.extend(found);
+                    out.notes.extend(notes);
+                }
+            }
+            Passages::None => {}
         }
     }
     Ok(out)
+}
+
+/// The variants that ran, for asking them again.
+struct Asked<'a> {
+    variants: &'a [VariantSpec],
+    runs: &'a [VariantRun],
+    models_of: &'a [String],
+}
+
+/// Asks every variant that ran the edited questions over `kb` (already edited, in
+/// `sync` seconds): the freshness results, and notes on variants that could not be asked.
+#[allow(clippy::too_many_arguments)]
+fn ask_edited(
+    kb: &KnowledgeBase,
+    embedder: &dyn Embedder,
+    base: &Context<'_>,
+    asked: &Asked<'_>,
+    models: &dyn Models,
+    edits: &[Edit],
+    sync: f64,
+    progress: &mut dyn FnMut(&str),
+) -> Result<(Vec<ragtune_compare::Freshness>, Vec<String>)> {
+    let retriever = KbRetriever::new(kb, embedder)?;
+    let ctx = Context {
+        retriever: Some(&retriever),
+        ..*base
+    };
+    let (mut found, mut notes) = (Vec::new(), Vec::new());
+    for ((spec, run), model) in asked.variants.iter().zip(asked.runs).zip(asked.models_of) {
+        if run.failed.is_some() {
+            continue;
+        }
+        progress(&format!("freshness: {}", run.name));
+        match freshness(spec, model, models, &ctx, edits, sync) {
+            Ok(Some(mut f)) => {
+                f.variant = run.name.clone();
+                found.push(f);
+            }
+            Ok(None) => {}
+            Err(why) => notes.push(format!("freshness of {}: {why}", run.name)),
+        }
+    }
+    Ok((found, notes))
 }

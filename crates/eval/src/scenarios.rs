@@ -3,17 +3,16 @@
 //! general ability (forgetting).
 
 use crate::variants::{Context, Models, VariantSpec, evaluate_variant, training_cost};
-use crate::{Result, evaluate_mode};
+use crate::{Error, Result, evaluate_mode};
 use ragtune_answer::eval::normalize_answer;
 use ragtune_answer::{AskOptions, Mode};
 use ragtune_compare::{Forgetting, Freshness, StaleAdapter, UpdateKind};
 use ragtune_core::rng::SplitMix64;
 use ragtune_core::{Embedder, TokenCounter};
 use ragtune_datasets::{Corpus, CorpusDoc, QaItem};
-use ragtune_index::KnowledgeBase;
+use ragtune_index::{DocumentSource, KnowledgeBase, NoProgress, SyncOptions};
 use ragtune_ingest::ChunkOptions;
-use ragtune_raft::ExampleRecord;
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashSet};
 use std::time::Instant;
 
 /// One document edit that changes one question's answer.
@@ -41,8 +40,8 @@ fn kind(answer: &str) -> u8 {
 }
 
 /// Up to `n` edits, drawn with `seed`: an answerable question whose gold answer occurs exactly
-/// once in its passage (a corpus document whose text is the question's context) gets that
-/// occurrence replaced by another question's answer of the same kind that the passage does
+/// once in its document (the first corpus document whose text holds the question's context)
+/// gets that occurrence replaced by another question's answer of the same kind that the passage does
 /// not mention. One edit per document.
 pub fn plan_edits(items: &[QaItem], corpus: &Corpus, n: usize, seed: u64) -> Vec<Edit> {
     let mut rng = SplitMix64::new(seed);
@@ -64,7 +63,11 @@ pub fn plan_edits(items: &[QaItem], corpus: &Corpus, n: usize, seed: u64) -> Vec
         let Some(old) = item.answers.first().filter(|_| item.answerable()) else {
             continue;
         };
-        let Some(doc) = corpus.docs.iter().find(|d| d.text == item.context) else {
+        let Some(doc) = corpus
+            .docs
+            .iter()
+            .find(|d| !item.context.is_empty() && d.text.contains(item.context.as_str()))
+        else {
             continue;
         };
         if old.trim().is_empty()
@@ -141,6 +144,88 @@ pub fn apply_edits(
     Ok(started.elapsed().as_secs_f64())
 }
 
+/// File formats whose bytes are the text a question's passage is found in, so an edit of
+/// the file is an edit of the passage.
+const TEXT_FORMATS: &[&str] = &["md", "markdown", "txt", "text", "rst", "html", "htm"];
+
+/// The text files of `kb`'s documents that hold the passage of one of `items`, as a corpus
+/// whose ids are the files' paths (what [`plan_edits`] draws a knowledge base's edits from).
+pub fn kb_text_files(kb: &KnowledgeBase, items: &[QaItem]) -> Result<Corpus> {
+    let contexts: Vec<&str> = items
+        .iter()
+        .filter(|i| i.answerable() && !i.context.trim().is_empty())
+        .map(|i| i.context.as_str())
+        .collect();
+    let mut files = BTreeSet::new();
+    let mut docs = Vec::new();
+    for doc in kb.documents()? {
+        let path = std::path::Path::new(&doc.file);
+        let is_text = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| TEXT_FORMATS.contains(&e.to_ascii_lowercase().as_str()));
+        if contexts.is_empty() || !is_text || !files.insert(doc.file.clone()) {
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(path) else {
+            continue;
+        };
+        if contexts.iter().any(|c| text.contains(c)) {
+            docs.push(CorpusDoc {
+                id: doc.file.clone(),
+                title: path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                text,
+            });
+        }
+    }
+    Ok(Corpus { docs })
+}
+
+/// A scratch copy of the knowledge base in `kb_dir`, under `scratch` (which must not exist),
+/// with edited copies of the files of `edits` synced in place of the originals, through
+/// `source` as `ragtune ingest` loads files. Neither the knowledge base nor its files are
+/// written. Returns the copy and the seconds the update took (removing the old versions and
+/// syncing the new ones; not the copy).
+pub fn edit_copy(
+    kb_dir: &std::path::Path,
+    scratch: &std::path::Path,
+    edits: &[Edit],
+    source: &dyn DocumentSource,
+    embedder: &dyn Embedder,
+) -> Result<(KnowledgeBase, f64)> {
+    let copy_dir = scratch.join("kb");
+    let docs_dir = scratch.join("documents");
+    KnowledgeBase::copy(kb_dir, &copy_dir)?;
+    for (i, edit) in edits.iter().enumerate() {
+        let dir = docs_dir.join(i.to_string());
+        fs_err::create_dir_all(&dir)?;
+        fs_err::write(dir.join(&edit.edited.title), &edit.edited.text)?;
+    }
+    let mut kb = KnowledgeBase::open_existing(&copy_dir, embedder)?;
+    let started = Instant::now();
+    for edit in edits {
+        kb.delete_file(&edit.original.id)?;
+    }
+    let summary = kb.sync(
+        std::slice::from_ref(&docs_dir),
+        source,
+        embedder,
+        &SyncOptions::default(),
+        &mut NoProgress,
+    )?;
+    if let Some(failure) = summary.failed.first() {
+        return Err(Error::Config(format!(
+            "freshness: the edited copy of a document did not load ({}: {})",
+            failure.path.display(),
+            failure.reason
+        )));
+    }
+    Ok((kb, started.elapsed().as_secs_f64()))
+}
+
 /// Asks the edited questions of `edits` through a variant (the knowledge base behind
 /// `ctx.retriever` already edited, in `sync_seconds`) and counts answers that state the new
 /// value and answers that still state the old one (normalised containment, so a verbose answer
@@ -194,8 +279,8 @@ pub fn freshness(
     }))
 }
 
-/// Adapters whose RAFT training examples came from documents of `kb` that have changed (another
-/// content hash) or are gone since; `None` for an adapter without a RAFT manifest to check.
+/// How far `kb` has moved from the documents a RAFT adapter's training examples came from
+/// (changed content hash, or gone); `None` for an adapter without a RAFT manifest to check.
 pub fn stale_adapter(spec: &VariantSpec, kb: &KnowledgeBase) -> Result<Option<StaleAdapter>> {
     let Some(dir) = spec.run_dir() else {
         return Ok(None);
@@ -203,32 +288,10 @@ pub fn stale_adapter(spec: &VariantSpec, kb: &KnowledgeBase) -> Result<Option<St
     let Some(run) = ragtune_raft::trained_run(&dir.join(crate::variants::TRAINING_JSON))? else {
         return Ok(None);
     };
-    let Ok(text) = std::fs::read_to_string(&run.lineage.manifest) else {
-        return Ok(None);
-    };
-    #[derive(serde::Deserialize)]
-    struct Manifest {
-        #[serde(default)]
-        examples: Vec<ExampleRecord>,
-    }
-    let Ok(manifest) = serde_json::from_str::<Manifest>(&text) else {
-        return Ok(None);
-    };
-    let mut current: BTreeMap<String, Option<String>> = BTreeMap::new();
-    let (mut changed, mut affected) = (BTreeSet::new(), 0);
-    for example in &manifest.examples {
-        if !current.contains_key(&example.source) {
-            let hash = kb.document(&example.source)?.map(|d| d.hash);
-            current.insert(example.source.clone(), hash);
-        }
-        if current[&example.source].as_deref() != Some(example.content_hash.as_str()) {
-            changed.insert(example.source.clone());
-            affected += 1;
-        }
-    }
-    Ok(Some(StaleAdapter {
+    let staleness = crate::adapters::staleness(&run.lineage, kb.store())?;
+    Ok(staleness.affected_examples.map(|affected| StaleAdapter {
         adapter: dir.display().to_string(),
-        changed_documents: changed.len() as u32,
+        changed_documents: staleness.changed + staleness.deleted,
         affected_examples: affected,
     }))
 }

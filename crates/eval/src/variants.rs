@@ -20,11 +20,13 @@ pub const TRAINING_JSON: &str = "training.json";
 /// The loss history a run folder holds.
 pub const LOSS_CSV: &str = "loss.csv";
 
-/// A variant as the user names it: `APPROACH[:ADAPTER][@MODEL]`, where APPROACH is
+/// A variant as the user names it: `APPROACH[:ADAPTER][@MODEL][,top_k=N]`, where APPROACH is
 /// `closed-book`, `few-shot`, `rag`, `sft`, `sft+rag`, `raft` or `cpt+rag`; the fine-tuned
 /// ones name their adapter (a `ragtune train` output folder or its adapter.gguf) and the others
 /// must not. MODEL is a catalogue name or a .gguf file; without it an adapter's variant runs on
-/// the base it was trained on and the others on the default model.
+/// the base it was trained on and the others on the default model. `top_k` sets how many
+/// passages this variant's prompts show (an SFT+RAG adapter trained on one passage is best
+/// asked with one), over `--top-k`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VariantSpec {
     /// Unique in a comparison; defaults to the spec with the model filled in.
@@ -33,20 +35,36 @@ pub struct VariantSpec {
     pub approach: Approach,
     pub adapter: Option<PathBuf>,
     pub model: Option<String>,
+    pub top_k: Option<usize>,
 }
 
 impl VariantSpec {
     pub fn parse(spec: &str) -> Result<Self> {
         let bad = |why: &str| {
             Error::Config(format!(
-                "variant {spec:?}: {why}; write APPROACH[:ADAPTER][@MODEL], e.g. `rag`, \
-                 `rag@smollm2-135m-instruct` or `raft:runs/raft`"
+                "variant {spec:?}: {why}; write APPROACH[:ADAPTER][@MODEL][,top_k=N], e.g. `rag`, \
+                 `rag@smollm2-135m-instruct,top_k=1` or `raft:runs/raft`"
             ))
         };
-        let (rest, model) = match spec.rsplit_once('@') {
+        let (head, settings) = spec.split_once(',').unwrap_or((spec, ""));
+        let mut top_k = None;
+        for setting in settings.split(',').filter(|s| !s.trim().is_empty()) {
+            match setting.split_once('=').map(|(k, v)| (k.trim(), v.trim())) {
+                Some(("top_k", v)) => match v.parse::<usize>() {
+                    Ok(k) if k > 0 => top_k = Some(k),
+                    _ => {
+                        return Err(bad(&format!(
+                            "top_k must be a whole number above 0, not {v:?}"
+                        )));
+                    }
+                },
+                _ => return Err(bad(&format!("unknown setting {setting:?} (only top_k=N)"))),
+            }
+        }
+        let (rest, model) = match head.rsplit_once('@') {
             Some((rest, model)) if !model.is_empty() => (rest, Some(model.to_owned())),
             Some(_) => return Err(bad("nothing after @")),
-            None => (spec, None),
+            None => (head, None),
         };
         let (approach, adapter) = match rest.split_once(':') {
             Some((a, adapter)) if !adapter.is_empty() => (a, Some(PathBuf::from(adapter))),
@@ -78,6 +96,7 @@ impl VariantSpec {
             approach,
             adapter,
             model,
+            top_k,
         })
     }
 
@@ -156,7 +175,7 @@ pub struct Context<'a> {
     /// One question at a time (the latency a user waits); else one batch (throughput).
     pub sequential: bool,
     /// A pattern every answer must match (format adherence), when the user gave one.
-    pub format: Option<&'a regex::Regex>,
+    pub format: Option<&'a crate::FormatCheck>,
 }
 
 /// Runs one variant over the context's questions; never fails: a variant that cannot run is
@@ -249,8 +268,9 @@ pub(crate) fn evaluate_variant(
     let evaluation = match (&raft_run, retriever) {
         (Some(run), Some(retriever)) => {
             let options = RaftOptions {
-                top_k: ctx
+                top_k: spec
                     .top_k
+                    .or(ctx.top_k)
                     .or(run.lineage.passages)
                     .unwrap_or(ctx.options.top_k),
                 search: ctx.options.search,
@@ -271,6 +291,7 @@ pub(crate) fn evaluate_variant(
             };
             let options = AskOptions {
                 mode,
+                top_k: spec.top_k.unwrap_or(ctx.options.top_k),
                 ..ctx.options.clone()
             };
             evaluate_mode(
@@ -306,12 +327,16 @@ fn name_of(spec: &VariantSpec, model: &str) -> String {
     if let Some(name) = &spec.name {
         return name.clone();
     }
-    let approach = spec.spec.split(['@', ':']).next().unwrap_or_default();
+    let approach = spec.spec.split(['@', ':', ',']).next().unwrap_or_default();
     let adapter = spec
         .run_dir()
         .and_then(|d| d.file_name().map(|n| format!(":{}", n.to_string_lossy())))
         .unwrap_or_default();
-    format!("{approach}{adapter}@{model}")
+    let top_k = spec
+        .top_k
+        .map(|k| format!(",top_k={k}"))
+        .unwrap_or_default();
+    format!("{approach}{adapter}@{model}{top_k}")
 }
 
 /// One question's result as the report reads it. `unsupported`: answered and wrong for
@@ -321,7 +346,7 @@ pub fn outcome_of(
     r: &QuestionResult,
     grounded: bool,
     approach: Approach,
-    format: Option<&regex::Regex>,
+    format: Option<&crate::FormatCheck>,
 ) -> QuestionOutcome {
     let labelled = r.gold_decision.is_some();
     let correct = if labelled {
@@ -344,7 +369,7 @@ pub fn outcome_of(
             !correct
         };
     let format_ok = match (format, approach) {
-        (Some(re), _) => Some(re.is_match(&a.answer)),
+        (Some(check), _) => Some(check.check(&a.answer)),
         // A RAFT model was trained to end with `<ANSWER>:`; whether it does is its format.
         (None, Approach::Raft) => {
             (!a.model_output.is_empty()).then(|| a.model_output.contains("<ANSWER>:"))

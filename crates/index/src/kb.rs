@@ -120,6 +120,38 @@ impl KnowledgeBase {
         }
     }
 
+    /// The store of the knowledge base in `dir`, read-only and without an embedder or the
+    /// derived indexes: for reading which documents it holds at which version (adapter
+    /// lineage). Missing is [`Error::NotFound`].
+    pub fn read_store(dir: &Path) -> Result<Store> {
+        let db = dir.join(DB_FILE);
+        if !db.is_file() {
+            return Err(Error::NotFound {
+                path: dir.to_owned(),
+            });
+        }
+        Store::open_read_only(&db)
+    }
+
+    /// Copies the knowledge base in `src` to `dst` (which must not exist), holding `src`'s
+    /// writer lock so no ingest changes it meanwhile: a scratch copy to change without
+    /// touching the original.
+    pub fn copy(src: &Path, dst: &Path) -> Result<()> {
+        if !src.join(DB_FILE).is_file() {
+            return Err(Error::NotFound {
+                path: src.to_owned(),
+            });
+        }
+        if dst.exists() {
+            return Err(Error::io(
+                dst,
+                std::io::Error::new(std::io::ErrorKind::AlreadyExists, "already exists"),
+            ));
+        }
+        let _lock = Self::lock_writer(src)?;
+        copy_tree(src, dst)
+    }
+
     pub(crate) fn open_store(dir: &Path, info: EmbedderInfo, options: KbOptions) -> Result<Self> {
         let store = Store::open(Some(&dir.join(DB_FILE)))?;
         store.check_embedder(dir, &info)?;
@@ -489,4 +521,20 @@ fn info_of(embedder: &dyn Embedder) -> EmbedderInfo {
         name: embedder.name().to_owned(),
         dimension: embedder.dimension(),
     }
+}
+
+/// Copies the files under `src` into `dst`, leaving out the writer lock.
+fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
+    std::fs::create_dir_all(dst).map_err(|e| Error::io(dst, e))?;
+    for entry in std::fs::read_dir(src).map_err(|e| Error::io(src, e))? {
+        let entry = entry.map_err(|e| Error::io(src, e))?;
+        let (from, to) = (entry.path(), dst.join(entry.file_name()));
+        let kind = entry.file_type().map_err(|e| Error::io(&from, e))?;
+        if kind.is_dir() {
+            copy_tree(&from, &to)?;
+        } else if kind.is_file() && entry.file_name() != WRITER_LOCK_FILE {
+            std::fs::copy(&from, &to).map_err(|e| Error::io(&from, e))?;
+        }
+    }
+    Ok(())
 }

@@ -45,6 +45,21 @@ fn bad_variants_and_files_are_refused_before_any_model_loads() {
     let (ok, _, err) = compare(&["--variant", "rag", "--format-regex", "("]);
     assert!(!ok);
     assert!(err.contains("--format-regex"), "{err}");
+    let schema = write(dir.path(), "answer.schema.json", "{\"type\": 42}");
+    let (ok, _, err) = compare(&[
+        "--variant",
+        "rag",
+        "--format-schema",
+        schema.to_str().unwrap(),
+    ]);
+    assert!(!ok);
+    assert!(
+        err.contains("answer.schema.json") && err.contains("JSON Schema"),
+        "{err}"
+    );
+    let (ok, _, err) = compare(&["--variant", "rag,top_k=0"]);
+    assert!(!ok);
+    assert!(err.contains("top_k"), "{err}");
     assert!(!out.exists(), "nothing written for a refused run");
 }
 

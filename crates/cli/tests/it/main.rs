@@ -7,6 +7,7 @@ mod kb;
 mod kb_check;
 mod models;
 mod raft;
+mod serve;
 mod setup;
 mod train;
 

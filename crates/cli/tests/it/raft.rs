@@ -212,6 +212,7 @@ fn a_raft_adapter_is_recorded_and_ask_uses_the_raft_prompt() {
 
     // A run whose manifest is gone is still a RAFT run (with a note). Text output: the answer,
     // with the reasoning when asked; the adapter file works as the folder does.
+    let manifest = std::fs::read(data.join("manifest.json")).unwrap();
     std::fs::remove_file(data.join("manifest.json")).unwrap();
     let (ok, stdout, err) = run(ragtune()
         .env("RAGTUNE_KB", &kb)
@@ -234,4 +235,48 @@ fn a_raft_adapter_is_recorded_and_ask_uses_the_raft_prompt() {
     let (a, _) = ask(&out, &["--model", "smollm2-135m-instruct"]);
     assert!(a.get("prompt_format").is_none(), "{a}");
     assert_eq!(a["mode"], "rag", "{a}");
+
+    // `adapter list` finds the run and checks its lineage against the knowledge base it was
+    // built from: nothing changed; then one document changes and another is deleted, and the
+    // adapter is stale with every example from those documents affected.
+    std::fs::write(out.join("training.json"), training.to_string()).unwrap();
+    std::fs::write(data.join("manifest.json"), manifest).unwrap();
+    let (ok, stdout, err) = run(ragtune().args(["adapters", "list"]).arg(dir.path()));
+    assert!(ok, "{err}");
+    assert!(stdout.contains("  raft  "), "{stdout}");
+    assert!(
+        stdout.contains("2 documents of") && stdout.contains("0 changed, 0 deleted"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("1 adapter(s), 0 stale"), "{stdout}");
+    std::fs::write(
+        docs.join("keys.md"),
+        "# Keys\n\nThe signing keys are rotated every thirty days by the security team.\n",
+    )
+    .unwrap();
+    std::fs::remove_file(docs.join("coffee.md")).unwrap();
+    let (ok, _, err) = run(ragtune().env("RAGTUNE_KB", &kb).arg("ingest").arg(&docs));
+    assert!(ok, "{err}");
+    let (ok, stdout, err) = run(ragtune()
+        .args(["adapter", "list", "--json", "--kb"])
+        .arg(&kb)
+        .arg(&out));
+    assert!(ok, "{err}");
+    let listed: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let l = &listed[0];
+    assert_eq!(l["kind"], "raft", "{l}");
+    assert_eq!(l["stale"], true, "{l}");
+    assert_eq!(l["staleness"]["changed"], 1, "{l}");
+    assert_eq!(l["staleness"]["deleted"], 1, "{l}");
+    assert_eq!(l["staleness"]["affected_examples"], 3, "{l}");
+    let (ok, stdout, _) = run(ragtune().args(["adapter", "list"]).arg(&out));
+    assert!(
+        ok && stdout.contains("STALE") && stdout.contains("1 stale"),
+        "{stdout}"
+    );
+    let (ok, _, err) = run(ragtune()
+        .args(["adapter", "list"])
+        .arg(dir.path().join("nowhere")));
+    assert!(!ok);
+    assert!(err.contains("nowhere"), "{err}");
 }

@@ -35,7 +35,16 @@ fn variant_specs_parse_and_bad_ones_say_how_to_write_them() {
         err.contains("needs an adapter") && err.contains("--train"),
         "{err}"
     );
+    let v = VariantSpec::parse("sft+rag:runs/a@m,top_k=1").unwrap();
+    assert_eq!(v.adapter.as_deref(), Some(Path::new("runs/a")));
+    assert_eq!((v.model.as_deref(), v.top_k), (Some("m"), Some(1)));
+    let v = VariantSpec::parse("rag@m,top_k=1").unwrap();
+    assert_eq!((v.model.as_deref(), v.top_k), (Some("m"), Some(1)));
     for (bad, says) in [
+        ("rag,top_k=0", "above 0"),
+        ("rag,k=1", "unknown setting"),
+        // The first comma ends the spec: an adapter path cannot hold one.
+        ("sft:runs/a,b@m", "unknown setting"),
         ("rag:runs/x", "takes no adapter"),
         ("rga", "unknown approach"),
         ("rag@", "nothing after @"),
@@ -207,6 +216,136 @@ fn freshness_edits_are_followed_by_rag_and_undone_afterwards() -> Result<()> {
             "{texts:?}"
         );
     }
+    Ok(())
+}
+
+#[test]
+fn a_variant_s_own_top_k_and_the_format_check_apply_to_its_answers() -> Result<()> {
+    let mut r = rivers()?;
+    let plan = Plan {
+        variants: vec![
+            VariantSpec::parse("rag@echo")?,
+            VariantSpec::parse("rag@echo,top_k=1")?,
+        ],
+        ..Plan::default()
+    };
+    let options = AskOptions {
+        top_k: 3,
+        ..AskOptions::default()
+    };
+    // `echo` repeats its prompt, which is not the JSON the schema asks for.
+    let dir = tempfile::tempdir()?;
+    let schema = dir.path().join("schema.json");
+    std::fs::write(&schema, r#"{"type": "object"}"#)?;
+    let format = ragtune_eval::FormatCheck::json_schema(&schema)?;
+    let mut inputs = inputs(&mut r, &options, "echo", true);
+    inputs.format = Some(&format);
+    let out = compare(&plan, inputs, &FakeModels, None, &mut |_| {})?;
+    assert_eq!(out.runs[1].name, "rag@echo,top_k=1");
+    let prompt_tokens = |run: &ragtune_compare::VariantRun| -> u64 {
+        run.outcomes.iter().map(|o| o.prompt_tokens).sum()
+    };
+    assert!(
+        prompt_tokens(&out.runs[1]) < prompt_tokens(&out.runs[0]),
+        "one passage per prompt, not three"
+    );
+    for run in &out.runs {
+        assert!(
+            run.outcomes.iter().all(|o| o.format_ok == Some(false)),
+            "{run:?}"
+        );
+    }
+    Ok(())
+}
+
+/// Freshness on a user's knowledge base edits copies of its files in a copy of it: RAG follows
+/// the new facts, while the knowledge base, its files and a scratch copy left by an
+/// interrupted run end up as they were (the scratch copy gone).
+#[test]
+fn freshness_on_a_knowledge_base_edits_copies_and_leaves_the_original_alone() -> Result<()> {
+    use ragtune_index::{IngestSource, KnowledgeBase, NoProgress, SyncOptions};
+    let r = rivers()?;
+    let dir = tempfile::tempdir()?;
+    let docs = dir.path().join("docs");
+    std::fs::create_dir(&docs)?;
+    for (i, doc) in r.corpus.docs.iter().enumerate() {
+        std::fs::write(
+            docs.join(format!("river{i}.md")),
+            format!("# River {i}\n\n{}\n", doc.text),
+        )?;
+    }
+    let kb_dir = dir.path().join("kb");
+    let source = IngestSource::new(&r.embedder);
+    let mut kb = KnowledgeBase::open(&kb_dir, &r.embedder)?;
+    kb.sync(
+        std::slice::from_ref(&docs),
+        &source,
+        &r.embedder,
+        &SyncOptions::default(),
+        &mut NoProgress,
+    )?;
+    let before: Vec<(String, String)> = kb
+        .documents()?
+        .into_iter()
+        .map(|d| (d.source, d.hash))
+        .collect();
+    let files_before: Vec<String> = (0..3)
+        .map(|i| std::fs::read_to_string(docs.join(format!("river{i}.md"))))
+        .collect::<std::io::Result<_>>()?;
+    let scratch = dir.path().join("out").join("scratch");
+    std::fs::create_dir_all(scratch.join("kb"))?;
+    std::fs::write(
+        scratch.join("kb").join("left-over"),
+        "from an interrupted run",
+    )?;
+
+    let plan = Plan {
+        variants: vec![VariantSpec::parse("rag@echo")?],
+        freshness: 2,
+        seed: 5,
+        ..Plan::default()
+    };
+    let options = AskOptions {
+        top_k: 1,
+        ..AskOptions::default()
+    };
+    let inputs = Inputs {
+        questions: &r.set,
+        passages: Passages::Kb {
+            kb: &kb,
+            source: &source,
+            scratch: scratch.clone(),
+        },
+        embedder: &r.embedder,
+        pool: None,
+        options: &options,
+        top_k: None,
+        default_model: "echo",
+        sequential: true,
+        format: None,
+    };
+    let out = compare(&plan, inputs, &FakeModels, None, &mut |_| {})?;
+    assert!(out.notes.is_empty(), "{:?}", out.notes);
+    let f = &out.scenarios.freshness[0];
+    assert_eq!(
+        (f.edited_questions, f.followed_new_fact, f.kept_old_fact),
+        (2, 2, 0),
+        "{f:?}"
+    );
+    assert_eq!(f.update_kind, UpdateKind::Resync);
+    let after: Vec<(String, String)> = kb
+        .documents()?
+        .into_iter()
+        .map(|d| (d.source, d.hash))
+        .collect();
+    assert_eq!(before, after, "the knowledge base is not written");
+    for (i, text) in files_before.iter().enumerate() {
+        assert_eq!(
+            &std::fs::read_to_string(docs.join(format!("river{i}.md")))?,
+            text
+        );
+    }
+    assert!(!scratch.exists(), "the scratch copy is removed");
     Ok(())
 }
 

@@ -1,0 +1,186 @@
+//! `ragtune serve`: loads the models, adapters and knowledge bases named on the command line
+//! into `ragtune_serve`'s engine thread and serves its OpenAI-compatible routes.
+
+use crate::args::{AnswerArgs, DEFAULT_ANSWER_MODEL, adapter_file};
+use crate::kb::open_embedder;
+use anyhow::{Context as _, Result, bail};
+use clap::Args;
+use ragtune_answer::Mode;
+use ragtune_index::KnowledgeBase;
+use ragtune_model::llama::{AdapterSpec, LlamaGenerator, LoadOptions};
+use ragtune_serve::{Backend, Engine, Limits, ServedKb, ServedModel};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Where to listen. Loopback only (this server has no API keys yet); port 0 picks a free
+    /// port, printed on standard output.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub addr: SocketAddr,
+    /// A model to serve: a catalogue name or a .gguf file; repeat for more. Requests name it
+    /// as their `model`; the first also answers `rag/KB` requests that name none.
+    #[arg(long = "model")]
+    pub models: Vec<String>,
+    /// A LoRA adapter on the first model, NAME=PATH (a `ragtune train` output folder or a GGUF
+    /// LoRA file); requests pick it with `"model": NAME`. Repeat for more.
+    #[arg(long = "adapter", value_parser = parse_named)]
+    pub adapters: Vec<(String, PathBuf)>,
+    /// A knowledge base, NAME=DIR; requests answer from it with `"model": "rag/NAME"` (or
+    /// `"rag/NAME:MODEL"`, or `"ragtune": {"kb": NAME}`). Repeat for more.
+    #[arg(long = "kb", value_parser = parse_named)]
+    pub kbs: Vec<(String, PathBuf)>,
+    /// Embedding model for retrieval and /v1/embeddings.
+    #[arg(long, default_value = "all-minilm-l6-v2")]
+    pub embedder: String,
+    /// Requests that may wait while one runs; more are refused with 429.
+    #[arg(long, default_value_t = 64)]
+    pub queue: usize,
+    /// Largest request body in bytes (413 beyond).
+    #[arg(long, default_value_t = 4 << 20)]
+    pub max_body_bytes: usize,
+    /// CPU threads per model (0: all cores).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// Context length per model (0: the model's, capped at 8192).
+    #[arg(long = "ctx", default_value_t = 0)]
+    pub context_length: u32,
+    /// How RAG answers are built (as `ragtune ask`'s options).
+    #[command(flatten)]
+    pub answer: AnswerArgs,
+}
+
+fn parse_named(s: &str) -> Result<(String, PathBuf), String> {
+    match s.split_once('=') {
+        Some((name, path)) if !name.is_empty() && !path.is_empty() && !name.contains('/') => {
+            Ok((name.to_owned(), PathBuf::from(path)))
+        }
+        _ => Err(format!("{s:?}: write NAME=PATH (a name without '/')")),
+    }
+}
+
+/// The id a model is served under: its catalogue name, or a file's stem.
+fn model_id(name: &str) -> String {
+    let path = Path::new(name);
+    if path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("gguf"))
+    {
+        path.file_stem()
+            .map_or_else(|| name.to_owned(), |s| s.to_string_lossy().into_owned())
+    } else {
+        name.to_owned()
+    }
+}
+
+pub fn serve(args: ServeArgs) -> Result<()> {
+    ragtune_serve::check_address(&args.addr).map_err(anyhow::Error::msg)?;
+    let mut models = args.models.clone();
+    if models.is_empty() {
+        models.push(DEFAULT_ANSWER_MODEL.to_owned());
+    }
+    let mut ids: Vec<String> = models.iter().map(|m| model_id(m)).collect();
+    ids.extend(args.adapters.iter().map(|(n, _)| n.clone()));
+    ids.extend(args.kbs.iter().map(|(n, _)| n.clone()));
+    for (i, id) in ids.iter().enumerate() {
+        if ids[..i].contains(id) {
+            bail!(
+                "{id:?} names two things; give every model, adapter and knowledge base its own name"
+            );
+        }
+    }
+    // Found out before anything loads.
+    let paths = models
+        .iter()
+        .map(|m| crate::models::resolve_generator(m))
+        .collect::<Result<Vec<_>>>()?;
+    let adapters = args
+        .adapters
+        .iter()
+        .map(|(name, path)| {
+            Ok(AdapterSpec {
+                name: name.clone(),
+                path: adapter_file(path)?,
+                scale: 1.0,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let answer = args.answer.options(Mode::Rag)?;
+    let (embedder_name, kbs, threads, context_length) = (
+        args.embedder.clone(),
+        args.kbs.clone(),
+        args.threads,
+        args.context_length,
+    );
+    let model_ids: Vec<String> = models.iter().map(|m| model_id(m)).collect();
+    eprintln!("loading {} ...", models.join(", "));
+    let engine = Engine::start(args.queue, move || {
+        let load = || -> Result<Backend> {
+            let embedder = open_embedder(&embedder_name)?;
+            let mut served_kbs = Vec::new();
+            for (name, dir) in &kbs {
+                let kb = KnowledgeBase::open_existing(dir, &embedder)
+                    .with_context(|| format!("knowledge base {name}"))?;
+                served_kbs.push(ServedKb {
+                    name: name.clone(),
+                    kb,
+                });
+            }
+            let mut served = Vec::new();
+            for (i, (path, id)) in paths.iter().zip(&model_ids).enumerate() {
+                let options = LoadOptions {
+                    threads,
+                    context_length,
+                    adapters: if i == 0 { adapters.clone() } else { Vec::new() },
+                    ..LoadOptions::default()
+                };
+                let generator = LlamaGenerator::load(path, &options)
+                    .with_context(|| format!("loading model {id}"))?;
+                served.push(ServedModel {
+                    name: id.clone(),
+                    generator: Box::new(generator),
+                    adapters: options.adapters.iter().map(|a| a.name.clone()).collect(),
+                });
+            }
+            Ok(Backend {
+                models: served,
+                kbs: served_kbs,
+                embedder: Box::new(embedder),
+                embedder_id: embedder_name.clone(),
+                answer,
+            })
+        };
+        load().map_err(|e| crate::message(&e))
+    })
+    .map_err(anyhow::Error::msg)?;
+    let catalog = engine.catalog.clone();
+    let router = ragtune_serve::router(
+        engine,
+        Limits {
+            max_body_bytes: args.max_body_bytes,
+            ..Limits::default()
+        },
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(args.addr)
+            .await
+            .with_context(|| format!("listening on {}", args.addr))?;
+        let addr = listener.local_addr()?;
+        println!("listening on http://{addr}");
+        eprintln!(
+            "models: {} | knowledge bases: {} | OpenAI base URL: http://{addr}/v1 (Ctrl-C stops)",
+            catalog.ids().join(", "),
+            if catalog.kbs.is_empty() {
+                "none".to_owned()
+            } else {
+                catalog.kbs.join(", ")
+            }
+        );
+        ragtune_serve::serve(listener, router).await?;
+        anyhow::Ok(())
+    })
+}

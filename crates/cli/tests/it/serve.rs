@@ -1,0 +1,127 @@
+//! `ragtune serve` on the real SmolLM2 with a trained adapter and a knowledge base, driven by
+//! the official openai Python SDK (`crates/serve/tests/openai/check.py`; the SDK is pinned by
+//! its requirements.txt and installed by scripts/deps).
+
+use crate::{ragtune, run, smollm2_path};
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+/// Kills the server when the test ends, however it ends.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn openai_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../serve/tests/openai")
+}
+
+#[test]
+fn the_openai_sdk_chats_streams_embeds_and_gets_cited_rag_answers() {
+    let site = openai_dir().join("site");
+    assert!(
+        site.join("openai").is_dir(),
+        "the openai SDK is not installed in {}; run scripts/deps",
+        site.display()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let docs = dir.path().join("docs");
+    std::fs::create_dir(&docs).unwrap();
+    std::fs::write(
+        docs.join("keys.md"),
+        "# Keys\n\nThe signing keys are rotated every ninety days by the platform team.\n",
+    )
+    .unwrap();
+    std::fs::write(
+        docs.join("coffee.md"),
+        "# Coffee\n\nThe espresso machine is on the third floor, next to the library.\n",
+    )
+    .unwrap();
+    let kb = dir.path().join("kb");
+    let (ok, _, err) = run(ragtune().env("RAGTUNE_KB", &kb).arg("ingest").arg(&docs));
+    assert!(ok, "{err}");
+    // An adapter: one step of SFT is enough to have one to pick by name.
+    let data = dir.path().join("sft.jsonl");
+    std::fs::write(
+        &data,
+        serde_json::json!({"prompt": "What is the vault code word?", "completion": "Blue pelican."})
+            .to_string(),
+    )
+    .unwrap();
+    let adapter = dir.path().join("run");
+    let (ok, _, err) = run(ragtune()
+        .args(["train", "sft", "--base"])
+        .arg(smollm2_path())
+        .arg("--data")
+        .arg(&data)
+        .arg("--out")
+        .arg(&adapter)
+        .args([
+            "--max-steps",
+            "1",
+            "--batch-size",
+            "1",
+            "--save-every",
+            "0",
+            "--threads",
+            "2",
+        ]));
+    assert!(ok, "{err}");
+
+    // A non-loopback address is refused before anything loads.
+    let (ok, _, err) = run(ragtune().args(["serve", "--addr", "0.0.0.0:0"]));
+    assert!(!ok);
+    assert!(err.contains("no API keys"), "{err}");
+
+    let mut child = ragtune()
+        .args([
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--model",
+            "smollm2-135m-instruct",
+        ])
+        .arg("--adapter")
+        .arg(format!("tuned={}", adapter.display()))
+        .arg("--kb")
+        .arg(format!("docs={}", kb.display()))
+        .args(["--threads", "2", "--top-k", "1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let server = Server(child);
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_owned();
+
+    let out = Command::new("python3")
+        .arg(openai_dir().join("check.py"))
+        .args([&url, "smollm2-135m-instruct", "tuned", "all-minilm-l6-v2"])
+        .env("PYTHONPATH", &site)
+        .env("NO_PROXY", "127.0.0.1,localhost")
+        .env("no_proxy", "127.0.0.1,localhost")
+        .output()
+        .unwrap();
+    drop(server);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "check.py failed:\n{}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(seen["errors"], "ok", "{seen}");
+    assert_eq!(seen["embedding_dimensions"], 384, "{seen}");
+    assert!(!seen["chat"].as_str().unwrap().is_empty(), "{seen}");
+}

@@ -1,0 +1,452 @@
+//! The engine: one thread that owns the models, the knowledge bases and the embedder, and runs
+//! requests from a bounded queue one at a time (mistral.rs's split: the HTTP handlers hold no
+//! model, they send messages). A full queue is a 429 at once, not a request left waiting.
+
+use crate::error::ApiError;
+use ragtune_answer::{Answer, Answerer, AskOptions, Mode};
+use ragtune_core::{
+    Embedder, FinishReason, Generation, GenerationRequest, Generator, GeneratorError, Prompt,
+    SamplingParams, TokenCounter, TokenSink, Usage,
+};
+use ragtune_index::KnowledgeBase;
+use ragtune_retrieve::KbRetriever;
+use std::borrow::Cow;
+use std::ops::ControlFlow;
+use std::sync::Arc;
+use std::sync::mpsc::{SyncSender, TrySendError};
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+
+/// A loaded base model and the names of the LoRA adapters loaded with it (a request picks one
+/// by naming it as its `model`).
+pub struct ServedModel {
+    pub name: String,
+    pub generator: Box<dyn Generator>,
+    pub adapters: Vec<String>,
+}
+
+/// A knowledge base served under a name (`rag/NAME`).
+pub struct ServedKb {
+    pub name: String,
+    pub kb: KnowledgeBase,
+}
+
+/// An embedder that also counts its tokens (for the usage of `/v1/embeddings`).
+pub trait TextEmbedder: Embedder + TokenCounter {}
+impl<T: Embedder + TokenCounter> TextEmbedder for T {}
+
+/// Everything the engine thread owns.
+pub struct Backend {
+    /// The first is the default model of RAG requests that name none.
+    pub models: Vec<ServedModel>,
+    pub kbs: Vec<ServedKb>,
+    /// Embeds queries for retrieval and `/v1/embeddings` input.
+    pub embedder: Box<dyn TextEmbedder>,
+    /// The id `/v1/models` lists the embedder under and `/v1/embeddings` takes as `model`.
+    pub embedder_id: String,
+    /// How RAG answers are built (`ask`'s defaults unless the caller changed them).
+    pub answer: AskOptions,
+}
+
+/// The names the HTTP layer resolves and lists, without the models themselves.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Catalog {
+    /// Each base model with its adapters.
+    pub models: Vec<(String, Vec<String>)>,
+    pub kbs: Vec<String>,
+    pub embedder: String,
+}
+
+/// Which model, adapter and knowledge base a request runs on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Target {
+    pub model: usize,
+    pub adapter: Option<String>,
+    /// RAG over this knowledge base.
+    pub kb: Option<usize>,
+    pub top_k: Option<usize>,
+}
+
+/// The prefix of model ids that answer with RAG: `rag/KB` or `rag/KB:MODEL_OR_ADAPTER`.
+pub const RAG_PREFIX: &str = "rag/";
+
+impl Catalog {
+    fn of(backend: &Backend) -> Self {
+        Self {
+            models: backend
+                .models
+                .iter()
+                .map(|m| (m.name.clone(), m.adapters.clone()))
+                .collect(),
+            kbs: backend.kbs.iter().map(|k| k.name.clone()).collect(),
+            embedder: backend.embedder_id.clone(),
+        }
+    }
+
+    /// Every id `/v1/models` lists.
+    pub fn ids(&self) -> Vec<String> {
+        let mut ids = Vec::new();
+        for (base, adapters) in &self.models {
+            ids.push(base.clone());
+            ids.extend(adapters.iter().cloned());
+        }
+        ids.extend(self.kbs.iter().map(|k| format!("{RAG_PREFIX}{k}")));
+        ids.push(self.embedder.clone());
+        ids
+    }
+
+    /// A base model or adapter by name.
+    fn model(&self, name: &str) -> Option<(usize, Option<String>)> {
+        self.models
+            .iter()
+            .enumerate()
+            .find_map(|(i, (base, adapters))| {
+                if base == name {
+                    Some((i, None))
+                } else {
+                    adapters
+                        .iter()
+                        .any(|a| a == name)
+                        .then(|| (i, Some(name.to_owned())))
+                }
+            })
+    }
+
+    /// Resolves a request's `model` (and the `ragtune.kb` / `top_k` it may carry): a base, an
+    /// adapter (vLLM's convention), or `rag/KB[:MODEL]`.
+    pub fn resolve(
+        &self,
+        model: &str,
+        kb: Option<&str>,
+        top_k: Option<usize>,
+    ) -> Result<Target, ApiError> {
+        let not_found = || ApiError::model_not_found(model, &self.ids());
+        let (kb_name, model_name) = match model.strip_prefix(RAG_PREFIX) {
+            Some(rest) => match rest.split_once(':') {
+                Some((kb, m)) => (Some(kb), Some(m)),
+                None => (Some(rest), None),
+            },
+            None => (kb, Some(model)),
+        };
+        let (model, adapter) = match model_name {
+            Some(name) => self.model(name).ok_or_else(not_found)?,
+            None => (0, None),
+        };
+        let kb = match kb_name {
+            Some(name) => Some(self.kbs.iter().position(|k| k == name).ok_or_else(|| {
+                ApiError::not_found(format!(
+                    "no knowledge base {name:?} on this server (it has: {})",
+                    self.kbs.join(", ")
+                ))
+            })?),
+            None => None,
+        };
+        if top_k == Some(0) {
+            return Err(ApiError::bad_request(
+                "ragtune.top_k must be at least 1",
+                Some("ragtune.top_k"),
+            ));
+        }
+        Ok(Target {
+            model,
+            adapter,
+            kb,
+            top_k,
+        })
+    }
+}
+
+/// What a request asks the engine for.
+#[derive(Debug, Clone)]
+pub enum Work {
+    /// Continue a prompt (chat or text) as it is.
+    Generate {
+        target: Target,
+        request: GenerationRequest,
+    },
+    /// Answer the question from the target's knowledge base, with checked citations.
+    Answer {
+        target: Target,
+        question: String,
+        max_tokens: Option<u32>,
+        sampling: Option<SamplingParams>,
+        stop: Vec<String>,
+    },
+    Embed {
+        texts: Vec<String>,
+    },
+}
+
+/// What comes back: text as it is generated (streaming requests), then one result or an error.
+#[derive(Debug, Clone)]
+pub enum Event {
+    Text(String),
+    Generated {
+        text: String,
+        usage: Usage,
+        finish_reason: FinishReason,
+        /// RAG answers: the citations (`message.context.citations`).
+        citations: Option<Vec<serde_json::Value>>,
+    },
+    Embedded {
+        vectors: Vec<Vec<f32>>,
+        tokens: u32,
+    },
+    Failed(ApiError),
+}
+
+struct Job {
+    work: Work,
+    stream: bool,
+    events: UnboundedSender<Event>,
+}
+
+/// The handle the HTTP layer sends work through; cloning it is cheap.
+#[derive(Clone)]
+pub struct Engine {
+    jobs: SyncSender<Job>,
+    pub catalog: Arc<Catalog>,
+    pub queue: usize,
+}
+
+impl Engine {
+    /// Starts the engine thread: `build` loads the backend there (so nothing in it needs to
+    /// move between threads), then requests run one at a time, at most `queue` waiting. An
+    /// error from `build` comes back here.
+    pub fn start(
+        queue: usize,
+        build: impl FnOnce() -> Result<Backend, String> + Send + 'static,
+    ) -> Result<Engine, String> {
+        let (jobs, inbox) = std::sync::mpsc::sync_channel::<Job>(queue);
+        let (ready, started) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("ragtune-engine".into())
+            .spawn(move || {
+                let backend = match build() {
+                    Ok(b) => b,
+                    Err(e) => {
+                        let _ = ready.send(Err(e));
+                        return;
+                    }
+                };
+                if ready.send(Ok(Catalog::of(&backend))).is_err() {
+                    return;
+                }
+                // Ends when every `Engine` handle is dropped.
+                while let Ok(job) = inbox.recv() {
+                    run(&backend, job);
+                }
+            })
+            .map_err(|e| format!("starting the engine thread: {e}"))?;
+        let catalog = started
+            .recv()
+            .map_err(|_| "the engine thread stopped while loading".to_owned())??;
+        Ok(Engine {
+            jobs,
+            catalog: Arc::new(catalog),
+            queue,
+        })
+    }
+
+    /// Queues `work`; its events arrive on the receiver. A full queue is
+    /// [`ApiError::queue_full`] at once.
+    pub fn submit(&self, work: Work, stream: bool) -> Result<UnboundedReceiver<Event>, ApiError> {
+        let (events, receiver) = unbounded_channel();
+        match self.jobs.try_send(Job {
+            work,
+            stream,
+            events,
+        }) {
+            Ok(()) => Ok(receiver),
+            Err(TrySendError::Full(_)) => Err(ApiError::queue_full(self.queue)),
+            Err(TrySendError::Disconnected(_)) => Err(ApiError::unavailable()),
+        }
+    }
+}
+
+fn run(backend: &Backend, job: Job) {
+    // A client that went away is not worth generating for.
+    if job.events.is_closed() {
+        return;
+    }
+    let Job {
+        work,
+        stream,
+        events,
+    } = job;
+    let mut sink = |text: &str| {
+        let gone = if stream {
+            events.send(Event::Text(text.to_owned())).is_err()
+        } else {
+            events.is_closed()
+        };
+        if gone {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    };
+    let result = match work {
+        Work::Generate { target, request } => generate(backend, &target, request, &mut sink),
+        Work::Answer {
+            target,
+            question,
+            max_tokens,
+            sampling,
+            stop,
+        } => answer(
+            backend, &target, &question, max_tokens, sampling, stop, &mut sink,
+        ),
+        Work::Embed { texts } => embed(backend, &texts),
+    };
+    let _ = events.send(result.unwrap_or_else(Event::Failed));
+}
+
+fn generate(
+    backend: &Backend,
+    target: &Target,
+    mut request: GenerationRequest,
+    sink: TokenSink<'_>,
+) -> Result<Event, ApiError> {
+    let model = &backend.models[target.model];
+    request.adapter = target.adapter.clone();
+    let g: Generation = model.generator.generate(&request, sink)?;
+    Ok(Event::Generated {
+        text: g.text,
+        usage: g.usage,
+        finish_reason: g.finish_reason,
+        citations: None,
+    })
+}
+
+fn answer(
+    backend: &Backend,
+    target: &Target,
+    question: &str,
+    max_tokens: Option<u32>,
+    sampling: Option<SamplingParams>,
+    stop: Vec<String>,
+    sink: TokenSink<'_>,
+) -> Result<Event, ApiError> {
+    let kb = target
+        .kb
+        .and_then(|i| backend.kbs.get(i))
+        .ok_or_else(|| ApiError::internal("a RAG request without a knowledge base"))?;
+    let embedder: &dyn Embedder = backend.embedder.as_ref();
+    let retriever =
+        KbRetriever::new(&kb.kb, embedder).map_err(|e| ApiError::internal(e.to_string()))?;
+    let generator = WithAdapter {
+        inner: backend.models[target.model].generator.as_ref(),
+        adapter: target.adapter.as_deref(),
+    };
+    let mut options = AskOptions {
+        mode: Mode::Rag,
+        ..backend.answer.clone()
+    };
+    if let Some(k) = target.top_k {
+        options.top_k = k;
+    }
+    if let Some(n) = max_tokens {
+        options.max_tokens = n;
+    }
+    if let Some(s) = sampling {
+        options.sampling = s;
+    }
+    if !stop.is_empty() {
+        options.stop = stop;
+    }
+    let answerer = Answerer::new(&generator, options).with_retriever(&retriever);
+    let answer = answerer.ask_streaming(question, sink)?;
+    Ok(Event::Generated {
+        usage: Usage {
+            prompt_tokens: answer.tokens.prompt,
+            completion_tokens: answer.tokens.completion,
+        },
+        finish_reason: answer.finish_reason.unwrap_or(FinishReason::Stop),
+        citations: Some(citations(&answer)),
+        text: answer.answer,
+    })
+}
+
+/// The answer's citations as `message.context.citations[]` (Azure OpenAI "On Your Data"'s
+/// fields, plus where the passage is and whether the citation checked out).
+pub fn citations(answer: &Answer) -> Vec<serde_json::Value> {
+    answer
+        .citations
+        .iter()
+        .map(|c| {
+            let passage = answer
+                .passages
+                .iter()
+                .find(|p| p.number == Some(c.number))
+                .map(|p| &p.hit);
+            let title = passage.and_then(|h| {
+                std::path::Path::new(&h.source)
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+            });
+            serde_json::json!({
+                "id": c.number,
+                "chunk_id": c.chunk.as_ref().map(|ch| ch.chunk_id),
+                "filepath": passage.map(|h| &h.source),
+                "title": title,
+                "page": passage.and_then(|h| h.page),
+                "heading": passage.map(|h| h.heading_path.join(" > ")),
+                "start": passage.map(|h| h.start),
+                "end": passage.map(|h| h.end),
+                "content": passage.map(|h| &h.text),
+                "score": passage.map(|h| h.score),
+                "valid": c.valid,
+                "status": c.status,
+            })
+        })
+        .collect()
+}
+
+fn embed(backend: &Backend, texts: &[String]) -> Result<Event, ApiError> {
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let vectors = backend
+        .embedder
+        .embed(&refs)
+        .map_err(|e| ApiError::internal(format!("embedding failed: {e}")))?;
+    let tokens = texts
+        .iter()
+        .map(|t| backend.embedder.count_tokens(t) as u32)
+        .sum();
+    Ok(Event::Embedded { vectors, tokens })
+}
+
+/// A model with an adapter applied to every request that names none.
+struct WithAdapter<'a> {
+    inner: &'a dyn Generator,
+    adapter: Option<&'a str>,
+}
+
+impl WithAdapter<'_> {
+    fn request<'r>(&self, request: &'r GenerationRequest) -> Cow<'r, GenerationRequest> {
+        match (self.adapter, &request.adapter) {
+            (Some(name), None) => Cow::Owned(GenerationRequest {
+                adapter: Some(name.to_owned()),
+                ..request.clone()
+            }),
+            _ => Cow::Borrowed(request),
+        }
+    }
+}
+
+impl Generator for WithAdapter<'_> {
+    fn generate(
+        &self,
+        request: &GenerationRequest,
+        sink: TokenSink<'_>,
+    ) -> Result<Generation, GeneratorError> {
+        self.inner.generate(&self.request(request), sink)
+    }
+
+    fn count_prompt_tokens(&self, prompt: &Prompt) -> Result<u32, GeneratorError> {
+        self.inner.count_prompt_tokens(prompt)
+    }
+
+    fn context_length(&self) -> u32 {
+        self.inner.context_length()
+    }
+}

@@ -1,0 +1,780 @@
+//! The OpenAI-compatible routes: requests parsed and checked here, run by the engine, and
+//! answered in OpenAI's JSON (or its server-sent events when `stream` is set).
+
+use crate::engine::{Engine, Event, RAG_PREFIX, Work};
+use crate::error::ApiError;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use ragtune_core::{
+    ChatMessage, FinishReason, GenerationRequest, Prompt, Role, SamplingParams, Usage,
+};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use tokio::sync::mpsc::UnboundedReceiver;
+
+/// What one request may ask for.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Limits {
+    /// Larger bodies are refused with 413.
+    pub max_body_bytes: usize,
+    /// `max_tokens` when a chat request gives none (text completions default to 16, as
+    /// OpenAI's do).
+    pub default_max_tokens: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 4 << 20,
+            default_max_tokens: 512,
+        }
+    }
+}
+
+struct Shared {
+    engine: Engine,
+    limits: Limits,
+    /// When the server started (the `created` of every model).
+    started: u64,
+    next_id: AtomicU64,
+}
+
+type AppState = Arc<Shared>;
+
+/// The routes, over `engine`.
+pub fn router(engine: Engine, limits: Limits) -> Router {
+    let shared = Arc::new(Shared {
+        engine,
+        limits,
+        started: now(),
+        next_id: AtomicU64::new(1),
+    });
+    Router::new()
+        .route("/health", get(health))
+        .route("/v1/models", get(models))
+        .route("/v1/chat/completions", post(chat))
+        .route("/v1/completions", post(completions))
+        .route("/v1/embeddings", post(embeddings))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+        .with_state(shared)
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+async fn health() -> axum::Json<Value> {
+    axum::Json(json!({"status": "ok"}))
+}
+
+async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::not_found(format!(
+        "no route {}; this server has /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/models and /health",
+        uri.path()
+    ))
+}
+
+async fn models(State(s): State<AppState>) -> axum::Json<Value> {
+    let c = &s.engine.catalog;
+    let entry = |id: &str, parent: Option<&str>| {
+        let mut v =
+            json!({"id": id, "object": "model", "created": s.started, "owned_by": "ragtune"});
+        if let Some(p) = parent {
+            v["parent"] = json!(p);
+            v["root"] = json!(p);
+        }
+        v
+    };
+    let mut data = Vec::new();
+    for (base, adapters) in &c.models {
+        data.push(entry(base, None));
+        data.extend(adapters.iter().map(|a| entry(a, Some(base))));
+    }
+    let default = c.models.first().map(|(m, _)| m.as_str());
+    data.extend(
+        c.kbs
+            .iter()
+            .map(|k| entry(&format!("{RAG_PREFIX}{k}"), default)),
+    );
+    data.push(entry(&c.embedder, None));
+    axum::Json(json!({"object": "list", "data": data}))
+}
+
+/// The body as a request of type `T`, or the error to answer with.
+fn parse<T: DeserializeOwned>(
+    body: Result<Bytes, BytesRejection>,
+    limits: &Limits,
+) -> Result<T, ApiError> {
+    let bytes = body.map_err(|r| {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::too_large(limits.max_body_bytes)
+        } else {
+            ApiError::bad_request(r.body_text(), None)
+        }
+    })?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::bad_request(format!("the request body does not read: {e}"), None))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Stop {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Stop {
+    fn into_vec(stop: Option<Stop>) -> Result<Vec<String>, ApiError> {
+        let stop = match stop {
+            None => Vec::new(),
+            Some(Stop::One(s)) => vec![s],
+            Some(Stop::Many(v)) => v,
+        };
+        if stop.len() > 4 || stop.iter().any(String::is_empty) {
+            return Err(ApiError::bad_request(
+                "stop takes up to 4 non-empty strings",
+                Some("stop"),
+            ));
+        }
+        Ok(stop)
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct StreamOptions {
+    #[serde(default)]
+    include_usage: bool,
+}
+
+/// `ragtune` in a request: answer from a knowledge base.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RagtuneOptions {
+    kb: Option<String>,
+    top_k: Option<usize>,
+}
+
+/// The sampling fields every generation request shares.
+#[derive(Debug, Default, Deserialize)]
+struct Sampling {
+    temperature: Option<f32>,
+    top_p: Option<f32>,
+    seed: Option<i64>,
+    n: Option<u32>,
+    logprobs: Option<Value>,
+}
+
+impl Sampling {
+    /// The sampler, or `None` when the request set nothing (RAG then answers greedily, as
+    /// `ask` does). OpenAI's default temperature is 1.
+    fn params(&self) -> Result<Option<SamplingParams>, ApiError> {
+        if self.n.is_some_and(|n| n != 1) {
+            return Err(ApiError::bad_request(
+                "n must be 1 (one choice per request)",
+                Some("n"),
+            ));
+        }
+        if self
+            .logprobs
+            .as_ref()
+            .is_some_and(|l| l != &json!(false) && !l.is_null())
+        {
+            return Err(ApiError::bad_request(
+                "logprobs are not supported by this server yet",
+                Some("logprobs"),
+            ));
+        }
+        if let Some(t) = self.temperature
+            && !(0.0..=2.0).contains(&t)
+        {
+            return Err(ApiError::bad_request(
+                "temperature must be between 0 and 2",
+                Some("temperature"),
+            ));
+        }
+        if let Some(p) = self.top_p
+            && !(p > 0.0 && p <= 1.0)
+        {
+            return Err(ApiError::bad_request(
+                "top_p must be above 0 and at most 1",
+                Some("top_p"),
+            ));
+        }
+        if self.temperature.is_none() && self.top_p.is_none() && self.seed.is_none() {
+            return Ok(None);
+        }
+        let seed = self.seed.map_or_else(fresh_seed, |s| s as u32);
+        Ok(Some(SamplingParams {
+            temperature: self.temperature.unwrap_or(1.0),
+            top_p: self.top_p.unwrap_or(1.0),
+            seed,
+            ..SamplingParams::GREEDY
+        }))
+    }
+
+    /// The sampler, with OpenAI's defaults (temperature 1, a fresh seed) for what is unset.
+    fn params_or_default(&self) -> Result<SamplingParams, ApiError> {
+        Ok(self.params()?.unwrap_or(SamplingParams {
+            temperature: 1.0,
+            seed: fresh_seed(),
+            ..SamplingParams::GREEDY
+        }))
+    }
+}
+
+fn fresh_seed() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos())
+}
+
+fn max_tokens(value: Option<u32>, default: u32) -> Result<u32, ApiError> {
+    match value {
+        Some(0) => Err(ApiError::bad_request(
+            "max_tokens must be at least 1",
+            Some("max_tokens"),
+        )),
+        Some(n) => Ok(n),
+        None => Ok(default),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct InMessage {
+    role: String,
+    #[serde(default)]
+    content: Option<Content>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Content {
+    Text(String),
+    Parts(Vec<Part>),
+}
+
+#[derive(Debug, Deserialize)]
+struct Part {
+    #[serde(rename = "type")]
+    kind: String,
+    text: Option<String>,
+}
+
+impl InMessage {
+    fn into_chat(self) -> Result<ChatMessage, ApiError> {
+        let role = match self.role.as_str() {
+            "system" | "developer" => Role::System,
+            "user" => Role::User,
+            "assistant" => Role::Assistant,
+            "tool" => Role::Tool,
+            other => {
+                return Err(ApiError::bad_request(
+                    format!(
+                        "unknown message role {other:?} (system, developer, user, assistant, tool)"
+                    ),
+                    Some("messages"),
+                ));
+            }
+        };
+        let content = match self.content {
+            None => String::new(),
+            Some(Content::Text(t)) => t,
+            Some(Content::Parts(parts)) => {
+                let mut text = String::new();
+                for p in parts {
+                    match (p.kind.as_str(), p.text) {
+                        ("text", Some(t)) => text.push_str(&t),
+                        (kind, _) => {
+                            return Err(ApiError::bad_request(
+                                format!(
+                                    "content parts of type {kind:?} are not supported (text only)"
+                                ),
+                                Some("messages"),
+                            ));
+                        }
+                    }
+                }
+                text
+            }
+        };
+        Ok(ChatMessage::new(role, content))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct ChatRequest {
+    model: String,
+    messages: Vec<InMessage>,
+    #[serde(default)]
+    stream: bool,
+    stream_options: Option<StreamOptions>,
+    max_tokens: Option<u32>,
+    max_completion_tokens: Option<u32>,
+    stop: Option<Stop>,
+    #[serde(flatten)]
+    sampling: Sampling,
+    ragtune: Option<RagtuneOptions>,
+}
+
+async fn chat(State(s): State<AppState>, body: Result<Bytes, BytesRejection>) -> Response {
+    run_chat(&s, body)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn run_chat(s: &AppState, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+    let r: ChatRequest = parse(body, &s.limits)?;
+    let rag = r.ragtune.unwrap_or_default();
+    let target = s
+        .engine
+        .catalog
+        .resolve(&r.model, rag.kb.as_deref(), rag.top_k)?;
+    if r.messages.is_empty() {
+        return Err(ApiError::bad_request(
+            "messages must hold at least one message",
+            Some("messages"),
+        ));
+    }
+    let messages = r
+        .messages
+        .into_iter()
+        .map(InMessage::into_chat)
+        .collect::<Result<Vec<_>, _>>()?;
+    let stop = Stop::into_vec(r.stop)?;
+    let limit = r.max_completion_tokens.or(r.max_tokens);
+    let work = if target.kb.is_some() {
+        // RAG answers the last user message; the conversation before it is not used.
+        let question = messages
+            .iter()
+            .rev()
+            .find(|m| m.role == Role::User)
+            .map(|m| m.content.clone())
+            .filter(|q| !q.trim().is_empty())
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "a RAG request needs a user message with the question",
+                    Some("messages"),
+                )
+            })?;
+        Work::Answer {
+            target,
+            question,
+            max_tokens: limit.map(|n| max_tokens(Some(n), 0)).transpose()?,
+            sampling: r.sampling.params()?,
+            stop,
+        }
+    } else {
+        let request = GenerationRequest::new(Prompt::Chat(messages))
+            .with_max_tokens(max_tokens(limit, s.limits.default_max_tokens)?)
+            .with_sampling(r.sampling.params_or_default()?)
+            .with_stop(stop);
+        Work::Generate { target, request }
+    };
+    let reply = Reply {
+        id: format!("chatcmpl-{}", s.next_id.fetch_add(1, Ordering::Relaxed)),
+        model: r.model,
+        created: now(),
+        chat: true,
+        include_usage: r.stream_options.unwrap_or_default().include_usage,
+    };
+    respond(&s.engine, work, r.stream, reply).await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum TextPrompt {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Debug, Deserialize)]
+struct CompletionRequest {
+    model: String,
+    prompt: TextPrompt,
+    #[serde(default)]
+    stream: bool,
+    stream_options: Option<StreamOptions>,
+    max_tokens: Option<u32>,
+    stop: Option<Stop>,
+    #[serde(flatten)]
+    sampling: Sampling,
+}
+
+async fn completions(State(s): State<AppState>, body: Result<Bytes, BytesRejection>) -> Response {
+    run_completions(&s, body)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn run_completions(
+    s: &AppState,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let r: CompletionRequest = parse(body, &s.limits)?;
+    let target = s.engine.catalog.resolve(&r.model, None, None)?;
+    if target.kb.is_some() {
+        return Err(ApiError::bad_request(
+            "answers from a knowledge base are chat completions: POST /v1/chat/completions",
+            Some("model"),
+        ));
+    }
+    let prompt = match r.prompt {
+        TextPrompt::One(p) => p,
+        TextPrompt::Many(mut v) if v.len() == 1 => v.remove(0),
+        TextPrompt::Many(_) => {
+            return Err(ApiError::bad_request(
+                "prompt must be one string (one completion per request)",
+                Some("prompt"),
+            ));
+        }
+    };
+    let request = GenerationRequest::new(Prompt::Text(prompt))
+        .with_max_tokens(max_tokens(r.max_tokens, 16)?)
+        .with_sampling(r.sampling.params_or_default()?)
+        .with_stop(Stop::into_vec(r.stop)?);
+    let reply = Reply {
+        id: format!("cmpl-{}", s.next_id.fetch_add(1, Ordering::Relaxed)),
+        model: r.model,
+        created: now(),
+        chat: false,
+        include_usage: r.stream_options.unwrap_or_default().include_usage,
+    };
+    respond(
+        &s.engine,
+        Work::Generate { target, request },
+        r.stream,
+        reply,
+    )
+    .await
+}
+
+/// How a generation's answer is written.
+struct Reply {
+    id: String,
+    model: String,
+    created: u64,
+    /// A chat completion (else a text completion).
+    chat: bool,
+    include_usage: bool,
+}
+
+fn finish(reason: FinishReason) -> &'static str {
+    match reason {
+        FinishReason::Length => "length",
+        FinishReason::Stop | FinishReason::Cancelled => "stop",
+    }
+}
+
+fn usage(u: &Usage) -> Value {
+    json!({
+        "prompt_tokens": u.prompt_tokens,
+        "completion_tokens": u.completion_tokens,
+        "total_tokens": u.total_tokens(),
+    })
+}
+
+impl Reply {
+    fn object(&self, chunk: bool) -> &'static str {
+        match (self.chat, chunk) {
+            (true, false) => "chat.completion",
+            (true, true) => "chat.completion.chunk",
+            (false, _) => "text_completion",
+        }
+    }
+
+    fn envelope(&self, chunk: bool, choices: Value) -> Value {
+        json!({
+            "id": self.id,
+            "object": self.object(chunk),
+            "created": self.created,
+            "model": self.model,
+            "choices": choices,
+        })
+    }
+
+    fn whole(
+        &self,
+        text: String,
+        reason: FinishReason,
+        u: &Usage,
+        citations: Option<Vec<Value>>,
+    ) -> Value {
+        let choice = if self.chat {
+            let mut message = json!({"role": "assistant", "content": text});
+            if let Some(c) = citations {
+                message["context"] = json!({"citations": c});
+            }
+            json!({"index": 0, "message": message, "finish_reason": finish(reason), "logprobs": null})
+        } else {
+            json!({"index": 0, "text": text, "finish_reason": finish(reason), "logprobs": null})
+        };
+        let mut v = self.envelope(false, json!([choice]));
+        v["usage"] = usage(u);
+        v
+    }
+
+    /// A streamed piece: `delta` holds what changed (chat), `text` the new text (completions).
+    fn chunk(&self, delta: Value, text: &str, reason: Option<FinishReason>) -> Value {
+        let reason = reason.map(finish);
+        let choice = if self.chat {
+            json!({"index": 0, "delta": delta, "finish_reason": reason, "logprobs": null})
+        } else {
+            json!({"index": 0, "text": text, "finish_reason": reason, "logprobs": null})
+        };
+        self.envelope(true, json!([choice]))
+    }
+}
+
+/// Runs `work` and answers: one JSON body, or server-sent events ending in `[DONE]`.
+async fn respond(
+    engine: &Engine,
+    work: Work,
+    stream: bool,
+    reply: Reply,
+) -> Result<Response, ApiError> {
+    let mut events = engine.submit(work, stream)?;
+    if !stream {
+        while let Some(event) = events.recv().await {
+            match event {
+                Event::Text(_) => {}
+                Event::Generated {
+                    text,
+                    usage,
+                    finish_reason,
+                    citations,
+                } => {
+                    return Ok(
+                        axum::Json(reply.whole(text, finish_reason, &usage, citations))
+                            .into_response(),
+                    );
+                }
+                Event::Failed(e) => return Err(e),
+                Event::Embedded { .. } => break,
+            }
+        }
+        return Err(ApiError::internal("the engine stopped before answering"));
+    }
+    // The first event decides the status: an error before any text is an ordinary error
+    // response, not a stream.
+    let first = events
+        .recv()
+        .await
+        .ok_or_else(|| ApiError::internal("the engine stopped before answering"))?;
+    if let Event::Failed(e) = first {
+        return Err(e);
+    }
+    let (out, body) = tokio::sync::mpsc::unbounded_channel::<SseEvent>();
+    tokio::spawn(forward(reply, first, events, out));
+    let stream = futures_util::stream::unfold(body, |mut body| async move {
+        body.recv()
+            .await
+            .map(|event| (Ok::<_, Infallible>(event), body))
+    });
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response())
+}
+
+/// Turns the engine's events into server-sent events until the answer is complete or the
+/// client is gone (then dropping `events` cancels the generation).
+async fn forward(
+    reply: Reply,
+    first: Event,
+    mut events: UnboundedReceiver<Event>,
+    out: tokio::sync::mpsc::UnboundedSender<SseEvent>,
+) {
+    let data = |v: Value| SseEvent::default().data(v.to_string());
+    if reply.chat
+        && out
+            .send(data(reply.chunk(
+                json!({"role": "assistant", "content": ""}),
+                "",
+                None,
+            )))
+            .is_err()
+    {
+        return;
+    }
+    let mut next = Some(first);
+    loop {
+        let event = match next.take() {
+            Some(e) => e,
+            None => match events.recv().await {
+                Some(e) => e,
+                None => break,
+            },
+        };
+        let sent = match event {
+            Event::Text(t) => out.send(data(reply.chunk(json!({"content": t}), &t, None))),
+            Event::Generated {
+                usage: u,
+                finish_reason,
+                citations,
+                ..
+            } => {
+                let delta = match citations {
+                    Some(c) => json!({"context": {"citations": c}}),
+                    None => json!({}),
+                };
+                let _ = out.send(data(reply.chunk(delta, "", Some(finish_reason))));
+                if reply.include_usage {
+                    let mut last = reply.envelope(true, json!([]));
+                    last["usage"] = usage(&u);
+                    let _ = out.send(data(last));
+                }
+                break;
+            }
+            Event::Failed(e) => {
+                let _ = out.send(data(e.body()));
+                break;
+            }
+            Event::Embedded { .. } => break,
+        };
+        if sent.is_err() {
+            return;
+        }
+    }
+    let _ = out.send(SseEvent::default().data("[DONE]"));
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum EmbeddingInput {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Debug, Deserialize)]
+struct EmbeddingRequest {
+    model: String,
+    input: EmbeddingInput,
+    encoding_format: Option<String>,
+    dimensions: Option<usize>,
+}
+
+async fn embeddings(State(s): State<AppState>, body: Result<Bytes, BytesRejection>) -> Response {
+    run_embeddings(&s, body)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn run_embeddings(
+    s: &AppState,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let r: EmbeddingRequest = parse(body, &s.limits)?;
+    let catalog = &s.engine.catalog;
+    if r.model != catalog.embedder {
+        return Err(ApiError::model_not_found(
+            &r.model,
+            std::slice::from_ref(&catalog.embedder),
+        ));
+    }
+    let texts = match r.input {
+        EmbeddingInput::One(t) => vec![t],
+        EmbeddingInput::Many(v) => v,
+    };
+    if texts.is_empty() || texts.iter().any(|t| t.is_empty()) {
+        return Err(ApiError::bad_request(
+            "input must be a non-empty string or a list of them (token arrays are not supported)",
+            Some("input"),
+        ));
+    }
+    let base64 = match r.encoding_format.as_deref() {
+        None | Some("float") => false,
+        Some("base64") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                format!("encoding_format {other:?}: use float or base64"),
+                Some("encoding_format"),
+            ));
+        }
+    };
+    let mut events = s.engine.submit(Work::Embed { texts }, false)?;
+    let (vectors, tokens) = loop {
+        match events.recv().await {
+            Some(Event::Embedded { vectors, tokens }) => break (vectors, tokens),
+            Some(Event::Failed(e)) => return Err(e),
+            Some(_) => {}
+            None => return Err(ApiError::internal("the engine stopped before answering")),
+        }
+    };
+    if let Some(d) = r.dimensions
+        && vectors.first().is_some_and(|v| v.len() != d)
+    {
+        return Err(ApiError::bad_request(
+            format!(
+                "{} gives {} dimensions; it cannot shorten its vectors to {d}",
+                catalog.embedder,
+                vectors[0].len()
+            ),
+            Some("dimensions"),
+        ));
+    }
+    let data: Vec<Value> = vectors
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let embedding = if base64 {
+                json!(encode_base64(v))
+            } else {
+                json!(v)
+            };
+            json!({"object": "embedding", "index": i, "embedding": embedding})
+        })
+        .collect();
+    Ok(axum::Json(json!({
+        "object": "list",
+        "data": data,
+        "model": catalog.embedder,
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    }))
+    .into_response())
+}
+
+/// A vector as OpenAI's `encoding_format: "base64"` sends it: little-endian f32 bytes in
+/// standard base64 (what the `openai` SDKs ask for by default and decode).
+fn encode_base64(v: &[f32]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = (u32::from(chunk[0]) << 16)
+            | (u32::from(chunk.get(1).copied().unwrap_or(0)) << 8)
+            | u32::from(chunk.get(2).copied().unwrap_or(0));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::encode_base64;
+
+    #[test]
+    fn base64_vectors_are_little_endian_f32_in_standard_base64() {
+        // 1.0f32 = 00 00 80 3f; -2.0 = 00 00 00 c0.
+        assert_eq!(encode_base64(&[1.0]), "AACAPw==");
+        assert_eq!(encode_base64(&[1.0, -2.0]), "AACAPwAAAMA=");
+        assert_eq!(encode_base64(&[]), "");
+    }
+}
