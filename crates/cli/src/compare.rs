@@ -29,6 +29,10 @@ pub struct CompareArgs {
     /// Where the report goes: report.json, report.html, runs.json.
     #[arg(long)]
     pub out: PathBuf,
+    /// Rebuild the report from the runs.json of an earlier comparison (with other --prices or
+    /// --profile, say) instead of running anything: no model loads.
+    #[arg(long)]
+    pub from_runs: Option<PathBuf>,
     /// Answer from this knowledge base (default: the passages of the questions file, indexed
     /// for the run).
     #[arg(long, conflicts_with = "corpus")]
@@ -190,6 +194,11 @@ pub fn compare(mut args: CompareArgs) -> Result<()> {
         }
         None => ConfigFile::default(),
     };
+    if let Some(path) = args.from_runs.take() {
+        let prices = args.prices.take().or(config.prices);
+        let profile = args.profile.take().or(config.profile);
+        return from_runs(&path, &args.out, prices.as_deref(), profile.as_deref());
+    }
     // The command line wins over the file.
     let questions = args
         .questions
@@ -242,14 +251,7 @@ pub fn compare(mut args: CompareArgs) -> Result<()> {
         );
     }
     // Everything that can be wrong with the files is found before any model loads.
-    let prices = match &prices {
-        Some(path) => ragtune_compare::PriceTable::load(path)?,
-        None => ragtune_compare::PriceTable::default(),
-    };
-    let profile = match &profile {
-        Some(path) => ragtune_compare::Profile::load(path)?,
-        None => ragtune_compare::Profile::default(),
-    };
+    let (prices, profile) = load_prices_profile(prices.as_deref(), profile.as_deref())?;
     let general_text = general_text
         .map(|p| {
             fs_err::read_to_string(&p)
@@ -376,37 +378,93 @@ pub fn compare(mut args: CompareArgs) -> Result<()> {
     for note in &comparison.notes {
         eprintln!("note: {}", crate::term::safe(note));
     }
+    let saved = Saved {
+        questions_file: questions,
+        sample: set.items.len(),
+        seed,
+        runs: comparison.runs,
+        scenarios: comparison.scenarios,
+        notes: comparison.notes,
+    };
+    write_report(&saved, &prices, &profile, &args.out)
+}
+
+/// What runs.json holds: every variant's outcomes and the scenarios, enough to rebuild the
+/// report (`--from-runs`).
+#[derive(serde::Serialize, Deserialize)]
+struct Saved {
+    questions_file: PathBuf,
+    sample: usize,
+    seed: u64,
+    runs: Vec<ragtune_compare::VariantRun>,
+    scenarios: ragtune_compare::Scenarios,
+    #[serde(default)]
+    notes: Vec<String>,
+}
+
+fn load_prices_profile(
+    prices: Option<&Path>,
+    profile: Option<&Path>,
+) -> Result<(ragtune_compare::PriceTable, ragtune_compare::Profile)> {
+    let prices = match prices {
+        Some(path) => ragtune_compare::PriceTable::load(path)?,
+        None => ragtune_compare::PriceTable::default(),
+    };
+    let profile = match profile {
+        Some(path) => ragtune_compare::Profile::load(path)?,
+        None => ragtune_compare::Profile::default(),
+    };
+    Ok((prices, profile))
+}
+
+fn from_runs(path: &Path, out: &Path, prices: Option<&Path>, profile: Option<&Path>) -> Result<()> {
+    let (prices, profile) = load_prices_profile(prices, profile)?;
+    let text = fs_err::read_to_string(path)?;
+    let saved: Saved = serde_json::from_str(&text).with_context(|| {
+        format!(
+            "{}: not the runs.json of a `ragtune compare` report",
+            path.display()
+        )
+    })?;
+    fs_err::create_dir_all(out)?;
+    for note in &saved.notes {
+        eprintln!("note: {}", crate::term::safe(note));
+    }
+    write_report(&saved, &prices, &profile, out)
+}
+
+/// Builds the report from `saved` and writes runs.json, report.json and report.html into
+/// `out`; prints the terminal tables.
+fn write_report(
+    saved: &Saved,
+    prices: &ragtune_compare::PriceTable,
+    profile: &ragtune_compare::Profile,
+    out: &Path,
+) -> Result<()> {
     let mut report = ragtune_compare::build(
-        &comparison.runs,
-        &comparison.scenarios,
-        &prices,
+        &saved.runs,
+        &saved.scenarios,
+        prices,
         &ragtune_compare::Options {
-            seed,
+            seed: saved.seed,
             ..Default::default()
         },
     )?;
-    report.recommendation = Some(ragtune_compare::recommend(&report, &profile));
-    let runs = serde_json::json!({
-        "questions_file": questions, "sample": set.items.len(), "seed": seed,
-        "runs": comparison.runs, "scenarios": comparison.scenarios, "notes": comparison.notes,
-    });
+    report.recommendation = Some(ragtune_compare::recommend(&report, profile));
+    fs_err::write(out.join("runs.json"), serde_json::to_string_pretty(saved)?)?;
     fs_err::write(
-        args.out.join("runs.json"),
-        serde_json::to_string_pretty(&runs)?,
-    )?;
-    fs_err::write(
-        args.out.join("report.json"),
+        out.join("report.json"),
         ragtune_compare::render::json(&report)?,
     )?;
     fs_err::write(
-        args.out.join("report.html"),
+        out.join("report.html"),
         ragtune_compare::render::html(&report),
     )?;
     println!("{}", ragtune_compare::render::terminal(&report));
     println!(
         "report: {} (JSON: {})",
-        args.out.join("report.html").display(),
-        args.out.join("report.json").display()
+        out.join("report.html").display(),
+        out.join("report.json").display()
     );
     Ok(())
 }

@@ -107,6 +107,40 @@ fn a_small_comparison_writes_its_report_and_names_the_failed_variant() {
     let runs: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("runs.json")).unwrap()).unwrap();
     assert_eq!(runs["runs"][1]["outcomes"].as_array().unwrap().len(), 4);
+
+    // The same report again from runs.json, with another profile, and no model: the numbers
+    // are those of the run.
+    let profile = write(
+        dir.path(),
+        "profile.toml",
+        "latency_budget_ms = 1
+",
+    );
+    let again = dir.path().join("again");
+    let (ok, stdout, err) = run(ragtune()
+        .arg("compare")
+        .arg("--from-runs")
+        .arg(out.join("runs.json"))
+        .arg("--profile")
+        .arg(&profile)
+        .arg("--out")
+        .arg(&again));
+    assert!(ok, "{err}");
+    assert!(stdout.contains("1 ms p95 latency"), "{stdout}");
+    let rebuilt: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(again.join("report.json")).unwrap()).unwrap();
+    assert_eq!(rebuilt["variants"], report["variants"]);
+    let (ok, _, err) = run(ragtune()
+        .arg("compare")
+        .arg("--from-runs")
+        .arg(&questions)
+        .arg("--out")
+        .arg(dir.path().join("never")));
+    assert!(!ok);
+    assert!(
+        err.contains("qa.json") && err.contains("runs.json"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -262,9 +262,12 @@ pub(crate) fn tables(r: &Report) -> Vec<Table> {
 pub(crate) fn break_even_cell(v: &VariantReport) -> String {
     match &v.break_even {
         None => "-".into(),
-        Some(b) => match (b.questions, &b.against) {
-            (Some(q), Some(_)) => format!("{q} q"),
-            _ => "never".into(),
+        Some(b) => match (b.questions, &b.against, b.basis) {
+            (Some(q), Some(_), _) => format!("{q} q"),
+            // Both costs known, and the fine-tuned variant is not cheaper per question.
+            (None, Some(_), Some(_)) => "never".into(),
+            // A cost is missing (the notes say which): no claim either way.
+            _ => "unknown".into(),
         },
     }
 }

@@ -209,6 +209,22 @@ fn break_even_in_dollars_and_in_cpu_seconds() {
         .clone()
         .unwrap();
     assert!(b.reason.unwrap().contains("training.cpu_seconds"));
+    // The cost table says the cost is unknown, not that it never pays back.
+    let cost_row = |table: String, name: &str| {
+        let costs = table.split("Speed and cost").nth(1).unwrap().to_owned();
+        costs
+            .lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .unwrap()
+            .to_owned()
+    };
+    let sft_row = cost_row(ragtune_compare::render::terminal(&r), "sft@qwen2.5-0.5b");
+    assert!(sft_row.trim_end().ends_with("unknown"), "{sft_row}");
+    let raft_row = cost_row(
+        ragtune_compare::render::terminal(&report()),
+        "raft@qwen2.5-0.5b",
+    );
+    assert!(raft_row.trim_end().ends_with("never"), "{raft_row}");
 }
 
 #[test]
