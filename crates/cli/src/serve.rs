@@ -79,7 +79,8 @@ pub fn serve(args: ServeArgs) -> Result<()> {
     if models.is_empty() {
         models.push(DEFAULT_ANSWER_MODEL.to_owned());
     }
-    let mut ids: Vec<String> = models.iter().map(|m| model_id(m)).collect();
+    let model_ids: Vec<String> = models.iter().map(|m| model_id(m)).collect();
+    let mut ids = model_ids.clone();
     ids.extend(args.adapters.iter().map(|(n, _)| n.clone()));
     ids.extend(args.kbs.iter().map(|(n, _)| n.clone()));
     for (i, id) in ids.iter().enumerate() {
@@ -112,7 +113,6 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         args.threads,
         args.context_length,
     );
-    let model_ids: Vec<String> = models.iter().map(|m| model_id(m)).collect();
     eprintln!("loading {} ...", models.join(", "));
     let engine = Engine::start(args.queue, move || {
         let load = || -> Result<Backend> {
