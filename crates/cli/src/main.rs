@@ -8,6 +8,7 @@ mod eval;
 mod generate;
 mod kb;
 mod kb_check;
+mod keys;
 mod models;
 mod progress;
 mod raft;
@@ -62,6 +63,9 @@ enum Command {
     /// Serve the models and knowledge bases over an OpenAI-compatible HTTP API (chat and text
     /// completions, streaming, embeddings, models; RAG answers with checked citations).
     Serve(Box<serve::ServeArgs>),
+    /// API keys for `serve` (create, list, revoke): with keys, every request needs one.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
 }
 
 /// The PDF parser panics on some malformed files; ragtune-ingest catches those panics and
@@ -104,6 +108,7 @@ fn main() -> ExitCode {
         Command::Raft(cmd) => raft::run(cmd),
         Command::Compare(args) => compare::compare(*args),
         Command::Serve(args) => serve::serve(*args),
+        Command::Keys(cmd) => keys::run(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -8,16 +8,21 @@ use clap::Args;
 use ragtune_answer::Mode;
 use ragtune_index::KnowledgeBase;
 use ragtune_model::llama::{AdapterSpec, LlamaGenerator, LoadOptions};
+use ragtune_serve::keys::KeyRing;
 use ragtune_serve::{Backend, Engine, Limits, ServedKb, ServedModel};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Where to listen. Loopback only (this server has no API keys yet); port 0 picks a free
-    /// port, printed on standard output.
+    /// Where to listen; port 0 picks a free port, printed on standard output. Without API
+    /// keys only a loopback address is allowed.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub addr: SocketAddr,
+    /// API keys (`ragtune keys create`): when this file holds any, every request but
+    /// /health needs one.
+    #[command(flatten)]
+    pub keys: crate::keys::KeysFile,
     /// A model to serve: a catalogue name or a .gguf file; repeat for more. Requests name it
     /// as their `model`; the first also answers `rag/KB` requests that name none.
     #[arg(long = "model")]
@@ -27,9 +32,14 @@ pub struct ServeArgs {
     #[arg(long = "adapter", value_parser = parse_named)]
     pub adapters: Vec<(String, PathBuf)>,
     /// A knowledge base, NAME=DIR; requests answer from it with `"model": "rag/NAME"` (or
-    /// `"rag/NAME:MODEL"`, or `"ragtune": {"kb": NAME}`). Repeat for more.
+    /// `"rag/NAME:MODEL"`, or `"ragtune": {"kb": NAME}`), and files uploaded to
+    /// /v1/kb/NAME/files go into DIR/uploads. Repeat for more.
     #[arg(long = "kb", value_parser = parse_named)]
     pub kbs: Vec<(String, PathBuf)>,
+    /// Serve the knowledge bases read-only: no uploads or deletions, and no writer lock (a
+    /// `ragtune ingest` may run beside the server; restart it to see the changes).
+    #[arg(long)]
+    pub read_only: bool,
     /// Embedding model for retrieval and /v1/embeddings.
     #[arg(long, default_value = "all-minilm-l6-v2")]
     pub embedder: String,
@@ -39,6 +49,12 @@ pub struct ServeArgs {
     /// Largest request body in bytes (413 beyond).
     #[arg(long, default_value_t = 4 << 20)]
     pub max_body_bytes: usize,
+    /// Largest upload in bytes (all files of one request; 413 beyond).
+    #[arg(long, default_value_t = 64 << 20)]
+    pub max_upload_bytes: usize,
+    /// Seconds a request may run before it is stopped (504).
+    #[arg(long, default_value_t = 600)]
+    pub request_timeout: u64,
     /// CPU threads per model (0: all cores).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
@@ -74,7 +90,10 @@ fn model_id(name: &str) -> String {
 }
 
 pub fn serve(args: ServeArgs) -> Result<()> {
-    ragtune_serve::check_address(&args.addr).map_err(anyhow::Error::msg)?;
+    let keys_path = args.keys.path()?;
+    let keys = KeyRing::open(&keys_path)?;
+    let keys = (!keys.is_empty()).then_some(keys);
+    ragtune_serve::check_address(&args.addr, keys.is_some()).map_err(anyhow::Error::msg)?;
     let mut models = args.models.clone();
     if models.is_empty() {
         models.push(DEFAULT_ANSWER_MODEL.to_owned());
@@ -107,23 +126,31 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         })
         .collect::<Result<Vec<_>>>()?;
     let answer = args.answer.options(Mode::Rag)?;
-    let (embedder_name, kbs, threads, context_length) = (
+    let (embedder_name, kbs, threads, context_length, read_only) = (
         args.embedder.clone(),
         args.kbs.clone(),
         args.threads,
         args.context_length,
+        args.read_only,
     );
     eprintln!("loading {} ...", models.join(", "));
     let engine = Engine::start(args.queue, move || {
         let load = || -> Result<Backend> {
             let embedder = open_embedder(&embedder_name)?;
+            // Uploaded files are chunked as `ragtune ingest` chunks by default.
+            let embedder_max = embedder.max_content_tokens();
             let mut served_kbs = Vec::new();
             for (name, dir) in &kbs {
                 let kb = KnowledgeBase::open_existing(dir, &embedder)
                     .with_context(|| format!("knowledge base {name}"))?;
-                served_kbs.push(ServedKb {
-                    name: name.clone(),
-                    kb,
+                served_kbs.push(if read_only {
+                    ServedKb::read_only(name.clone(), kb)
+                } else {
+                    ServedKb::writable(name.clone(), kb, dir).with_context(|| {
+                        format!(
+                            "knowledge base {name}: serving it with uploads needs its writer lock; stop the other writer or pass --read-only"
+                        )
+                    })?
                 });
             }
             let mut served = Vec::new();
@@ -148,18 +175,23 @@ pub fn serve(args: ServeArgs) -> Result<()> {
                 embedder: Box::new(embedder),
                 embedder_id: embedder_name.clone(),
                 answer,
+                chunk_max_tokens: 256.min(embedder_max),
             })
         };
         load().map_err(|e| crate::message(&e))
     })
     .map_err(anyhow::Error::msg)?;
     let catalog = engine.catalog.clone();
+    let has_keys = keys.is_some();
     let router = ragtune_serve::router(
         engine,
         Limits {
             max_body_bytes: args.max_body_bytes,
+            max_upload_bytes: args.max_upload_bytes,
+            request_timeout: std::time::Duration::from_secs(args.request_timeout.max(1)),
             ..Limits::default()
         },
+        keys,
     );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -172,12 +204,17 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         let addr = listener.local_addr()?;
         println!("listening on http://{addr}");
         eprintln!(
-            "models: {} | knowledge bases: {} | OpenAI base URL: http://{addr}/v1 (Ctrl-C stops)",
+            "models: {} | knowledge bases: {} | API keys: {} | OpenAI base URL: http://{addr}/v1 (Ctrl-C stops)",
             catalog.ids().join(", "),
             if catalog.kbs.is_empty() {
                 "none".to_owned()
             } else {
                 catalog.kbs.join(", ")
+            },
+            if has_keys {
+                format!("required ({})", keys_path.display())
+            } else {
+                "none (loopback only)".to_owned()
             }
         );
         ragtune_serve::serve(listener, router).await?;

@@ -8,12 +8,15 @@ use ragtune_core::{
     Embedder, FinishReason, Generation, GenerationRequest, Generator, GeneratorError, Prompt,
     SamplingParams, TokenCounter, TokenSink, Usage,
 };
-use ragtune_index::KnowledgeBase;
+use crate::feed::{self, KbFeed, ServedKb, Task};
+use ragtune_core::{Query, Retriever as _};
 use ragtune_retrieve::KbRetriever;
 use std::borrow::Cow;
 use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{SyncSender, TryRecvError, TrySendError};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
 /// A loaded base model and the names of the LoRA adapters loaded with it (a request picks one
@@ -22,12 +25,6 @@ pub struct ServedModel {
     pub name: String,
     pub generator: Box<dyn Generator>,
     pub adapters: Vec<String>,
-}
-
-/// A knowledge base served under a name (`rag/NAME`).
-pub struct ServedKb {
-    pub name: String,
-    pub kb: KnowledgeBase,
 }
 
 /// An embedder that also counts its tokens (for the usage of `/v1/embeddings`).
@@ -45,6 +42,8 @@ pub struct Backend {
     pub embedder_id: String,
     /// How RAG answers are built (`ask`'s defaults unless the caller changed them).
     pub answer: AskOptions,
+    /// Most tokens in a chunk of an uploaded file (at most the embedder's window).
+    pub chunk_max_tokens: usize,
 }
 
 /// The names the HTTP layer resolves and lists, without the models themselves.
@@ -174,6 +173,20 @@ pub enum Work {
     Embed {
         texts: Vec<String>,
     },
+    /// The documents of a knowledge base.
+    Documents {
+        kb: usize,
+    },
+    /// Ranked passages of a knowledge base.
+    Search {
+        kb: usize,
+        query: Query,
+    },
+    /// Removes an uploaded document (its file and its chunks).
+    Delete {
+        kb: usize,
+        document: i64,
+    },
 }
 
 /// What comes back: text as it is generated (streaming requests), then one result or an error.
@@ -191,6 +204,8 @@ pub enum Event {
         vectors: Vec<Vec<f32>>,
         tokens: u32,
     },
+    /// A knowledge-base answer, ready to send.
+    Json(serde_json::Value),
     Failed(ApiError),
 }
 
@@ -200,50 +215,89 @@ struct Job {
     events: UnboundedSender<Event>,
 }
 
+/// What the engine thread receives: a request, or a nudge to look at the upload queues.
+enum Message {
+    Job(Job),
+    Wake,
+}
+
 /// The handle the HTTP layer sends work through; cloning it is cheap.
 #[derive(Clone)]
 pub struct Engine {
-    jobs: SyncSender<Job>,
+    jobs: SyncSender<Message>,
     pub catalog: Arc<Catalog>,
     pub queue: usize,
+    /// The upload queue and progress of each knowledge base, in the catalog's order.
+    pub feeds: Arc<[Arc<KbFeed>]>,
+    /// Requests waiting for the engine (the queue depth `/metrics` reports).
+    waiting: Arc<AtomicUsize>,
 }
 
 impl Engine {
     /// Starts the engine thread: `build` loads the backend there (so nothing in it needs to
-    /// move between threads), then requests run one at a time, at most `queue` waiting. An
-    /// error from `build` comes back here.
+    /// move between threads), then requests run one at a time, at most `queue` waiting, with
+    /// one queued upload synced after each request. An error from `build` comes back here.
     pub fn start(
         queue: usize,
         build: impl FnOnce() -> Result<Backend, String> + Send + 'static,
     ) -> Result<Engine, String> {
-        let (jobs, inbox) = std::sync::mpsc::sync_channel::<Job>(queue);
+        let (jobs, inbox) = std::sync::mpsc::sync_channel::<Message>(queue);
         let (ready, started) = std::sync::mpsc::channel();
+        let waiting = Arc::new(AtomicUsize::new(0));
+        let engine_waiting = waiting.clone();
         std::thread::Builder::new()
             .name("ragtune-engine".into())
             .spawn(move || {
-                let backend = match build() {
+                let mut backend = match build() {
                     Ok(b) => b,
                     Err(e) => {
                         let _ = ready.send(Err(e));
                         return;
                     }
                 };
-                if ready.send(Ok(Catalog::of(&backend))).is_err() {
+                let feeds: Arc<[Arc<KbFeed>]> = backend
+                    .kbs
+                    .iter()
+                    .map(|kb| Arc::new(KbFeed::new(kb)))
+                    .collect();
+                if ready
+                    .send(Ok((Catalog::of(&backend), feeds.clone())))
+                    .is_err()
+                {
                     return;
                 }
+                let handle = |backend: &mut Backend, message| {
+                    if let Message::Job(job) = message {
+                        engine_waiting.fetch_sub(1, Ordering::Relaxed);
+                        run(backend, &feeds, job);
+                    }
+                };
                 // Ends when every `Engine` handle is dropped.
-                while let Ok(job) = inbox.recv() {
-                    run(&backend, job);
+                loop {
+                    match inbox.try_recv() {
+                        Ok(message) => handle(&mut backend, message),
+                        Err(TryRecvError::Empty) => {}
+                        Err(TryRecvError::Disconnected) => break,
+                    }
+                    if ingest_one(&mut backend, &feeds) {
+                        continue;
+                    }
+                    match inbox.recv() {
+                        Ok(message) => handle(&mut backend, message),
+                        Err(_) => break,
+                    }
                 }
             })
             .map_err(|e| format!("starting the engine thread: {e}"))?;
-        let catalog = started
+        let (catalog, feeds) = started
             .recv()
             .map_err(|_| "the engine thread stopped while loading".to_owned())??;
         Ok(Engine {
             jobs,
             catalog: Arc::new(catalog),
             queue,
+            feeds,
+            waiting,
         })
     }
 
@@ -251,19 +305,52 @@ impl Engine {
     /// [`ApiError::queue_full`] at once.
     pub fn submit(&self, work: Work, stream: bool) -> Result<UnboundedReceiver<Event>, ApiError> {
         let (events, receiver) = unbounded_channel();
-        match self.jobs.try_send(Job {
+        // Counted before sending, so the engine never takes one off before it was added.
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        match self.jobs.try_send(Message::Job(Job {
             work,
             stream,
             events,
-        }) {
+        })) {
             Ok(()) => Ok(receiver),
-            Err(TrySendError::Full(_)) => Err(ApiError::queue_full(self.queue)),
-            Err(TrySendError::Disconnected(_)) => Err(ApiError::unavailable()),
+            Err(e) => {
+                self.waiting.fetch_sub(1, Ordering::Relaxed);
+                Err(match e {
+                    TrySendError::Full(_) => ApiError::queue_full(self.queue),
+                    TrySendError::Disconnected(_) => ApiError::unavailable(),
+                })
+            }
         }
+    }
+
+    /// Requests waiting for the engine.
+    pub fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::Relaxed)
+    }
+
+    /// Queues a sync of `path` into knowledge base `kb` and wakes the engine if it is idle.
+    pub(crate) fn feed(&self, kb: usize, path: PathBuf) {
+        self.feeds[kb].push(Task::Sync(path));
+        // A full queue means the engine is busy; it looks at the uploads after each request.
+        let _ = self.jobs.try_send(Message::Wake);
     }
 }
 
-fn run(backend: &Backend, job: Job) {
+/// Syncs one queued upload (of the first knowledge base with any); `false` when none waits.
+fn ingest_one(backend: &mut Backend, feeds: &[Arc<KbFeed>]) -> bool {
+    let Some(i) = feeds.iter().position(|f| f.has_work()) else {
+        return false;
+    };
+    let embedder = backend.embedder.as_ref();
+    feed::step(
+        &feeds[i],
+        &mut backend.kbs[i].kb,
+        embedder,
+        backend.chunk_max_tokens,
+    )
+}
+
+fn run(backend: &mut Backend, feeds: &[Arc<KbFeed>], job: Job) {
     // A client that went away is not worth generating for.
     if job.events.is_closed() {
         return;
@@ -297,8 +384,107 @@ fn run(backend: &Backend, job: Job) {
             backend, &target, &question, max_tokens, sampling, stop, &mut sink,
         ),
         Work::Embed { texts } => embed(backend, &texts),
+        Work::Documents { kb } => documents(&backend.kbs[kb]),
+        Work::Search { kb, query } => search(backend, kb, &query),
+        Work::Delete { kb, document } => delete(&mut backend.kbs[kb], &feeds[kb], document),
     };
     let _ = events.send(result.unwrap_or_else(Event::Failed));
+}
+
+fn index_error(e: ragtune_index::Error) -> ApiError {
+    ApiError::internal(e.to_string())
+}
+
+fn documents(kb: &ServedKb) -> Result<Event, ApiError> {
+    let docs = kb.kb.documents().map_err(index_error)?;
+    let data: Vec<serde_json::Value> = docs
+        .iter()
+        .map(|d| {
+            serde_json::json!({
+                "id": d.id,
+                "object": "kb.document",
+                "source": d.source,
+                "file": d.file,
+                "format": d.format,
+                "bytes": d.size,
+                "chunks": d.chunk_count,
+                "version": d.version,
+                "indexed_at": d.indexed_at_ns / 1_000_000_000,
+                "uploaded": kb.uploads().is_some_and(|u| Path::new(&d.file).starts_with(u)),
+            })
+        })
+        .collect();
+    Ok(Event::Json(
+        serde_json::json!({"object": "list", "kb": kb.name, "data": data}),
+    ))
+}
+
+fn search(backend: &Backend, kb: usize, query: &Query) -> Result<Event, ApiError> {
+    let served = &backend.kbs[kb];
+    let embedder: &dyn Embedder = backend.embedder.as_ref();
+    let retriever = KbRetriever::new(&served.kb, embedder)
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let hits = retriever
+        .retrieve(query)
+        .map_err(|e| ApiError::bad_request(e.to_string(), Some("query")))?;
+    let data: Vec<serde_json::Value> = hits
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            serde_json::json!({
+                "rank": i + 1,
+                "chunk_id": h.chunk_id,
+                "filepath": h.source,
+                "page": h.page,
+                "heading": h.heading_path.join(" > "),
+                "start": h.start,
+                "end": h.end,
+                "content": h.text,
+                "score": h.score,
+            })
+        })
+        .collect();
+    Ok(Event::Json(serde_json::json!({
+        "object": "list",
+        "kb": served.name,
+        "query": query.text,
+        "data": data,
+    })))
+}
+
+/// Deletes an uploaded document: its file (so a restart does not bring it back) and its
+/// chunks. Documents ingested from the user's own folders are theirs to delete.
+fn delete(kb: &mut ServedKb, feed: &KbFeed, id: i64) -> Result<Event, ApiError> {
+    let docs = kb.kb.documents().map_err(index_error)?;
+    let doc = docs.iter().find(|d| d.id == id).ok_or_else(|| {
+        ApiError::not_found(format!(
+            "knowledge base {:?} has no document {id}; GET /v1/kb/{}/documents lists them",
+            kb.name, kb.name
+        ))
+    })?;
+    let file = PathBuf::from(&doc.file);
+    if !kb.uploads().is_some_and(|u| file.starts_with(u)) {
+        return Err(ApiError::conflict(format!(
+            "{} was not uploaded to this server (it was ingested from its folder): delete the file there and run `ragtune ingest` again",
+            doc.file
+        )));
+    }
+    feed.cancel(&file);
+    match fs_err::remove_file(&file) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(ApiError::internal(e.to_string())),
+    }
+    let removed = kb.kb.delete_file(&doc.file).map_err(index_error)?;
+    kb.kb.checkpoint().map_err(index_error)?;
+    feed.refresh(&kb.kb);
+    Ok(Event::Json(serde_json::json!({
+        "id": id,
+        "object": "kb.document.deleted",
+        "deleted": true,
+        "file": doc.file,
+        "documents_removed": removed,
+    })))
 }
 
 fn generate(

@@ -1,6 +1,7 @@
 //! Errors in OpenAI's shape (`{"error": {"message", "type", "param", "code"}}`) with the status
-//! codes its clients act on: 400 bad request, 404 unknown model or route, 413 body too large,
-//! 429 queue full (with Retry-After), 500 a failure on our side, 503 shutting down.
+//! codes its clients act on: 400 bad request, 401 no or unknown API key, 403 a key that does
+//! not cover the request, 404 unknown model or route, 409 conflict, 413 body too large, 429
+//! queue full (with Retry-After), 500 a failure on our side, 503 shutting down, 504 too slow.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -11,8 +12,8 @@ use ragtune_core::GeneratorError;
 pub struct ApiError {
     pub status: StatusCode,
     pub message: String,
-    /// OpenAI's `type`: `invalid_request_error`, `not_found_error`, `rate_limit_error`,
-    /// `server_error`.
+    /// OpenAI's `type`: `invalid_request_error`, `permission_error`, `not_found_error`,
+    /// `rate_limit_error`, `timeout_error`, `server_error`.
     pub kind: &'static str,
     pub param: Option<&'static str>,
     pub code: Option<&'static str>,
@@ -61,6 +62,52 @@ impl ApiError {
             kind: "invalid_request_error",
             param: None,
             code: Some("request_too_large"),
+        }
+    }
+
+    /// No API key, or one this server does not know.
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::UNAUTHORIZED,
+            message: message.into(),
+            kind: "invalid_request_error",
+            param: None,
+            code: Some("invalid_api_key"),
+        }
+    }
+
+    /// A valid key whose scope or knowledge base does not cover the request.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::FORBIDDEN,
+            message: message.into(),
+            kind: "permission_error",
+            param: None,
+            code: Some("insufficient_permissions"),
+        }
+    }
+
+    /// The request cannot be done to the thing as it is.
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::CONFLICT,
+            message: message.into(),
+            kind: "invalid_request_error",
+            param: None,
+            code: None,
+        }
+    }
+
+    /// The request ran longer than the server's limit (its generation was stopped).
+    pub fn timeout(seconds: u64) -> Self {
+        Self {
+            status: StatusCode::GATEWAY_TIMEOUT,
+            message: format!(
+                "the request ran longer than this server's limit of {seconds} s and was stopped; ask for fewer max_tokens or retry when the server is less busy"
+            ),
+            kind: "timeout_error",
+            param: None,
+            code: Some("request_timeout"),
         }
     }
 

@@ -5,7 +5,10 @@
 //! - `POST /v1/chat/completions` and `POST /v1/completions`, streamed (server-sent events) or
 //!   not, with `max_tokens`, `temperature`, `top_p`, `seed` and `stop`;
 //! - `POST /v1/embeddings`; `GET /v1/models` (base models; adapters with their `parent`, as vLLM
-//!   lists LoRA modules; knowledge bases as `rag/NAME`; the embedder); `GET /health`.
+//!   lists LoRA modules; knowledge bases as `rag/NAME`; the embedder); `GET /health`;
+//!   `GET /metrics` (Prometheus);
+//! - knowledge bases under `/v1/kb`: upload files, watch their ingestion,
+//!   list, delete and search documents.
 //!
 //! A request picks an adapter by naming it as its `model` (vLLM's convention). It answers from
 //! a knowledge base, with `[n]` markers and `message.context.citations[]` (the passage, where it
@@ -14,31 +17,44 @@
 //! `[DONE]`. Errors come in OpenAI's shape ([`ApiError`]).
 //!
 //! The HTTP layer ([`router`]) holds no model: it resolves names against the [`Catalog`] and
-//! sends [`Work`] to the [`Engine`] thread, which owns every model and runs one request at a
-//! time from a bounded queue (429 when full).
+//! sends [`Work`] to the [`Engine`] thread, which owns every model and knowledge base and runs
+//! one request at a time from a bounded queue (429 when full), syncing one uploaded file
+//! between requests.
+//!
+//! With API keys ([`keys`]), every route but `/health` needs `Authorization: Bearer KEY`; a
+//! key limited to one knowledge base gets 403 on the others. Without keys the server only
+//! listens on loopback ([`check_address`]).
 
+mod access;
 mod engine;
 mod error;
+mod feed;
+pub mod keys;
+mod knowledge;
+mod metrics;
 mod openai;
 
+pub use access::Access;
 pub use engine::{
-    Backend, Catalog, Engine, Event, RAG_PREFIX, ServedKb, ServedModel, Target, TextEmbedder, Work,
+    Backend, Catalog, Engine, Event, RAG_PREFIX, ServedModel, Target, TextEmbedder, Work,
     citations,
 };
 pub use error::ApiError;
+pub use feed::{Failure, IngestStatus, KbFeed, ServedKb, UPLOADS_DIR, check_upload_name};
 pub use openai::{Limits, router};
 
 use std::net::SocketAddr;
 
-/// Refuses an address other machines can reach: there are no API keys yet, so anyone who can
-/// reach the port could use the models and read the knowledge bases.
-pub fn check_address(addr: &SocketAddr) -> Result<(), String> {
-    if addr.ip().is_loopback() {
+/// Refuses an address other machines can reach unless the server checks API keys: without
+/// them anyone who can reach the port could use the models and read the knowledge bases.
+pub fn check_address(addr: &SocketAddr, has_keys: bool) -> Result<(), String> {
+    if addr.ip().is_loopback() || has_keys {
         Ok(())
     } else {
         Err(format!(
-            "{addr} can be reached from other machines, and this server has no API keys yet: \
-             bind a loopback address (127.0.0.1:PORT) and put an authenticating proxy in front"
+            "{addr} can be reached from other machines, and this server has no API keys: \
+             make one with `ragtune keys create --scope read` (then every request needs it), \
+             or bind a loopback address (127.0.0.1:PORT)"
         ))
     }
 }

@@ -1,16 +1,20 @@
 //! The OpenAI-compatible routes: requests parsed and checked here, run by the engine, and
 //! answered in OpenAI's JSON (or its server-sent events when `stream` is set).
 
+use crate::access::{Access, gate};
 use crate::engine::{Engine, Event, RAG_PREFIX, Work};
 use crate::error::ApiError;
-use axum::Router;
+use crate::keys::KeyRing;
+use crate::knowledge;
+use crate::metrics::Metrics;
+use axum::{Extension, Router};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use ragtune_core::{
     ChatMessage, FinishReason, GenerationRequest, Prompt, Role, SamplingParams, Usage,
 };
@@ -20,13 +24,20 @@ use serde_json::{Value, json};
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::time::Instant;
 
 /// What one request may ask for.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Limits {
     /// Larger bodies are refused with 413.
     pub max_body_bytes: usize,
+    /// Larger uploads (a whole multipart body) are refused with 413.
+    pub max_upload_bytes: usize,
+    /// A request still running after this long is stopped (504, or an error event that ends
+    /// a stream).
+    pub request_timeout: Duration,
     /// `max_tokens` when a chat request gives none (text completions default to 16, as
     /// OpenAI's do).
     pub default_max_tokens: u32,
@@ -36,37 +47,55 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             max_body_bytes: 4 << 20,
+            max_upload_bytes: 64 << 20,
+            request_timeout: Duration::from_secs(600),
             default_max_tokens: 512,
         }
     }
 }
 
-struct Shared {
-    engine: Engine,
-    limits: Limits,
+pub(crate) struct Shared {
+    pub(crate) engine: Engine,
+    pub(crate) limits: Limits,
+    /// `None`: the server has no keys and listens on loopback only.
+    pub(crate) keys: Option<KeyRing>,
+    pub(crate) metrics: Metrics,
     /// When the server started (the `created` of every model).
     started: u64,
-    next_id: AtomicU64,
+    pub(crate) next_id: AtomicU64,
 }
 
-type AppState = Arc<Shared>;
+pub(crate) type AppState = Arc<Shared>;
 
-/// The routes, over `engine`.
-pub fn router(engine: Engine, limits: Limits) -> Router {
+/// The routes, over `engine`. With `keys`, every route but `/health` needs an API key.
+pub fn router(engine: Engine, limits: Limits, keys: Option<KeyRing>) -> Router {
     let shared = Arc::new(Shared {
         engine,
         limits,
+        keys,
+        metrics: Metrics::default(),
         started: now(),
         next_id: AtomicU64::new(1),
     });
+    let uploads = Router::new()
+        .route("/v1/kb/{name}/files", post(knowledge::upload))
+        .layer(DefaultBodyLimit::max(limits.max_upload_bytes));
     Router::new()
         .route("/health", get(health))
+        .route("/metrics", get(metrics))
         .route("/v1/models", get(models))
         .route("/v1/chat/completions", post(chat))
         .route("/v1/completions", post(completions))
         .route("/v1/embeddings", post(embeddings))
-        .fallback(not_found)
+        .route("/v1/kb", get(knowledge::list))
+        .route("/v1/kb/{name}/status", get(knowledge::status))
+        .route("/v1/kb/{name}/documents", get(knowledge::documents))
+        .route("/v1/kb/{name}/documents/{id}", delete(knowledge::delete))
+        .route("/v1/kb/{name}/search", post(knowledge::search))
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+        .merge(uploads)
+        .route_layer(axum::middleware::from_fn_with_state(shared.clone(), gate))
+        .fallback(not_found)
         .with_state(shared)
 }
 
@@ -82,12 +111,26 @@ async fn health() -> axum::Json<Value> {
 
 async fn not_found(uri: axum::http::Uri) -> ApiError {
     ApiError::not_found(format!(
-        "no route {}; this server has /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/models and /health",
+        "no route {}; this server has /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/models, /v1/kb, /metrics and /health",
         uri.path()
     ))
 }
 
-async fn models(State(s): State<AppState>) -> axum::Json<Value> {
+async fn metrics(State(s): State<AppState>) -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        s.metrics.render(&s.engine),
+    )
+        .into_response()
+}
+
+async fn models(
+    State(s): State<AppState>,
+    Extension(access): Extension<Access>,
+) -> axum::Json<Value> {
     let c = &s.engine.catalog;
     let entry = |id: &str, parent: Option<&str>| {
         let mut v =
@@ -107,6 +150,7 @@ async fn models(State(s): State<AppState>) -> axum::Json<Value> {
     data.extend(
         c.kbs
             .iter()
+            .filter(|k| access.sees(k))
             .map(|k| entry(&format!("{RAG_PREFIX}{k}"), default)),
     );
     data.push(entry(&c.embedder, None));
@@ -114,7 +158,7 @@ async fn models(State(s): State<AppState>) -> axum::Json<Value> {
 }
 
 /// The body as a request of type `T`, or the error to answer with.
-fn parse<T: DeserializeOwned>(
+pub(crate) fn parse<T: DeserializeOwned>(
     body: Result<Bytes, BytesRejection>,
     limits: &Limits,
 ) -> Result<T, ApiError> {
@@ -329,19 +373,30 @@ struct ChatRequest {
     ragtune: Option<RagtuneOptions>,
 }
 
-async fn chat(State(s): State<AppState>, body: Result<Bytes, BytesRejection>) -> Response {
-    run_chat(&s, body)
+async fn chat(
+    State(s): State<AppState>,
+    Extension(access): Extension<Access>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    run_chat(&s, &access, body)
         .await
         .unwrap_or_else(IntoResponse::into_response)
 }
 
-async fn run_chat(s: &AppState, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+async fn run_chat(
+    s: &AppState,
+    access: &Access,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
     let r: ChatRequest = parse(body, &s.limits)?;
     let rag = r.ragtune.unwrap_or_default();
     let target = s
         .engine
         .catalog
         .resolve(&r.model, rag.kb.as_deref(), rag.top_k)?;
+    if let Some(kb) = target.kb {
+        access.read(&s.engine.catalog.kbs[kb])?;
+    }
     if r.messages.is_empty() {
         return Err(ApiError::bad_request(
             "messages must hold at least one message",
@@ -390,7 +445,7 @@ async fn run_chat(s: &AppState, body: Result<Bytes, BytesRejection>) -> Result<R
         chat: true,
         include_usage: r.stream_options.unwrap_or_default().include_usage,
     };
-    respond(&s.engine, work, r.stream, reply).await
+    respond(s, work, r.stream, reply).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -452,13 +507,7 @@ async fn run_completions(
         chat: false,
         include_usage: r.stream_options.unwrap_or_default().include_usage,
     };
-    respond(
-        &s.engine,
-        Work::Generate { target, request },
-        r.stream,
-        reply,
-    )
-    .await
+    respond(s, Work::Generate { target, request }, r.stream, reply).await
 }
 
 /// How a generation's answer is written.
@@ -540,14 +589,21 @@ impl Reply {
 
 /// Runs `work` and answers: one JSON body, or server-sent events ending in `[DONE]`.
 async fn respond(
-    engine: &Engine,
+    s: &AppState,
     work: Work,
     stream: bool,
     reply: Reply,
 ) -> Result<Response, ApiError> {
-    let mut events = engine.submit(work, stream)?;
+    let timeout = s.limits.request_timeout;
+    let deadline = Instant::now() + timeout;
+    let expired = || ApiError::timeout(timeout.as_secs());
+    let mut events = s.engine.submit(work, stream)?;
     if !stream {
-        while let Some(event) = events.recv().await {
+        // Dropping `events` on a timeout stops the generation.
+        while let Some(event) = tokio::time::timeout_at(deadline, events.recv())
+            .await
+            .map_err(|_| expired())?
+        {
             match event {
                 Event::Text(_) => {}
                 Event::Generated {
@@ -556,28 +612,30 @@ async fn respond(
                     finish_reason,
                     citations,
                 } => {
+                    s.metrics
+                        .tokens(&reply.model, usage.prompt_tokens, usage.completion_tokens);
                     return Ok(
                         axum::Json(reply.whole(text, finish_reason, &usage, citations))
                             .into_response(),
                     );
                 }
                 Event::Failed(e) => return Err(e),
-                Event::Embedded { .. } => break,
+                Event::Embedded { .. } | Event::Json(_) => break,
             }
         }
         return Err(ApiError::internal("the engine stopped before answering"));
     }
     // The first event decides the status: an error before any text is an ordinary error
     // response, not a stream.
-    let first = events
-        .recv()
+    let first = tokio::time::timeout_at(deadline, events.recv())
         .await
+        .map_err(|_| expired())?
         .ok_or_else(|| ApiError::internal("the engine stopped before answering"))?;
     if let Event::Failed(e) = first {
         return Err(e);
     }
     let (out, body) = tokio::sync::mpsc::unbounded_channel::<SseEvent>();
-    tokio::spawn(forward(reply, first, events, out));
+    tokio::spawn(forward(s.clone(), reply, first, events, out, deadline));
     let stream = futures_util::stream::unfold(body, |mut body| async move {
         body.recv()
             .await
@@ -591,10 +649,12 @@ async fn respond(
 /// Turns the engine's events into server-sent events until the answer is complete or the
 /// client is gone (then dropping `events` cancels the generation).
 async fn forward(
+    s: AppState,
     reply: Reply,
     first: Event,
     mut events: UnboundedReceiver<Event>,
     out: tokio::sync::mpsc::UnboundedSender<SseEvent>,
+    deadline: Instant,
 ) {
     let data = |v: Value| SseEvent::default().data(v.to_string());
     if reply.chat
@@ -612,9 +672,10 @@ async fn forward(
     loop {
         let event = match next.take() {
             Some(e) => e,
-            None => match events.recv().await {
-                Some(e) => e,
-                None => break,
+            None => match tokio::time::timeout_at(deadline, events.recv()).await {
+                Ok(Some(e)) => e,
+                Ok(None) => break,
+                Err(_) => Event::Failed(ApiError::timeout(s.limits.request_timeout.as_secs())),
             },
         };
         let sent = match event {
@@ -625,6 +686,8 @@ async fn forward(
                 citations,
                 ..
             } => {
+                s.metrics
+                    .tokens(&reply.model, u.prompt_tokens, u.completion_tokens);
                 let delta = match citations {
                     Some(c) => json!({"context": {"citations": c}}),
                     None => json!({}),
@@ -641,7 +704,7 @@ async fn forward(
                 let _ = out.send(data(e.body()));
                 break;
             }
-            Event::Embedded { .. } => break,
+            Event::Embedded { .. } | Event::Json(_) => break,
         };
         if sent.is_err() {
             return;

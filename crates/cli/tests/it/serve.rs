@@ -73,10 +73,23 @@ fn the_openai_sdk_chats_streams_embeds_and_gets_cited_rag_answers() {
         ]));
     assert!(ok, "{err}");
 
-    // A non-loopback address is refused before anything loads.
-    let (ok, _, err) = run(ragtune().args(["serve", "--addr", "0.0.0.0:0"]));
+    // Without keys, a non-loopback address is refused before anything loads.
+    let keys = dir.path().join("keys.json");
+    let (ok, _, err) = run(ragtune()
+        .args(["serve", "--addr", "0.0.0.0:0", "--keys"])
+        .arg(&keys));
     assert!(!ok);
     assert!(err.contains("no API keys"), "{err}");
+    let (ok, secret, err) = run(ragtune()
+        .args(["keys", "create", "--scope", "write", "--name", "check", "--keys"])
+        .arg(&keys));
+    assert!(ok, "{err}");
+    let secret = secret.trim().to_owned();
+    assert!(secret.starts_with("rt-"), "{secret}");
+    let (ok, listed, err) = run(ragtune().args(["keys", "list", "--keys"]).arg(&keys));
+    assert!(ok, "{err}");
+    assert!(listed.contains("\twrite\t*\tcheck"), "{listed}");
+    assert!(!listed.contains(&secret), "a listing never shows secrets");
 
     let mut child = ragtune()
         .args([
@@ -90,6 +103,8 @@ fn the_openai_sdk_chats_streams_embeds_and_gets_cited_rag_answers() {
         .arg(format!("tuned={}", adapter.display()))
         .arg("--kb")
         .arg(format!("docs={}", kb.display()))
+        .arg("--keys")
+        .arg(&keys)
         .args(["--threads", "2", "--top-k", "1"])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -107,7 +122,7 @@ fn the_openai_sdk_chats_streams_embeds_and_gets_cited_rag_answers() {
 
     let out = Command::new("python3")
         .arg(openai_dir().join("check.py"))
-        .args([&url, "smollm2-135m-instruct", "tuned", "all-minilm-l6-v2"])
+        .args([&url, "smollm2-135m-instruct", "tuned", "all-minilm-l6-v2", &secret])
         .env("PYTHONPATH", &site)
         .env("NO_PROXY", "127.0.0.1,localhost")
         .env("no_proxy", "127.0.0.1,localhost")
@@ -124,4 +139,7 @@ fn the_openai_sdk_chats_streams_embeds_and_gets_cited_rag_answers() {
     assert_eq!(seen["errors"], "ok", "{seen}");
     assert_eq!(seen["embedding_dimensions"], 384, "{seen}");
     assert!(!seen["chat"].as_str().unwrap().is_empty(), "{seen}");
+    // The uploaded file landed in the knowledge base's own folder and was ingested.
+    assert!(kb.join("uploads/vault.md").is_file());
+    assert_eq!(seen["uploaded"]["status"]["files"]["done"], 1, "{seen}");
 }

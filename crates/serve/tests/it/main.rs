@@ -1,6 +1,8 @@
 //! The server over fakes, through real HTTP on a loopback port: OpenAI's shapes for chat,
 //! streaming, completions, embeddings and models; adapters by name; RAG with checked
-//! citations; errors with their status codes; a full queue.
+//! citations; errors with their status codes; a full queue; API keys and their scopes;
+//! uploads into a knowledge base with their ingestion, listing, search and deletion;
+//! metrics; request timeouts.
 
 use anyhow::Result;
 use ragtune_answer::testing::FakeGenerator;
@@ -9,6 +11,7 @@ use ragtune_core::{
 };
 use ragtune_index::testing::{HashEmbedder, PlainTextSource};
 use ragtune_index::{KnowledgeBase, NoProgress, SyncOptions};
+use ragtune_serve::keys::{KeyRing, Scope};
 use ragtune_serve::{Backend, Engine, Limits, ServedKb, ServedModel, check_address, router};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
@@ -61,7 +64,34 @@ struct Server {
     addr: SocketAddr,
     fake: Arc<FakeGenerator>,
     gate: Arc<Gate>,
+    /// The knowledge base `docs`.
+    kb_dir: std::path::PathBuf,
     _dir: tempfile::TempDir,
+}
+
+/// How a test server differs from the default one.
+struct Options {
+    queue: usize,
+    gated: bool,
+    limits: Limits,
+    keys: Option<std::path::PathBuf>,
+    /// Files already in the uploads folder when the server starts.
+    preloaded: Vec<(&'static str, &'static str)>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            queue: 8,
+            gated: false,
+            limits: Limits {
+                max_body_bytes: 4096,
+                ..Limits::default()
+            },
+            keys: None,
+            preloaded: Vec::new(),
+        }
+    }
 }
 
 const KEYS: &str =
@@ -69,6 +99,22 @@ const KEYS: &str =
 
 /// A server with the model `fake` (adapter `fake-lora`) and the knowledge base `docs`.
 async fn start(queue: usize, gated: bool) -> Result<Server> {
+    start_with(Options {
+        queue,
+        gated,
+        ..Options::default()
+    })
+    .await
+}
+
+async fn start_with(o: Options) -> Result<Server> {
+    let Options {
+        queue,
+        gated,
+        limits,
+        keys,
+        preloaded,
+    } = o;
     let dir = tempfile::tempdir()?;
     let docs = dir.path().join("docs");
     std::fs::create_dir(&docs)?;
@@ -93,7 +139,14 @@ async fn start(queue: usize, gated: bool) -> Result<Server> {
     }));
     let generator = fake.clone();
     let kb_dir = dir.path().join("kb");
+    let uploads = kb_dir.join(ragtune_serve::UPLOADS_DIR);
+    std::fs::create_dir_all(&uploads)?;
+    for (name, text) in preloaded {
+        std::fs::write(uploads.join(name), text)?;
+    }
+    let engine_kb_dir = kb_dir.clone();
     let engine = Engine::start(queue, move || {
+        let kb_dir = engine_kb_dir;
         let embedder = HashEmbedder::new(16);
         let mut kb = KnowledgeBase::open(&kb_dir, &embedder).map_err(|e| e.to_string())?;
         kb.sync(
@@ -110,23 +163,21 @@ async fn start(queue: usize, gated: bool) -> Result<Server> {
                 generator: Box::new(Shared(generator)),
                 adapters: vec!["fake-lora".into()],
             }],
-            kbs: vec![ServedKb {
-                name: "docs".into(),
-                kb,
-            }],
+            kbs: vec![ServedKb::writable("docs", kb, &kb_dir).map_err(|e| e.to_string())?],
             embedder_id: embedder.name().to_owned(),
             embedder: Box::new(embedder),
             answer: Default::default(),
+            chunk_max_tokens: 64,
         })
     })
     .map_err(anyhow::Error::msg)?;
-    let app = router(
-        engine,
-        Limits {
-            max_body_bytes: 4096,
-            ..Limits::default()
-        },
-    );
+    // The uploads folder is caught up at start; a request racing it would find the engine
+    // busy (with no queue, a 429).
+    while engine.feeds[0].status().queued > 0 || engine.feeds[0].status().running.is_some() {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let keys = keys.map(|k| KeyRing::open(&k)).transpose()?;
+    let app = router(engine, limits, keys);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     tokio::spawn(async move { axum::serve(listener, app).await });
@@ -134,6 +185,7 @@ async fn start(queue: usize, gated: bool) -> Result<Server> {
         addr,
         fake,
         gate,
+        kb_dir,
         _dir: dir,
     })
 }
@@ -145,14 +197,39 @@ async fn http(
     path: &str,
     body: &str,
 ) -> Result<(u16, String, String)> {
+    http_with(addr, method, path, &[], body.as_bytes()).await
+}
+
+/// [`http`] with more headers (a JSON body unless they set another content type).
+async fn http_with(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Result<(u16, String, String)> {
     let mut stream = tokio::net::TcpStream::connect(addr).await?;
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\n");
+    if !headers.iter().any(|(h, _)| h.eq_ignore_ascii_case("content-type")) {
+        head.push_str("Content-Type: application/json\r\n");
+    }
+    for (h, v) in headers {
+        head.push_str(&format!("{h}: {v}\r\n"));
+    }
+    head.push_str(&format!(
+        "Content-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
-    );
-    stream.write_all(request.as_bytes()).await?;
+    ));
+    stream.write_all(head.as_bytes()).await?;
+    // A server that refuses a large body early may close before reading it all.
+    let _ = stream.write_all(body).await;
     let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).await?;
+    // After an early refusal the connection may be reset once the answer is read.
+    if let Err(e) = stream.read_to_end(&mut raw).await
+        && raw.is_empty()
+    {
+        return Err(e.into());
+    }
     let raw = String::from_utf8(raw)?;
     let (head, rest) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
     let status = head.split(' ').nth(1).unwrap_or("0").parse()?;
@@ -459,8 +536,300 @@ async fn a_full_queue_is_refused_with_429_and_retry_after() -> Result<()> {
 
 #[test]
 fn only_loopback_addresses_are_served_without_keys() {
-    assert!(check_address(&"127.0.0.1:8080".parse().unwrap()).is_ok());
-    assert!(check_address(&"[::1]:8080".parse().unwrap()).is_ok());
-    let err = check_address(&"0.0.0.0:8080".parse().unwrap()).unwrap_err();
+    assert!(check_address(&"127.0.0.1:8080".parse().unwrap(), false).is_ok());
+    assert!(check_address(&"[::1]:8080".parse().unwrap(), false).is_ok());
+    let err = check_address(&"0.0.0.0:8080".parse().unwrap(), false).unwrap_err();
     assert!(err.contains("no API keys"), "{err}");
+    assert!(check_address(&"0.0.0.0:8080".parse().unwrap(), true).is_ok());
+}
+
+/// A `multipart/form-data` body with one file part per `(name, content)`.
+fn multipart(files: &[(&str, &[u8])]) -> (String, Vec<u8>) {
+    let boundary = "ragtune-test-boundary";
+    let mut body = Vec::new();
+    for (name, content) in files {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(content);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+async fn upload(
+    addr: SocketAddr,
+    key: Option<&str>,
+    files: &[(&str, &[u8])],
+) -> Result<(u16, Value)> {
+    let (content_type, body) = multipart(files);
+    let bearer = key.map(|k| format!("Bearer {k}"));
+    let mut headers = vec![("Content-Type", content_type.as_str())];
+    if let Some(b) = &bearer {
+        headers.push(("Authorization", b));
+    }
+    let (status, _, text) =
+        http_with(addr, "POST", "/v1/kb/docs/files", &headers, &body).await?;
+    Ok((status, serde_json::from_str(&text).unwrap_or(json!(text))))
+}
+
+async fn get_json(addr: SocketAddr, path: &str) -> Result<(u16, Value)> {
+    let (status, _, text) = http(addr, "GET", path, "").await?;
+    Ok((status, serde_json::from_str(&text)?))
+}
+
+/// Polls the status of `docs` until nothing is queued or running.
+async fn wait_idle(addr: SocketAddr) -> Result<Value> {
+    for _ in 0..2000 {
+        let (status, v) = get_json(addr, "/v1/kb/docs/status").await?;
+        assert_eq!(status, 200, "{v}");
+        if v["state"] == "idle" {
+            return Ok(v);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    anyhow::bail!("the ingestion never finished")
+}
+
+async fn search(addr: SocketAddr, query: &str) -> Result<Vec<String>> {
+    let (status, v) = post(
+        addr,
+        "/v1/kb/docs/search",
+        json!({"query": query, "top_k": 5, "mode": "bm25"}),
+    )
+    .await?;
+    assert_eq!(status, 200, "{v}");
+    Ok(v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["content"].as_str().unwrap().to_owned())
+        .collect())
+}
+
+#[tokio::test]
+async fn an_uploaded_file_is_ingested_listed_searched_and_deleted() -> Result<()> {
+    let s = start(8, false).await?;
+    let before = wait_idle(s.addr).await?;
+    let (status, v) = upload(
+        s.addr,
+        None,
+        &[(
+            "parking.md",
+            b"# Parking\n\nVisitors park in the zeppelin hangar behind building C.\n",
+        )],
+    )
+    .await?;
+    assert_eq!(status, 202, "{v}");
+    assert_eq!(v["data"][0]["filename"], "parking.md");
+    assert_eq!(v["data"][0]["status"], "queued");
+    let after = wait_idle(s.addr).await?;
+    assert_eq!(after["files"]["failed"], 0, "{after}");
+    assert_eq!(
+        after["documents"].as_u64().unwrap(),
+        before["documents"].as_u64().unwrap() + 1,
+        "{after}"
+    );
+    assert!(search(s.addr, "zeppelin hangar").await?[0].contains("zeppelin"));
+
+    let (status, docs) = get_json(s.addr, "/v1/kb/docs/documents").await?;
+    assert_eq!(status, 200, "{docs}");
+    let docs = docs["data"].as_array().unwrap().clone();
+    let uploaded: Vec<&Value> = docs.iter().filter(|d| d["uploaded"] == true).collect();
+    assert_eq!(uploaded.len(), 1, "{docs:?}");
+    assert!(uploaded[0]["file"].as_str().unwrap().ends_with("parking.md"));
+    // Documents ingested from the user's own folder are not the server's to delete.
+    let theirs = docs.iter().find(|d| d["uploaded"] == false).unwrap();
+    let (status, _, text) = http(
+        s.addr,
+        "DELETE",
+        &format!("/v1/kb/docs/documents/{}", theirs["id"]),
+        "",
+    )
+    .await?;
+    assert_eq!(status, 409, "{text}");
+
+    let (status, _, text) = http(
+        s.addr,
+        "DELETE",
+        &format!("/v1/kb/docs/documents/{}", uploaded[0]["id"]),
+        "",
+    )
+    .await?;
+    assert_eq!(status, 200, "{text}");
+    assert!(!s.kb_dir.join("uploads/parking.md").exists());
+    assert!(
+        search(s.addr, "zeppelin hangar")
+            .await?
+            .iter()
+            .all(|t| !t.contains("zeppelin"))
+    );
+    let (_, status) = get_json(s.addr, "/v1/kb/docs/status").await?;
+    assert_eq!(status["documents"], before["documents"], "{status}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_failed_file_is_reported_with_its_reason_and_the_others_still_land() -> Result<()> {
+    let s = start(8, false).await?;
+    let (status, v) = upload(
+        s.addr,
+        None,
+        &[
+            ("broken.docx", b"this is not a zip archive"),
+            ("fine.txt", b"The library opens at nine."),
+        ],
+    )
+    .await?;
+    assert_eq!(status, 202, "{v}");
+    let after = wait_idle(s.addr).await?;
+    assert_eq!(after["files"]["failed"], 1, "{after}");
+    let failure = &after["failures"][0];
+    assert!(failure["file"].as_str().unwrap().ends_with("broken.docx"));
+    assert!(!failure["reason"].as_str().unwrap().is_empty());
+    assert!(search(s.addr, "library opens").await?[0].contains("nine"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn files_left_in_the_uploads_folder_are_ingested_when_the_server_starts() -> Result<()> {
+    let s = start_with(Options {
+        preloaded: vec![("early.md", "Uploaded before a restart: the quokka census.")],
+        ..Options::default()
+    })
+    .await?;
+    assert!(search(s.addr, "quokka census").await?[0].contains("quokka"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn upload_names_cannot_leave_the_folder_and_oversized_uploads_are_refused() -> Result<()> {
+    let s = start_with(Options {
+        limits: Limits {
+            max_body_bytes: 4096,
+            max_upload_bytes: 2048,
+            ..Limits::default()
+        },
+        ..Options::default()
+    })
+    .await?;
+    for name in ["../escape.md", "/tmp/escape.md", "sub/escape.md", ".hidden.md"] {
+        let (status, v) = upload(s.addr, None, &[(name, b"text")]).await?;
+        assert_eq!(status, 400, "{name}: {v}");
+        assert_eq!(v["error"]["param"], "file", "{v}");
+    }
+    assert!(!s.kb_dir.join("escape.md").exists());
+    assert!(!s._dir.path().join("escape.md").exists());
+    let big = vec![b'a'; 10_000];
+    let (status, v) = upload(s.addr, None, &[("big.txt", &big)]).await?;
+    assert_eq!(status, 413, "{v}");
+    let uploads: Vec<_> = std::fs::read_dir(s.kb_dir.join("uploads"))?.collect();
+    assert!(uploads.is_empty(), "nothing is left behind: {uploads:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn api_keys_are_checked_and_a_key_reaches_only_its_knowledge_base() -> Result<()> {
+    let keys_dir = tempfile::tempdir()?;
+    let keys = keys_dir.path().join("keys.json");
+    let (_, read) = ragtune_serve::keys::create(&keys, Scope::Read, None, "app".into())?;
+    let (_, write) = ragtune_serve::keys::create(&keys, Scope::Write, None, "ingest".into())?;
+    let (_, other) =
+        ragtune_serve::keys::create(&keys, Scope::Admin, Some("other".into()), "x".into())?;
+    let s = start_with(Options {
+        keys: Some(keys.clone()),
+        ..Options::default()
+    })
+    .await?;
+    let chat = json!({"model": "rag/docs", "messages": [{"role": "user", "content": "How often are the signing keys rotated?"}]}).to_string();
+    let call = |key: Option<&str>, method: &'static str, path: &'static str, body: String| {
+        let auth = key.map(|k| format!("Bearer {k}"));
+        let addr = s.addr;
+        async move {
+            let headers: Vec<(&str, &str)> = auth
+                .as_deref()
+                .map(|a| vec![("Authorization", a)])
+                .unwrap_or_default();
+            http_with(addr, method, path, &headers, body.as_bytes()).await
+        }
+    };
+    // /health needs no key; everything else does.
+    assert_eq!(call(None, "GET", "/health", String::new()).await?.0, 200);
+    let (status, _, text) = call(None, "POST", "/v1/chat/completions", chat.clone()).await?;
+    assert_eq!(status, 401, "{text}");
+    assert!(text.contains("invalid_api_key"), "{text}");
+    let (status, _, _) = call(Some("rt-wrong"), "GET", "/v1/models", String::new()).await?;
+    assert_eq!(status, 401);
+    let (status, _, text) = call(Some(&read), "POST", "/v1/chat/completions", chat.clone()).await?;
+    assert_eq!(status, 200, "{text}");
+    // A key limited to another knowledge base cannot read this one, nor see it.
+    let (status, _, text) = call(Some(&other), "POST", "/v1/chat/completions", chat).await?;
+    assert_eq!(status, 403, "{text}");
+    assert!(text.contains("permission_error"), "{text}");
+    let (status, _, _) =
+        call(Some(&other), "GET", "/v1/kb/docs/status", String::new()).await?;
+    assert_eq!(status, 403);
+    let (_, _, models) = call(Some(&other), "GET", "/v1/models", String::new()).await?;
+    assert!(!models.contains("rag/docs"), "{models}");
+    let (_, _, models) = call(Some(&read), "GET", "/v1/models", String::new()).await?;
+    assert!(models.contains("rag/docs"), "{models}");
+    // Uploading needs a write key.
+    let (status, v) = upload(s.addr, Some(&read), &[("a.md", b"alpha")]).await?;
+    assert_eq!(status, 403, "{v}");
+    let (status, v) = upload(s.addr, Some(&write), &[("a.md", b"alpha")]).await?;
+    assert_eq!(status, 202, "{v}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn metrics_count_requests_tokens_and_the_queue() -> Result<()> {
+    let s = start(8, false).await?;
+    let (status, v) = post(
+        s.addr,
+        "/v1/chat/completions",
+        json!({"model": "fake", "messages": [{"role": "user", "content": "hi"}]}),
+    )
+    .await?;
+    assert_eq!(status, 200, "{v}");
+    let completion = v["usage"]["completion_tokens"].as_u64().unwrap();
+    let (status, headers, text) = http(s.addr, "GET", "/metrics", "").await?;
+    assert_eq!(status, 200);
+    assert!(headers.contains("content-type: text/plain"), "{headers}");
+    for line in [
+        "ragtune_requests_total{route=\"/v1/chat/completions\",status=\"200\"} 1".to_owned(),
+        "ragtune_request_duration_seconds_count{route=\"/v1/chat/completions\"} 1".to_owned(),
+        format!("ragtune_tokens_total{{model=\"fake\",kind=\"completion\"}} {completion}"),
+        "ragtune_queue_depth 0".to_owned(),
+        "ragtune_kb_files_queued{kb=\"docs\"} 0".to_owned(),
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} missing from\n{text}");
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_request_that_runs_past_the_time_limit_gets_504() -> Result<()> {
+    let s = start_with(Options {
+        gated: true,
+        limits: Limits {
+            request_timeout: std::time::Duration::from_millis(300),
+            ..Limits::default()
+        },
+        ..Options::default()
+    })
+    .await?;
+    let (status, v) = post(
+        s.addr,
+        "/v1/chat/completions",
+        json!({"model": "fake", "messages": [{"role": "user", "content": "hi"}]}),
+    )
+    .await?;
+    assert_eq!(status, 504, "{v}");
+    assert_eq!(v["error"]["code"], "request_timeout");
+    s.gate.open();
+    Ok(())
 }

@@ -1,22 +1,32 @@
 """The official openai Python SDK against a running `ragtune serve`.
 
-    python3 check.py BASE_URL MODEL ADAPTER EMBEDDER
+    python3 check.py BASE_URL MODEL ADAPTER EMBEDDER API_KEY
 
 BASE_URL is the server's root (http://127.0.0.1:PORT); the server must serve MODEL with the
 adapter ADAPTER, the knowledge base `docs` (which says the signing keys are rotated every
-ninety days) and the embedder EMBEDDER. Prints one JSON object with what it saw; exits non-zero
-on the first check that fails.
+ninety days) and the embedder EMBEDDER, and require API keys, API_KEY being a write key.
+Prints one JSON object with what it saw; exits non-zero on the first check that fails.
 """
 
 import json
 import sys
+import time
 
+import httpx2 as httpx  # the HTTP client the SDK itself uses
 import openai
 from openai import OpenAI
 
-base, model, adapter, embedder = sys.argv[1:5]
-client = OpenAI(base_url=base + "/v1", api_key="not-needed", max_retries=0, timeout=300)
+base, model, adapter, embedder, key = sys.argv[1:6]
+client = OpenAI(base_url=base + "/v1", api_key=key, max_retries=0, timeout=300)
 seen = {"sdk": openai.__version__}
+
+# Without the right key: the SDK's AuthenticationError; /health needs none.
+try:
+    OpenAI(base_url=base + "/v1", api_key="rt-wrong", max_retries=0).models.list()
+    raise AssertionError("a wrong key was accepted")
+except openai.AuthenticationError as e:
+    assert e.status_code == 401, e
+assert httpx.get(base + "/health").status_code == 200
 
 # Models: the base, the adapter with its parent, the knowledge base, the embedder.
 models = {m.id: m for m in client.models.list()}
@@ -87,5 +97,30 @@ try:
 except openai.BadRequestError as e:
     assert e.status_code == 400, e
 seen["errors"] = "ok"
+
+# A knowledge base fed over HTTP: upload a file (multipart), watch its ingestion finish,
+# then get an answer that cites it.
+auth = {"Authorization": "Bearer " + key}
+up = httpx.post(
+    base + "/v1/kb/docs/files",
+    headers=auth,
+    files={"file": ("vault.md", b"# Vault\n\nThe vault code word is blue pelican.\n")},
+)
+assert up.status_code == 202, up.text
+for _ in range(600):
+    status = httpx.get(base + "/v1/kb/docs/status", headers=auth).json()
+    if status["state"] == "idle":
+        break
+    time.sleep(0.1)
+assert status["state"] == "idle" and status["files"]["failed"] == 0, status
+hits = httpx.post(base + "/v1/kb/docs/search", headers=auth, json={"query": "vault code word"}).json()
+assert hits["data"][0]["filepath"].endswith("vault.md"), hits
+cited = client.chat.completions.create(
+    model="rag/docs", messages=[{"role": "user", "content": "What is the vault code word?"}], max_tokens=32,
+)
+passages = [c["filepath"] for c in cited.choices[0].message.model_extra["context"]["citations"]]
+seen["uploaded"] = {"status": status, "answer": cited.choices[0].message.content, "cited": passages}
+metrics = httpx.get(base + "/metrics", headers=auth).text
+assert 'ragtune_requests_total{route="/v1/kb/{name}/files",status="202"} 1' in metrics, metrics
 
 print(json.dumps(seen))

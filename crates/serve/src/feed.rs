@@ -1,0 +1,308 @@
+//! What a served knowledge base is fed: files uploaded into its own folder wait in a queue
+//! that the engine thread syncs one file at a time between requests, so answers keep flowing
+//! during a long ingest. The queue and the progress (`GET /v1/kb/NAME/status`) are shared
+//! with the HTTP layer; the knowledge base itself stays on the engine thread.
+
+use crate::error::ApiError;
+use ragtune_index::{IngestSource, KnowledgeBase, NoProgress, SyncOptions, WriterLock};
+use serde::Serialize;
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// The folder inside a knowledge base that uploads are written to.
+pub const UPLOADS_DIR: &str = "uploads";
+
+/// How the hidden files that uploads are written into before being renamed into place begin.
+pub(crate) const UPLOAD_TMP_PREFIX: &str = ".upload-";
+
+/// Failures kept for `status` (the oldest are dropped first).
+const KEPT_FAILURES: usize = 100;
+
+/// A knowledge base served under a name (`rag/NAME`).
+pub struct ServedKb {
+    pub name: String,
+    pub kb: KnowledgeBase,
+    /// Where uploads go, when the server writes into this knowledge base.
+    uploads: Option<PathBuf>,
+    _writer: Option<WriterLock>,
+}
+
+impl ServedKb {
+    /// A knowledge base that is only read: uploads to it are refused.
+    pub fn read_only(name: impl Into<String>, kb: KnowledgeBase) -> Self {
+        Self {
+            name: name.into(),
+            kb,
+            uploads: None,
+            _writer: None,
+        }
+    }
+
+    /// A knowledge base that takes uploads into `dir/uploads`. Holds its writer lock while
+    /// served, so a `ragtune ingest` into it is refused instead of racing the server.
+    pub fn writable(
+        name: impl Into<String>,
+        kb: KnowledgeBase,
+        dir: &Path,
+    ) -> Result<Self, ragtune_index::Error> {
+        let writer = KnowledgeBase::lock_writer(dir)?;
+        let uploads = dir.join(UPLOADS_DIR);
+        fs_err::create_dir_all(&uploads).map_err(|e| ragtune_index::Error::io(&uploads, e))?;
+        let uploads =
+            fs_err::canonicalize(&uploads).map_err(|e| ragtune_index::Error::io(&uploads, e))?;
+        // Half-written uploads of a server that was killed: never renamed into place, so never
+        // acknowledged whole.
+        if let Ok(entries) = std::fs::read_dir(&uploads) {
+            for entry in entries.flatten() {
+                if entry.file_name().to_string_lossy().starts_with(UPLOAD_TMP_PREFIX) {
+                    let _ = std::fs::remove_file(entry.path());
+                }
+            }
+        }
+        Ok(Self {
+            name: name.into(),
+            kb,
+            uploads: Some(uploads),
+            _writer: Some(writer),
+        })
+    }
+
+    pub fn uploads(&self) -> Option<&Path> {
+        self.uploads.as_deref()
+    }
+}
+
+/// One step of feeding a knowledge base.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Task {
+    /// Make the knowledge base reflect this file or folder (added, changed or gone).
+    Sync(PathBuf),
+}
+
+/// A file that failed, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Failure {
+    pub file: String,
+    pub reason: String,
+}
+
+/// Ingestion progress of one knowledge base since the server started.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct IngestStatus {
+    /// Files waiting to be synced.
+    pub queued: usize,
+    /// The file being synced now.
+    pub running: Option<String>,
+    /// Files synced (added, changed, or already up to date).
+    pub done: usize,
+    pub failed: usize,
+    /// Documents and chunks in the knowledge base after the last step.
+    pub documents: usize,
+    pub chunks: usize,
+    /// The latest failures, with reasons.
+    pub failures: Vec<Failure>,
+}
+
+struct FeedState {
+    tasks: VecDeque<Task>,
+    status: IngestStatus,
+}
+
+/// The queue and progress of one served knowledge base, shared by the HTTP layer and the
+/// engine thread.
+pub struct KbFeed {
+    pub name: String,
+    /// Where uploads are written; `None` when the knowledge base is read-only.
+    pub uploads: Option<PathBuf>,
+    state: Mutex<FeedState>,
+}
+
+impl KbFeed {
+    pub(crate) fn new(kb: &ServedKb) -> Self {
+        let (documents, chunks) = counts(&kb.kb);
+        let mut tasks = VecDeque::new();
+        // Files uploaded before a crash or restart, and not yet synced, are caught up.
+        if let Some(dir) = kb.uploads() {
+            tasks.push_back(Task::Sync(dir.to_owned()));
+        }
+        Self {
+            name: kb.name.clone(),
+            uploads: kb.uploads.clone(),
+            state: Mutex::new(FeedState {
+                status: IngestStatus {
+                    queued: tasks.len(),
+                    documents,
+                    chunks,
+                    ..IngestStatus::default()
+                },
+                tasks,
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, FeedState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn status(&self) -> IngestStatus {
+        self.lock().status.clone()
+    }
+
+    /// Queues a sync of `file` (once: a file already waiting is synced with its newest
+    /// content anyway).
+    pub(crate) fn push(&self, task: Task) {
+        let mut state = self.lock();
+        if !state.tasks.contains(&task) {
+            state.tasks.push_back(task);
+            state.status.queued = state.tasks.len();
+        }
+    }
+
+    /// Drops a queued sync of `path` (the file was deleted meanwhile).
+    pub(crate) fn cancel(&self, path: &Path) {
+        let mut state = self.lock();
+        state.tasks.retain(|Task::Sync(p)| p != path);
+        state.status.queued = state.tasks.len();
+    }
+
+    fn pop(&self) -> Option<Task> {
+        let mut state = self.lock();
+        let task = state.tasks.pop_front()?;
+        state.status.queued = state.tasks.len();
+        let Task::Sync(path) = &task;
+        state.status.running = Some(path.display().to_string());
+        Some(task)
+    }
+
+    fn finish(&self, done: usize, failures: Vec<Failure>, kb: &KnowledgeBase) {
+        let (documents, chunks) = counts(kb);
+        let mut state = self.lock();
+        let status = &mut state.status;
+        status.running = None;
+        status.done += done;
+        status.failed += failures.len();
+        status.failures.extend(failures);
+        let excess = status.failures.len().saturating_sub(KEPT_FAILURES);
+        status.failures.drain(..excess);
+        status.documents = documents;
+        status.chunks = chunks;
+    }
+
+    /// Records the counts after a change made outside the queue (a deletion).
+    pub(crate) fn refresh(&self, kb: &KnowledgeBase) {
+        let (documents, chunks) = counts(kb);
+        let mut state = self.lock();
+        state.status.documents = documents;
+        state.status.chunks = chunks;
+    }
+
+    pub(crate) fn has_work(&self) -> bool {
+        !self.lock().tasks.is_empty()
+    }
+}
+
+fn counts(kb: &KnowledgeBase) -> (usize, usize) {
+    let store = kb.store();
+    (
+        store.document_count().unwrap_or(0),
+        store.chunk_count().unwrap_or(0),
+    )
+}
+
+/// Runs the next queued task of `feed` on `kb`; `false` when there was none.
+pub(crate) fn step(
+    feed: &KbFeed,
+    kb: &mut KnowledgeBase,
+    embedder: &dyn crate::TextEmbedder,
+    chunk_max_tokens: usize,
+) -> bool {
+    let Some(Task::Sync(path)) = feed.pop() else {
+        return false;
+    };
+    let mut source = IngestSource::new(embedder);
+    source.chunk.max_tokens = chunk_max_tokens;
+    let outcome = kb.sync(
+        std::slice::from_ref(&path),
+        &source,
+        embedder,
+        &SyncOptions::default(),
+        &mut NoProgress,
+    );
+    let (done, failures) = match outcome {
+        Ok(summary) => (
+            summary.added.len() + summary.updated.len() + summary.unchanged,
+            summary
+                .failed
+                .iter()
+                .map(|f| Failure {
+                    file: f.path.display().to_string(),
+                    reason: f.reason.clone(),
+                })
+                .collect(),
+        ),
+        Err(e) => (
+            0,
+            vec![Failure {
+                file: path.display().to_string(),
+                reason: e.to_string(),
+            }],
+        ),
+    };
+    feed.finish(done, failures, kb);
+    true
+}
+
+/// Checks an upload's file name: a plain name that stays inside the uploads folder, of a
+/// type the knowledge base can read.
+pub fn check_upload_name(name: &str) -> Result<&str, ApiError> {
+    let refuse = |why: &str| {
+        Err(ApiError::bad_request(
+            format!("the upload name {name:?} {why}"),
+            Some("file"),
+        ))
+    };
+    if name.is_empty() || name.len() > 255 {
+        return refuse("must have 1 to 255 bytes");
+    }
+    if name.contains(['/', '\\']) || Path::new(name).is_absolute() {
+        return refuse("must be a plain file name, without folders");
+    }
+    if name.starts_with('.') {
+        return refuse("must not start with '.' (hidden files are not indexed)");
+    }
+    if name.chars().any(char::is_control) {
+        return refuse("must not hold control characters");
+    }
+    if ragtune_ingest::format_for_path(Path::new(name)).is_none() {
+        return refuse(
+            "is not a type the knowledge base reads (pdf, docx, xlsx, pptx, odt, epub, html, md, txt, csv, json, jsonl...)",
+        );
+    }
+    Ok(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upload_names_that_could_leave_the_folder_are_refused() {
+        for bad in [
+            "../x.txt",
+            "a/../../x.txt",
+            "/etc/passwd.txt",
+            "..\\x.txt",
+            "sub/x.txt",
+            ".hidden.txt",
+            "",
+            "x\u{0}.txt",
+            "run.exe",
+        ] {
+            assert!(check_upload_name(bad).is_err(), "{bad:?} was accepted");
+        }
+        for good in ["notes.md", "Report 2024.pdf", "données.txt", "a..b.txt"] {
+            assert_eq!(check_upload_name(good).unwrap(), good);
+        }
+    }
+}
