@@ -103,6 +103,31 @@ fn sentence_ends(text: &str) -> impl Iterator<Item = usize> + '_ {
     })
 }
 
+/// The sentence of `passage` that holds the most of `claim`'s content words (the first of
+/// equals), as a byte range of `passage` without its surrounding whitespace: the evidence a
+/// reader is shown highlighted. `None` when no sentence shares a content word with the claim.
+pub fn evidence(passage: &str, claim: &str) -> Option<std::ops::Range<usize>> {
+    let wanted = content_words(claim);
+    let mut best: Option<(usize, std::ops::Range<usize>)> = None;
+    let mut start = 0;
+    let ends = sentence_ends(passage).chain(std::iter::once(passage.len()));
+    for end in ends {
+        if end <= start {
+            continue;
+        }
+        let sentence = &passage[start..end];
+        let found: HashSet<String> = words(sentence).collect();
+        let score = wanted.iter().filter(|w| found.contains(*w)).count();
+        if score > 0 && best.as_ref().is_none_or(|(b, _)| score > *b) {
+            let lead = sentence.len() - sentence.trim_start().len();
+            let trail = sentence.len() - sentence.trim_end().len();
+            best = Some((score, start + lead..end - trail));
+        }
+        start = end;
+    }
+    best.map(|(_, range)| range)
+}
+
 /// The claim of a citation at `mark` (a byte range of `text`), given where the previous
 /// citation ends (`from`) and where the next starts (`to`).
 pub fn claim(text: &str, mark: std::ops::Range<usize>, from: usize, to: usize) -> &str {
@@ -173,5 +198,17 @@ mod tests {
         assert_eq!(claim(t, 16..19, 0, t.len()), "Denver Broncos");
         let t = "[1]: \"gamma delta\"";
         assert_eq!(claim(t, 0..3, 0, t.len()), "\"gamma delta\"");
+    }
+
+    #[test]
+    fn evidence_is_the_sentence_holding_most_of_the_claim() {
+        let passage = "The office opens at nine. Signing keys are rotated every ninety days by the platform team.\nCoffee is free.";
+        let range = evidence(passage, "The keys are rotated every ninety days").unwrap();
+        assert_eq!(
+            &passage[range],
+            "Signing keys are rotated every ninety days by the platform team."
+        );
+        assert_eq!(evidence(passage, "Zebras graze"), None);
+        assert_eq!(evidence("", "anything"), None);
     }
 }

@@ -52,6 +52,9 @@ pub struct ServeArgs {
     /// Largest upload in bytes (all files of one request; 413 beyond).
     #[arg(long, default_value_t = 64 << 20)]
     pub max_upload_bytes: usize,
+    /// A `ragtune compare` report (OUT/report.html) for the web UI to open.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
     /// Seconds a request may run before it is stopped (504).
     #[arg(long, default_value_t = 600)]
     pub request_timeout: u64,
@@ -90,6 +93,14 @@ fn model_id(name: &str) -> String {
 }
 
 pub fn serve(args: ServeArgs) -> Result<()> {
+    if let Some(report) = &args.report
+        && !report.is_file()
+    {
+        bail!(
+            "the report {} does not exist; `ragtune compare --out OUT` writes OUT/report.html",
+            report.display()
+        );
+    }
     let keys_path = args.keys.path()?;
     let keys = KeyRing::open(&keys_path)?;
     let keys = (!keys.is_empty()).then_some(keys);
@@ -185,13 +196,16 @@ pub fn serve(args: ServeArgs) -> Result<()> {
     let has_keys = keys.is_some();
     let router = ragtune_serve::router(
         engine,
-        Limits {
-            max_body_bytes: args.max_body_bytes,
-            max_upload_bytes: args.max_upload_bytes,
-            request_timeout: std::time::Duration::from_secs(args.request_timeout.max(1)),
-            ..Limits::default()
+        ragtune_serve::Options {
+            limits: Limits {
+                max_body_bytes: args.max_body_bytes,
+                max_upload_bytes: args.max_upload_bytes,
+                request_timeout: std::time::Duration::from_secs(args.request_timeout.max(1)),
+                ..Limits::default()
+            },
+            keys,
+            report: args.report.clone(),
         },
-        keys,
     );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -204,7 +218,7 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         let addr = listener.local_addr()?;
         println!("listening on http://{addr}");
         eprintln!(
-            "models: {} | knowledge bases: {} | API keys: {} | OpenAI base URL: http://{addr}/v1 (Ctrl-C stops)",
+            "models: {} | knowledge bases: {} | API keys: {} | OpenAI base URL: http://{addr}/v1 | web UI: http://{addr}/ (Ctrl-C stops)",
             catalog.ids().join(", "),
             if catalog.kbs.is_empty() {
                 "none".to_owned()

@@ -1,4 +1,4 @@
-//! Who may do what: every route but `/health` passes the gate, which checks the API key when
+//! Who may do what: every route but `/health` and the web UI's page passes the gate, which checks the API key when
 //! the server has keys, and counts the request for `/metrics`. Handlers then ask the
 //! [`Access`] it leaves whether the key reaches a knowledge base or may write.
 
@@ -59,6 +59,10 @@ impl Access {
     }
 }
 
+/// Routes that need no key: they hold nothing of the models' or documents' (the web UI's page
+/// and settings, and the health check).
+const OPEN_ROUTES: [&str; 4] = ["/health", "/", "/ui/config", "/favicon.ico"];
+
 /// The bearer token of a request (`Authorization: Bearer KEY`, as the OpenAI SDKs send).
 fn bearer(request: &Request) -> Option<&str> {
     let value = request.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
@@ -77,7 +81,7 @@ pub async fn gate(State(s): State<AppState>, mut request: Request, next: Next) -
         .get::<MatchedPath>()
         .map_or_else(|| request.uri().path().to_owned(), |m| m.as_str().to_owned());
     let access = match &s.keys {
-        Some(keys) if route != "/health" => match bearer(&request) {
+        Some(keys) if !OPEN_ROUTES.contains(&route.as_str()) => match bearer(&request) {
             None => Err(ApiError::unauthorized(
                 "this server needs an API key: send `Authorization: Bearer KEY` (ragtune keys create makes one)",
             )),

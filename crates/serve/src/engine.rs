@@ -554,7 +554,8 @@ fn answer(
 }
 
 /// The answer's citations as `message.context.citations[]` (Azure OpenAI "On Your Data"'s
-/// fields, plus where the passage is and whether the citation checked out).
+/// fields, plus where the passage is, whether the citation checked out, and the sentence of
+/// the passage that supports it).
 pub fn citations(answer: &Answer) -> Vec<serde_json::Value> {
     answer
         .citations
@@ -583,6 +584,14 @@ pub fn citations(answer: &Answer) -> Vec<serde_json::Value> {
                 "score": passage.map(|h| h.score),
                 "valid": c.valid,
                 "status": c.status,
+                "claim": c.claim,
+                // The passage's sentence that best supports the claim, as a byte range of
+                // `content` (what a reader is shown highlighted).
+                "evidence": passage.and_then(|h| {
+                    ragtune_answer::support::evidence(&h.text, &c.claim).map(|r| {
+                        serde_json::json!({"start": r.start, "end": r.end, "text": &h.text[r]})
+                    })
+                }),
             })
         })
         .collect()

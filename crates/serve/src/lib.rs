@@ -33,6 +33,7 @@ pub mod keys;
 mod knowledge;
 mod metrics;
 mod openai;
+mod ui;
 
 pub use access::Access;
 pub use engine::{
@@ -41,7 +42,7 @@ pub use engine::{
 };
 pub use error::ApiError;
 pub use feed::{Failure, IngestStatus, KbFeed, ServedKb, UPLOADS_DIR, check_upload_name};
-pub use openai::{Limits, router};
+pub use openai::{Limits, Options, router};
 
 use std::net::SocketAddr;
 

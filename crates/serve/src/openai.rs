@@ -60,6 +60,7 @@ pub(crate) struct Shared {
     /// `None`: the server has no keys and listens on loopback only.
     pub(crate) keys: Option<KeyRing>,
     pub(crate) metrics: Metrics,
+    pub(crate) report: Option<std::path::PathBuf>,
     /// When the server started (the `created` of every model).
     started: u64,
     pub(crate) next_id: AtomicU64,
@@ -67,12 +68,28 @@ pub(crate) struct Shared {
 
 pub(crate) type AppState = Arc<Shared>;
 
-/// The routes, over `engine`. With `keys`, every route but `/health` needs an API key.
-pub fn router(engine: Engine, limits: Limits, keys: Option<KeyRing>) -> Router {
+/// How a server is set up, beyond its engine.
+#[derive(Default)]
+pub struct Options {
+    pub limits: Limits,
+    /// API keys: with them, every route but `/health` and the web UI's page needs one.
+    pub keys: Option<KeyRing>,
+    /// A `ragtune compare` HTML report the web UI links to (`GET /report`).
+    pub report: Option<std::path::PathBuf>,
+}
+
+/// The routes, over `engine`.
+pub fn router(engine: Engine, options: Options) -> Router {
+    let Options {
+        limits,
+        keys,
+        report,
+    } = options;
     let shared = Arc::new(Shared {
         engine,
         limits,
         keys,
+        report,
         metrics: Metrics::default(),
         started: now(),
         next_id: AtomicU64::new(1),
@@ -81,6 +98,10 @@ pub fn router(engine: Engine, limits: Limits, keys: Option<KeyRing>) -> Router {
         .route("/v1/kb/{name}/files", post(knowledge::upload))
         .layer(DefaultBodyLimit::max(limits.max_upload_bytes));
     Router::new()
+        .route("/", get(crate::ui::page))
+        .route("/ui/config", get(crate::ui::config))
+        .route("/favicon.ico", get(crate::ui::favicon))
+        .route("/report", get(crate::ui::report))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .route("/v1/models", get(models))

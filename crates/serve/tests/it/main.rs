@@ -19,6 +19,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+mod ui;
+
 /// A fake shared with the test, so its requests can be read after the engine ran them.
 struct Shared(Arc<FakeGenerator>);
 
@@ -77,6 +79,7 @@ struct Options {
     keys: Option<std::path::PathBuf>,
     /// Files already in the uploads folder when the server starts.
     preloaded: Vec<(&'static str, &'static str)>,
+    report: Option<std::path::PathBuf>,
 }
 
 impl Default for Options {
@@ -90,6 +93,7 @@ impl Default for Options {
             },
             keys: None,
             preloaded: Vec::new(),
+            report: None,
         }
     }
 }
@@ -114,6 +118,7 @@ async fn start_with(o: Options) -> Result<Server> {
         limits,
         keys,
         preloaded,
+        report,
     } = o;
     let dir = tempfile::tempdir()?;
     let docs = dir.path().join("docs");
@@ -177,7 +182,14 @@ async fn start_with(o: Options) -> Result<Server> {
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
     let keys = keys.map(|k| KeyRing::open(&k)).transpose()?;
-    let app = router(engine, limits, keys);
+    let app = router(
+        engine,
+        ragtune_serve::Options {
+            limits,
+            keys,
+            report,
+        },
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     tokio::spawn(async move { axum::serve(listener, app).await });
@@ -354,6 +366,19 @@ async fn a_rag_model_answers_with_checked_citations() -> Result<()> {
             c["end"].as_u64().unwrap() as usize,
         );
         assert!(KEYS[start..end].contains("every ninety days"), "{c}");
+        // The evidence is the passage's sentence that supports the claim, by byte range.
+        let content = c["content"].as_str().unwrap();
+        let e = &c["evidence"];
+        let (from, to) = (
+            e["start"].as_u64().unwrap() as usize,
+            e["end"].as_u64().unwrap() as usize,
+        );
+        assert_eq!(
+            &content[from..to],
+            "The signing keys are rotated every ninety days by the platform team.",
+            "{c}"
+        );
+        assert_eq!(e["text"], &content[from..to]);
         assert!(v["usage"]["prompt_tokens"].as_u64().unwrap() > 10);
     }
     let last = s.fake.requests.lock().unwrap().last().cloned().unwrap();
