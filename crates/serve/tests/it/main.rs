@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+mod shapes;
 mod ui;
 
 /// A fake shared with the test, so its requests can be read after the engine ran them.
