@@ -199,6 +199,8 @@ pub enum Event {
         finish_reason: FinishReason,
         /// RAG answers: the citations (`message.context.citations`).
         citations: Option<Vec<serde_json::Value>>,
+        /// How long the engine worked on it (the library call, without the queue or HTTP).
+        took: std::time::Duration,
     },
     Embedded {
         vectors: Vec<Vec<f32>>,
@@ -372,7 +374,8 @@ fn run(backend: &mut Backend, feeds: &[Arc<KbFeed>], job: Job) {
             ControlFlow::Continue(())
         }
     };
-    let result = match work {
+    let started = std::time::Instant::now();
+    let mut result = match work {
         Work::Generate { target, request } => generate(backend, &target, request, &mut sink),
         Work::Answer {
             target,
@@ -388,6 +391,9 @@ fn run(backend: &mut Backend, feeds: &[Arc<KbFeed>], job: Job) {
         Work::Search { kb, query } => search(backend, kb, &query),
         Work::Delete { kb, document } => delete(&mut backend.kbs[kb], &feeds[kb], document),
     };
+    if let Ok(Event::Generated { took, .. }) = &mut result {
+        *took = started.elapsed();
+    }
     let _ = events.send(result.unwrap_or_else(Event::Failed));
 }
 
@@ -501,6 +507,7 @@ fn generate(
         usage: g.usage,
         finish_reason: g.finish_reason,
         citations: None,
+        took: std::time::Duration::ZERO,
     })
 }
 
@@ -549,6 +556,7 @@ fn answer(
         },
         finish_reason: answer.finish_reason.unwrap_or(FinishReason::Stop),
         citations: Some(citations(&answer)),
+        took: std::time::Duration::ZERO,
         text: answer.answer,
     })
 }

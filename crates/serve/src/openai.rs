@@ -632,13 +632,18 @@ async fn respond(
                     usage,
                     finish_reason,
                     citations,
+                    took,
                 } => {
                     s.metrics
                         .tokens(&reply.model, usage.prompt_tokens, usage.completion_tokens);
-                    return Ok(
-                        axum::Json(reply.whole(text, finish_reason, &usage, citations))
-                            .into_response(),
-                    );
+                    // Server-Timing: the engine's share of the latency, so a client can tell
+                    // the model's time from the queue's and HTTP's.
+                    let timing = format!("engine;dur={:.1}", took.as_secs_f64() * 1000.0);
+                    return Ok((
+                        [(axum::http::HeaderName::from_static("server-timing"), timing)],
+                        axum::Json(reply.whole(text, finish_reason, &usage, citations)),
+                    )
+                        .into_response());
                 }
                 Event::Failed(e) => return Err(e),
                 Event::Embedded { .. } | Event::Json(_) => break,
