@@ -168,6 +168,19 @@ impl Generator for FakeGenerator {
             .collect())
     }
 
+    fn generate_batch_streaming(
+        &self,
+        requests: &[GenerationRequest],
+        sink: &mut dyn FnMut(usize, &str) -> ControlFlow<()>,
+    ) -> Result<Vec<Generation>, GeneratorError> {
+        self.batches.lock().unwrap().push(requests.len());
+        Ok(requests
+            .iter()
+            .enumerate()
+            .map(|(i, r)| self.run(r, &mut |text| sink(i, text)))
+            .collect())
+    }
+
     fn count_prompt_tokens(&self, prompt: &Prompt) -> Result<u32, GeneratorError> {
         Ok(word_count(&chatml(prompt)))
     }

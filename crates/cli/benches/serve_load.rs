@@ -113,7 +113,11 @@ fn upload(addr: &str, name: &str, content: &[u8]) -> Result<()> {
         &format!("multipart/form-data; boundary={boundary}"),
         &body,
     )?;
-    ensure!(status == 202, "upload {name}: {status} {}", String::from_utf8_lossy(&text));
+    ensure!(
+        status == 202,
+        "upload {name}: {status} {}",
+        String::from_utf8_lossy(&text)
+    );
     Ok(())
 }
 
@@ -267,7 +271,13 @@ fn main() -> Result<()> {
     checked(ragtune().arg("ingest").arg(&docs).arg("--kb").arg(&kb))?;
 
     let mut child = ragtune()
-        .args(["serve", "--addr", "127.0.0.1:0", "--model", "smollm2-135m-instruct"])
+        .args([
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--model",
+            "smollm2-135m-instruct",
+        ])
         .arg("--kb")
         .arg(format!("docs={}", kb.display()))
         .args(["--keys"])
@@ -348,7 +358,9 @@ fn main() -> Result<()> {
         .collect::<Vec<_>>();
 
     // Stop the server (SIGTERM: a graceful stop), then check the knowledge base it wrote.
-    let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
     let _ = server.0.wait();
     let check = kb_check(&kb)?;
     let fresh = dir.path().join("fresh");

@@ -137,11 +137,11 @@ fn perplexity(args: PerplexityArgs) -> Result<()> {
         text.push('\n');
     }
     let loaded = crate::generate::load(&args.model)?;
-    let mut rows = vec![("base", loaded.model.perplexity(&text, args.window, None)?)];
+    let mut rows = vec![("base", loaded.inner.perplexity(&text, args.window, None)?)];
     if args.model.adapter.is_some() {
         let adapted =
             loaded
-                .model
+                .inner
                 .perplexity(&text, args.window, Some(crate::args::ADAPTER_NAME))?;
         rows.push(("adapter", adapted));
     }

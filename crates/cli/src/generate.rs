@@ -3,11 +3,8 @@
 use crate::args::{ModelArgs, SamplingArgs};
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use ragtune_core::{
-    ChatMessage, Generation, GenerationRequest, Generator, GeneratorError, Prompt, TokenSink,
-};
+use ragtune_core::{ChatMessage, Generation, GenerationRequest, Generator, Prompt};
 use ragtune_model::llama::LlamaGenerator;
-use std::borrow::Cow;
 use std::io::{BufRead, IsTerminal, Read, Write};
 use std::ops::ControlFlow;
 use std::path::PathBuf;
@@ -52,51 +49,7 @@ pub struct ChatArgs {
 }
 
 /// A loaded model and the adapter `--adapter` asked for, applied to every request.
-pub struct Loaded {
-    pub model: LlamaGenerator,
-    adapter: Option<String>,
-}
-
-impl Loaded {
-    fn with_adapter<'r>(&self, request: &'r GenerationRequest) -> Cow<'r, GenerationRequest> {
-        match (&self.adapter, &request.adapter) {
-            (Some(name), None) => Cow::Owned(GenerationRequest {
-                adapter: Some(name.clone()),
-                ..request.clone()
-            }),
-            _ => Cow::Borrowed(request),
-        }
-    }
-}
-
-impl Generator for Loaded {
-    fn generate(
-        &self,
-        request: &GenerationRequest,
-        sink: TokenSink<'_>,
-    ) -> Result<Generation, GeneratorError> {
-        self.model.generate(&self.with_adapter(request), sink)
-    }
-
-    fn generate_batch(
-        &self,
-        requests: &[GenerationRequest],
-    ) -> Result<Vec<Generation>, GeneratorError> {
-        let requests: Vec<GenerationRequest> = requests
-            .iter()
-            .map(|r| self.with_adapter(r).into_owned())
-            .collect();
-        self.model.generate_batch(&requests)
-    }
-
-    fn count_prompt_tokens(&self, prompt: &Prompt) -> Result<u32, GeneratorError> {
-        self.model.count_prompt_tokens(prompt)
-    }
-
-    fn context_length(&self) -> u32 {
-        self.model.context_length()
-    }
-}
+pub type Loaded = ragtune_core::WithAdapter<LlamaGenerator>;
 
 pub fn load(model: &ModelArgs) -> Result<Loaded> {
     let path = crate::models::resolve_generator(model.name())?;
@@ -104,7 +57,7 @@ pub fn load(model: &ModelArgs) -> Result<Loaded> {
     let generator = LlamaGenerator::load(&path, &options)
         .with_context(|| format!("loading model {}", model.name()))?;
     Ok(Loaded {
-        model: generator,
+        inner: generator,
         adapter: model
             .adapter
             .as_ref()
@@ -127,7 +80,7 @@ fn prompt_of(text: String, raw: bool, system: Option<&str>) -> Prompt {
 pub fn generate(args: GenerateArgs) -> Result<()> {
     let generator = load(&args.model)?;
     // A base model has no chat template: continue the text as it is.
-    let raw = args.raw || generator.model.tokenizer().chat_template().is_none();
+    let raw = args.raw || generator.inner.tokenizer().chat_template().is_none();
     if raw && !args.raw {
         eprintln!(
             "note: {} has no chat template; the prompt is sent as raw text",
@@ -194,7 +147,7 @@ pub fn generate(args: GenerateArgs) -> Result<()> {
 
 pub fn chat(args: ChatArgs) -> Result<()> {
     let generator = load(&args.model)?;
-    if generator.model.tokenizer().chat_template().is_none() {
+    if generator.inner.tokenizer().chat_template().is_none() {
         bail!(
             "{} has no chat template (a base model); continue text with `ragtune generate --raw`, \
              or chat with an instruction-tuned model",
@@ -207,7 +160,7 @@ pub fn chat(args: ChatArgs) -> Result<()> {
         eprintln!(
             "Chatting with {} ({}). /reset clears the conversation, /exit or Ctrl-D ends it.",
             args.model.name(),
-            generator.model.architecture()
+            generator.inner.architecture()
         );
     }
     let stdin = std::io::stdin();

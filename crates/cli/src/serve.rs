@@ -61,6 +61,10 @@ pub struct ServeArgs {
     /// CPU threads per model (0: all cores).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
+    /// Sequences each model decodes together: the requests of a round beyond this wait for a
+    /// free slot. Each slot holds its own KV cache (memory grows with it).
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub parallel: u32,
     /// Context length per model (0: the model's, capped at 8192).
     #[arg(long = "ctx", default_value_t = 0)]
     pub context_length: u32,
@@ -137,12 +141,13 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         })
         .collect::<Result<Vec<_>>>()?;
     let answer = args.answer.options(Mode::Rag)?;
-    let (embedder_name, kbs, threads, context_length, read_only) = (
+    let (embedder_name, kbs, threads, context_length, read_only, parallel) = (
         args.embedder.clone(),
         args.kbs.clone(),
         args.threads,
         args.context_length,
         args.read_only,
+        args.parallel,
     );
     eprintln!("loading {} ...", models.join(", "));
     let engine = Engine::start(args.queue, move || {
@@ -169,6 +174,7 @@ pub fn serve(args: ServeArgs) -> Result<()> {
                 let options = LoadOptions {
                     threads,
                     context_length,
+                    parallel,
                     adapters: if i == 0 { adapters.clone() } else { Vec::new() },
                     ..LoadOptions::default()
                 };

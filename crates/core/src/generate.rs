@@ -267,9 +267,109 @@ pub trait Generator: Send + Sync {
             .collect()
     }
 
+    /// Runs several requests together, handing request `i`'s text to `sink(i, text)` as it is
+    /// produced; a `Break` stops that request only (it finishes as cancelled). Results come
+    /// back in the order of the requests. The default runs them one after another.
+    fn generate_batch_streaming(
+        &self,
+        requests: &[GenerationRequest],
+        sink: &mut dyn FnMut(usize, &str) -> ControlFlow<()>,
+    ) -> Result<Vec<Generation>, GeneratorError> {
+        requests
+            .iter()
+            .enumerate()
+            .map(|(i, r)| self.generate(r, &mut |text| sink(i, text)))
+            .collect()
+    }
+
     /// How many tokens the prompt of `request` takes, chat template applied.
     fn count_prompt_tokens(&self, prompt: &Prompt) -> Result<u32, GeneratorError>;
 
     /// The most tokens (prompt and completion together) one request can hold.
     fn context_length(&self) -> u32;
+}
+
+impl<G: Generator + ?Sized> Generator for &G {
+    fn generate(
+        &self,
+        request: &GenerationRequest,
+        sink: TokenSink<'_>,
+    ) -> Result<Generation, GeneratorError> {
+        (**self).generate(request, sink)
+    }
+
+    fn generate_batch(
+        &self,
+        requests: &[GenerationRequest],
+    ) -> Result<Vec<Generation>, GeneratorError> {
+        (**self).generate_batch(requests)
+    }
+
+    fn generate_batch_streaming(
+        &self,
+        requests: &[GenerationRequest],
+        sink: &mut dyn FnMut(usize, &str) -> ControlFlow<()>,
+    ) -> Result<Vec<Generation>, GeneratorError> {
+        (**self).generate_batch_streaming(requests, sink)
+    }
+
+    fn count_prompt_tokens(&self, prompt: &Prompt) -> Result<u32, GeneratorError> {
+        (**self).count_prompt_tokens(prompt)
+    }
+
+    fn context_length(&self) -> u32 {
+        (**self).context_length()
+    }
+}
+
+/// A generator with an adapter applied to every request that names none (`--adapter` on the
+/// command line, an adapter picked by a server request's `model`).
+pub struct WithAdapter<G> {
+    pub inner: G,
+    pub adapter: Option<String>,
+}
+
+impl<G> WithAdapter<G> {
+    fn request(&self, request: &GenerationRequest) -> GenerationRequest {
+        let mut request = request.clone();
+        if request.adapter.is_none() {
+            request.adapter.clone_from(&self.adapter);
+        }
+        request
+    }
+}
+
+impl<G: Generator> Generator for WithAdapter<G> {
+    fn generate(
+        &self,
+        request: &GenerationRequest,
+        sink: TokenSink<'_>,
+    ) -> Result<Generation, GeneratorError> {
+        self.inner.generate(&self.request(request), sink)
+    }
+
+    fn generate_batch(
+        &self,
+        requests: &[GenerationRequest],
+    ) -> Result<Vec<Generation>, GeneratorError> {
+        let requests: Vec<_> = requests.iter().map(|r| self.request(r)).collect();
+        self.inner.generate_batch(&requests)
+    }
+
+    fn generate_batch_streaming(
+        &self,
+        requests: &[GenerationRequest],
+        sink: &mut dyn FnMut(usize, &str) -> ControlFlow<()>,
+    ) -> Result<Vec<Generation>, GeneratorError> {
+        let requests: Vec<_> = requests.iter().map(|r| self.request(r)).collect();
+        self.inner.generate_batch_streaming(&requests, sink)
+    }
+
+    fn count_prompt_tokens(&self, prompt: &Prompt) -> Result<u32, GeneratorError> {
+        self.inner.count_prompt_tokens(prompt)
+    }
+
+    fn context_length(&self) -> u32 {
+        self.inner.context_length()
+    }
 }

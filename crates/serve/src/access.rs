@@ -65,7 +65,11 @@ const OPEN_ROUTES: [&str; 4] = ["/health", "/", "/ui/config", "/favicon.ico"];
 
 /// The bearer token of a request (`Authorization: Bearer KEY`, as the OpenAI SDKs send).
 fn bearer(request: &Request) -> Option<&str> {
-    let value = request.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let value = request
+        .headers()
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme
         .eq_ignore_ascii_case("bearer")
@@ -76,10 +80,10 @@ fn bearer(request: &Request) -> Option<&str> {
 /// Checks the key (when the server has keys) and records the request in the metrics.
 pub async fn gate(State(s): State<AppState>, mut request: Request, next: Next) -> Response {
     let started = std::time::Instant::now();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| request.uri().path().to_owned(), |m| m.as_str().to_owned());
+    let route = request.extensions().get::<MatchedPath>().map_or_else(
+        || request.uri().path().to_owned(),
+        |m| m.as_str().to_owned(),
+    );
     let access = match &s.keys {
         Some(keys) if !OPEN_ROUTES.contains(&route.as_str()) => match bearer(&request) {
             None => Err(ApiError::unauthorized(

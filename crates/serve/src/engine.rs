@@ -1,17 +1,20 @@
 //! The engine: one thread that owns the models, the knowledge bases and the embedder, and runs
-//! requests from a bounded queue one at a time (mistral.rs's split: the HTTP handlers hold no
-//! model, they send messages). A full queue is a 429 at once, not a request left waiting.
+//! requests from a bounded queue in rounds (mistral.rs's split: the HTTP handlers hold no
+//! model, they send messages). Every request waiting when a round starts joins it, and its
+//! generations run as one batch per model and adapter through
+//! [`Generator::generate_batch_streaming`] (llama.cpp decodes the sequences together); requests
+//! that arrive meanwhile wait for the next round. A full queue is a 429 at once, not a request
+//! left waiting.
 
 use crate::error::ApiError;
-use ragtune_answer::{Answer, Answerer, AskOptions, Mode};
-use ragtune_core::{
-    Embedder, FinishReason, Generation, GenerationRequest, Generator, GeneratorError, Prompt,
-    SamplingParams, TokenCounter, TokenSink, Usage,
-};
 use crate::feed::{self, KbFeed, ServedKb, Task};
+use ragtune_answer::{Answer, Answerer, AskOptions, Mode, PreparedQuestion};
+use ragtune_core::{
+    Embedder, FinishReason, GenerationRequest, Generator, GeneratorError, SamplingParams,
+    TokenCounter, Usage, WithAdapter,
+};
 use ragtune_core::{Query, Retriever as _};
 use ragtune_retrieve::KbRetriever;
-use std::borrow::Cow;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -237,8 +240,9 @@ pub struct Engine {
 
 impl Engine {
     /// Starts the engine thread: `build` loads the backend there (so nothing in it needs to
-    /// move between threads), then requests run one at a time, at most `queue` waiting, with
-    /// one queued upload synced after each request. An error from `build` comes back here.
+    /// move between threads), then requests run in rounds: every request waiting (at most
+    /// `queue`) joins the next round, whose generations run as one batch per model and adapter,
+    /// and one queued upload is synced between rounds. An error from `build` comes back here.
     pub fn start(
         queue: usize,
         build: impl FnOnce() -> Result<Backend, String> + Send + 'static,
@@ -268,25 +272,41 @@ impl Engine {
                 {
                     return;
                 }
-                let handle = |backend: &mut Backend, message| {
+                let take = |message, jobs: &mut Vec<Job>| {
                     if let Message::Job(job) = message {
                         engine_waiting.fetch_sub(1, Ordering::Relaxed);
-                        run(backend, &feeds, job);
+                        jobs.push(job);
                     }
                 };
-                // Ends when every `Engine` handle is dropped.
+                // Each round takes every request waiting and runs the generations together
+                // (one batch per model and adapter), then syncs one queued upload. Ends when
+                // every `Engine` handle is dropped.
+                let mut jobs = Vec::new();
                 loop {
-                    match inbox.try_recv() {
-                        Ok(message) => handle(&mut backend, message),
-                        Err(TryRecvError::Empty) => {}
-                        Err(TryRecvError::Disconnected) => break,
+                    let mut closed = false;
+                    loop {
+                        match inbox.try_recv() {
+                            Ok(message) => take(message, &mut jobs),
+                            Err(TryRecvError::Empty) => break,
+                            Err(TryRecvError::Disconnected) => {
+                                closed = true;
+                                break;
+                            }
+                        }
                     }
-                    if ingest_one(&mut backend, &feeds) {
-                        continue;
+                    let ran = !jobs.is_empty();
+                    if ran {
+                        run_round(&mut backend, &feeds, std::mem::take(&mut jobs));
                     }
-                    match inbox.recv() {
-                        Ok(message) => handle(&mut backend, message),
-                        Err(_) => break,
+                    if closed {
+                        break;
+                    }
+                    let ingested = ingest_one(&mut backend, &feeds);
+                    if !ran && !ingested {
+                        match inbox.recv() {
+                            Ok(message) => take(message, &mut jobs),
+                            Err(_) => break,
+                        }
                     }
                 }
             })
@@ -352,49 +372,215 @@ fn ingest_one(backend: &mut Backend, feeds: &[Arc<KbFeed>]) -> bool {
     )
 }
 
-fn run(backend: &mut Backend, feeds: &[Arc<KbFeed>], job: Job) {
-    // A client that went away is not worth generating for.
-    if job.events.is_closed() {
-        return;
+/// Runs one round of requests: generations grouped into one batch per model and adapter,
+/// everything else one at a time.
+fn run_round(backend: &mut Backend, feeds: &[Arc<KbFeed>], jobs: Vec<Job>) {
+    let mut batches: Vec<((usize, Option<String>), Vec<Job>)> = Vec::new();
+    for job in jobs {
+        // A client that went away is not worth working for.
+        if job.events.is_closed() {
+            continue;
+        }
+        match &job.work {
+            Work::Generate { target, .. } | Work::Answer { target, .. } => {
+                let key = (target.model, target.adapter.clone());
+                match batches.iter_mut().find(|(k, _)| *k == key) {
+                    Some((_, batch)) => batch.push(job),
+                    None => batches.push((key, vec![job])),
+                }
+            }
+            _ => run_one(backend, feeds, job),
+        }
     }
-    let Job {
-        work,
-        stream,
-        events,
-    } = job;
-    let mut sink = |text: &str| {
-        let gone = if stream {
-            events.send(Event::Text(text.to_owned())).is_err()
-        } else {
-            events.is_closed()
-        };
-        if gone {
-            ControlFlow::Break(())
-        } else {
-            ControlFlow::Continue(())
+    for ((model, adapter), batch) in batches {
+        generate_together(backend, model, adapter, batch);
+    }
+}
+
+/// Work that is not a generation.
+fn run_one(backend: &mut Backend, feeds: &[Arc<KbFeed>], job: Job) {
+    let result = match job.work {
+        Work::Embed { texts } => embed(backend, &texts),
+        Work::Documents { kb } => documents(&backend.kbs[kb]),
+        Work::Search { kb, query } => search(backend, kb, &query),
+        Work::Delete { kb, document } => delete(&mut backend.kbs[kb], &feeds[kb], document),
+        Work::Generate { .. } | Work::Answer { .. } => Err(ApiError::internal(
+            "a generation was sent to run alone; it runs in a batch",
+        )),
+    };
+    let _ = job.events.send(result.unwrap_or_else(Event::Failed));
+}
+
+/// A request of a batch, ready to generate.
+struct Prepared<'a> {
+    job: Job,
+    /// RAG: the answerer that finishes it (checks the citations).
+    answerer: Option<(Answerer<'a>, PreparedQuestion)>,
+    /// Its index among the batch's generation requests; `None` when there is nothing to
+    /// generate (RAG found no passage: the answer abstains).
+    request: Option<usize>,
+}
+
+/// Runs the generations of one model and adapter together: RAG questions are retrieved and
+/// their prompts built first, then every prompt goes into one batched generation (each
+/// stream gets its own text as it comes), then the answers' citations are checked.
+fn generate_together(backend: &Backend, model: usize, adapter: Option<String>, jobs: Vec<Job>) {
+    let started = std::time::Instant::now();
+    let generator = WithAdapter {
+        inner: backend.models[model].generator.as_ref(),
+        adapter,
+    };
+    let embedder: &dyn Embedder = backend.embedder.as_ref();
+    let retrievers: Vec<Result<KbRetriever<'_>, String>> = backend
+        .kbs
+        .iter()
+        .map(|kb| KbRetriever::new(&kb.kb, embedder).map_err(|e| e.to_string()))
+        .collect();
+    let mut requests = Vec::new();
+    let mut batch: Vec<Prepared<'_>> = Vec::new();
+    for job in jobs {
+        match prepare(backend, &generator, &retrievers, &job.work) {
+            Ok((request, answerer)) => {
+                let index = request.map(|r| {
+                    requests.push(r);
+                    requests.len() - 1
+                });
+                batch.push(Prepared {
+                    job,
+                    answerer,
+                    request: index,
+                });
+            }
+            Err(e) => {
+                let _ = job.events.send(Event::Failed(e));
+            }
+        }
+    }
+    let owner: Vec<usize> = batch
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| p.request.map(|_| i))
+        .collect();
+    let generations = if requests.is_empty() {
+        Ok(Vec::new())
+    } else {
+        generator.generate_batch_streaming(&requests, &mut |i, text| {
+            let job = &batch[owner[i]].job;
+            let gone = if job.stream {
+                job.events.send(Event::Text(text.to_owned())).is_err()
+            } else {
+                job.events.is_closed()
+            };
+            if gone {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        })
+    };
+    let mut generations = match generations {
+        Ok(g) => g.into_iter().map(Some).collect::<Vec<_>>(),
+        Err(e) => {
+            let e = ApiError::from(e);
+            for p in batch {
+                let _ = p.job.events.send(Event::Failed(e.clone()));
+            }
+            return;
         }
     };
-    let started = std::time::Instant::now();
-    let mut result = match work {
-        Work::Generate { target, request } => generate(backend, &target, request, &mut sink),
+    let took = started.elapsed();
+    for p in batch {
+        let generation = p.request.and_then(|i| generations.get_mut(i)?.take());
+        let event = match (p.answerer, generation) {
+            (Some((answerer, prepared)), generation) => {
+                let answer = answerer.finish(prepared, generation);
+                Event::Generated {
+                    usage: Usage {
+                        prompt_tokens: answer.tokens.prompt,
+                        completion_tokens: answer.tokens.completion,
+                    },
+                    finish_reason: answer.finish_reason.unwrap_or(FinishReason::Stop),
+                    citations: Some(citations(&answer)),
+                    took,
+                    text: answer.answer,
+                }
+            }
+            (None, Some(g)) => Event::Generated {
+                text: g.text,
+                usage: g.usage,
+                finish_reason: g.finish_reason,
+                citations: None,
+                took,
+            },
+            (None, None) => Event::Failed(ApiError::internal("a request got no generation")),
+        };
+        let _ = p.job.events.send(event);
+    }
+}
+
+/// The generation request of a job (none when a RAG question found no passage), and for RAG
+/// the answerer that will check its citations.
+#[allow(clippy::type_complexity)]
+fn prepare<'a>(
+    backend: &Backend,
+    generator: &'a dyn Generator,
+    retrievers: &'a [Result<KbRetriever<'a>, String>],
+    work: &Work,
+) -> Result<
+    (
+        Option<GenerationRequest>,
+        Option<(Answerer<'a>, PreparedQuestion)>,
+    ),
+    ApiError,
+> {
+    match work {
+        Work::Generate { request, .. } => {
+            // Checked here so one prompt too long fails alone, not the whole batch.
+            let prompt_tokens = generator.count_prompt_tokens(&request.prompt)?;
+            if prompt_tokens >= generator.context_length() {
+                return Err(GeneratorError::ContextOverflow {
+                    prompt_tokens,
+                    context: generator.context_length(),
+                }
+                .into());
+            }
+            Ok((Some(request.clone()), None))
+        }
         Work::Answer {
             target,
             question,
             max_tokens,
             sampling,
             stop,
-        } => answer(
-            backend, &target, &question, max_tokens, sampling, stop, &mut sink,
-        ),
-        Work::Embed { texts } => embed(backend, &texts),
-        Work::Documents { kb } => documents(&backend.kbs[kb]),
-        Work::Search { kb, query } => search(backend, kb, &query),
-        Work::Delete { kb, document } => delete(&mut backend.kbs[kb], &feeds[kb], document),
-    };
-    if let Ok(Event::Generated { took, .. }) = &mut result {
-        *took = started.elapsed();
+        } => {
+            let retriever = target
+                .kb
+                .and_then(|i| retrievers.get(i))
+                .ok_or_else(|| ApiError::internal("a RAG request without a knowledge base"))?
+                .as_ref()
+                .map_err(|e| ApiError::internal(e.clone()))?;
+            let mut options = AskOptions {
+                mode: Mode::Rag,
+                ..backend.answer.clone()
+            };
+            if let Some(k) = target.top_k {
+                options.top_k = k;
+            }
+            if let Some(n) = max_tokens {
+                options.max_tokens = *n;
+            }
+            if let Some(s) = sampling {
+                options.sampling = s.clone();
+            }
+            if !stop.is_empty() {
+                options.stop = stop.clone();
+            }
+            let answerer = Answerer::new(generator, options).with_retriever(retriever);
+            let prepared = answerer.prepare(question)?;
+            Ok((prepared.request.clone(), Some((answerer, prepared))))
+        }
+        _ => Err(ApiError::internal("not a generation")),
     }
-    let _ = events.send(result.unwrap_or_else(Event::Failed));
 }
 
 fn index_error(e: ragtune_index::Error) -> ApiError {
@@ -428,8 +614,8 @@ fn documents(kb: &ServedKb) -> Result<Event, ApiError> {
 fn search(backend: &Backend, kb: usize, query: &Query) -> Result<Event, ApiError> {
     let served = &backend.kbs[kb];
     let embedder: &dyn Embedder = backend.embedder.as_ref();
-    let retriever = KbRetriever::new(&served.kb, embedder)
-        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let retriever =
+        KbRetriever::new(&served.kb, embedder).map_err(|e| ApiError::internal(e.to_string()))?;
     let hits = retriever
         .retrieve(query)
         .map_err(|e| ApiError::bad_request(e.to_string(), Some("query")))?;
@@ -493,74 +679,6 @@ fn delete(kb: &mut ServedKb, feed: &KbFeed, id: i64) -> Result<Event, ApiError> 
     })))
 }
 
-fn generate(
-    backend: &Backend,
-    target: &Target,
-    mut request: GenerationRequest,
-    sink: TokenSink<'_>,
-) -> Result<Event, ApiError> {
-    let model = &backend.models[target.model];
-    request.adapter = target.adapter.clone();
-    let g: Generation = model.generator.generate(&request, sink)?;
-    Ok(Event::Generated {
-        text: g.text,
-        usage: g.usage,
-        finish_reason: g.finish_reason,
-        citations: None,
-        took: std::time::Duration::ZERO,
-    })
-}
-
-fn answer(
-    backend: &Backend,
-    target: &Target,
-    question: &str,
-    max_tokens: Option<u32>,
-    sampling: Option<SamplingParams>,
-    stop: Vec<String>,
-    sink: TokenSink<'_>,
-) -> Result<Event, ApiError> {
-    let kb = target
-        .kb
-        .and_then(|i| backend.kbs.get(i))
-        .ok_or_else(|| ApiError::internal("a RAG request without a knowledge base"))?;
-    let embedder: &dyn Embedder = backend.embedder.as_ref();
-    let retriever =
-        KbRetriever::new(&kb.kb, embedder).map_err(|e| ApiError::internal(e.to_string()))?;
-    let generator = WithAdapter {
-        inner: backend.models[target.model].generator.as_ref(),
-        adapter: target.adapter.as_deref(),
-    };
-    let mut options = AskOptions {
-        mode: Mode::Rag,
-        ..backend.answer.clone()
-    };
-    if let Some(k) = target.top_k {
-        options.top_k = k;
-    }
-    if let Some(n) = max_tokens {
-        options.max_tokens = n;
-    }
-    if let Some(s) = sampling {
-        options.sampling = s;
-    }
-    if !stop.is_empty() {
-        options.stop = stop;
-    }
-    let answerer = Answerer::new(&generator, options).with_retriever(&retriever);
-    let answer = answerer.ask_streaming(question, sink)?;
-    Ok(Event::Generated {
-        usage: Usage {
-            prompt_tokens: answer.tokens.prompt,
-            completion_tokens: answer.tokens.completion,
-        },
-        finish_reason: answer.finish_reason.unwrap_or(FinishReason::Stop),
-        citations: Some(citations(&answer)),
-        took: std::time::Duration::ZERO,
-        text: answer.answer,
-    })
-}
-
 /// The answer's citations as `message.context.citations[]` (Azure OpenAI "On Your Data"'s
 /// fields, plus where the passage is, whether the citation checked out, and the sentence of
 /// the passage that supports it).
@@ -616,40 +734,4 @@ fn embed(backend: &Backend, texts: &[String]) -> Result<Event, ApiError> {
         .map(|t| backend.embedder.count_tokens(t) as u32)
         .sum();
     Ok(Event::Embedded { vectors, tokens })
-}
-
-/// A model with an adapter applied to every request that names none.
-struct WithAdapter<'a> {
-    inner: &'a dyn Generator,
-    adapter: Option<&'a str>,
-}
-
-impl WithAdapter<'_> {
-    fn request<'r>(&self, request: &'r GenerationRequest) -> Cow<'r, GenerationRequest> {
-        match (self.adapter, &request.adapter) {
-            (Some(name), None) => Cow::Owned(GenerationRequest {
-                adapter: Some(name.to_owned()),
-                ..request.clone()
-            }),
-            _ => Cow::Borrowed(request),
-        }
-    }
-}
-
-impl Generator for WithAdapter<'_> {
-    fn generate(
-        &self,
-        request: &GenerationRequest,
-        sink: TokenSink<'_>,
-    ) -> Result<Generation, GeneratorError> {
-        self.inner.generate(&self.request(request), sink)
-    }
-
-    fn count_prompt_tokens(&self, prompt: &Prompt) -> Result<u32, GeneratorError> {
-        self.inner.count_prompt_tokens(prompt)
-    }
-
-    fn context_length(&self) -> u32 {
-        self.inner.context_length()
-    }
 }

@@ -55,7 +55,11 @@ impl ServedKb {
         // acknowledged whole.
         if let Ok(entries) = std::fs::read_dir(&uploads) {
             for entry in entries.flatten() {
-                if entry.file_name().to_string_lossy().starts_with(UPLOAD_TMP_PREFIX) {
+                if entry
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with(UPLOAD_TMP_PREFIX)
+                {
                     let _ = std::fs::remove_file(entry.path());
                 }
             }

@@ -69,7 +69,10 @@ fn status_json(s: &AppState, i: usize) -> Value {
     })
 }
 
-pub(crate) async fn list(State(s): State<AppState>, Extension(access): Extension<Access>) -> Response {
+pub(crate) async fn list(
+    State(s): State<AppState>,
+    Extension(access): Extension<Access>,
+) -> Response {
     let data: Vec<Value> = (0..s.engine.feeds.len())
         .filter(|&i| access.sees(&s.engine.feeds[i].name))
         .map(|i| status_json(&s, i))
@@ -217,8 +220,8 @@ pub(crate) async fn upload(
                 s.next_id.fetch_add(1, Ordering::Relaxed)
             ));
             let written = async {
-                let mut out = fs_err::File::create(&tmp)
-                    .map_err(|e| ApiError::internal(e.to_string()))?;
+                let mut out =
+                    fs_err::File::create(&tmp).map_err(|e| ApiError::internal(e.to_string()))?;
                 let mut bytes = 0u64;
                 while let Some(chunk) = field.chunk().await.map_err(|e| too_large(&e))? {
                     bytes += chunk.len() as u64;

@@ -18,8 +18,8 @@
 //!
 //! The HTTP layer ([`router`]) holds no model: it resolves names against the [`Catalog`] and
 //! sends [`Work`] to the [`Engine`] thread, which owns every model and knowledge base and runs
-//! one request at a time from a bounded queue (429 when full), syncing one uploaded file
-//! between requests.
+//! requests from a bounded queue (429 when full) in rounds, the generations of a round
+//! batched together, syncing one uploaded file between rounds.
 //!
 //! With API keys ([`keys`]), every route but `/health` needs `Authorization: Bearer KEY`; a
 //! key limited to one knowledge base gets 403 on the others. Without keys the server only
@@ -37,8 +37,7 @@ mod ui;
 
 pub use access::Access;
 pub use engine::{
-    Backend, Catalog, Engine, Event, RAG_PREFIX, ServedModel, Target, TextEmbedder, Work,
-    citations,
+    Backend, Catalog, Engine, Event, RAG_PREFIX, ServedModel, Target, TextEmbedder, Work, citations,
 };
 pub use error::ApiError;
 pub use feed::{Failure, IngestStatus, KbFeed, ServedKb, UPLOADS_DIR, check_upload_name};

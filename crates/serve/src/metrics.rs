@@ -118,7 +118,11 @@ impl Metrics {
         let _ = writeln!(out, "ragtune_queue_depth {}", engine.waiting());
         out.push_str("# HELP ragtune_kb_files_queued Uploaded files waiting to be ingested.\n");
         out.push_str("# TYPE ragtune_kb_files_queued gauge\n");
-        let feeds: Vec<_> = engine.feeds.iter().map(|f| (label(&f.name), f.status())).collect();
+        let feeds: Vec<_> = engine
+            .feeds
+            .iter()
+            .map(|f| (label(&f.name), f.status()))
+            .collect();
         for (kb, s) in &feeds {
             let _ = writeln!(out, "ragtune_kb_files_queued{{kb=\"{kb}\"}} {}", s.queued);
         }

@@ -7,7 +7,6 @@ use crate::error::ApiError;
 use crate::keys::KeyRing;
 use crate::knowledge;
 use crate::metrics::Metrics;
-use axum::{Extension, Router};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
@@ -15,6 +14,7 @@ use axum::http::StatusCode;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
+use axum::{Extension, Router};
 use ragtune_core::{
     ChatMessage, FinishReason, GenerationRequest, Prompt, Role, SamplingParams, Usage,
 };

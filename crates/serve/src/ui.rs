@@ -38,11 +38,7 @@ pub(crate) async fn report(State(s): State<AppState>) -> Response {
         .into_response();
     };
     match fs_err::read_to_string(path) {
-        Ok(html) => (
-            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-            html,
-        )
-            .into_response(),
+        Ok(html) => ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response(),
         Err(e) => ApiError::internal(e.to_string()).into_response(),
     }
 }

@@ -81,7 +81,9 @@ fn the_openai_sdk_chats_streams_embeds_and_gets_cited_rag_answers() {
     assert!(!ok);
     assert!(err.contains("no API keys"), "{err}");
     let (ok, secret, err) = run(ragtune()
-        .args(["keys", "create", "--scope", "write", "--name", "check", "--keys"])
+        .args([
+            "keys", "create", "--scope", "write", "--name", "check", "--keys",
+        ])
         .arg(&keys));
     assert!(ok, "{err}");
     let secret = secret.trim().to_owned();
@@ -122,7 +124,13 @@ fn the_openai_sdk_chats_streams_embeds_and_gets_cited_rag_answers() {
 
     let out = Command::new("python3")
         .arg(openai_dir().join("check.py"))
-        .args([&url, "smollm2-135m-instruct", "tuned", "all-minilm-l6-v2", &secret])
+        .args([
+            &url,
+            "smollm2-135m-instruct",
+            "tuned",
+            "all-minilm-l6-v2",
+            &secret,
+        ])
         .env("PYTHONPATH", &site)
         .env("NO_PROXY", "127.0.0.1,localhost")
         .env("no_proxy", "127.0.0.1,localhost")

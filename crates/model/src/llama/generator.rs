@@ -408,6 +408,17 @@ impl Generator for LlamaGenerator {
         })
     }
 
+    fn generate_batch_streaming(
+        &self,
+        requests: &[GenerationRequest],
+        sink: &mut dyn FnMut(usize, &str) -> ControlFlow<()>,
+    ) -> Result<Vec<Generation>, GeneratorError> {
+        if requests.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.run(requests, self.parallel, sink)
+    }
+
     fn count_prompt_tokens(&self, prompt: &Prompt) -> Result<u32, GeneratorError> {
         let tokens = self
             .tokenizer

@@ -138,6 +138,39 @@ fn batched_generation_equals_one_by_one() {
 }
 
 #[test]
+fn a_streamed_batch_hands_each_request_its_own_text_and_stops_one_alone() {
+    let requests: Vec<_> = [
+        "The capital of France is",
+        "def add(a, b):",
+        "Water boils at",
+    ]
+    .iter()
+    .map(|p| greedy(Prompt::Text(p.to_string()), 12))
+    .collect();
+    let mut streamed = vec![String::new(); requests.len()];
+    // Request 1 is stopped after its first piece; the others run to the end.
+    let batched = smollm2()
+        .generate_batch_streaming(&requests, &mut |i, text| {
+            streamed[i].push_str(text);
+            if i == 1 {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        })
+        .unwrap();
+    for (i, (request, b)) in requests.iter().zip(&batched).enumerate() {
+        assert_eq!(streamed[i], b.text, "request {i}");
+        if i == 1 {
+            assert_eq!(b.finish_reason, FinishReason::Cancelled);
+            assert_eq!(b.usage.completion_tokens, 1);
+        } else {
+            assert_eq!(b.text, run(request).text, "request {i}");
+        }
+    }
+}
+
+#[test]
 fn ignore_eos_decodes_exactly_max_tokens() {
     let mut request = greedy(Prompt::Chat(vec![ChatMessage::user("Say: hi")]), 40);
     request.ignore_eos = true;

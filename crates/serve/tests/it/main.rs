@@ -33,6 +33,13 @@ impl Generator for Shared {
     ) -> Result<Generation, GeneratorError> {
         self.0.generate(request, sink)
     }
+    fn generate_batch_streaming(
+        &self,
+        requests: &[GenerationRequest],
+        sink: &mut dyn FnMut(usize, &str) -> std::ops::ControlFlow<()>,
+    ) -> Result<Vec<Generation>, GeneratorError> {
+        self.0.generate_batch_streaming(requests, sink)
+    }
     fn count_prompt_tokens(&self, prompt: &Prompt) -> Result<u32, GeneratorError> {
         self.0.count_prompt_tokens(prompt)
     }
@@ -223,7 +230,10 @@ async fn http_with(
 ) -> Result<(u16, String, String)> {
     let mut stream = tokio::net::TcpStream::connect(addr).await?;
     let mut head = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\n");
-    if !headers.iter().any(|(h, _)| h.eq_ignore_ascii_case("content-type")) {
+    if !headers
+        .iter()
+        .any(|(h, _)| h.eq_ignore_ascii_case("content-type"))
+    {
         head.push_str("Content-Type: application/json\r\n");
     }
     for (h, v) in headers {
@@ -560,6 +570,51 @@ async fn a_full_queue_is_refused_with_429_and_retry_after() -> Result<()> {
     Ok(())
 }
 
+#[tokio::test]
+async fn requests_waiting_together_are_generated_in_one_batch() -> Result<()> {
+    let s = start(8, true).await?;
+    let ask = |content: &'static str, model: &'static str| {
+        let addr = s.addr;
+        tokio::spawn(async move {
+            post(
+                addr,
+                "/v1/chat/completions",
+                json!({"model": model, "messages": [{"role": "user", "content": content}]}),
+            )
+            .await
+        })
+    };
+    // The first request holds the engine; three more wait, one of them for another adapter.
+    let first = ask("hi", "fake");
+    while s.gate.started.load(Ordering::SeqCst) == 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let waiting = [
+        ask("one", "fake"),
+        ask("How often are the signing keys rotated?", "rag/docs"),
+        ask("two", "fake-lora"),
+    ];
+    for _ in 0..1000 {
+        let (_, _, m) = http(s.addr, "GET", "/metrics", "").await?;
+        if m.lines().any(|l| l == "ragtune_queue_depth 3") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    s.gate.open();
+    let (status, v) = first.await??;
+    assert_eq!(status, 200, "{v}");
+    for w in waiting {
+        let (status, v) = w.await??;
+        assert_eq!(status, 200, "{v}");
+    }
+    // The plain chat and the RAG answer on the base model went together; the adapter's alone.
+    let mut batches = s.fake.batches.lock().unwrap().clone();
+    batches[1..].sort_unstable();
+    assert_eq!(batches, vec![1, 1, 2], "batch sizes");
+    Ok(())
+}
+
 #[test]
 fn only_loopback_addresses_are_served_without_keys() {
     assert!(check_address(&"127.0.0.1:8080".parse().unwrap(), false).is_ok());
@@ -598,8 +653,7 @@ async fn upload(
     if let Some(b) = &bearer {
         headers.push(("Authorization", b));
     }
-    let (status, _, text) =
-        http_with(addr, "POST", "/v1/kb/docs/files", &headers, &body).await?;
+    let (status, _, text) = http_with(addr, "POST", "/v1/kb/docs/files", &headers, &body).await?;
     Ok((status, serde_json::from_str(&text).unwrap_or(json!(text))))
 }
 
@@ -667,7 +721,12 @@ async fn an_uploaded_file_is_ingested_listed_searched_and_deleted() -> Result<()
     let docs = docs["data"].as_array().unwrap().clone();
     let uploaded: Vec<&Value> = docs.iter().filter(|d| d["uploaded"] == true).collect();
     assert_eq!(uploaded.len(), 1, "{docs:?}");
-    assert!(uploaded[0]["file"].as_str().unwrap().ends_with("parking.md"));
+    assert!(
+        uploaded[0]["file"]
+            .as_str()
+            .unwrap()
+            .ends_with("parking.md")
+    );
     // Documents ingested from the user's own folder are not the server's to delete.
     let theirs = docs.iter().find(|d| d["uploaded"] == false).unwrap();
     let (status, _, text) = http(
@@ -743,7 +802,12 @@ async fn upload_names_cannot_leave_the_folder_and_oversized_uploads_are_refused(
         ..Options::default()
     })
     .await?;
-    for name in ["../escape.md", "/tmp/escape.md", "sub/escape.md", ".hidden.md"] {
+    for name in [
+        "../escape.md",
+        "/tmp/escape.md",
+        "sub/escape.md",
+        ".hidden.md",
+    ] {
         let (status, v) = upload(s.addr, None, &[(name, b"text")]).await?;
         assert_eq!(status, 400, "{name}: {v}");
         assert_eq!(v["error"]["param"], "file", "{v}");
@@ -796,8 +860,7 @@ async fn api_keys_are_checked_and_a_key_reaches_only_its_knowledge_base() -> Res
     let (status, _, text) = call(Some(&other), "POST", "/v1/chat/completions", chat).await?;
     assert_eq!(status, 403, "{text}");
     assert!(text.contains("permission_error"), "{text}");
-    let (status, _, _) =
-        call(Some(&other), "GET", "/v1/kb/docs/status", String::new()).await?;
+    let (status, _, _) = call(Some(&other), "GET", "/v1/kb/docs/status", String::new()).await?;
     assert_eq!(status, 403);
     let (_, _, models) = call(Some(&other), "GET", "/v1/models", String::new()).await?;
     assert!(!models.contains("rag/docs"), "{models}");
@@ -832,7 +895,10 @@ async fn metrics_count_requests_tokens_and_the_queue() -> Result<()> {
         "ragtune_queue_depth 0".to_owned(),
         "ragtune_kb_files_queued{kb=\"docs\"} 0".to_owned(),
     ] {
-        assert!(text.lines().any(|l| l == line), "{line} missing from\n{text}");
+        assert!(
+            text.lines().any(|l| l == line),
+            "{line} missing from\n{text}"
+        );
     }
     Ok(())
 }

@@ -47,7 +47,13 @@ async fn the_json_shapes_clients_parse() -> Result<()> {
     let mut streamed = rag.clone();
     streamed["stream"] = json!(true);
     streamed["stream_options"] = json!({"include_usage": true});
-    let (_, _, body) = http(s.addr, "POST", "/v1/chat/completions", &streamed.to_string()).await?;
+    let (_, _, body) = http(
+        s.addr,
+        "POST",
+        "/v1/chat/completions",
+        &streamed.to_string(),
+    )
+    .await?;
     let chunks: Vec<Value> = events(&body)
         .iter()
         .map(|e| serde_json::from_str(e).unwrap_or_else(|_| json!(e)))
@@ -73,7 +79,8 @@ async fn the_json_shapes_clients_parse() -> Result<()> {
     .await?;
     insta::assert_snapshot!("error", shape(error));
 
-    let (_, uploaded) = upload(s.addr, None, &[("fine.txt", b"The library opens at nine.")]).await?;
+    let (_, uploaded) =
+        upload(s.addr, None, &[("fine.txt", b"The library opens at nine.")]).await?;
     insta::assert_snapshot!("upload", shape(uploaded));
     insta::assert_snapshot!("kb_status", shape(wait_idle(s.addr).await?));
     let (_, found) = post(

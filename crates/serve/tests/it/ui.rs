@@ -78,12 +78,8 @@ async fn the_web_ui_uploads_watches_ingestion_asks_and_opens_the_cited_evidence(
 async fn the_page_needs_no_key_but_the_report_does() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let keys = dir.path().join("keys.json");
-    let (_, secret) = ragtune_serve::keys::create(
-        &keys,
-        ragtune_serve::keys::Scope::Read,
-        None,
-        String::new(),
-    )?;
+    let (_, secret) =
+        ragtune_serve::keys::create(&keys, ragtune_serve::keys::Scope::Read, None, String::new())?;
     let report = dir.path().join("report.html");
     std::fs::write(&report, "<html><body>the comparison</body></html>")?;
     let s = start_with(Options {
