@@ -8,8 +8,10 @@
 //!    and as many chunks as a fresh `ragtune ingest` of the same files).
 //! 3. RSS of the server at the start and after REQUESTS requests in all.
 //!
-//!     cargo bench -p ragtune-cli --bench serve_load
-//!     SEQUENTIAL=16 CONCURRENT=64 CLIENTS=16 FILES=100 REQUESTS=1000 MAX_TOKENS=16 ...
+//! ```sh
+//! cargo bench -p ragtune-cli --bench serve_load
+//! SEQUENTIAL=16 CONCURRENT=64 CLIENTS=16 FILES=100 REQUESTS=1000 MAX_TOKENS=16 ...
+//! ```
 //!
 //! Prints a JSON report on stdout (BENCH_OUT=FILE writes it there too). Run it on an idle
 //! machine: the model takes every core.
@@ -343,6 +345,7 @@ fn main() -> Result<()> {
         std::thread::sleep(Duration::from_millis(200));
     };
     let ingest_wall = ingest_s.elapsed();
+    let rss_after_ingest = rss_kb(pid)?;
 
     let done = 2 + sequential + concurrent;
     let rest = total_requests.saturating_sub(done);
@@ -403,6 +406,7 @@ fn main() -> Result<()> {
         "memory": {
             "requests": done + rest,
             "rss_start_mb": rss_start as f64 / 1024.0,
+            "rss_after_ingest_mb": rss_after_ingest as f64 / 1024.0,
             "rss_end_mb": rss_end as f64 / 1024.0,
             "open_fds_start": fds_start,
             "open_fds_end": fds_end,

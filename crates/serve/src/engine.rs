@@ -372,10 +372,20 @@ fn ingest_one(backend: &mut Backend, feeds: &[Arc<KbFeed>]) -> bool {
     )
 }
 
+type BatchKey = (usize, Option<String>);
+
+/// What a generation job becomes before the batch: its request (none when a RAG question
+/// found no passage) and, for RAG, the answerer that checks its citations afterwards.
+type Preparation<'a> = (
+    Option<GenerationRequest>,
+    Option<(Answerer<'a>, PreparedQuestion)>,
+);
+
 /// Runs one round of requests: generations grouped into one batch per model and adapter,
 /// everything else one at a time.
 fn run_round(backend: &mut Backend, feeds: &[Arc<KbFeed>], jobs: Vec<Job>) {
-    let mut batches: Vec<((usize, Option<String>), Vec<Job>)> = Vec::new();
+    // One batch per (model, adapter).
+    let mut batches: Vec<(BatchKey, Vec<Job>)> = Vec::new();
     for job in jobs {
         // A client that went away is not worth working for.
         if job.events.is_closed() {
@@ -518,21 +528,13 @@ fn generate_together(backend: &Backend, model: usize, adapter: Option<String>, j
     }
 }
 
-/// The generation request of a job (none when a RAG question found no passage), and for RAG
-/// the answerer that will check its citations.
-#[allow(clippy::type_complexity)]
+/// The [`Preparation`] of a generation job.
 fn prepare<'a>(
     backend: &Backend,
     generator: &'a dyn Generator,
     retrievers: &'a [Result<KbRetriever<'a>, String>],
     work: &Work,
-) -> Result<
-    (
-        Option<GenerationRequest>,
-        Option<(Answerer<'a>, PreparedQuestion)>,
-    ),
-    ApiError,
-> {
+) -> Result<Preparation<'a>, ApiError> {
     match work {
         Work::Generate { request, .. } => {
             // Checked here so one prompt too long fails alone, not the whole batch.

@@ -5,11 +5,7 @@
 //
 //   node check.mjs REPORT.html SHOT.png MIN_PLOTS RECOMMENDATION_TEXT [TEXT...]
 //
-// Chromium is Debian's (RAGTUNE_CHROMIUM, default /usr/bin/chromium): `npx playwright
-// install` cannot download browsers here.
-import { chromium } from 'playwright-core';
-import fs from 'node:fs';
-import os from 'node:os';
+import { launchChromium } from './launch.mjs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 
@@ -20,24 +16,8 @@ if (!htmlPath || !pngPath || !minPlots || !recommendation) {
 }
 
 const problems = [];
-const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ragtune-chromium-'));
-const context = await chromium.launchPersistentContext(userDataDir, {
-  executablePath: process.env.RAGTUNE_CHROMIUM || '/usr/bin/chromium',
-  headless: true,
-  viewport: { width: 1280, height: 900 },
-  args: [
-    '--headless',
-    '--no-sandbox',
-    '--disable-gpu',
-    '--disable-quic',
-    '--no-first-run',
-    '--disable-background-networking',
-    '--disable-component-update',
-    '--disable-sync',
-  ],
-});
+const { page, close } = await launchChromium();
 try {
-  const page = context.pages()[0] ?? (await context.newPage());
   page.on('console', (msg) => {
     if (msg.type() === 'error') problems.push(`console error: ${msg.text()}`);
   });
@@ -77,8 +57,7 @@ try {
   await page.screenshot({ path: pngPath, fullPage: true });
   console.log(JSON.stringify({ plots, recommendation: recText }, null, 1));
 } finally {
-  await context.close();
-  fs.rmSync(userDataDir, { recursive: true, force: true });
+  await close();
 }
 
 if (problems.length > 0) {

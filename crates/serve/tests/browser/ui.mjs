@@ -5,18 +5,9 @@
 //
 //   node ui.mjs BASE_URL SHOT.png QUESTION EVIDENCE
 //
-// playwright-core is the one scripts/deps installs for the compare report's check
-// (PLAYWRIGHT_DIR, default crates/compare/tests/browser); Chromium is Debian's
-// (RAGTUNE_CHROMIUM, default /usr/bin/chromium).
-import { createRequire } from 'node:module';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-
-const here = path.dirname(fileURLToPath(import.meta.url));
-const playwrightDir = process.env.PLAYWRIGHT_DIR || path.join(here, '../../../compare/tests/browser');
-const { chromium } = createRequire(path.join(playwrightDir, 'package.json'))('playwright-core');
+// Chromium and playwright-core come through the compare report's browser check
+// (crates/compare/tests/browser/launch.mjs), where scripts/deps installs playwright-core.
+import { launchChromium } from '../../../compare/tests/browser/launch.mjs';
 
 const [base, shot, question, evidence] = process.argv.slice(2);
 if (!base || !shot || !question || !evidence) {
@@ -25,14 +16,7 @@ if (!base || !shot || !question || !evidence) {
 }
 const origin = new URL(base).origin;
 const problems = [];
-const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ragtune-chromium-'));
-const context = await chromium.launchPersistentContext(userDataDir, {
-  executablePath: process.env.RAGTUNE_CHROMIUM || '/usr/bin/chromium',
-  headless: true,
-  viewport: { width: 1280, height: 900 },
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-         '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
+const { page, close } = await launchChromium();
 const step = async (what, run) => {
   try {
     await run();
@@ -42,7 +26,6 @@ const step = async (what, run) => {
   }
 };
 try {
-  const page = context.pages()[0] ?? (await context.newPage());
   page.setDefaultTimeout(30000);
   page.on('console', (m) => { if (m.type() === 'error') problems.push(`console error: ${m.text()}`); });
   page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
@@ -86,8 +69,7 @@ try {
 } catch {
   // Recorded by `step`.
 } finally {
-  await context.close();
-  fs.rmSync(userDataDir, { recursive: true, force: true });
+  await close();
 }
 if (problems.length) {
   console.log(problems.join('\n'));

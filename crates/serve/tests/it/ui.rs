@@ -48,7 +48,7 @@ async fn the_web_ui_uploads_watches_ingestion_asks_and_opens_the_cited_evidence(
     let _ = std::fs::remove_file(&shot);
     let url = format!("http://{}/", s.addr);
     let script = browser_dir().join("ui.mjs");
-    let (shot_arg, playwright) = (shot.clone(), playwright_dir());
+    let shot_arg = shot.clone();
     let result = tokio::task::spawn_blocking(move || {
         Command::new("node")
             .arg(script)
@@ -57,7 +57,6 @@ async fn the_web_ui_uploads_watches_ingestion_asks_and_opens_the_cited_evidence(
             .arg("How often are the signing keys rotated?")
             .arg("The signing keys are rotated every ninety days by the platform team.")
             .env("RAGTUNE_CHROMIUM", CHROMIUM)
-            .env("PLAYWRIGHT_DIR", playwright)
             .output()
     })
     .await??;
