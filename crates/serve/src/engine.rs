@@ -7,7 +7,7 @@
 //! left waiting.
 
 use crate::error::ApiError;
-use crate::feed::{self, KbFeed, ServedKb, Task};
+use crate::feed::{self, KbFeed, ServedKb};
 use ragtune_answer::{Answer, Answerer, AskOptions, Mode, PreparedQuestion};
 use ragtune_core::{
     Embedder, FinishReason, GenerationRequest, Generator, GeneratorError, SamplingParams,
@@ -352,7 +352,7 @@ impl Engine {
 
     /// Queues a sync of `path` into knowledge base `kb` and wakes the engine if it is idle.
     pub(crate) fn feed(&self, kb: usize, path: PathBuf) {
-        self.feeds[kb].push(Task::Sync(path));
+        self.feeds[kb].push(path);
         // A full queue means the engine is busy; it looks at the uploads after each request.
         let _ = self.jobs.try_send(Message::Wake);
     }

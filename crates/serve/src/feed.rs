@@ -77,13 +77,6 @@ impl ServedKb {
     }
 }
 
-/// One step of feeding a knowledge base.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Task {
-    /// Make the knowledge base reflect this file or folder (added, changed or gone).
-    Sync(PathBuf),
-}
-
 /// A file that failed, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Failure {
@@ -109,7 +102,9 @@ pub struct IngestStatus {
 }
 
 struct FeedState {
-    tasks: VecDeque<Task>,
+    /// Files (or the uploads folder) waiting to be synced: the knowledge base is made to
+    /// reflect each one as it is then (added, changed or gone).
+    tasks: VecDeque<PathBuf>,
     status: IngestStatus,
 }
 
@@ -128,7 +123,7 @@ impl KbFeed {
         let mut tasks = VecDeque::new();
         // Files uploaded before a crash or restart, and not yet synced, are caught up.
         if let Some(dir) = kb.uploads() {
-            tasks.push_back(Task::Sync(dir.to_owned()));
+            tasks.push_back(dir.to_owned());
         }
         Self {
             name: kb.name.clone(),
@@ -153,12 +148,12 @@ impl KbFeed {
         self.lock().status.clone()
     }
 
-    /// Queues a sync of `file` (once: a file already waiting is synced with its newest
+    /// Queues a sync of `path` (once: a path already waiting is synced with its newest
     /// content anyway).
-    pub(crate) fn push(&self, task: Task) {
+    pub(crate) fn push(&self, path: PathBuf) {
         let mut state = self.lock();
-        if !state.tasks.contains(&task) {
-            state.tasks.push_back(task);
+        if !state.tasks.contains(&path) {
+            state.tasks.push_back(path);
             state.status.queued = state.tasks.len();
         }
     }
@@ -166,17 +161,16 @@ impl KbFeed {
     /// Drops a queued sync of `path` (the file was deleted meanwhile).
     pub(crate) fn cancel(&self, path: &Path) {
         let mut state = self.lock();
-        state.tasks.retain(|Task::Sync(p)| p != path);
+        state.tasks.retain(|p| p != path);
         state.status.queued = state.tasks.len();
     }
 
-    fn pop(&self) -> Option<Task> {
+    fn pop(&self) -> Option<PathBuf> {
         let mut state = self.lock();
-        let task = state.tasks.pop_front()?;
+        let path = state.tasks.pop_front()?;
         state.status.queued = state.tasks.len();
-        let Task::Sync(path) = &task;
         state.status.running = Some(path.display().to_string());
-        Some(task)
+        Some(path)
     }
 
     fn finish(&self, done: usize, failures: Vec<Failure>, kb: &KnowledgeBase) {
@@ -221,7 +215,7 @@ pub(crate) fn step(
     embedder: &dyn crate::TextEmbedder,
     chunk_max_tokens: usize,
 ) -> bool {
-    let Some(Task::Sync(path)) = feed.pop() else {
+    let Some(path) = feed.pop() else {
         return false;
     };
     let mut source = IngestSource::new(embedder);
