@@ -39,6 +39,14 @@ impl std::fmt::Debug for ChatTemplate {
 
 const NAME: &str = "chat";
 
+/// Instructions one render may run. Real templates use a few hundred per message; a template
+/// from a stranger's file that loops without end stops here instead of hanging the caller.
+pub const FUEL: u64 = 20_000_000;
+
+/// Text one render may produce beyond four times its messages' text: real templates wrap
+/// messages in markup, a runaway one is cut off here instead of filling memory.
+pub const MAX_EXTRA_OUTPUT: usize = 1 << 20;
+
 impl ChatTemplate {
     /// Compiles `source`; `bos_token` and `eos_token` are the texts templates may refer to.
     pub fn new(
@@ -49,6 +57,7 @@ impl ChatTemplate {
         let mut env = Environment::new();
         env.set_trim_blocks(true);
         env.set_lstrip_blocks(true);
+        env.set_fuel(Some(FUEL));
         minijinja_contrib::add_to_environment(&mut env);
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
         env.add_function("raise_exception", raise_exception);
@@ -73,18 +82,62 @@ impl ChatTemplate {
             .env
             .get_template(NAME)
             .map_err(|e| TemplateError::Render(describe(&e)))?;
-        template
-            .render(context! {
-                messages => messages,
-                add_generation_prompt => add_generation_prompt,
-                bos_token => &self.bos_token,
-                eos_token => &self.eos_token,
-            })
-            .map_err(|e| TemplateError::Render(describe(&e)))
+        let input: usize = messages.iter().map(|m| m.content.len()).sum();
+        let mut out = CappedOutput {
+            text: Vec::new(),
+            limit: input.saturating_mul(4).saturating_add(MAX_EXTRA_OUTPUT),
+            overflowed: false,
+        };
+        let ctx = context! {
+            messages => messages,
+            add_generation_prompt => add_generation_prompt,
+            bos_token => &self.bos_token,
+            eos_token => &self.eos_token,
+        };
+        match template.render_captured_to(ctx, &mut out) {
+            Ok(_) => {}
+            Err(_) if out.overflowed => {
+                return Err(TemplateError::Render(format!(
+                    "the chat template produced more than {} bytes for {input} bytes of \
+                     messages; it is not a usable chat template",
+                    out.limit
+                )));
+            }
+            Err(e) if e.kind() == ErrorKind::OutOfFuel => {
+                return Err(TemplateError::Render(format!(
+                    "the chat template ran more than {FUEL} steps without finishing; it \
+                     loops without end or is not a usable chat template"
+                )));
+            }
+            Err(e) => return Err(TemplateError::Render(describe(&e))),
+        }
+        // Writes come from rendered strings, and every piece is whole UTF-8.
+        String::from_utf8(out.text).map_err(|e| TemplateError::Render(e.to_string()))
     }
 
     pub fn bos_token(&self) -> &str {
         &self.bos_token
+    }
+}
+
+/// Rendered text, refusing to grow past `limit` bytes.
+struct CappedOutput {
+    text: Vec<u8>,
+    limit: usize,
+    overflowed: bool,
+}
+
+impl std::io::Write for CappedOutput {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.text.len() + buf.len() > self.limit {
+            self.overflowed = true;
+            return Err(std::io::Error::other("the output limit is reached"));
+        }
+        self.text.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -129,6 +182,31 @@ mod tests {
             text,
             "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
         );
+    }
+
+    fn render_error(source: &str) -> String {
+        let t = ChatTemplate::new(source, "", "").unwrap();
+        t.render(&[ChatMessage::user("Hi")], true).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_template_that_never_ends_is_stopped() {
+        let e = render_error(
+            "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
+        );
+        assert!(e.contains("steps without finishing"), "{e}");
+    }
+
+    #[test]
+    fn a_template_that_floods_its_output_is_stopped() {
+        let e = render_error("{% for i in range(100000) %}{{ 'x' * 100 }}{% endfor %}");
+        assert!(e.contains("more than 1048584 bytes for 2 bytes of messages"), "{e}");
+    }
+
+    #[test]
+    fn a_template_that_recurses_without_end_is_an_error() {
+        let e = render_error("{% macro r() %}{{ r() }}{% endmacro %}{{ r() }}");
+        assert!(e.contains("recursion"), "{e}");
     }
 
     #[test]
