@@ -77,12 +77,20 @@ pub struct TensorInfo {
 }
 
 impl TensorInfo {
-    /// Size in bytes, or `None` for a ggml type this reader does not know.
+    /// Size in bytes, or `None` for a ggml type this reader does not know. A size past
+    /// `u64::MAX` (only a damaged file has one) is `u64::MAX`, which no file holds.
     pub fn byte_len(&self) -> Option<u64> {
         let (block, type_size) = ggml_type_layout(self.ggml_type)?;
         let first = *self.dims.first().unwrap_or(&1);
-        let rest: u64 = self.dims.iter().skip(1).product();
-        Some(first.div_ceil(block) * type_size * rest)
+        let size = self
+            .dims
+            .iter()
+            .skip(1)
+            .try_fold(first.div_ceil(block).checked_mul(type_size), |acc, &d| {
+                Some(acc?.checked_mul(d))
+            })
+            .flatten();
+        Some(size.unwrap_or(u64::MAX))
     }
 }
 
@@ -432,6 +440,26 @@ mod tests {
                 "cut at {cut}: {err}"
             );
         }
+    }
+
+    /// Found by `scripts/fuzz` (gguf_header): the size of a tensor with huge dimensions
+    /// overflowed u64 and panicked.
+    #[test]
+    fn a_tensor_size_past_u64_is_truncated_not_a_panic() {
+        let mut bytes = gguf_bytes(1, 64);
+        let dim = bytes.windows(2).position(|w| w == b"t0").unwrap() + 2 + 4;
+        bytes[dim..dim + 8].copy_from_slice(&(u64::MAX / 2).to_le_bytes());
+        let f = write(&bytes);
+        let err = GgufHeader::read(f.path()).unwrap_err().to_string();
+        assert!(err.contains("truncated") && err.contains("tensor t0"), "{err}");
+        // Release builds wrap instead of panicking: the size must saturate, not wrap.
+        let tensor = TensorInfo {
+            name: "t".into(),
+            dims: vec![3, u64::MAX / 2, 4],
+            ggml_type: 0,
+            offset: 0,
+        };
+        assert_eq!(tensor.byte_len(), Some(u64::MAX));
     }
 
     #[test]
