@@ -64,6 +64,15 @@ pub enum Error {
         source: rusqlite::Error,
     },
 
+    /// The file system holding the knowledge base ran out of space. Each document is committed
+    /// whole, so the ones indexed before are kept and the next run goes on from there.
+    #[error("knowledge base {}: the disk is full ({source}); the documents indexed before are kept. Free some space, then run the same command again: it goes on where it stopped", path.display())]
+    DiskFull {
+        path: PathBuf,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+
     #[error("no knowledge base at {}: build one with `ragtune ingest --kb {} PATH...`", path.display(), path.display())]
     NotFound { path: PathBuf },
 
@@ -101,11 +110,24 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub fn io(path: &Path, source: std::io::Error) -> Self {
+        if is_disk_full(&source) {
+            return Error::DiskFull {
+                path: path.to_owned(),
+                source: Box::new(source),
+            };
+        }
         Error::Io {
             path: path.to_owned(),
             source,
         }
     }
+}
+
+fn is_disk_full(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    )
 }
 
 /// Attaches the knowledge base path to errors of the storage libraries.
@@ -125,6 +147,11 @@ impl<T> Context<T> for std::result::Result<T, rusqlite::Error> {
                     path: path.to_owned(),
                     source,
                 }
+            } else if source.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) {
+                Error::DiskFull {
+                    path: path.to_owned(),
+                    source: Box::new(source),
+                }
             } else {
                 Error::Sqlite {
                     path: path.to_owned(),
@@ -137,9 +164,15 @@ impl<T> Context<T> for std::result::Result<T, rusqlite::Error> {
 
 impl<T> Context<T> for std::result::Result<T, tantivy::TantivyError> {
     fn at(self, path: &Path) -> Result<T> {
-        self.map_err(|source| Error::Tantivy {
-            path: path.to_owned(),
-            source,
+        self.map_err(|source| match &source {
+            tantivy::TantivyError::IoError(io) if is_disk_full(io) => Error::DiskFull {
+                path: path.to_owned(),
+                source: Box::new(source),
+            },
+            _ => Error::Tantivy {
+                path: path.to_owned(),
+                source,
+            },
         })
     }
 }
@@ -147,6 +180,30 @@ impl<T> Context<T> for std::result::Result<T, tantivy::TantivyError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Regression: a full disk was answered with "if kb.sqlite is damaged, restore it from a
+    /// backup", which sends the user after a healthy database.
+    #[test]
+    fn a_full_disk_says_so_and_that_the_saved_documents_are_kept() {
+        let sqlite = rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
+            None,
+        );
+        let io = std::io::Error::from(std::io::ErrorKind::StorageFull);
+        let errors = [
+            Err::<(), _>(sqlite).at(Path::new("/kb")).unwrap_err(),
+            Error::io(Path::new("/kb/vectors.bin"), io),
+        ];
+        for err in errors {
+            assert!(matches!(err, Error::DiskFull { .. }), "{err}");
+            let msg = err.to_string();
+            assert!(
+                msg.contains("disk is full") && msg.contains("are kept"),
+                "{msg}"
+            );
+            assert!(!msg.contains("backup"), "{msg}");
+        }
+    }
 
     /// Regression: a read-only knowledge base was answered with "if the file is damaged,
     /// delete the directory", advice that destroys a healthy one.

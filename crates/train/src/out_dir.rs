@@ -50,7 +50,7 @@ pub fn prepare(out: &Path, resume: bool) -> Result<()> {
         let more = if names.len() > 3 { ", ..." } else { "" };
         return Err(refuse(format!(
             "it already holds files ({shown}{more}) and is not the folder of an earlier ragtune \
-             run (no {CHECKPOINTS}/ or {TRAINING_JSON} written by ragtune), so training would \
+             run (no checkpoint under {CHECKPOINTS}/, no {TRAINING_JSON} written by ragtune), so training would \
              replace files in it such as loss.csv and {TRAINING_JSON}; choose an empty or new \
              folder for --out (--resume continues only a folder that ragtune trained into)"
         )));

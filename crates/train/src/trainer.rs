@@ -313,27 +313,8 @@ impl<'m> Trainer<'m> {
         Ok((count > 0).then(|| sum / count as f64))
     }
 
-    /// Writes the adapters, AdamW moments, RNG and history into `checkpoints/step-N` (via a
-    /// `.partial` directory renamed into place), then points `checkpoints/latest` at it and
-    /// removes older checkpoints. A kill at any moment leaves `latest` naming a whole one.
-    /// `loss.csv` and `loss.png` in `out` are rewritten with the history so far.
-    fn save_checkpoint(&self) -> Result<PathBuf> {
-        let root = self.out.join(CHECKPOINTS);
-        let name = format!("step-{:06}", self.history.len());
-        let dir = root.join(&name);
-        let partial = root.join(format!("{name}.partial"));
-        let io = |path: &Path| {
-            let path = path.to_path_buf();
-            move |e: std::io::Error| Error::Write {
-                path,
-                reason: e.to_string(),
-            }
-        };
-        if partial.exists() {
-            std::fs::remove_dir_all(&partial).map_err(io(&partial))?;
-        }
-        std::fs::create_dir_all(&partial).map_err(io(&partial))?;
-
+    /// The files of one checkpoint, written and synced into `partial`.
+    fn write_checkpoint_files(&self, partial: &Path) -> Result<()> {
         let mut tensors = HashMap::new();
         for (i, var) in self.vars.iter().enumerate() {
             tensors.insert(format!("var.{i}"), var.as_tensor().contiguous()?);
@@ -341,9 +322,10 @@ impl<'m> Trainer<'m> {
             tensors.insert(format!("v.{i}"), self.opt.v[i].contiguous()?);
         }
         let path = partial.join(STATE_TENSORS);
-        safetensors::serialize_to_file(tensors.iter(), None, &path).map_err(|e| Error::Write {
-            path: path.clone(),
-            reason: e.to_string(),
+        safetensors::serialize_to_file(tensors.iter(), None, &path).map_err(|e| {
+            let full = matches!(&e, safetensors::SafeTensorError::IoError(io)
+                if io.kind() == std::io::ErrorKind::StorageFull);
+            write_failed(path.clone(), e.to_string(), full)
         })?;
         let state = json!({
             "fingerprint": self.fingerprint,
@@ -353,13 +335,37 @@ impl<'m> Trainer<'m> {
             "history": self.history.iter().map(record_json).collect::<Vec<_>>(),
         });
         let path = partial.join(STATE_JSON);
-        std::fs::write(&path, state.to_string()).map_err(io(&path))?;
-        sync_dir_files(&partial).map_err(io(&partial))?;
+        std::fs::write(&path, state.to_string()).map_err(io_failed(&path))?;
+        sync_dir_files(partial).map_err(io_failed(partial))
+    }
+
+    /// Writes the adapters, AdamW moments, RNG and history into `checkpoints/step-N` (via a
+    /// `.partial` directory renamed into place), then points `checkpoints/latest` at it and
+    /// removes older checkpoints. A kill at any moment leaves `latest` naming a whole one.
+    /// `loss.csv` and `loss.png` in `out` are rewritten with the history so far.
+    fn save_checkpoint(&self) -> Result<PathBuf> {
+        let root = self.out.join(CHECKPOINTS);
+        let name = format!("step-{:06}", self.history.len());
+        let dir = root.join(&name);
+        let partial = root.join(format!("{name}.partial"));
+        if partial.exists() {
+            std::fs::remove_dir_all(&partial).map_err(io_failed(&partial))?;
+        }
+        std::fs::create_dir_all(&partial).map_err(io_failed(&partial))?;
+        let written = self.write_checkpoint_files(&partial);
+        if written.is_err() {
+            // Give the space back; the last whole checkpoint is untouched. A `checkpoints/`
+            // left empty goes too, so the folder is as a run that never saved.
+            let _ = std::fs::remove_dir_all(&partial);
+            let _ = std::fs::remove_dir(&root);
+        }
+        written?;
 
         if dir.exists() {
-            std::fs::remove_dir_all(&dir).map_err(io(&dir))?;
+            std::fs::remove_dir_all(&dir).map_err(io_failed(&dir))?;
         }
-        std::fs::rename(&partial, &dir).map_err(io(&dir))?;
+        std::fs::rename(&partial, &dir).map_err(io_failed(&dir))?;
+
         write_atomic(&root.join(LATEST), name.as_bytes())?;
         write_atomic(
             &self.out.join(LOSS_CSV),
@@ -535,4 +541,27 @@ fn fingerprint(model: &Llama, rows: &[Row], opts: &TrainOptions) -> String {
     )
     .as_bytes());
     format!("{h:016x}")
+}
+
+/// Maps an I/O error writing `path` of a checkpoint.
+fn io_failed(path: &Path) -> impl FnOnce(std::io::Error) -> Error {
+    let path = path.to_path_buf();
+    move |e| {
+        let full = e.kind() == std::io::ErrorKind::StorageFull;
+        write_failed(path, e.to_string(), full)
+    }
+}
+
+/// A file of a checkpoint that could not be written; on a full disk the message says that the
+/// last whole checkpoint is kept and how to go on.
+fn write_failed(path: PathBuf, reason: String, disk_full: bool) -> Error {
+    let reason = if disk_full {
+        format!(
+            "{reason}; the disk is full. The last complete checkpoint is kept: free some \
+             space, then run the same command with --resume"
+        )
+    } else {
+        reason
+    };
+    Error::Write { path, reason }
 }

@@ -2,6 +2,7 @@
 
 mod answer;
 mod compare;
+mod full_disk;
 mod generate;
 mod kb;
 mod kb_check;

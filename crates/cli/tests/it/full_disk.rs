@@ -1,0 +1,166 @@
+//! Jobs on a disk that fills up: a small tmpfs mounted in a private mount namespace (`unshare`),
+//! so nothing outside the test sees it, grown to 64 MB halfway. The job must stop with an error
+//! that says the disk is full, keep what it had saved, and finish once space is back.
+
+use std::path::Path;
+use std::process::Command;
+
+/// Runs `script` (sh) where `$MNT` is a fresh tmpfs of `size` (`1m`); the script grows it.
+fn on_a_small_disk(size: &str, script: &str, mnt: &Path, env: &[(&str, &Path)]) {
+    let script =
+        format!("set -u\nmount -t tmpfs -o size={size} tmpfs \"$MNT\" || exit 90\n{script}");
+    // Root maps to the caller (-r), so this runs without privileges where user namespaces are
+    // allowed; as root it works either way.
+    let mut cmd = Command::new("unshare");
+    cmd.args(["-r", "-m", "sh", "-c", &script])
+        .env("RAGTUNE", env!("CARGO_BIN_EXE_ragtune"))
+        .env("MNT", mnt);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let status = cmd.status().expect("unshare (util-linux) runs");
+    assert!(
+        status.success(),
+        "the mount namespace could not be set up: {status}"
+    );
+}
+
+const INGEST: &str = r#"
+"$RAGTUNE" ingest --kb "$MNT/kb" "$DOCS" >"$OUT/1.out" 2>"$OUT/1.err"; echo $? >"$OUT/1.rc"
+"$RAGTUNE" kb check --json --kb "$MNT/kb" >"$OUT/check1.json" 2>"$OUT/check1.err"
+mount -o remount,size=64m "$MNT" || exit 91
+"$RAGTUNE" ingest --kb "$MNT/kb" "$DOCS" >"$OUT/2.out" 2>"$OUT/2.err"; echo $? >"$OUT/2.rc"
+"$RAGTUNE" kb check --json --kb "$MNT/kb" >"$OUT/check2.json" 2>"$OUT/check2.err"
+echo $? >"$OUT/check2.rc"
+"#;
+
+fn read(dir: &Path, name: &str) -> String {
+    std::fs::read_to_string(dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+#[test]
+fn ingest_on_a_full_disk_keeps_what_it_saved_and_finishes_once_space_is_back() {
+    let work = tempfile::tempdir().unwrap();
+    let (docs, mnt, out) = (
+        work.path().join("docs"),
+        work.path().join("mnt"),
+        work.path(),
+    );
+    std::fs::create_dir_all(&docs).unwrap();
+    std::fs::create_dir_all(&mnt).unwrap();
+    // 30 files of about 12 KB: some 330 chunks, several MB of SQLite, BM25 and vectors.
+    let words = [
+        "valve", "pump", "cable", "tower", "harbour", "meadow", "signal", "bridge",
+    ];
+    for i in 0..30 {
+        let mut text = String::new();
+        for p in 0..12 {
+            for w in 0..120 {
+                text.push_str(words[(i * 7 + p * 3 + w * w) % words.len()]);
+                text.push(' ');
+            }
+            text.push_str(&format!("document {i} paragraph {p}.\n\n"));
+        }
+        std::fs::write(docs.join(format!("doc{i:02}.txt")), text).unwrap();
+    }
+    on_a_small_disk("1m", INGEST, &mnt, &[("DOCS", &docs), ("OUT", out)]);
+
+    assert_ne!(
+        read(out, "1.rc").trim(),
+        "0",
+        "ingest on a full disk succeeded"
+    );
+    let err = read(out, "1.err");
+    assert!(
+        err.contains("the disk is full") && err.contains("kb"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("panicked") && !err.contains("backup"),
+        "{err}"
+    );
+
+    let saved: serde_json::Value = serde_json::from_str(&read(out, "check1.json"))
+        .unwrap_or_else(|e| panic!("{e}: {}", read(out, "check1.err")));
+    let kept = saved["documents"].as_u64().unwrap();
+    assert!(kept > 0 && kept < 30, "{saved}");
+    assert_eq!(saved["chunks_without_document"], 0, "{saved}");
+
+    assert_eq!(read(out, "2.rc").trim(), "0", "{}", read(out, "2.err"));
+    let summary = read(out, "2.out");
+    assert!(
+        summary.contains(&format!("added {}", 30 - kept))
+            && summary.contains(&format!("unchanged {kept}")),
+        "{summary}"
+    );
+    assert_eq!(
+        read(out, "check2.rc").trim(),
+        "0",
+        "{}",
+        read(out, "check2.json")
+    );
+    let done: serde_json::Value = serde_json::from_str(&read(out, "check2.json")).unwrap();
+    assert_eq!(done["documents"], 30, "{done}");
+}
+
+const TRAIN: &str = r#"
+args="train sft --base $MODEL --data $DATA --out $MNT/run --max-steps 4 --save-every 2 --threads 1"
+"$RAGTUNE" $args >"$OUT/1.out" 2>"$OUT/1.err"; echo $? >"$OUT/1.rc"
+ls "$MNT/run/checkpoints" >"$OUT/checkpoints" 2>&1
+mount -o remount,size=64m "$MNT" || exit 91
+"$RAGTUNE" $args --resume >"$OUT/2.out" 2>"$OUT/2.err"; echo $? >"$OUT/2.rc"
+ls "$MNT/run" >"$OUT/run"
+"#;
+
+#[test]
+fn training_on_a_full_disk_says_so_and_resumes_once_space_is_back() {
+    let work = tempfile::tempdir().unwrap();
+    let (mnt, out, data) = (
+        work.path().join("mnt"),
+        work.path(),
+        work.path().join("sft.jsonl"),
+    );
+    std::fs::create_dir_all(&mnt).unwrap();
+    let lines: Vec<String> = (0..8)
+        .map(|i| format!(r#"{{"prompt": "Code {i}?", "completion": "Code {i} is blue-{i}."}}"#))
+        .collect();
+    std::fs::write(&data, lines.join("\n")).unwrap();
+    let model = crate::smollm2_path();
+    // One checkpoint (about 5.5 MB: LoRA weights and both AdamW moments) fits, the second
+    // (written before the first is removed) does not.
+    on_a_small_disk(
+        "8m",
+        TRAIN,
+        &mnt,
+        &[("DATA", &data), ("OUT", out), ("MODEL", &model)],
+    );
+
+    assert_ne!(
+        read(out, "1.rc").trim(),
+        "0",
+        "training on a full disk succeeded"
+    );
+    let err = read(out, "1.err");
+    assert!(
+        err.contains("the disk is full") && err.contains("--resume"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    // The whole checkpoint is kept, the half-written one removed (its space given back).
+    let checkpoints = read(out, "checkpoints");
+    assert!(
+        checkpoints.contains("step-000002") && !checkpoints.contains(".partial"),
+        "{checkpoints}"
+    );
+
+    assert_eq!(read(out, "2.rc").trim(), "0", "{}", read(out, "2.err"));
+    assert!(
+        read(out, "2.err").contains("resumed at step 2"),
+        "{}",
+        read(out, "2.err")
+    );
+    let run = read(out, "run");
+    for file in ["adapter_model.safetensors", "adapter.gguf", "training.json"] {
+        assert!(run.contains(file), "{run}");
+    }
+}
