@@ -50,6 +50,32 @@ fn a_clean_knowledge_base_checks_clean() -> Result<()> {
     Ok(())
 }
 
+/// Found by scripts/kill-matrix: an ingest killed before its first commit leaves a database
+/// with no chunks and no vector file; check called that "missing" and repair had nothing to do,
+/// so the knowledge base could never check clean.
+#[test]
+fn a_knowledge_base_killed_before_its_first_commit_checks_clean() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    drop(KnowledgeBase::open(tmp.path(), &embedder())?);
+    for derived in ["vectors.bin", "bm25"] {
+        let path = tmp.path().join(derived);
+        if path.is_dir() {
+            std::fs::remove_dir_all(&path)?;
+        } else if path.exists() {
+            std::fs::remove_file(&path)?;
+        }
+        let report = check(tmp.path(), None)?;
+        assert!(
+            report.is_clean(),
+            "without {derived}: {:?}",
+            report.problems
+        );
+        assert_eq!(report.index_vectors, Some(0));
+    }
+    assert!(repair(tmp.path())?.after.is_clean());
+    Ok(())
+}
+
 #[test]
 fn a_deleted_bm25_index_is_reported_untouched_then_repaired() -> Result<()> {
     let tmp = tempfile::tempdir()?;
