@@ -168,6 +168,7 @@ fn run_text<'a, 'i>(n: Node<'a, 'i>, out: &mut String, nested: &mut Vec<Node<'a,
             continue;
         }
         match c.tag_name().name() {
+            "r" if hidden_run(c) => {}
             "txbxContent" => nested.push(c),
             "Fallback" | "pPr" | "rPr" | "delText" | "instrText" | "del" => {}
             "tab" => out.push('\t'),
@@ -176,6 +177,14 @@ fn run_text<'a, 'i>(n: Node<'a, 'i>, out: &mut String, nested: &mut Vec<Node<'a,
             _ => run_text(c, out, nested),
         }
     }
+}
+
+/// A run formatted as hidden (`w:vanish`): Word does not show it, so it is not the document's
+/// text, and it is where an instruction for a model hides.
+fn hidden_run(r: Node) -> bool {
+    child(r, "rPr")
+        .and_then(|p| child(p, "vanish"))
+        .is_some_and(|v| !matches!(attr(v, "val"), Some("0" | "false" | "off")))
 }
 
 #[cfg(test)]

@@ -100,6 +100,30 @@ fn invisible_characters_are_dropped_in_every_format() {
     assert_clean(&load_one(&docx), "g.docx");
 }
 
+/// Found by the attack set (bench/attacks, word-hidden-text.docx): text Word hides
+/// (`w:vanish`) reached the index, and the model's prompt.
+#[test]
+fn hidden_word_text_is_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let docx = dir.path().join("h.docx");
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(&docx).unwrap());
+    zip.start_file("word/document.xml", SimpleFileOptions::default())
+        .unwrap();
+    let ns = "http://schemas.openxmlformats.org/wordprocessingml/2006/main";
+    let run =
+        |props: &str, text: &str| format!("<w:r><w:rPr>{props}</w:rPr><w:t>{text}</w:t></w:r>");
+    write!(
+        zip,
+        r#"<w:document xmlns:w="{ns}"><w:body><w:p>{}{}{}</w:p></w:body></w:document>"#,
+        run("", "Shown."),
+        run("<w:vanish/>", " Hidden order."),
+        run(r#"<w:vanish w:val="0"/>"#, " Also shown.")
+    )
+    .unwrap();
+    zip.finish().unwrap();
+    assert_eq!(load_one(&docx).text, "Shown. Also shown.");
+}
+
 /// A streamed text file is cleaned segment by segment; offsets are those of the cleaned
 /// whole, so streamed chunk spans point into the text `load` returns.
 #[test]
