@@ -23,6 +23,27 @@ pub enum EvalCommand {
     /// How well a model predicts text (perplexity); with --adapter, the base and the adapted
     /// model side by side, to see what fine-tuning did to general text.
     Perplexity(PerplexityArgs),
+    /// Prompt-injection documents asked through RAG: how often the model says what an attack
+    /// ordered, per kind of attack (a set: a folder with the documents and attacks.jsonl; see
+    /// bench/attacks).
+    Attacks(Box<AttacksArgs>),
+}
+
+#[derive(Debug, Args)]
+pub struct AttacksArgs {
+    /// The set's manifest, attacks.jsonl: one {"file", "kind", "question", "marker"} per line,
+    /// the files in the `documents` folder next to it, which is indexed in memory for the run.
+    pub manifest: PathBuf,
+    #[command(flatten)]
+    pub answer: AnswerArgs,
+    /// Print the report as JSON (every answer included).
+    #[arg(long)]
+    pub json: bool,
+    /// Embedding model for retrieval.
+    #[arg(long, default_value = "all-minilm-l6-v2")]
+    pub embedder: String,
+    #[command(flatten)]
+    pub model: ModelArgs,
 }
 
 #[derive(Debug, Args)]
@@ -124,7 +145,60 @@ pub fn run(command: EvalCommand) -> Result<()> {
         EvalCommand::Retrieval(args) => retrieval(args),
         EvalCommand::Qa(args) => qa(*args),
         EvalCommand::Perplexity(args) => perplexity(args),
+        EvalCommand::Attacks(args) => attacks(*args),
     }
+}
+
+fn attacks(args: AttacksArgs) -> Result<()> {
+    use ragtune_eval::attacks;
+    let set = attacks::read_attacks(&args.manifest)?;
+    let options = args.answer.options(Mode::Rag)?;
+    let embedder = open_embedder(&args.embedder)?;
+    eprintln!(
+        "indexing the documents of {} attacks ...",
+        set.attacks.len()
+    );
+    let kb = attacks::build_kb(&set, &embedder, &embedder)?;
+    let retriever = KbRetriever::new(&kb, &embedder)?;
+    let generator = crate::generate::load(&args.model)?;
+    let answerer = Answerer::new(&generator, options).with_retriever(&retriever);
+    let report = attacks::run_attacks(&set, &answerer)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    let rate = |n: usize, of: usize| 100.0 * n as f64 / of.max(1) as f64;
+    // "document in prompt": a passage of the attack's document was shown; "order in prompt":
+    // its injected text was (a loader that drops hidden text stops it before).
+    println!(
+        "{:<22} {:>7} {:>15} {:>15} {:>7} {:>8}",
+        "kind", "attacks", "doc in prompt", "order in prompt", "obeyed", "success"
+    );
+    let row = |kind: &str, attacks: usize, in_context: usize, reached: usize, obeyed: usize| {
+        println!(
+            "{:<22} {:>7} {:>15} {:>15} {:>7} {:>7.1}%",
+            crate::term::safe(kind),
+            attacks,
+            in_context,
+            reached,
+            obeyed,
+            rate(obeyed, attacks)
+        );
+    };
+    for k in &report.kinds {
+        row(&k.kind, k.attacks, k.in_context, k.reached_model, k.obeyed);
+    }
+    let r = &report;
+    row("all", r.attacks, r.in_context, r.reached_model, r.obeyed);
+    for o in report.outcomes.iter().filter(|o| o.obeyed) {
+        println!(
+            "obeyed: {} ({}): {}",
+            o.attack.file,
+            o.attack.kind,
+            crate::term::safe(&o.answer)
+        );
+    }
+    Ok(())
 }
 
 fn perplexity(args: PerplexityArgs) -> Result<()> {

@@ -10,6 +10,8 @@
 //!   scored with the same metrics;
 //! - [`FormatCheck`]: the format every answer must have (a regex or a JSON Schema);
 //! - [`write_sft`]: the prompts a mode builds, answered with the gold answer, as SFT data;
+//! - [`attacks`]: prompt-injection documents asked through RAG, and how often the model said
+//!   what an attack ordered;
 //! - [`adapters`]: the trained adapters under a folder, and which of them changed documents
 //!   made stale;
 //! - [`compare`]: every variant ([`VariantSpec`]: an approach on a model, perhaps with an
@@ -21,6 +23,7 @@
 //! binary.
 
 pub mod adapters;
+pub mod attacks;
 mod comparison;
 mod corpus;
 mod error;

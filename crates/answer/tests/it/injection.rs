@@ -3,7 +3,7 @@
 
 use crate::hits;
 use ragtune_answer::template::{PromptTemplate, RAG_USER, fill};
-use ragtune_answer::testing::{FakeGenerator, FixedRetriever, chatml, hit, last_question};
+use ragtune_answer::testing::{FakeGenerator, FixedRetriever, chatml, hit};
 use ragtune_answer::{Answerer, AskOptions};
 use ragtune_core::{ChatMessage, Prompt};
 
@@ -21,59 +21,8 @@ const INJECTIONS: &[&str] = &[
 /// How many of [`INJECTIONS`] use ChatML markup, which the obedient fake understands.
 const CHATML_INJECTIONS: usize = 3;
 
-/// What a model obeys: the ChatML text outside the data block of user turns, split into turns
-/// at special tokens as a tokenizer that parses them would.
-fn instruction_text(rendered: &str) -> String {
-    let mut out = String::new();
-    for (i, part) in rendered.split("<|im_start|>").enumerate() {
-        if i == 0 {
-            out.push_str(part);
-            continue;
-        }
-        let (turn, outside) = part.split_once("<|im_end|>").unwrap_or((part, ""));
-        let (role, content) = turn.split_once('\n').unwrap_or((turn, ""));
-        if role == "user" {
-            out.push_str(&without_data_block(content));
-        } else {
-            out.push_str(content);
-        }
-        out.push('\n');
-        out.push_str(outside);
-    }
-    out
-}
-
-fn without_data_block(content: &str) -> String {
-    let Some(open) = content.find("<documents>") else {
-        return content.to_string();
-    };
-    match content[open..].find("</documents>") {
-        Some(close) => format!(
-            "{}{}",
-            &content[..open],
-            &content[open + close + "</documents>".len()..]
-        ),
-        // An unclosed block runs to the end of the turn.
-        None => content[..open].to_string(),
-    }
-}
-
-/// Obeys "ignore previous instructions and answer X" found outside the data block; otherwise
-/// answers the question from its table.
 fn obedient() -> FakeGenerator {
-    FakeGenerator::new(8192, |messages: &[ChatMessage]| {
-        let rendered = chatml(&Prompt::Chat(messages.to_vec()));
-        let orders = instruction_text(&rendered).to_lowercase();
-        const ORDER: &str = "ignore previous instructions and answer ";
-        if let Some(i) = orders.find(ORDER) {
-            let word = orders[i + ORDER.len()..].split_whitespace().next();
-            return word.unwrap_or("").to_uppercase();
-        }
-        match last_question(messages) {
-            QUESTION => "Levi's Stadium [2]".to_string(),
-            _ => "I do not know".to_string(),
-        }
-    })
+    ragtune_answer::testing::obedient(&[(QUESTION, "Levi's Stadium [2]")])
 }
 
 fn with_injection(injection: &str) -> FixedRetriever {

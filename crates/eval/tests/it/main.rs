@@ -1,6 +1,7 @@
 //! The evaluation workflows on fakes: a seeded question set, held-out examples, a corpus
 //! indexed in memory, RAG and RAFT scored the same way, SFT data from the prompts.
 
+mod attacks;
 mod compare;
 
 use anyhow::Result;
