@@ -70,7 +70,10 @@ fn scratch_file(ext: &str, data: &[u8]) -> PathBuf {
 /// An error about a file must say which file.
 fn names_file(path: &Path, message: &str) {
     let name = path.file_name().unwrap().to_string_lossy();
-    assert!(message.contains(&*name), "the error does not name {name}: {message}");
+    assert!(
+        message.contains(&*name),
+        "the error does not name {name}: {message}"
+    );
 }
 
 struct Words;
@@ -100,7 +103,10 @@ fn document(ext: &str, data: &[u8]) {
 /// its span (what citations are checked against).
 fn check_document(doc: &ExtractedDocument) {
     for b in &doc.blocks {
-        assert!(b.start <= b.end && b.end <= doc.text.len(), "block out of the text: {b:?}");
+        assert!(
+            b.start <= b.end && b.end <= doc.text.len(),
+            "block out of the text: {b:?}"
+        );
         assert!(
             doc.text.is_char_boundary(b.start) && doc.text.is_char_boundary(b.end),
             "block splits a character: {b:?}"
@@ -112,7 +118,12 @@ fn check_document(doc: &ExtractedDocument) {
         section_level: 2,
     };
     for c in ragtune_ingest::chunk(doc, &Words, &opts) {
-        assert_eq!(doc.text.get(c.start..c.end), Some(c.text.as_str()), "chunk {}", c.ordinal);
+        assert_eq!(
+            doc.text.get(c.start..c.end),
+            Some(c.text.as_str()),
+            "chunk {}",
+            c.ordinal
+        );
     }
 }
 
@@ -120,7 +131,11 @@ fn gguf_header(data: &[u8]) {
     let path = scratch_file("gguf", data);
     match ragtune_model::gguf::GgufHeader::read(&path) {
         Ok(header) => {
-            let _ = (header.architecture(), header.chat_template(), header.context_length());
+            let _ = (
+                header.architecture(),
+                header.chat_template(),
+                header.context_length(),
+            );
             for id in 0..4 {
                 let _ = header.token_text(id);
             }

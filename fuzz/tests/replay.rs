@@ -4,9 +4,15 @@
 use std::path::PathBuf;
 
 fn replay(target: &str) {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("corpus").join(target);
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("corpus")
+        .join(target);
     let inputs = files_in(&dir);
-    assert!(!inputs.is_empty(), "no saved corpus in {}: run scripts/fuzz", dir.display());
+    assert!(
+        !inputs.is_empty(),
+        "no saved corpus in {}: run scripts/fuzz",
+        dir.display()
+    );
     for input in inputs {
         let data = std::fs::read(&input).unwrap();
         let outcome = std::panic::catch_unwind(|| ragtune_fuzz::run(target, &data));
@@ -27,7 +33,10 @@ fn files_in(dir: &std::path::Path) -> Vec<PathBuf> {
 fn every_target_has_a_replay_test() {
     let source = include_str!("replay.rs");
     for target in ragtune_fuzz::TARGETS {
-        assert!(source.contains(&format!("    {target},\n")), "{target} is not replayed");
+        assert!(
+            source.contains(&format!("    {target},\n")),
+            "{target} is not replayed"
+        );
     }
 }
 

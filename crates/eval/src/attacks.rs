@@ -8,10 +8,11 @@
 //! and next to it a `documents` folder holding the files (and nothing else that should be
 //! indexed: ordinary documents there are the attacks' competition for the prompt).
 
+use crate::corpus::sync_every_file;
 use crate::{Error, Result};
 use ragtune_answer::Answerer;
 use ragtune_core::{Embedder, TokenCounter};
-use ragtune_index::{IngestSource, KnowledgeBase, NoProgress, SyncOptions};
+use ragtune_index::{IngestSource, KnowledgeBase};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -87,20 +88,14 @@ pub fn build_kb(
     counter: &dyn TokenCounter,
 ) -> Result<KnowledgeBase> {
     let mut kb = KnowledgeBase::in_memory(embedder)?;
-    let summary = kb.sync(
-        std::slice::from_ref(&set.documents),
-        &IngestSource::new(counter),
-        embedder,
-        &SyncOptions::default(),
-        &mut NoProgress,
-    )?;
-    if let Some(failure) = summary.failed.first() {
-        return Err(Error::Config(format!(
+    let source = IngestSource::new(counter);
+    sync_every_file(&mut kb, &set.documents, &source, embedder, |f| {
+        format!(
             "{}: {}; every document of an attack set must load",
-            failure.path.display(),
-            failure.reason
-        )));
-    }
+            f.path.display(),
+            f.reason
+        )
+    })?;
     Ok(kb)
 }
 

@@ -1,9 +1,9 @@
 //! The corpus a run answers from when it is not given a knowledge base.
 
-use crate::{QuestionSet, Result};
+use crate::{Error, QuestionSet, Result};
 use ragtune_core::{Embedder, TokenCounter};
 use ragtune_datasets::{Corpus, CorpusDoc, squad_retrieval};
-use ragtune_index::KnowledgeBase;
+use ragtune_index::{DocumentSource, KnowledgeBase, NoProgress, SyncFailure, SyncOptions};
 use ragtune_ingest::ChunkOptions;
 use ragtune_retrieve::eval::index_corpus_chunked;
 use std::path::Path;
@@ -44,4 +44,26 @@ pub fn index_in_memory(
     let mut kb = KnowledgeBase::in_memory(embedder)?;
     let chunks = index_corpus_chunked(&mut kb, corpus, embedder, counter, &chunking)?;
     Ok((kb, chunks))
+}
+
+/// Syncs the files under `root` into `kb`; a file that does not load is an error, worded by
+/// `failed` (a run that silently left a document out would measure something else).
+pub(crate) fn sync_every_file(
+    kb: &mut KnowledgeBase,
+    root: &Path,
+    source: &dyn DocumentSource,
+    embedder: &dyn Embedder,
+    failed: impl Fn(&SyncFailure) -> String,
+) -> Result<()> {
+    let summary = kb.sync(
+        &[root.to_path_buf()],
+        source,
+        embedder,
+        &SyncOptions::default(),
+        &mut NoProgress,
+    )?;
+    match summary.failed.first() {
+        Some(failure) => Err(Error::Config(failed(failure))),
+        None => Ok(()),
+    }
 }

@@ -2,15 +2,16 @@
 //! adapter's documents have become since it was trained (lineage), and what fine-tuning did to
 //! general ability (forgetting).
 
+use crate::corpus::sync_every_file;
 use crate::variants::{Context, Models, VariantSpec, evaluate_variant, training_cost};
-use crate::{Error, Result, evaluate_mode};
+use crate::{Result, evaluate_mode};
 use ragtune_answer::eval::normalize_answer;
 use ragtune_answer::{AskOptions, Mode};
 use ragtune_compare::{Forgetting, Freshness, StaleAdapter, UpdateKind};
 use ragtune_core::rng::SplitMix64;
 use ragtune_core::{Embedder, TokenCounter};
 use ragtune_datasets::{Corpus, CorpusDoc, QaItem};
-use ragtune_index::{DocumentSource, KnowledgeBase, NoProgress, SyncOptions};
+use ragtune_index::{DocumentSource, KnowledgeBase};
 use ragtune_ingest::ChunkOptions;
 use std::collections::{BTreeSet, HashSet};
 use std::time::Instant;
@@ -209,20 +210,13 @@ pub fn edit_copy(
     for edit in edits {
         kb.delete_file(&edit.original.id)?;
     }
-    let summary = kb.sync(
-        std::slice::from_ref(&docs_dir),
-        source,
-        embedder,
-        &SyncOptions::default(),
-        &mut NoProgress,
-    )?;
-    if let Some(failure) = summary.failed.first() {
-        return Err(Error::Config(format!(
+    sync_every_file(&mut kb, &docs_dir, source, embedder, |f| {
+        format!(
             "freshness: the edited copy of a document did not load ({}: {})",
-            failure.path.display(),
-            failure.reason
-        )));
-    }
+            f.path.display(),
+            f.reason
+        )
+    })?;
     Ok((kb, started.elapsed().as_secs_f64()))
 }
 

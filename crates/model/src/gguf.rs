@@ -451,7 +451,10 @@ mod tests {
         bytes[dim..dim + 8].copy_from_slice(&(u64::MAX / 2).to_le_bytes());
         let f = write(&bytes);
         let err = GgufHeader::read(f.path()).unwrap_err().to_string();
-        assert!(err.contains("truncated") && err.contains("tensor t0"), "{err}");
+        assert!(
+            err.contains("truncated") && err.contains("tensor t0"),
+            "{err}"
+        );
         // Release builds wrap instead of panicking: the size must saturate, not wrap.
         let tensor = TensorInfo {
             name: "t".into(),

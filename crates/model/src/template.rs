@@ -186,7 +186,9 @@ mod tests {
 
     fn render_error(source: &str) -> String {
         let t = ChatTemplate::new(source, "", "").unwrap();
-        t.render(&[ChatMessage::user("Hi")], true).unwrap_err().to_string()
+        t.render(&[ChatMessage::user("Hi")], true)
+            .unwrap_err()
+            .to_string()
     }
 
     #[test]
@@ -200,7 +202,10 @@ mod tests {
     #[test]
     fn a_template_that_floods_its_output_is_stopped() {
         let e = render_error("{% for i in range(100000) %}{{ 'x' * 100 }}{% endfor %}");
-        assert!(e.contains("more than 1048584 bytes for 2 bytes of messages"), "{e}");
+        assert!(
+            e.contains("more than 1048584 bytes for 2 bytes of messages"),
+            "{e}"
+        );
     }
 
     #[test]
