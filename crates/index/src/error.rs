@@ -66,11 +66,12 @@ pub enum Error {
 
     /// The file system holding the knowledge base ran out of space. Each document is committed
     /// whole, so the ones indexed before are kept and the next run goes on from there.
-    #[error("knowledge base {}: the disk is full ({source}); the documents indexed before are kept. Free some space, then run the same command again: it goes on where it stopped", path.display())]
+    /// The cause is in the message and not also `source()`, so a front end that prints the
+    /// whole chain shows it once.
+    #[error("knowledge base {}: the disk is full ({cause}); the documents indexed before are kept. Free some space, then run the same command again: it goes on where it stopped", path.display())]
     DiskFull {
         path: PathBuf,
-        #[source]
-        source: Box<dyn std::error::Error + Send + Sync>,
+        cause: Box<dyn std::error::Error + Send + Sync>,
     },
 
     #[error("no knowledge base at {}: build one with `ragtune ingest --kb {} PATH...`", path.display(), path.display())]
@@ -113,7 +114,7 @@ impl Error {
         if is_disk_full(&source) {
             return Error::DiskFull {
                 path: path.to_owned(),
-                source: Box::new(source),
+                cause: Box::new(source),
             };
         }
         Error::Io {
@@ -150,7 +151,7 @@ impl<T> Context<T> for std::result::Result<T, rusqlite::Error> {
             } else if source.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) {
                 Error::DiskFull {
                     path: path.to_owned(),
-                    source: Box::new(source),
+                    cause: Box::new(source),
                 }
             } else {
                 Error::Sqlite {
@@ -167,7 +168,7 @@ impl<T> Context<T> for std::result::Result<T, tantivy::TantivyError> {
         self.map_err(|source| match &source {
             tantivy::TantivyError::IoError(io) if is_disk_full(io) => Error::DiskFull {
                 path: path.to_owned(),
-                source: Box::new(source),
+                cause: Box::new(source),
             },
             _ => Error::Tantivy {
                 path: path.to_owned(),
