@@ -35,6 +35,11 @@ pub const TARGETS: &[&str] = &[
 /// Runs one input through the target `name`; panics (the fuzzer's finding) when a promise is
 /// broken.
 pub fn run(name: &str, data: &[u8]) {
+    // A crash that kills the process before libFuzzer can save the input (a stack overflow):
+    // RAGTUNE_FUZZ_LAST=FILE keeps the input being run.
+    if let Some(last) = std::env::var_os("RAGTUNE_FUZZ_LAST") {
+        let _ = std::fs::write(last, data);
+    }
     match name {
         "gguf_header" => gguf_header(data),
         "chat_template" => chat_template(data),

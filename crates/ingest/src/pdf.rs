@@ -6,7 +6,7 @@
 
 use crate::builder::DocBuilder;
 use crate::error::{Error, Result, Warning};
-use pdf_extract::{Document, Object, PlainTextOutput};
+use pdf_extract::{Document, Object, ObjectId, PlainTextOutput};
 use ragtune_core::{BlockKind, ExtractedDocument, Format};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
@@ -21,10 +21,15 @@ pub(crate) fn load(path: &Path, warnings: &mut Vec<Warning>) -> Result<Extracted
             "the PDF is encrypted with a password; save an unprotected copy and load that",
         ));
     }
-    let pages: Vec<u32> = doc.get_pages().keys().copied().collect();
+    let page_ids = doc.get_pages();
+    let pages: Vec<u32> = page_ids.keys().copied().collect();
     let mut b = DocBuilder::new();
     let (mut fallback, mut failed, mut extracted) = (Vec::new(), Vec::new(), Vec::new());
-    for &n in &pages {
+    for (&n, &id) in &page_ids {
+        if !ancestry_ends(&doc, id) {
+            failed.push(n);
+            continue;
+        }
         let text = match page_text(&doc, n) {
             Some(text) => text,
             None => match catch_unwind(AssertUnwindSafe(|| doc.extract_text(&[n]))) {
@@ -60,7 +65,8 @@ pub(crate) fn load(path: &Path, warnings: &mut Vec<Warning>) -> Result<Extracted
             format!("the text of page(s) {failed:?} could not be extracted; they are left out"),
         ));
     }
-    if b.text().is_empty() && !pages.is_empty() {
+    // Pages that failed have their own warning; "no text layer" is for pages read as empty.
+    if b.text().is_empty() && pages.len() > failed.len() {
         warnings.push(Warning::new(
             path,
             "no text layer (a scanned or image-only PDF); run OCR on it (e.g. ocrmypdf) and load the result",
@@ -70,6 +76,27 @@ pub(crate) fn load(path: &Path, warnings: &mut Vec<Warning>) -> Result<Extracted
     b.metadata.insert("pages".into(), pages.len().to_string());
     info(&doc, &mut b);
     Ok(b.finish(path.display().to_string(), Format::Pdf))
+}
+
+/// Whether page `id`'s chain of `/Parent` references ends. In a damaged or hostile file it can
+/// loop (a page that is its own parent), and both extractors follow it forever looking for
+/// inherited resources: such a page is left out.
+fn ancestry_ends(doc: &Document, id: ObjectId) -> bool {
+    let mut seen = std::collections::HashSet::new();
+    let mut current = id;
+    loop {
+        if !seen.insert(current) {
+            return false;
+        }
+        let parent = doc
+            .get_dictionary(current)
+            .and_then(|d| d.get(b"Parent"))
+            .and_then(Object::as_reference);
+        match parent {
+            Ok(next) => current = next,
+            Err(_) => return true,
+        }
+    }
 }
 
 /// pdf-extract's text of one page; `None` if it fails or panics (it unwraps on some

@@ -170,3 +170,25 @@ fn deeply_nested_office_xml_is_an_error_not_a_stack_overflow() {
     let err = load(&path, &LoadOptions::default()).expect_err("too deep");
     assert!(err.to_string().contains("more than 1024 deep"), "{err}");
 }
+
+/// Found by `scripts/fuzz` (pdf): a page that is its own `/Parent` and has no resources of its
+/// own sent pdf-extract up the parent chain forever (a hang in release builds, a stack overflow
+/// in debug ones), taking the whole ingest with it. The page is now left out with a warning.
+#[test]
+fn a_page_that_is_its_own_parent_is_left_out_not_followed_forever() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("loop.pdf");
+    std::fs::write(
+        &path,
+        include_bytes!("../../../../fuzz/corpus/pdf/page-is-its-own-parent.pdf"),
+    )
+    .unwrap();
+    let loaded = load(&path, &LoadOptions::default()).unwrap();
+    let warnings: Vec<String> = loaded.warnings.iter().map(|w| w.to_string()).collect();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("could not be extracted")),
+        "{warnings:?}"
+    );
+}
