@@ -21,11 +21,10 @@ pub(crate) fn load(path: &Path, warnings: &mut Vec<Warning>) -> Result<Extracted
             "the PDF is encrypted with a password; save an unprotected copy and load that",
         ));
     }
-    let page_ids = doc.get_pages();
-    let pages: Vec<u32> = page_ids.keys().copied().collect();
+    let pages = doc.get_pages();
     let mut b = DocBuilder::new();
     let (mut fallback, mut failed, mut extracted) = (Vec::new(), Vec::new(), Vec::new());
-    for (&n, &id) in &page_ids {
+    for (&n, &id) in &pages {
         if !ancestry_ends(&doc, id) {
             failed.push(n);
             continue;
