@@ -157,9 +157,48 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// The disk filled up. Installed files are untouched and the packages already downloaded
+    /// stay, so the next pull resumes.
+    #[error(
+        "the disk is full: {what}; free space on that disk and pull again (the packages already downloaded are kept, so the pull resumes)"
+    )]
+    DiskFull { what: String },
+
     /// Any other I/O error; fs-err puts the path and the operation in the message.
     #[error("{0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
+}
+
+impl Error {
+    /// Writing `path` failed: [`Error::DiskFull`] when the disk is, else [`Error::Write`].
+    pub(crate) fn write(path: PathBuf, source: std::io::Error) -> Self {
+        if is_disk_full(&source) {
+            Error::DiskFull {
+                what: format!("cannot write {}", path.display()),
+            }
+        } else {
+            Error::Write { path, source }
+        }
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        if is_disk_full(&e) {
+            Error::DiskFull {
+                what: e.to_string(),
+            }
+        } else {
+            Error::Io(e)
+        }
+    }
+}
+
+fn is_disk_full(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    )
 }
 
 /// The crate's result type.

@@ -69,10 +69,9 @@ impl HashingFile {
             });
         }
         self.hasher.update(bytes);
-        self.out.write_all(bytes).map_err(|source| Error::Write {
-            path: self.path.clone(),
-            source,
-        })?;
+        self.out
+            .write_all(bytes)
+            .map_err(|source| Error::write(self.path.clone(), source))?;
         self.written = total;
         Ok(())
     }
@@ -81,10 +80,10 @@ impl HashingFile {
     /// returns the hex sha256 and the byte count.
     pub fn finish(self) -> Result<(String, u64)> {
         let path = self.path;
-        let file = self.out.into_inner().map_err(|e| Error::Write {
-            path: path.clone(),
-            source: e.into_error(),
-        })?;
+        let file = self
+            .out
+            .into_inner()
+            .map_err(|e| Error::write(path.clone(), e.into_error()))?;
         file.sync_all()?;
         Ok((to_hex(&self.hasher.finalize()), self.written))
     }

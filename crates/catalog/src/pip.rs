@@ -59,8 +59,28 @@ impl PipConfig {
     }
 
     /// Downloads the wheel pinned by `spec` (`name==version`) into `dir` and returns
-    /// its path. pip skips a wheel already in `dir`, which makes pulls resumable.
+    /// its path. pip writes into a staging folder, emptied first, and the wheel is moved into
+    /// `dir` only once pip succeeded: pip writes straight into its destination, so a pull
+    /// killed or out of disk space mid-download would otherwise leave a torn wheel that the
+    /// next pull takes for a finished one.
     pub(crate) fn download(&self, spec: &str, dir: &Path) -> Result<PathBuf> {
+        let staging = dir.join(STAGING_DIR);
+        if staging.exists() {
+            fs_err::remove_dir_all(&staging)?;
+        }
+        fs_err::create_dir_all(&staging)?;
+        let staged = self.download_into(spec, &staging);
+        let moved = staged.and_then(|wheel| {
+            let name = wheel.file_name().expect("find_wheel returns files");
+            let into = dir.join(name);
+            fs_err::rename(&wheel, &into)?;
+            Ok(into)
+        });
+        let _ = fs_err::remove_dir_all(&staging);
+        moved
+    }
+
+    fn download_into(&self, spec: &str, dir: &Path) -> Result<PathBuf> {
         let python = self.python.to_string_lossy().into_owned();
         let output = Command::new(&self.python)
             .args(["-m", "pip", "download", "--no-deps", "--only-binary=:all:"])
@@ -85,6 +105,11 @@ impl PipConfig {
             if stderr.contains("No module named pip") {
                 return Err(Error::PipMissing { python });
             }
+            if stderr.contains("No space left on device") {
+                return Err(Error::DiskFull {
+                    what: format!("pip could not save `{spec}` into {}", dir.display()),
+                });
+            }
             return Err(Error::PipFailed {
                 package: spec.to_owned(),
                 status: output.status.to_string(),
@@ -97,6 +122,9 @@ impl PipConfig {
         })
     }
 }
+
+/// The folder of a downloads directory that pip writes into (not a wheel: never reused).
+const STAGING_DIR: &str = "pip-partial";
 
 /// The wheel for `spec` in `dir`, if one is there. Wheel file names carry the
 /// normalised project name (`a-b` → `a_b`), then the version.

@@ -159,3 +159,92 @@ fn training_on_a_full_disk_says_so_and_resumes_once_space_is_back() {
         assert!(run.contains(file), "{run}");
     }
 }
+
+const PULL: &str = r#"
+export RAGTUNE_HOME="$MNT/home"
+"$RAGTUNE" models pull small-model >"$OUT/0.out" 2>"$OUT/0.err"; echo $? >"$OUT/0.rc"
+"$RAGTUNE" models pull big-model >"$OUT/1.out" 2>"$OUT/1.err"; echo $? >"$OUT/1.rc"
+"$RAGTUNE" models pull small-model >"$OUT/kept.out" 2>&1; echo $? >"$OUT/kept.rc"
+mount -o remount,size=64m "$MNT" || exit 91
+"$RAGTUNE" models pull big-model >"$OUT/2.out" 2>"$OUT/2.err"; echo $? >"$OUT/2.rc"
+find "$MNT/home" -type f >"$OUT/files"
+"#;
+
+/// Bytes that do not compress (a wheel of them is as large as they are).
+fn noise(len: usize, mut state: u64) -> Vec<u8> {
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect()
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A 3 MB model pulled into 2 MB (pip's download fails) and into 4 MB (the download fits,
+/// assembling the model file does not): the error says the disk is full, the model pulled
+/// before stays installed, and the pull completes once space is back.
+#[test]
+fn pull_on_a_full_disk_keeps_installed_models_and_finishes_once_space_is_back() {
+    let work = tempfile::tempdir().unwrap();
+    let wheels = work.path().join("wheels");
+    std::fs::create_dir_all(&wheels).unwrap();
+    let mut catalog = String::new();
+    for (name, len) in [("small-model", 10_000), ("big-model", 3_000_000)] {
+        let mut gguf = b"GGUF\x03\0\0\0".to_vec();
+        gguf.extend(noise(len, len as u64));
+        let package = format!("ragtune-{name}");
+        let member = format!("{}/model.gguf", package.replace('-', "_"));
+        crate::models::write_wheel(&wheels, &package, &member, &gguf);
+        catalog += &format!(
+            "[[model]]\nname = \"{name}\"\nkind = \"generator\"\ndescription = \"noise\"\n\
+             packages = [\"{package}==0.1.0\"]\n\n[[model.file]]\npath = \"model.gguf\"\n\
+             sha256 = \"{}\"\nsize = {}\nparts = [{{ package = 0, member = \"{member}\" }}]\n\n",
+            sha256_hex(&gguf),
+            gguf.len()
+        );
+    }
+    let catalog_path = work.path().join("catalog.toml");
+    std::fs::write(&catalog_path, catalog).unwrap();
+    for (size, full) in [("2m", "pip could not save"), ("4m", "model.gguf.partial")] {
+        let out = work.path().join(format!("out-{size}"));
+        let mnt = work.path().join(format!("mnt-{size}"));
+        std::fs::create_dir_all(&out).unwrap();
+        std::fs::create_dir_all(&mnt).unwrap();
+        on_a_small_disk(
+            size,
+            PULL,
+            &mnt,
+            &[
+                ("OUT", &out),
+                ("RAGTUNE_CATALOG", &catalog_path),
+                ("PIP_FIND_LINKS", &wheels),
+                ("PIP_NO_INDEX", Path::new("1")),
+                ("PIP_DISABLE_PIP_VERSION_CHECK", Path::new("1")),
+            ],
+        );
+        assert_eq!(read(&out, "0.rc").trim(), "0", "{}", read(&out, "0.err"));
+        failed_saying(&out, &["the disk is full", full, "pull again"]);
+        // The model pulled before is still whole (a pull re-hashes what is installed).
+        let kept = read(&out, "kept.out");
+        assert_eq!(read(&out, "kept.rc").trim(), "0", "{kept}");
+        assert!(kept.contains("already"), "{size}: {kept}");
+        assert_eq!(read(&out, "2.rc").trim(), "0", "{size}: {}", read(&out, "2.err"));
+        let files = read(&out, "files");
+        assert!(
+            files.contains("models/big-model/model.gguf")
+                && !files.contains(".partial")
+                && !files.contains(".whl"),
+            "{size}: {files}"
+        );
+    }
+}

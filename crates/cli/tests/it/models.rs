@@ -81,7 +81,7 @@ fn rm_of_a_model_that_is_not_installed_fails() {
 }
 
 /// A wheel pip can fetch offline, holding one member.
-fn write_wheel(dir: &Path, name: &str, member: &str, data: &[u8]) {
+pub(crate) fn write_wheel(dir: &Path, name: &str, member: &str, data: &[u8]) {
     let dist = name.replace('-', "_");
     let info = format!("{dist}-0.1.0.dist-info");
     let path = dir.join(format!("{dist}-0.1.0-py3-none-any.whl"));
