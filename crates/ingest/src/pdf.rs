@@ -6,7 +6,7 @@
 
 use crate::builder::DocBuilder;
 use crate::error::{Error, Result, Warning};
-use pdf_extract::{Document, Object, ObjectId, PlainTextOutput};
+use pdf_extract::{Dictionary, Document, Object, ObjectId, PlainTextOutput};
 use ragtune_core::{BlockKind, ExtractedDocument, Format};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
@@ -25,7 +25,7 @@ pub(crate) fn load(path: &Path, warnings: &mut Vec<Warning>) -> Result<Extracted
     let mut b = DocBuilder::new();
     let (mut fallback, mut failed, mut extracted) = (Vec::new(), Vec::new(), Vec::new());
     for (&n, &id) in &pages {
-        if !ancestry_ends(&doc, id) {
+        if !ancestry_ends(&doc, id) || !drawing_ends(&doc, id) {
             failed.push(n);
             continue;
         }
@@ -96,6 +96,109 @@ fn ancestry_ends(doc: &Document, id: ObjectId) -> bool {
             Err(_) => return true,
         }
     }
+}
+
+/// Deeper nesting of XObjects drawn inside XObjects is refused (real files nest a few levels).
+const MAX_XOBJECT_NESTING: usize = 32;
+/// More XObject drawings in one page are refused.
+const MAX_XOBJECT_DRAWS: usize = 100_000;
+
+/// Whether drawing page `id` ends in reasonable time. pdf-extract draws every XObject a content
+/// stream names (`Do`) by recursing into its content, so an XObject that draws itself (directly
+/// or through others) overflows the stack, which aborts the whole process, and XObjects that
+/// each draw the next many times take exponential time. Walks what pdf-extract would draw, with
+/// the same resources, counting the drawings; such a page is left out.
+fn drawing_ends(doc: &Document, id: ObjectId) -> bool {
+    let Some(resources) = page_resources(doc, id) else {
+        return true;
+    };
+    if xobjects(doc, resources).is_none() {
+        return true; // Nothing to draw: no need to decode the content.
+    }
+    let Ok(content) = doc.get_page_content(id) else {
+        return true;
+    };
+    draws(doc, &content, resources, &mut Vec::new()).is_some()
+}
+
+/// The resources of page `id` or of its nearest ancestor that has some (as pdf-extract
+/// inherits them; the ancestry is known to end).
+fn page_resources(doc: &Document, id: ObjectId) -> Option<&Dictionary> {
+    let mut node = doc.get_dictionary(id).ok()?;
+    loop {
+        if let Some(resources) = node.get(b"Resources").ok().and_then(|r| dictionary(doc, r)) {
+            return Some(resources);
+        }
+        let parent = node.get(b"Parent").and_then(Object::as_reference).ok()?;
+        node = doc.get_dictionary(parent).ok()?;
+    }
+}
+
+fn dictionary<'a>(doc: &'a Document, object: &'a Object) -> Option<&'a Dictionary> {
+    doc.dereference(object).ok()?.1.as_dict().ok()
+}
+
+fn xobjects<'a>(doc: &'a Document, resources: &'a Dictionary) -> Option<&'a Dictionary> {
+    resources
+        .get(b"XObject")
+        .ok()
+        .and_then(|x| dictionary(doc, x))
+}
+
+/// How many XObject drawings `content` makes, nested ones included; `None` when they loop,
+/// nest too deep or exceed [`MAX_XOBJECT_DRAWS`]. `path` holds the XObjects being drawn.
+fn draws(
+    doc: &Document,
+    content: &[u8],
+    resources: &Dictionary,
+    path: &mut Vec<ObjectId>,
+) -> Option<usize> {
+    let Some(named) = xobjects(doc, resources) else {
+        return Some(0);
+    };
+    let Ok(content) = pdf_extract::content::Content::decode(content) else {
+        return Some(0); // pdf-extract cannot decode it either.
+    };
+    let mut times: std::collections::BTreeMap<&[u8], usize> = Default::default();
+    for op in &content.operations {
+        if op.operator == "Do"
+            && let Some(Ok(name)) = op.operands.first().map(Object::as_name)
+        {
+            *times.entry(name).or_default() += 1;
+        }
+    }
+    let mut total = 0usize;
+    for (name, n) in times {
+        let Some((id, stream)) = named
+            .get(name)
+            .ok()
+            .and_then(|x| doc.dereference(x).ok())
+            .and_then(|(id, x)| Some((id, x.as_stream().ok()?)))
+        else {
+            continue;
+        };
+        if id.is_some_and(|id| path.contains(&id)) || path.len() >= MAX_XOBJECT_NESTING {
+            return None;
+        }
+        let own = stream
+            .dict
+            .get(b"Resources")
+            .ok()
+            .and_then(|r| dictionary(doc, r))
+            .unwrap_or(resources);
+        let inner = stream
+            .decompressed_content()
+            .unwrap_or_else(|_| stream.content.clone());
+        // A direct stream has no id; it cannot be reached again except through one that has.
+        path.push(id.unwrap_or((0, 0)));
+        let nested = draws(doc, &inner, own, path);
+        path.pop();
+        total = total.checked_add(n.checked_mul(nested? + 1)?)?;
+        if total > MAX_XOBJECT_DRAWS {
+            return None;
+        }
+    }
+    Some(total)
 }
 
 /// pdf-extract's text of one page; `None` if it fails or panics (it unwraps on some

@@ -192,3 +192,120 @@ fn a_page_that_is_its_own_parent_is_left_out_not_followed_forever() {
         "{warnings:?}"
     );
 }
+
+/// A PDF of `objects` (numbered from 1; object 1 must be the catalogue), with its xref table.
+fn pdf_of(objects: &[String]) -> Vec<u8> {
+    let mut out = b"%PDF-1.4\n".to_vec();
+    let mut offsets = Vec::new();
+    for (i, object) in objects.iter().enumerate() {
+        offsets.push(out.len());
+        out.extend(format!("{} 0 obj\n{object}\nendobj\n", i + 1).into_bytes());
+    }
+    let xref = out.len();
+    out.extend(format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).into_bytes());
+    for offset in offsets {
+        out.extend(format!("{offset:010} 00000 n \n").into_bytes());
+    }
+    out.extend(
+        format!(
+            "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
+            objects.len() + 1
+        )
+        .into_bytes(),
+    );
+    out
+}
+
+fn stream(dict: &str, content: &str) -> String {
+    format!(
+        "<< {dict} /Length {} >>\nstream\n{content}\nendstream",
+        content.len()
+    )
+}
+
+/// Two pages: the first writes `first` and draws form 6, the second writes "Second page
+/// text."; `forms` are objects 6, 7, ... (each a Form XObject that may draw others).
+fn pdf_with_forms(forms: &[String]) -> Vec<u8> {
+    let font = "/Font << /F1 5 0 R >>";
+    let mut objects = vec![
+        "<< /Type /Catalog /Pages 2 0 R >>".to_owned(),
+        "<< /Type /Pages /Kids [3 0 R 4 0 R] /Count 2 >>".to_owned(),
+        format!(
+            "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << {font} /XObject << /X6 6 0 R >> >> /Contents {} 0 R >>",
+            6 + forms.len()
+        ),
+        format!(
+            "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << {font} >> /Contents {} 0 R >>",
+            7 + forms.len()
+        ),
+        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>".to_owned(),
+    ];
+    objects.extend(forms.iter().cloned());
+    objects.push(stream("", "BT /F1 12 Tf 72 720 Td (First page text.) Tj ET /X6 Do"));
+    objects.push(stream("", "BT /F1 12 Tf 72 720 Td (Second page text.) Tj ET"));
+    pdf_of(&objects)
+}
+
+/// A Form XObject writing `text` and drawing each of `draws` (object numbers, with
+/// repeats) in order.
+fn form(text: &str, draws: &[usize]) -> String {
+    let names: String = draws
+        .iter()
+        .collect::<std::collections::BTreeSet<_>>()
+        .iter()
+        .map(|d| format!("/X{d} {d} 0 R "))
+        .collect();
+    let calls: String = draws.iter().map(|d| format!(" /X{d} Do")).collect();
+    stream(
+        &format!(
+            "/Type /XObject /Subtype /Form /BBox [0 0 612 792] /Resources << /Font << /F1 5 0 R >> /XObject << {names}>> >>"
+        ),
+        &format!("BT /F1 12 Tf 72 700 Td ({text}) Tj ET{calls}"),
+    )
+}
+
+fn load_pdf(bytes: &[u8]) -> (String, Vec<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("forms.pdf");
+    std::fs::write(&path, bytes).unwrap();
+    let loaded = load(&path, &LoadOptions::default()).unwrap();
+    let text = loaded.documents.iter().map(|d| d.text.clone()).collect();
+    (text, loaded.warnings.iter().map(|w| w.to_string()).collect())
+}
+
+/// Forms drawing forms, as real files have them, are read.
+#[test]
+fn nested_form_xobjects_are_read() {
+    let (text, warnings) = load_pdf(&pdf_with_forms(&[
+        form("Inside the outer form.", &[7, 7]),
+        form("Inside the inner form.", &[]),
+    ]));
+    for part in ["First page text.", "Inside the outer form.", "Inside the inner form.", "Second page text."] {
+        assert!(text.contains(part), "{part}: {text}");
+    }
+    assert!(warnings.is_empty(), "{warnings:?}");
+}
+
+/// Found by reading pdf-extract: it draws an XObject by recursing into it, so a form that draws
+/// itself (here through another) overflowed the stack and aborted the whole ingest; a chain of
+/// forms nested too deep, or drawing each other exponentially often, hung it. Such a page is
+/// now left out with a warning, and the rest of the file is read.
+#[test]
+fn form_xobjects_that_loop_nest_too_deep_or_explode_leave_their_page_out() {
+    let looping = vec![form("a", &[7]), form("b", &[6])];
+    let deep: Vec<String> = (6..6 + 40).map(|n| form("deep", &[n + 1])).collect();
+    let deep = [deep, vec![form("bottom", &[])]].concat();
+    let exploding: Vec<String> = (6..6 + 12)
+        .map(|n| form("boom", &[n + 1; 10]))
+        .chain([form("leaf", &[])])
+        .collect();
+    for (what, forms) in [("loop", looping), ("deep", deep), ("exploding", exploding)] {
+        let (text, warnings) = load_pdf(&pdf_with_forms(&forms));
+        assert!(text.contains("Second page text."), "{what}: {text}");
+        assert!(!text.contains("First page text."), "{what}: {text}");
+        assert!(
+            warnings.iter().any(|w| w.contains("page(s) [1] could not be extracted")),
+            "{what}: {warnings:?}"
+        );
+    }
+}
