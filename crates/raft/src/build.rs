@@ -265,17 +265,47 @@ pub fn build(spec: &BuildSpec, kb: &KnowledgeBase, embedder: &dyn Embedder) -> R
     });
     let mut manifest_text = serde_json::to_string_pretty(&manifest).expect("JSON values serialize");
     manifest_text.push('\n');
-    std::fs::create_dir_all(&spec.out).map_err(io(&spec.out))?;
-    for (name, text) in [
-        (TRAIN_FILE, &train),
-        (GORILLA_FILE, &gorilla),
-        (MANIFEST_FILE, &manifest_text),
-    ] {
-        let path = spec.out.join(name);
-        write_atomic(&path, text)?;
-        report.files.push(path);
-    }
+    report.files = publish(
+        &spec.out,
+        &[
+            (TRAIN_FILE, &train),
+            (GORILLA_FILE, &gorilla),
+            (MANIFEST_FILE, &manifest_text),
+        ],
+    )?;
     Ok(report)
+}
+
+/// Marks a folder as a build's output from before its first file is written, so that a
+/// build killed before its manifest exists is still recognised (and replaced) as ours.
+const MARKER_FILE: &str = ".ragtune-raft-build";
+
+/// Writes `files` (the manifest last) so that a kill at any point leaves a folder the next
+/// build takes over, and never a manifest beside data it does not describe: every file is
+/// written beside its final name first, then the old manifest goes, the data files are renamed
+/// into place, and the new manifest comes last.
+fn publish(out: &Path, files: &[(&str, &String)]) -> Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(out).map_err(io(out))?;
+    let marker = out.join(MARKER_FILE);
+    std::fs::write(&marker, MANIFEST_KIND).map_err(io(&marker))?;
+    let mut staged = Vec::new();
+    for (name, text) in files {
+        let path = out.join(name);
+        let tmp = path.with_extension("partial");
+        std::fs::write(&tmp, text).map_err(io(&tmp))?;
+        staged.push((tmp, path));
+    }
+    let manifest = out.join(MANIFEST_FILE);
+    match std::fs::remove_file(&manifest) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(&manifest)(e)),
+        _ => {}
+    }
+    let mut published = Vec::new();
+    for (tmp, path) in staged {
+        std::fs::rename(&tmp, &path).map_err(io(&path))?;
+        published.push(path);
+    }
+    Ok(published)
 }
 
 fn check_options(spec: &BuildSpec) -> Result<()> {
@@ -303,7 +333,8 @@ fn check_options(spec: &BuildSpec) -> Result<()> {
     Ok(())
 }
 
-/// An output folder must be new, empty, or a previous build (its manifest says so).
+/// An output folder must be new, empty, or a previous build (its manifest or marker says so,
+/// the marker also when the build was killed before its manifest was written).
 fn check_out(out: &Path) -> Result<()> {
     let Ok(mut entries) = std::fs::read_dir(out) else {
         return if out.exists() {
@@ -317,10 +348,12 @@ fn check_out(out: &Path) -> Result<()> {
     if entries.next().is_none() {
         return Ok(());
     }
-    let ours = std::fs::read(out.join(MANIFEST_FILE))
-        .ok()
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-        .is_some_and(|v| v.get("kind").and_then(|k| k.as_str()) == Some(MANIFEST_KIND));
+    let marked = std::fs::read(out.join(MARKER_FILE)).is_ok_and(|b| b == MANIFEST_KIND.as_bytes());
+    let ours = marked
+        || std::fs::read(out.join(MANIFEST_FILE))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .is_some_and(|v| v.get("kind").and_then(|k| k.as_str()) == Some(MANIFEST_KIND));
     if ours {
         Ok(())
     } else {
@@ -446,8 +479,3 @@ fn push_line(out: &mut String, value: &serde_json::Value) {
     out.push('\n');
 }
 
-fn write_atomic(path: &Path, text: &str) -> Result<()> {
-    let tmp = path.with_extension("partial");
-    std::fs::write(&tmp, text).map_err(io(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(io(path))
-}

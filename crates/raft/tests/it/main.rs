@@ -393,5 +393,21 @@ fn bad_input_is_refused_clearly() -> Result<()> {
     let out = dir.path().join("again");
     build(&BuildSpec::new(&q, &out), &kb, &e)?;
     build(&BuildSpec::new(&q, &out), &kb, &e)?;
+
+    // A build killed before its manifest was written is taken over by the next one.
+    let whole = std::fs::read(out.join(ragtune_raft::TRAIN_FILE))?;
+    std::fs::remove_file(out.join(ragtune_raft::MANIFEST_FILE))?;
+    std::fs::write(out.join("gorilla.partial"), "half a li")?;
+    build(&BuildSpec::new(&q, &out), &kb, &e)?;
+    assert_eq!(std::fs::read(out.join(ragtune_raft::TRAIN_FILE))?, whole);
+    assert!(!out.join("gorilla.partial").exists());
+    assert!(out.join(ragtune_raft::MANIFEST_FILE).is_file());
+
+    // Someone's own training file (no manifest or marker of ours) is never overwritten.
+    let theirs = dir.path().join("theirs");
+    std::fs::create_dir(&theirs)?;
+    std::fs::write(theirs.join(ragtune_raft::TRAIN_FILE), "{}\n")?;
+    let err = build(&BuildSpec::new(&q, &theirs), &kb, &e).unwrap_err();
+    assert!(matches!(err, Error::OutNotEmpty { .. }), "{err}");
     Ok(())
 }
