@@ -17,7 +17,7 @@ use crate::openai::{AppState, parse};
 use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::multipart::{Multipart, MultipartRejection};
-use axum::extract::rejection::BytesRejection;
+use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -83,11 +83,19 @@ pub(crate) async fn list(
 pub(crate) async fn status(
     State(s): State<AppState>,
     Extension(access): Extension<Access>,
-    Path(name): Path<String>,
+    name: Result<Path<String>, PathRejection>,
 ) -> Response {
-    kb_index(&s, &access, &name)
+    path(name)
+        .and_then(|name| kb_index(&s, &access, &name))
         .map(|i| axum::Json(status_json(&s, i)))
         .into_response()
+}
+
+/// A path's segments, or a 400 in OpenAI's shape (axum's own rejection is plain text).
+fn path<T>(segments: Result<Path<T>, PathRejection>) -> Result<T, ApiError> {
+    segments
+        .map(|Path(t)| t)
+        .map_err(|e| ApiError::bad_request(e.body_text(), None))
 }
 
 /// Runs read or delete work on the engine and answers with its JSON.
@@ -103,9 +111,10 @@ async fn engine_json(s: &AppState, work: Work) -> Result<Response, ApiError> {
 pub(crate) async fn documents(
     State(s): State<AppState>,
     Extension(access): Extension<Access>,
-    Path(name): Path<String>,
+    name: Result<Path<String>, PathRejection>,
 ) -> Response {
     let run = async {
+        let name = path(name)?;
         let kb = kb_index(&s, &access, &name)?;
         engine_json(&s, Work::Documents { kb }).await
     };
@@ -115,9 +124,10 @@ pub(crate) async fn documents(
 pub(crate) async fn delete(
     State(s): State<AppState>,
     Extension(access): Extension<Access>,
-    Path((name, id)): Path<(String, String)>,
+    segments: Result<Path<(String, String)>, PathRejection>,
 ) -> Response {
     let run = async {
+        let (name, id) = path(segments)?;
         let kb = kb_index(&s, &access, &name)?;
         access.write(&name)?;
         let document = id.parse::<i64>().map_err(|_| {
@@ -148,10 +158,11 @@ fn default_top_k() -> usize {
 pub(crate) async fn search(
     State(s): State<AppState>,
     Extension(access): Extension<Access>,
-    Path(name): Path<String>,
+    name: Result<Path<String>, PathRejection>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let run = async {
+        let name = path(name)?;
         let kb = kb_index(&s, &access, &name)?;
         let r: SearchRequest = parse(body, &s.limits)?;
         if r.query.trim().is_empty() {
@@ -188,10 +199,11 @@ pub(crate) async fn search(
 pub(crate) async fn upload(
     State(s): State<AppState>,
     Extension(access): Extension<Access>,
-    Path(name): Path<String>,
+    name: Result<Path<String>, PathRejection>,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Response {
     let run = async {
+        let name = path(name)?;
         let kb = kb_index(&s, &access, &name)?;
         access.write(&name)?;
         let uploads = s.engine.feeds[kb].uploads.clone().ok_or_else(|| {

@@ -238,7 +238,12 @@ fn pull_on_a_full_disk_keeps_installed_models_and_finishes_once_space_is_back() 
         let kept = read(&out, "kept.out");
         assert_eq!(read(&out, "kept.rc").trim(), "0", "{kept}");
         assert!(kept.contains("already"), "{size}: {kept}");
-        assert_eq!(read(&out, "2.rc").trim(), "0", "{size}: {}", read(&out, "2.err"));
+        assert_eq!(
+            read(&out, "2.rc").trim(),
+            "0",
+            "{size}: {}",
+            read(&out, "2.err")
+        );
         let files = read(&out, "files");
         assert!(
             files.contains("models/big-model/model.gguf")

@@ -241,8 +241,14 @@ fn pdf_with_forms(forms: &[String]) -> Vec<u8> {
         "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>".to_owned(),
     ];
     objects.extend(forms.iter().cloned());
-    objects.push(stream("", "BT /F1 12 Tf 72 720 Td (First page text.) Tj ET /X6 Do"));
-    objects.push(stream("", "BT /F1 12 Tf 72 720 Td (Second page text.) Tj ET"));
+    objects.push(stream(
+        "",
+        "BT /F1 12 Tf 72 720 Td (First page text.) Tj ET /X6 Do",
+    ));
+    objects.push(stream(
+        "",
+        "BT /F1 12 Tf 72 720 Td (Second page text.) Tj ET",
+    ));
     pdf_of(&objects)
 }
 
@@ -270,7 +276,10 @@ fn load_pdf(bytes: &[u8]) -> (String, Vec<String>) {
     std::fs::write(&path, bytes).unwrap();
     let loaded = load(&path, &LoadOptions::default()).unwrap();
     let text = loaded.documents.iter().map(|d| d.text.clone()).collect();
-    (text, loaded.warnings.iter().map(|w| w.to_string()).collect())
+    (
+        text,
+        loaded.warnings.iter().map(|w| w.to_string()).collect(),
+    )
 }
 
 /// Forms drawing forms, as real files have them, are read.
@@ -280,7 +289,12 @@ fn nested_form_xobjects_are_read() {
         form("Inside the outer form.", &[7, 7]),
         form("Inside the inner form.", &[]),
     ]));
-    for part in ["First page text.", "Inside the outer form.", "Inside the inner form.", "Second page text."] {
+    for part in [
+        "First page text.",
+        "Inside the outer form.",
+        "Inside the inner form.",
+        "Second page text.",
+    ] {
         assert!(text.contains(part), "{part}: {text}");
     }
     assert!(warnings.is_empty(), "{warnings:?}");
@@ -304,7 +318,9 @@ fn form_xobjects_that_loop_nest_too_deep_or_explode_leave_their_page_out() {
         assert!(text.contains("Second page text."), "{what}: {text}");
         assert!(!text.contains("First page text."), "{what}: {text}");
         assert!(
-            warnings.iter().any(|w| w.contains("page(s) [1] could not be extracted")),
+            warnings
+                .iter()
+                .any(|w| w.contains("page(s) [1] could not be extracted")),
             "{what}: {warnings:?}"
         );
     }

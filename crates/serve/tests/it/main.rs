@@ -531,6 +531,16 @@ async fn errors_come_in_openai_shape_with_their_status() -> Result<()> {
     let (status, _, text) = http(s.addr, "GET", "/v2/nothing", "").await?;
     assert_eq!(status, 404);
     assert!(text.contains("\"error\""), "{text}");
+    // Found by fuzzing (server_request): a path segment that is not UTF-8 got axum's plain-text
+    // rejection instead of an error in OpenAI's shape.
+    for path in ["/v1/kb/doc%FF/status", "/v1/kb/%C3/documents"] {
+        let (status, v) = get_json(s.addr, path).await?;
+        assert_eq!(status, 400, "{path}: {v}");
+        assert_eq!(v["error"]["type"], "invalid_request_error", "{path}: {v}");
+    }
+    let (status, _, text) = http(s.addr, "DELETE", "/v1/kb/docs/documents/%FE", "").await?;
+    assert_eq!(status, 400, "{text}");
+    assert!(text.contains("\"error\""), "{text}");
     Ok(())
 }
 
