@@ -2,8 +2,9 @@
 //!
 //! Each entry feeds bytes to the public front door a user's file goes through (a loader, the
 //! GGUF header reader, the chat-template renderer, the SFT/RAFT data reader, the catalogue
-//! parser) and checks what a caller relies on besides "no panic": errors name the file, spans
-//! point into the text, chunks quote their document exactly. libFuzzer runs the entries
+//! parser, the server's routes) and checks what a caller relies on besides "no panic": errors
+//! name the file, spans point into the text, chunks quote their document exactly, the server
+//! answers every request with a client error or a well-formed reply. libFuzzer runs the entries
 //! (`fuzz_targets/`, built by `scripts/fuzz`); `tests/replay.rs` runs them on the saved corpora
 //! in the ordinary test suite.
 
@@ -11,6 +12,8 @@ use ragtune_core::{ChatMessage, ExtractedDocument, TokenCounter};
 use ragtune_ingest::{ChunkOptions, LoadOptions};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
+
+mod server;
 
 /// Every target, by the name of its binary and corpus folder.
 pub const TARGETS: &[&str] = &[
@@ -30,6 +33,7 @@ pub const TARGETS: &[&str] = &[
     "chat_template",
     "sft_data",
     "catalog",
+    "server_request",
 ];
 
 /// Runs one input through the target `name`; panics (the fuzzer's finding) when a promise is
@@ -45,6 +49,7 @@ pub fn run(name: &str, data: &[u8]) {
         "chat_template" => chat_template(data),
         "sft_data" => sft_data(data),
         "catalog" => catalog(data),
+        "server_request" => server::request(data),
         "markdown" => document("md", data),
         "text" => document("txt", data),
         ext => document(ext, data),
@@ -59,15 +64,19 @@ pub fn init() {
     std::panic::set_hook(Box::new(|info| eprintln!("panic: {info}")));
 }
 
-/// A file named `input.EXT` holding `data`, in this process's own scratch folder.
-fn scratch_file(ext: &str, data: &[u8]) -> PathBuf {
+/// This process's own scratch folder.
+fn scratch_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
-    let dir = DIR.get_or_init(|| {
+    DIR.get_or_init(|| {
         let dir = std::env::temp_dir().join(format!("ragtune-fuzz-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("the temporary folder is writable");
         dir
-    });
-    let path = dir.join(format!("input.{ext}"));
+    })
+}
+
+/// A file named `input.EXT` holding `data`, in the scratch folder.
+fn scratch_file(ext: &str, data: &[u8]) -> PathBuf {
+    let path = scratch_dir().join(format!("input.{ext}"));
     std::fs::write(&path, data).expect("the temporary folder is writable");
     path
 }

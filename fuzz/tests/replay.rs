@@ -66,4 +66,5 @@ replay_tests! {
     chat_template,
     sft_data,
     catalog,
+    server_request,
 }
