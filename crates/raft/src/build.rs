@@ -478,4 +478,3 @@ fn push_line(out: &mut String, value: &serde_json::Value) {
     out.push_str(&serde_json::to_string(value).expect("JSON values serialize"));
     out.push('\n');
 }
-
