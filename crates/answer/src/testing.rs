@@ -4,7 +4,8 @@
 
 use ragtune_core::{
     ChatMessage, EmbedError, Embedder, FinishReason, Format, Generation, GenerationRequest,
-    Generator, GeneratorError, Hit, Prompt, Query, RetrieveError, Retriever, TokenSink, Usage,
+    Generator, GeneratorError, Hit, Prompt, Query, RetrieveError, Retriever, TokenLogprob,
+    TokenSink, Usage,
 };
 use std::collections::HashMap;
 use std::ops::ControlFlow;
@@ -174,6 +175,7 @@ impl FakeGenerator {
         };
         let full = (self.reply)(&messages);
         let mut text = String::new();
+        let mut pieces = Vec::new();
         let mut finish_reason = FinishReason::Stop;
         for (i, word) in full.split(' ').enumerate() {
             if i as u32 >= request.max_tokens {
@@ -186,6 +188,7 @@ impl FakeGenerator {
                 format!(" {word}")
             };
             text.push_str(&piece);
+            pieces.push(piece.clone());
             if sink(&piece).is_break() {
                 finish_reason = FinishReason::Cancelled;
                 break;
@@ -195,9 +198,27 @@ impl FakeGenerator {
             prompt_tokens: word_count(&chatml(&request.prompt)),
             completion_tokens: word_count(&text),
         };
+        // Each word is a token of probability `confidence`; the alternatives at its position
+        // are the word itself, then `alt1`, `alt2`... each half as likely as the one before.
         let logprobs = if request.logprobs {
             let lp = (self.confidence)(&full).ln();
-            vec![lp; usage.completion_tokens as usize]
+            pieces
+                .into_iter()
+                .map(|piece| TokenLogprob {
+                    top: (0..request.top_logprobs)
+                        .map(|k| {
+                            let bytes = if k == 0 {
+                                piece.clone().into_bytes()
+                            } else {
+                                format!(" alt{k}").into_bytes()
+                            };
+                            (bytes, lp - k as f32 * std::f32::consts::LN_2)
+                        })
+                        .collect(),
+                    bytes: piece.into_bytes(),
+                    logprob: lp,
+                })
+                .collect()
         } else {
             Vec::new()
         };

@@ -115,6 +115,10 @@ pub struct GenerationRequest {
     /// default because it costs a pass over the vocabulary per token.
     #[serde(default)]
     pub logprobs: bool,
+    /// With `logprobs`: also report this many of the most likely tokens at each position
+    /// ([`TokenLogprob::top`]; OpenAI allows up to 20).
+    #[serde(default)]
+    pub top_logprobs: u32,
     /// The LoRA adapter (by the name it was loaded under) to apply to this request; `None`
     /// runs the base model. Adapters switch per request over one loaded base.
     #[serde(default)]
@@ -130,6 +134,7 @@ impl GenerationRequest {
             stop: Vec::new(),
             ignore_eos: false,
             logprobs: false,
+            top_logprobs: 0,
             adapter: None,
         }
     }
@@ -182,11 +187,42 @@ pub struct Generation {
     pub prompt_time: Duration,
     /// Time spent producing the completion tokens.
     pub decode_time: Duration,
-    /// When the request asked for them: the natural log of the probability the model gave each
-    /// completion token, in order (from the raw logits, before sampling adjustments). Empty
-    /// otherwise.
+    /// When the request asked for them: each completion token with the natural log of the
+    /// probability the model gave it (from the raw logits, before sampling adjustments), in
+    /// order, up to the end of the text (a stop string cuts them where it cuts the text).
+    /// Empty otherwise.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub logprobs: Vec<f32>,
+    pub logprobs: Vec<TokenLogprob>,
+}
+
+/// One completion token and its log-probability.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenLogprob {
+    /// The token's bytes: a token may hold part of a UTF-8 character.
+    pub bytes: Vec<u8>,
+    pub logprob: f32,
+    /// The most likely tokens at this position, most likely first, as many as the request's
+    /// `top_logprobs`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub top: Vec<(Vec<u8>, f32)>,
+}
+
+impl TokenLogprob {
+    /// The token as text (an incomplete UTF-8 character becomes U+FFFD).
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.bytes).into_owned()
+    }
+}
+
+/// Keeps the tokens whose text starts inside the first `len` bytes of the generated text: a
+/// stop string removed from the text takes the tokens that only held it.
+pub fn logprobs_within(tokens: &mut Vec<TokenLogprob>, len: usize) {
+    let mut start = 0;
+    tokens.retain(|t| {
+        let keep = start < len;
+        start += t.bytes.len();
+        keep
+    });
 }
 
 impl Generation {
@@ -202,8 +238,12 @@ impl Generation {
         if self.logprobs.is_empty() {
             return None;
         }
-        let mean =
-            self.logprobs.iter().map(|&l| f64::from(l)).sum::<f64>() / self.logprobs.len() as f64;
+        let mean = self
+            .logprobs
+            .iter()
+            .map(|t| f64::from(t.logprob))
+            .sum::<f64>()
+            / self.logprobs.len() as f64;
         Some(mean.exp() as f32)
     }
 }

@@ -24,6 +24,6 @@ pub use document::{
 
 pub use generate::{
     ChatMessage, FinishReason, Generation, GenerationRequest, Generator, GeneratorError, Prompt,
-    Role, SamplingParams, TokenSink, Usage, WithAdapter,
+    Role, SamplingParams, TokenLogprob, TokenSink, Usage, WithAdapter, logprobs_within,
 };
 pub use retrieve::{Filter, Hit, Query, RetrieveError, Retriever, SearchMode};

@@ -204,6 +204,8 @@ pub enum Event {
         citations: Option<Vec<serde_json::Value>>,
         /// How long the engine worked on it (the library call, without the queue or HTTP).
         took: std::time::Duration,
+        /// Each token's log-probability, when the request asked (never for RAG answers).
+        logprobs: Vec<ragtune_core::TokenLogprob>,
     },
     Embedded {
         vectors: Vec<Vec<f32>>,
@@ -513,6 +515,7 @@ fn generate_together(backend: &Backend, model: usize, adapter: Option<String>, j
                     citations: Some(citations(&answer)),
                     took,
                     text: answer.answer,
+                    logprobs: Vec::new(),
                 }
             }
             (None, Some(g)) => Event::Generated {
@@ -521,6 +524,7 @@ fn generate_together(backend: &Backend, model: usize, adapter: Option<String>, j
                 finish_reason: g.finish_reason,
                 citations: None,
                 took,
+                logprobs: g.logprobs,
             },
             (None, None) => Event::Failed(ApiError::internal("a request got no generation")),
         };

@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Extension, Router};
 use ragtune_core::{
-    ChatMessage, FinishReason, GenerationRequest, Prompt, Role, SamplingParams, Usage,
+    ChatMessage, FinishReason, GenerationRequest, Prompt, Role, SamplingParams, TokenLogprob, Usage,
 };
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -239,7 +239,6 @@ struct Sampling {
     top_p: Option<f32>,
     seed: Option<i64>,
     n: Option<u32>,
-    logprobs: Option<Value>,
 }
 
 impl Sampling {
@@ -250,16 +249,6 @@ impl Sampling {
             return Err(ApiError::bad_request(
                 "n must be 1 (one choice per request)",
                 Some("n"),
-            ));
-        }
-        if self
-            .logprobs
-            .as_ref()
-            .is_some_and(|l| l != &json!(false) && !l.is_null())
-        {
-            return Err(ApiError::bad_request(
-                "logprobs are not supported by this server yet",
-                Some("logprobs"),
             ));
         }
         if let Some(t) = self.temperature
@@ -304,6 +293,32 @@ fn fresh_seed() -> u32 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos())
+}
+
+/// A chat request's `logprobs` and `top_logprobs`: `None`, or how many alternatives to report
+/// with each token.
+fn chat_logprobs(logprobs: Option<bool>, top: Option<u32>) -> Result<Option<u32>, ApiError> {
+    match (logprobs.unwrap_or(false), top) {
+        (_, Some(n)) if n > 20 => Err(ApiError::bad_request(
+            "top_logprobs must be between 0 and 20",
+            Some("top_logprobs"),
+        )),
+        (false, Some(n)) if n > 0 => Err(ApiError::bad_request(
+            "top_logprobs needs \"logprobs\": true",
+            Some("top_logprobs"),
+        )),
+        (false, _) => Ok(None),
+        (true, n) => Ok(Some(n.unwrap_or(0))),
+    }
+}
+
+/// Asks `request` for log-probabilities with `top` alternatives per token.
+fn with_logprobs(mut request: GenerationRequest, top: Option<u32>) -> GenerationRequest {
+    if let Some(top) = top {
+        request.logprobs = true;
+        request.top_logprobs = top;
+    }
+    request
 }
 
 fn max_tokens(value: Option<u32>, default: u32) -> Result<u32, ApiError> {
@@ -389,6 +404,8 @@ struct ChatRequest {
     max_tokens: Option<u32>,
     max_completion_tokens: Option<u32>,
     stop: Option<Stop>,
+    logprobs: Option<bool>,
+    top_logprobs: Option<u32>,
     #[serde(flatten)]
     sampling: Sampling,
     ragtune: Option<RagtuneOptions>,
@@ -431,6 +448,13 @@ async fn run_chat(
         .collect::<Result<Vec<_>, _>>()?;
     let stop = Stop::into_vec(r.stop)?;
     let limit = r.max_completion_tokens.or(r.max_tokens);
+    let logprobs = chat_logprobs(r.logprobs, r.top_logprobs)?;
+    if logprobs.is_some() && target.kb.is_some() {
+        return Err(ApiError::bad_request(
+            "logprobs are not reported for answers from a knowledge base (their text is checked and may be rewritten); ask the model without rag/ for them",
+            Some("logprobs"),
+        ));
+    }
     let work = if target.kb.is_some() {
         // RAG answers the last user message; the conversation before it is not used.
         let question = messages
@@ -457,7 +481,10 @@ async fn run_chat(
             .with_max_tokens(max_tokens(limit, s.limits.default_max_tokens)?)
             .with_sampling(r.sampling.params_or_default()?)
             .with_stop(stop);
-        Work::Generate { target, request }
+        Work::Generate {
+            target,
+            request: with_logprobs(request, logprobs),
+        }
     };
     let reply = Reply {
         id: format!("chatcmpl-{}", s.next_id.fetch_add(1, Ordering::Relaxed)),
@@ -465,6 +492,7 @@ async fn run_chat(
         created: now(),
         chat: true,
         include_usage: r.stream_options.unwrap_or_default().include_usage,
+        logprobs,
     };
     respond(s, work, r.stream, reply).await
 }
@@ -485,6 +513,8 @@ struct CompletionRequest {
     stream_options: Option<StreamOptions>,
     max_tokens: Option<u32>,
     stop: Option<Stop>,
+    /// Report each token's log-probability with this many alternatives (0 to 5).
+    logprobs: Option<u32>,
     #[serde(flatten)]
     sampling: Sampling,
 }
@@ -517,16 +547,24 @@ async fn run_completions(
             ));
         }
     };
+    if r.logprobs.is_some_and(|n| n > 5) {
+        return Err(ApiError::bad_request(
+            "logprobs must be between 0 and 5",
+            Some("logprobs"),
+        ));
+    }
     let request = GenerationRequest::new(Prompt::Text(prompt))
         .with_max_tokens(max_tokens(r.max_tokens, 16)?)
         .with_sampling(r.sampling.params_or_default()?)
         .with_stop(Stop::into_vec(r.stop)?);
+    let request = with_logprobs(request, r.logprobs);
     let reply = Reply {
         id: format!("cmpl-{}", s.next_id.fetch_add(1, Ordering::Relaxed)),
         model: r.model,
         created: now(),
         chat: false,
         include_usage: r.stream_options.unwrap_or_default().include_usage,
+        logprobs: r.logprobs,
     };
     respond(s, Work::Generate { target, request }, r.stream, reply).await
 }
@@ -539,6 +577,8 @@ struct Reply {
     /// A chat completion (else a text completion).
     chat: bool,
     include_usage: bool,
+    /// Log-probabilities asked for, with this many alternatives per token.
+    logprobs: Option<u32>,
 }
 
 fn finish(reason: FinishReason) -> &'static str {
@@ -575,21 +615,70 @@ impl Reply {
         })
     }
 
+    /// OpenAI's `logprobs` of a choice: `content[]` for chat, parallel arrays for text
+    /// completions; `null` when the request did not ask.
+    fn logprobs(&self, tokens: &[TokenLogprob]) -> Value {
+        let Some(top) = self.logprobs else {
+            return Value::Null;
+        };
+        if self.chat {
+            let entry = |bytes: &[u8], logprob: f32| json!({"token": String::from_utf8_lossy(bytes), "logprob": logprob, "bytes": bytes});
+            let content: Vec<Value> = tokens
+                .iter()
+                .map(|t| {
+                    let mut e = entry(&t.bytes, t.logprob);
+                    e["top_logprobs"] = t.top.iter().map(|(b, lp)| entry(b, *lp)).collect();
+                    e
+                })
+                .collect();
+            return json!({"content": content, "refusal": null});
+        }
+        let mut offset = 0;
+        let mut text_offset = Vec::new();
+        for t in tokens {
+            text_offset.push(offset);
+            offset += t.text().chars().count();
+        }
+        let top_logprobs: Value = if top == 0 {
+            Value::Null
+        } else {
+            tokens
+                .iter()
+                .map(|t| {
+                    let alternatives: serde_json::Map<String, Value> = t
+                        .top
+                        .iter()
+                        .map(|(b, lp)| (String::from_utf8_lossy(b).into_owned(), json!(lp)))
+                        .collect();
+                    Value::Object(alternatives)
+                })
+                .collect()
+        };
+        json!({
+            "tokens": tokens.iter().map(TokenLogprob::text).collect::<Vec<_>>(),
+            "token_logprobs": tokens.iter().map(|t| t.logprob).collect::<Vec<_>>(),
+            "top_logprobs": top_logprobs,
+            "text_offset": text_offset,
+        })
+    }
+
     fn whole(
         &self,
         text: String,
         reason: FinishReason,
         u: &Usage,
         citations: Option<Vec<Value>>,
+        tokens: &[TokenLogprob],
     ) -> Value {
+        let logprobs = self.logprobs(tokens);
         let choice = if self.chat {
             let mut message = json!({"role": "assistant", "content": text});
             if let Some(c) = citations {
                 message["context"] = json!({"citations": c});
             }
-            json!({"index": 0, "message": message, "finish_reason": finish(reason), "logprobs": null})
+            json!({"index": 0, "message": message, "finish_reason": finish(reason), "logprobs": logprobs})
         } else {
-            json!({"index": 0, "text": text, "finish_reason": finish(reason), "logprobs": null})
+            json!({"index": 0, "text": text, "finish_reason": finish(reason), "logprobs": logprobs})
         };
         let mut v = self.envelope(false, json!([choice]));
         v["usage"] = usage(u);
@@ -598,11 +687,21 @@ impl Reply {
 
     /// A streamed piece: `delta` holds what changed (chat), `text` the new text (completions).
     fn chunk(&self, delta: Value, text: &str, reason: Option<FinishReason>) -> Value {
+        self.chunk_with(delta, text, reason, Value::Null)
+    }
+
+    fn chunk_with(
+        &self,
+        delta: Value,
+        text: &str,
+        reason: Option<FinishReason>,
+        logprobs: Value,
+    ) -> Value {
         let reason = reason.map(finish);
         let choice = if self.chat {
-            json!({"index": 0, "delta": delta, "finish_reason": reason, "logprobs": null})
+            json!({"index": 0, "delta": delta, "finish_reason": reason, "logprobs": logprobs})
         } else {
-            json!({"index": 0, "text": text, "finish_reason": reason, "logprobs": null})
+            json!({"index": 0, "text": text, "finish_reason": reason, "logprobs": logprobs})
         };
         self.envelope(true, json!([choice]))
     }
@@ -633,6 +732,7 @@ async fn respond(
                     finish_reason,
                     citations,
                     took,
+                    logprobs,
                 } => {
                     s.metrics
                         .tokens(&reply.model, usage.prompt_tokens, usage.completion_tokens);
@@ -641,7 +741,7 @@ async fn respond(
                     let timing = format!("engine;dur={:.1}", took.as_secs_f64() * 1000.0);
                     return Ok((
                         [(axum::http::HeaderName::from_static("server-timing"), timing)],
-                        axum::Json(reply.whole(text, finish_reason, &usage, citations)),
+                        axum::Json(reply.whole(text, finish_reason, &usage, citations, &logprobs)),
                     )
                         .into_response());
                 }
@@ -710,6 +810,7 @@ async fn forward(
                 usage: u,
                 finish_reason,
                 citations,
+                logprobs,
                 ..
             } => {
                 s.metrics
@@ -718,7 +819,15 @@ async fn forward(
                     Some(c) => json!({"context": {"citations": c}}),
                     None => json!({}),
                 };
-                let _ = out.send(data(reply.chunk(delta, "", Some(finish_reason))));
+                // Log-probabilities come whole with the last chunk (clients append the
+                // `content` lists of every chunk).
+                let logprobs = reply.logprobs(&logprobs);
+                let _ = out.send(data(reply.chunk_with(
+                    delta,
+                    "",
+                    Some(finish_reason),
+                    logprobs,
+                )));
                 if reply.include_usage {
                     let mut last = reply.envelope(true, json!([]));
                     last["usage"] = usage(&u);

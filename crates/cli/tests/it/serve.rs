@@ -147,6 +147,7 @@ fn the_openai_sdk_chats_streams_embeds_and_gets_cited_rag_answers() {
     assert_eq!(seen["errors"], "ok", "{seen}");
     assert_eq!(seen["embedding_dimensions"], 384, "{seen}");
     assert!(!seen["chat"].as_str().unwrap().is_empty(), "{seen}");
+    assert!(!seen["logprobs"].as_array().unwrap().is_empty(), "{seen}");
     // The uploaded file landed in the knowledge base's own folder and was ingested.
     assert!(kb.join("uploads/vault.md").is_file());
     assert_eq!(seen["uploaded"]["status"]["files"]["done"], 1, "{seen}");

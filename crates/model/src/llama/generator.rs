@@ -5,7 +5,7 @@
 //! next token of every running sequence plus as much pending prompt as fits in the batch.
 
 use super::context_cache::{ContextCache, OwnedContext, Shape};
-use super::sampling::{Picker, log_probability, picker};
+use super::sampling::{Picker, log_probability, picker, top_log_probabilities};
 use super::{GgufHeader, ModelError, Tokenizer, backend, load_model};
 use crate::text_stream::TextStream;
 use llama_cpp_2::context::LlamaContext;
@@ -15,8 +15,8 @@ use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::{LlamaLoraAdapter, LlamaModel};
 use llama_cpp_2::token::LlamaToken;
 use ragtune_core::{
-    FinishReason, Generation, GenerationRequest, Generator, GeneratorError, Prompt, TokenSink,
-    Usage,
+    FinishReason, Generation, GenerationRequest, Generator, GeneratorError, Prompt, TokenLogprob,
+    TokenSink, Usage, logprobs_within,
 };
 use std::collections::VecDeque;
 use std::num::NonZeroU32;
@@ -449,8 +449,13 @@ struct Active {
     started: Instant,
     first_token: Option<Instant>,
     /// `Some` when the request asked for log-probabilities.
-    logprobs: Option<Vec<f32>>,
+    logprobs: Option<Vec<TokenLogprob>>,
+    /// How many of the most likely tokens to report with each (with `logprobs`).
+    top_logprobs: usize,
 }
+
+/// OpenAI's limit on `top_logprobs`.
+const MAX_TOP_LOGPROBS: u32 = 20;
 
 struct Engine {
     batch: LlamaBatch<'static>,
@@ -495,6 +500,7 @@ impl Engine {
                 started: Instant::now(),
                 first_token: None,
                 logprobs: params.logprobs.then(Vec::new),
+                top_logprobs: params.top_logprobs.min(MAX_TOP_LOGPROBS) as usize,
             });
         }
         self.slots.iter().any(Option::is_some)
@@ -549,10 +555,20 @@ impl Engine {
                 Some(FinishReason::Stop)
             } else {
                 active.completion_tokens += 1;
+                let piece = tokenizer.piece(token, false);
                 if let Some(logprobs) = &mut active.logprobs {
-                    logprobs.push(log_probability(ctx.get_logits_ith(at), token.0 as usize));
+                    let logits = ctx.get_logits_ith(at);
+                    let top = top_log_probabilities(logits, active.top_logprobs)
+                        .into_iter()
+                        .map(|(id, lp)| (tokenizer.piece(LlamaToken(id as i32), false), lp))
+                        .collect();
+                    logprobs.push(TokenLogprob {
+                        bytes: piece.clone(),
+                        logprob: log_probability(logits, token.0 as usize),
+                        top,
+                    });
                 }
-                let text = active.stream.push(&tokenizer.piece(token, false));
+                let text = active.stream.push(&piece);
                 if sink(active.request, text).is_break() {
                     Some(FinishReason::Cancelled)
                 } else if active.stream.is_stopped() {
@@ -582,8 +598,11 @@ impl Engine {
 
 fn finished(active: Active, finish_reason: FinishReason, now: Instant) -> Generation {
     let first = active.first_token.unwrap_or(now);
+    let text = active.stream.into_text();
+    let mut logprobs = active.logprobs.unwrap_or_default();
+    logprobs_within(&mut logprobs, text.len());
     Generation {
-        text: active.stream.into_text(),
+        text,
         usage: Usage {
             prompt_tokens: active.prompt_tokens,
             completion_tokens: active.completion_tokens,
@@ -591,7 +610,7 @@ fn finished(active: Active, finish_reason: FinishReason, now: Instant) -> Genera
         finish_reason,
         prompt_time: first.saturating_duration_since(active.started),
         decode_time: now.saturating_duration_since(first).max(Duration::ZERO),
-        logprobs: active.logprobs.unwrap_or_default(),
+        logprobs,
     }
 }
 

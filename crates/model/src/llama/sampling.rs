@@ -25,12 +25,40 @@ impl Picker {
 /// The natural log of the softmax probability of `token` under `logits`, computed stably
 /// (log-sum-exp around the maximum).
 pub(super) fn log_probability(logits: &[f32], token: usize) -> f32 {
+    let Some(norm) = log_normalizer(logits) else {
+        return f32::NEG_INFINITY;
+    };
+    (f64::from(logits[token]) - norm) as f32
+}
+
+/// log(sum(exp(logits))), `None` when no logit is finite.
+fn log_normalizer(logits: &[f32]) -> Option<f64> {
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     if !max.is_finite() {
-        return f32::NEG_INFINITY;
+        return None;
     }
     let sum: f64 = logits.iter().map(|&l| f64::from((l - max).exp())).sum();
-    ((f64::from(logits[token] - max)) - sum.ln()) as f32
+    Some(f64::from(max) + sum.ln())
+}
+
+/// The `n` most likely tokens under `logits` with their log-probabilities, most likely first
+/// (the lower id first on ties).
+pub(super) fn top_log_probabilities(logits: &[f32], n: usize) -> Vec<(usize, f32)> {
+    let Some(norm) = log_normalizer(logits) else {
+        return Vec::new();
+    };
+    let n = n.min(logits.len());
+    if n == 0 {
+        return Vec::new();
+    }
+    let by_logit = |a: &usize, b: &usize| logits[*b].total_cmp(&logits[*a]).then(a.cmp(b));
+    let mut ids: Vec<usize> = (0..logits.len()).collect();
+    ids.select_nth_unstable_by(n - 1, by_logit);
+    ids.truncate(n);
+    ids.sort_by(by_logit);
+    ids.into_iter()
+        .map(|id| (id, (f64::from(logits[id]) - norm) as f32))
+        .collect()
 }
 
 /// Index of the largest logit; the first one on ties, as llama.cpp's greedy sampler does.
@@ -83,7 +111,7 @@ pub(super) fn picker(params: &SamplingParams, n_vocab: i32, history: &[LlamaToke
 
 #[cfg(test)]
 mod tests {
-    use super::{argmax, log_probability};
+    use super::{argmax, log_probability, top_log_probabilities};
 
     #[test]
     fn log_probability_is_a_log_softmax() {
@@ -95,6 +123,19 @@ mod tests {
         }
         // Large logits do not overflow.
         assert!((log_probability(&[1000.0, 1000.0], 0) - 0.5f32.ln()).abs() < 1e-6);
+    }
+
+    #[test]
+    fn top_log_probabilities_are_the_largest_in_order() {
+        let logits = [0.5f32, 3.0, -1.0, 3.0, 2.0];
+        let top = top_log_probabilities(&logits, 3);
+        let ids: Vec<usize> = top.iter().map(|&(id, _)| id).collect();
+        assert_eq!(ids, [1, 3, 4]);
+        for (id, lp) in top {
+            assert!((lp - log_probability(&logits, id)).abs() < 1e-6);
+        }
+        assert_eq!(top_log_probabilities(&logits, 9).len(), logits.len());
+        assert!(top_log_probabilities(&logits, 0).is_empty());
     }
 
     #[test]

@@ -178,3 +178,41 @@ fn ignore_eos_decodes_exactly_max_tokens() {
     assert_eq!(g.usage.completion_tokens, 40);
     assert_eq!(g.finish_reason, FinishReason::Length);
 }
+
+/// Each token with its log-probability and the most likely tokens at its position: the tokens
+/// spell the text, greedy picks the first alternative, and a stop string cuts the tokens where
+/// it cuts the text.
+#[test]
+fn logprobs_spell_the_text_and_greedy_takes_the_top_token() {
+    let mut request = greedy(Prompt::Text("Once upon a time".into()), 12);
+    request.logprobs = true;
+    request.top_logprobs = 3;
+    let g = run(&request);
+    assert_eq!(g.logprobs.len(), g.usage.completion_tokens as usize);
+    let spelled: Vec<u8> = g.logprobs.iter().flat_map(|t| t.bytes.clone()).collect();
+    assert_eq!(String::from_utf8_lossy(&spelled), g.text);
+    for t in &g.logprobs {
+        assert!(t.logprob <= 0.0 && t.logprob.is_finite(), "{t:?}");
+        assert_eq!(t.top.len(), 3, "{t:?}");
+        assert!(t.top.windows(2).all(|w| w[0].1 >= w[1].1), "{t:?}");
+        assert_eq!(t.top[0].0, t.bytes, "greedy decoding takes the most likely token");
+        assert!((t.top[0].1 - t.logprob).abs() < 1e-4, "{t:?}");
+    }
+    // Without logprobs none are computed.
+    assert!(run(&greedy(Prompt::Text("Once upon a time".into()), 4)).logprobs.is_empty());
+
+    let whole = g.text.clone();
+    let cut = whole.char_indices().nth(whole.len() / 2).map_or(0, |(i, _)| i);
+    let stop = whole[cut..].chars().take(3).collect::<String>();
+    let mut stopped = request.clone().with_stop([stop.clone()]);
+    stopped.max_tokens = 12;
+    let s = run(&stopped);
+    assert!(!s.text.contains(&stop) && whole.starts_with(&s.text), "{:?}", s.text);
+    let bytes: Vec<usize> = s.logprobs.iter().map(|t| t.bytes.len()).collect();
+    let total: usize = bytes.iter().sum();
+    assert!(
+        total >= s.text.len() && total - bytes.last().copied().unwrap_or(0) < s.text.len().max(1),
+        "{bytes:?} for {:?}",
+        s.text
+    );
+}

@@ -935,3 +935,128 @@ async fn a_request_that_runs_past_the_time_limit_gets_504() -> Result<()> {
     s.gate.open();
     Ok(())
 }
+
+/// `logprobs` in OpenAI's two shapes: chat's `content[]` (with `top_logprobs` and bytes, the
+/// whole list with the last chunk when streamed) and the text completions' parallel arrays;
+/// out-of-range values and RAG requests are refused.
+#[tokio::test]
+async fn logprobs_come_in_openai_shapes() -> Result<()> {
+    let s = start(8, false).await?;
+    let chat = json!({"model": "fake", "logprobs": true, "top_logprobs": 2,
+        "messages": [{"role": "user", "content": "hi"}]});
+    let (status, v) = post(s.addr, "/v1/chat/completions", chat.clone()).await?;
+    assert_eq!(status, 200, "{v}");
+    let content = v["choices"][0]["logprobs"]["content"].as_array().unwrap();
+    let words: Vec<&str> = content
+        .iter()
+        .map(|t| t["token"].as_str().unwrap())
+        .collect();
+    assert_eq!(words.concat(), v["choices"][0]["message"]["content"], "{v}");
+    for t in content {
+        assert_eq!(t["logprob"], 0.0, "{t}");
+        assert_eq!(
+            t["bytes"],
+            json!(t["token"].as_str().unwrap().as_bytes()),
+            "{t}"
+        );
+        let top = t["top_logprobs"].as_array().unwrap();
+        assert_eq!(top.len(), 2, "{t}");
+        assert_eq!(top[0]["token"], t["token"]);
+        assert_eq!(top[1]["token"], " alt1");
+    }
+    // Not asked: null, as OpenAI sends it.
+    let (_, v) = post(
+        s.addr,
+        "/v1/chat/completions",
+        json!({"model": "fake", "messages": [{"role": "user", "content": "hi"}]}),
+    )
+    .await?;
+    assert!(v["choices"][0]["logprobs"].is_null(), "{v}");
+
+    let mut streamed = chat.clone();
+    streamed["stream"] = json!(true);
+    let (status, _, text) = http(
+        s.addr,
+        "POST",
+        "/v1/chat/completions",
+        &streamed.to_string(),
+    )
+    .await?;
+    assert_eq!(status, 200, "{text}");
+    let events = events(&text);
+    let chunks: Vec<Value> = events[..events.len() - 1]
+        .iter()
+        .map(|e| serde_json::from_str(e))
+        .collect::<Result<_, _>>()?;
+    let with: Vec<&Value> = chunks
+        .iter()
+        .filter(|c| !c["choices"][0]["logprobs"].is_null())
+        .collect();
+    assert_eq!(with.len(), 1, "{text}");
+    assert_eq!(
+        with[0]["choices"][0]["logprobs"]["content"]
+            .as_array()
+            .unwrap()
+            .len(),
+        content.len()
+    );
+    assert!(!with[0]["choices"][0]["finish_reason"].is_null(), "{text}");
+
+    let (status, v) = post(
+        s.addr,
+        "/v1/completions",
+        json!({"model": "fake", "prompt": "hi", "logprobs": 1}),
+    )
+    .await?;
+    assert_eq!(status, 200, "{v}");
+    let lp = &v["choices"][0]["logprobs"];
+    let tokens: Vec<&str> = lp["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    assert_eq!(tokens.concat(), v["choices"][0]["text"], "{v}");
+    assert_eq!(lp["token_logprobs"].as_array().unwrap().len(), tokens.len());
+    assert_eq!(lp["top_logprobs"][0][tokens[0]], 0.0, "{v}");
+    let offsets: Vec<u64> = lp["text_offset"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o.as_u64().unwrap())
+        .collect();
+    assert_eq!(offsets[0], 0);
+    assert_eq!(offsets[1], tokens[0].chars().count() as u64, "{v}");
+
+    for (path, bad, param) in [
+        (
+            "/v1/chat/completions",
+            json!({"logprobs": true, "top_logprobs": 21}),
+            "top_logprobs",
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"top_logprobs": 2}),
+            "top_logprobs",
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"model": "rag/docs", "logprobs": true}),
+            "logprobs",
+        ),
+        ("/v1/completions", json!({"logprobs": 6}), "logprobs"),
+    ] {
+        let mut body = if path == "/v1/completions" {
+            json!({"model": "fake", "prompt": "hi"})
+        } else {
+            json!({"model": "fake", "messages": [{"role": "user", "content": "hi"}]})
+        };
+        for (k, v) in bad.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        let (status, v) = post(s.addr, path, body.clone()).await?;
+        assert_eq!(status, 400, "{body} -> {v}");
+        assert_eq!(v["error"]["param"], param, "{v}");
+    }
+    Ok(())
+}

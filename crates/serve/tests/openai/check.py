@@ -55,6 +55,25 @@ assert "".join(pieces) == text, (pieces, text)
 assert usage and usage.completion_tokens == whole.usage.completion_tokens, usage
 seen["chat"] = text
 
+# Log-probabilities, parsed by the SDK's own types: each token with its bytes and the most
+# likely alternatives; greedy decoding takes the first. Streamed, they come with the last chunk.
+scored = client.chat.completions.create(
+    model=model, messages=ask, max_tokens=12, temperature=0, logprobs=True, top_logprobs=3
+)
+tokens = scored.choices[0].logprobs.content
+assert "".join(t.token for t in tokens) == scored.choices[0].message.content, tokens
+for t in tokens:
+    assert t.logprob <= 0 and len(t.top_logprobs) == 3, t
+    assert t.top_logprobs[0].token == t.token and bytes(t.bytes).decode("utf-8", "replace") == t.token, t
+streamed_tokens = []
+for chunk in client.chat.completions.create(
+    model=model, messages=ask, max_tokens=12, temperature=0, logprobs=True, stream=True
+):
+    if chunk.choices and chunk.choices[0].logprobs and chunk.choices[0].logprobs.content:
+        streamed_tokens += [t.token for t in chunk.choices[0].logprobs.content]
+assert streamed_tokens == [t.token for t in tokens], (streamed_tokens, tokens)
+seen["logprobs"] = [[t.token, round(t.logprob, 3)] for t in tokens]
+
 # The adapter, by name.
 tuned = client.chat.completions.create(model=adapter, messages=ask, max_tokens=12, temperature=0)
 assert tuned.choices[0].message.content, tuned
@@ -78,8 +97,13 @@ assert streamed_citations is not None
 seen["rag"] = {"answer": message.content, "citations": context["citations"]}
 
 # Text completions and embeddings (the SDK asks for base64 and decodes it).
-completion = client.completions.create(model=model, prompt="One, two, three,", max_tokens=4, temperature=0)
+completion = client.completions.create(
+    model=model, prompt="One, two, three,", max_tokens=4, temperature=0, logprobs=2
+)
 assert completion.object == "text_completion" and completion.choices[0].text, completion
+scores = completion.choices[0].logprobs
+assert "".join(scores.tokens) == completion.choices[0].text, scores
+assert len(scores.token_logprobs) == len(scores.tokens) == len(scores.top_logprobs), scores
 vectors = client.embeddings.create(model=embedder, input=["signing keys", "espresso machine"])
 assert len(vectors.data) == 2 and len(vectors.data[0].embedding) >= 64, vectors
 assert vectors.usage.prompt_tokens > 0
