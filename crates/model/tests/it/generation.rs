@@ -195,19 +195,33 @@ fn logprobs_spell_the_text_and_greedy_takes_the_top_token() {
         assert!(t.logprob <= 0.0 && t.logprob.is_finite(), "{t:?}");
         assert_eq!(t.top.len(), 3, "{t:?}");
         assert!(t.top.windows(2).all(|w| w[0].1 >= w[1].1), "{t:?}");
-        assert_eq!(t.top[0].0, t.bytes, "greedy decoding takes the most likely token");
+        assert_eq!(
+            t.top[0].0, t.bytes,
+            "greedy decoding takes the most likely token"
+        );
         assert!((t.top[0].1 - t.logprob).abs() < 1e-4, "{t:?}");
     }
     // Without logprobs none are computed.
-    assert!(run(&greedy(Prompt::Text("Once upon a time".into()), 4)).logprobs.is_empty());
+    assert!(
+        run(&greedy(Prompt::Text("Once upon a time".into()), 4))
+            .logprobs
+            .is_empty()
+    );
 
     let whole = g.text.clone();
-    let cut = whole.char_indices().nth(whole.len() / 2).map_or(0, |(i, _)| i);
+    let cut = whole
+        .char_indices()
+        .nth(whole.len() / 2)
+        .map_or(0, |(i, _)| i);
     let stop = whole[cut..].chars().take(3).collect::<String>();
     let mut stopped = request.clone().with_stop([stop.clone()]);
     stopped.max_tokens = 12;
     let s = run(&stopped);
-    assert!(!s.text.contains(&stop) && whole.starts_with(&s.text), "{:?}", s.text);
+    assert!(
+        !s.text.contains(&stop) && whole.starts_with(&s.text),
+        "{:?}",
+        s.text
+    );
     let bytes: Vec<usize> = s.logprobs.iter().map(|t| t.bytes.len()).collect();
     let total: usize = bytes.iter().sum();
     assert!(
