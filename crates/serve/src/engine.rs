@@ -298,7 +298,13 @@ impl Engine {
                     }
                     let ran = !jobs.is_empty();
                     if ran {
-                        run_round(&mut backend, &feeds, std::mem::take(&mut jobs));
+                        let inbox = Inbox {
+                            messages: &inbox,
+                            waiting: &engine_waiting,
+                            deferred: &mut jobs,
+                        };
+                        let round = std::mem::take(inbox.deferred);
+                        run_round(&mut backend, &feeds, round, inbox);
                     }
                     if closed {
                         break;
@@ -383,9 +389,34 @@ type Preparation<'a> = (
     Option<(Answerer<'a>, PreparedQuestion)>,
 );
 
+/// The engine's queue as a round sees it: requests that arrive while the round generates are
+/// read between decode steps; reads (searches, listings, embeddings) run at once, anything
+/// else waits in `deferred` for the next round.
+struct Inbox<'a> {
+    messages: &'a std::sync::mpsc::Receiver<Message>,
+    waiting: &'a AtomicUsize,
+    deferred: &'a mut Vec<Job>,
+}
+
+impl Inbox<'_> {
+    /// Takes every request waiting: runs the reads now, defers the rest.
+    fn serve_reads(&mut self, backend: &Backend) {
+        while let Ok(message) = self.messages.try_recv() {
+            // A wake-up needs nothing: uploads are looked at after every round.
+            if let Message::Job(job) = message {
+                self.waiting.fetch_sub(1, Ordering::Relaxed);
+                if let Some(job) = run_read(backend, job) {
+                    self.deferred.push(job);
+                }
+            }
+        }
+    }
+}
+
 /// Runs one round of requests: generations grouped into one batch per model and adapter,
-/// everything else one at a time.
-fn run_round(backend: &mut Backend, feeds: &[Arc<KbFeed>], jobs: Vec<Job>) {
+/// everything else one at a time. While the generations run, searches and other reads that
+/// arrive are answered between decode steps instead of waiting for the round to end.
+fn run_round(backend: &mut Backend, feeds: &[Arc<KbFeed>], jobs: Vec<Job>, mut inbox: Inbox<'_>) {
     // One batch per (model, adapter).
     let mut batches: Vec<(BatchKey, Vec<Job>)> = Vec::new();
     for job in jobs {
@@ -405,22 +436,35 @@ fn run_round(backend: &mut Backend, feeds: &[Arc<KbFeed>], jobs: Vec<Job>) {
         }
     }
     for ((model, adapter), batch) in batches {
-        generate_together(backend, model, adapter, batch);
+        generate_together(backend, model, adapter, batch, &mut inbox);
     }
 }
 
 /// Work that is not a generation.
 fn run_one(backend: &mut Backend, feeds: &[Arc<KbFeed>], job: Job) {
+    let Some(job) = run_read(backend, job) else {
+        return;
+    };
     let result = match job.work {
-        Work::Embed { texts } => embed(backend, &texts),
-        Work::Documents { kb } => documents(&backend.kbs[kb]),
-        Work::Search { kb, query } => search(backend, kb, &query),
         Work::Delete { kb, document } => delete(&mut backend.kbs[kb], &feeds[kb], document),
-        Work::Generate { .. } | Work::Answer { .. } => Err(ApiError::internal(
+        _ => Err(ApiError::internal(
             "a generation was sent to run alone; it runs in a batch",
         )),
     };
     let _ = job.events.send(result.unwrap_or_else(Event::Failed));
+}
+
+/// Runs `job` if it only reads (a search, a document listing, embeddings); gives it back
+/// otherwise.
+fn run_read(backend: &Backend, job: Job) -> Option<Job> {
+    let result = match &job.work {
+        Work::Embed { texts } => embed(backend, texts),
+        Work::Documents { kb } => documents(&backend.kbs[*kb]),
+        Work::Search { kb, query } => search(backend, *kb, query),
+        Work::Delete { .. } | Work::Generate { .. } | Work::Answer { .. } => return Some(job),
+    };
+    let _ = job.events.send(result.unwrap_or_else(Event::Failed));
+    None
 }
 
 /// A request of a batch, ready to generate.
@@ -436,7 +480,13 @@ struct Prepared<'a> {
 /// Runs the generations of one model and adapter together: RAG questions are retrieved and
 /// their prompts built first, then every prompt goes into one batched generation (each
 /// stream gets its own text as it comes), then the answers' citations are checked.
-fn generate_together(backend: &Backend, model: usize, adapter: Option<String>, jobs: Vec<Job>) {
+fn generate_together(
+    backend: &Backend,
+    model: usize,
+    adapter: Option<String>,
+    jobs: Vec<Job>,
+    inbox: &mut Inbox<'_>,
+) {
     let started = std::time::Instant::now();
     let generator = WithAdapter {
         inner: backend.models[model].generator.as_ref(),
@@ -477,6 +527,7 @@ fn generate_together(backend: &Backend, model: usize, adapter: Option<String>, j
         Ok(Vec::new())
     } else {
         generator.generate_batch_streaming(&requests, &mut |i, text| {
+            inbox.serve_reads(backend);
             let job = &batch[owner[i]].job;
             let gone = if job.stream {
                 job.events.send(Event::Text(text.to_owned())).is_err()

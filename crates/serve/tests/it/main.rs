@@ -88,6 +88,8 @@ struct Options {
     /// Files already in the uploads folder when the server starts.
     preloaded: Vec<(&'static str, &'static str)>,
     report: Option<std::path::PathBuf>,
+    /// Serves this generator as `fake` instead of the fake model.
+    generator: Option<Box<dyn Generator>>,
 }
 
 impl Default for Options {
@@ -102,6 +104,7 @@ impl Default for Options {
             keys: None,
             preloaded: Vec::new(),
             report: None,
+            generator: None,
         }
     }
 }
@@ -127,6 +130,7 @@ async fn start_with(o: Options) -> Result<Server> {
         keys,
         preloaded,
         report,
+        generator: served,
     } = o;
     let dir = tempfile::tempdir()?;
     let docs = dir.path().join("docs");
@@ -150,7 +154,7 @@ async fn start_with(o: Options) -> Result<Server> {
             "hello from the fake model".into()
         }
     }));
-    let generator = fake.clone();
+    let generator: Box<dyn Generator> = served.unwrap_or_else(|| Box::new(Shared(fake.clone())));
     let kb_dir = dir.path().join("kb");
     let uploads = kb_dir.join(ragtune_serve::UPLOADS_DIR);
     std::fs::create_dir_all(&uploads)?;
@@ -173,7 +177,7 @@ async fn start_with(o: Options) -> Result<Server> {
         Ok(Backend {
             models: vec![ServedModel {
                 name: "fake".into(),
-                generator: Box::new(Shared(generator)),
+                generator,
                 adapters: vec!["fake-lora".into()],
             }],
             kbs: vec![ServedKb::writable("docs", kb, &kb_dir).map_err(|e| e.to_string())?],
@@ -1058,5 +1062,119 @@ async fn logprobs_come_in_openai_shapes() -> Result<()> {
         assert_eq!(status, 400, "{body} -> {v}");
         assert_eq!(v["error"]["param"], param, "{v}");
     }
+    Ok(())
+}
+
+/// Streams " tick" to every request of its batch until released (at most 20,000 ticks), and
+/// records whether the release came while it was still generating.
+#[derive(Default)]
+struct Ticker {
+    started: std::sync::atomic::AtomicBool,
+    released: std::sync::atomic::AtomicBool,
+    released_while_generating: std::sync::atomic::AtomicBool,
+}
+
+struct Ticking(Arc<Ticker>);
+
+impl Generator for Ticking {
+    fn generate(
+        &self,
+        request: &GenerationRequest,
+        sink: TokenSink<'_>,
+    ) -> Result<Generation, GeneratorError> {
+        let mut one = |_: usize, t: &str| sink(t);
+        Ok(self
+            .generate_batch_streaming(std::slice::from_ref(request), &mut one)?
+            .remove(0))
+    }
+    fn generate_batch_streaming(
+        &self,
+        requests: &[GenerationRequest],
+        sink: &mut dyn FnMut(usize, &str) -> std::ops::ControlFlow<()>,
+    ) -> Result<Vec<Generation>, GeneratorError> {
+        let t = &self.0;
+        let mut ticks = 0;
+        while ticks < 20_000 {
+            if t.released.load(Ordering::SeqCst) {
+                t.released_while_generating.store(true, Ordering::SeqCst);
+                break;
+            }
+            for i in 0..requests.len() {
+                let _ = sink(i, " tick");
+            }
+            ticks += 1;
+            t.started.store(true, Ordering::SeqCst);
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        Ok(requests
+            .iter()
+            .map(|_| Generation {
+                text: " tick".repeat(ticks),
+                usage: ragtune_core::Usage {
+                    prompt_tokens: 1,
+                    completion_tokens: ticks as u32,
+                },
+                finish_reason: ragtune_core::FinishReason::Stop,
+                prompt_time: std::time::Duration::ZERO,
+                decode_time: std::time::Duration::ZERO,
+                logprobs: Vec::new(),
+            })
+            .collect())
+    }
+    fn count_prompt_tokens(&self, _: &Prompt) -> Result<u32, GeneratorError> {
+        Ok(1)
+    }
+    fn context_length(&self) -> u32 {
+        4096
+    }
+}
+
+/// A search, a document listing and embeddings sent while a generation runs are answered
+/// between its decode steps, not after it: the generation only ends once the test, having
+/// got all three answers, releases it.
+#[tokio::test]
+async fn reads_are_answered_while_a_generation_runs() -> Result<()> {
+    let ticker = Arc::new(Ticker::default());
+    let s = start_with(Options {
+        generator: Some(Box::new(Ticking(ticker.clone()))),
+        ..Options::default()
+    })
+    .await?;
+    let chat = json!({"model": "fake", "messages": [{"role": "user", "content": "tick"}]});
+    let generation = tokio::spawn(async move { post(s.addr, "/v1/chat/completions", chat).await });
+    // Reads sent once the first ticks are out arrive mid-generation.
+    while !ticker.started.load(Ordering::SeqCst) {
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    let (status, found) = post(
+        s.addr,
+        "/v1/kb/docs/search",
+        json!({"query": "signing keys", "top_k": 1}),
+    )
+    .await?;
+    assert_eq!(status, 200, "{found}");
+    assert!(
+        found["data"][0]["content"]
+            .as_str()
+            .unwrap()
+            .contains("ninety days"),
+        "{found}"
+    );
+    let (status, listed) = get_json(s.addr, "/v1/kb/docs/documents").await?;
+    assert_eq!(status, 200, "{listed}");
+    let (status, embedded) = post(
+        s.addr,
+        "/v1/embeddings",
+        json!({"model": "test-hash-bow-16", "input": "keys"}),
+    )
+    .await?;
+    assert_eq!(status, 200, "{embedded}");
+    ticker.released.store(true, Ordering::SeqCst);
+    let (status, reply) = generation.await??;
+    assert_eq!(status, 200, "{reply}");
+    assert!(
+        ticker.released_while_generating.load(Ordering::SeqCst),
+        "the reads waited for the generation to end: {reply}"
+    );
     Ok(())
 }
