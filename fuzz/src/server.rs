@@ -10,7 +10,7 @@
 
 use axum::Router;
 use axum::body::Body;
-use axum::http::{Method, Request, StatusCode, header};
+use axum::http::{Request, StatusCode, header};
 use ragtune_answer::testing::FakeGenerator;
 use ragtune_core::Embedder;
 use ragtune_index::testing::{HashEmbedder, PlainTextSource};
@@ -20,23 +20,50 @@ use serde_json::Value;
 use std::sync::OnceLock;
 use tower::ServiceExt as _;
 
-/// The routes an input can reach, by its first byte (modulo their count).
-const ROUTES: &[(Method, &str)] = &[
-    (Method::POST, "/v1/chat/completions"),
-    (Method::POST, "/v1/completions"),
-    (Method::POST, "/v1/embeddings"),
-    (Method::POST, "/v1/kb/docs/search"),
-    (Method::POST, "/v1/kb/docs/files"),
-    // The body is the document id.
-    (Method::DELETE, "/v1/kb/docs/documents/"),
-    // The body is the knowledge base's name.
-    (Method::GET, "/v1/kb/"),
-    (Method::GET, "/v1/models"),
-    (Method::GET, "/v1/kb/docs/documents"),
-];
+/// A route an input can reach: the bytes after the content type are its body, or the path
+/// segment between `before` and `after`.
+struct Route {
+    method: &'static str,
+    before: &'static str,
+    after: &'static str,
+    segment: bool,
+    upload: bool,
+}
 
-/// The parts of the route that take the body as a path segment.
-const PATH_BODY: &[usize] = &[5, 6];
+const fn route(method: &'static str, path: &'static str) -> Route {
+    Route {
+        method,
+        before: path,
+        after: "",
+        segment: false,
+        upload: false,
+    }
+}
+
+/// The routes, picked by an input's first byte (modulo their count).
+const ROUTES: &[Route] = &[
+    route("POST", "/v1/chat/completions"),
+    route("POST", "/v1/completions"),
+    route("POST", "/v1/embeddings"),
+    route("POST", "/v1/kb/docs/search"),
+    Route {
+        upload: true,
+        ..route("POST", "/v1/kb/docs/files")
+    },
+    // The document id.
+    Route {
+        segment: true,
+        ..route("DELETE", "/v1/kb/docs/documents/")
+    },
+    // The knowledge base's name.
+    Route {
+        segment: true,
+        after: "/status",
+        ..route("GET", "/v1/kb/")
+    },
+    route("GET", "/v1/models"),
+    route("GET", "/v1/kb/docs/documents"),
+];
 
 struct Server {
     runtime: tokio::runtime::Runtime,
@@ -126,19 +153,17 @@ pub(crate) fn request(data: &[u8]) {
     let Some((&pick, rest)) = data.split_first() else {
         return;
     };
-    let route = usize::from(pick) % ROUTES.len();
+    let route = &ROUTES[usize::from(pick) % ROUTES.len()];
     let (content_type, body) = match rest.iter().position(|&b| b == b'\n') {
         Some(i) => (&rest[..i], &rest[i + 1..]),
         None => (&b"application/json"[..], rest),
     };
-    let (method, path) = &ROUTES[route];
-    let mut uri = (*path).to_owned();
-    let mut request = Request::builder().method(method.clone());
-    let body = if PATH_BODY.contains(&route) {
+    let method = route.method;
+    let mut uri = route.before.to_owned();
+    let mut request = Request::builder().method(method);
+    let body = if route.segment {
         uri.push_str(&percent_encoded(body));
-        if route == 6 {
-            uri.push_str("/status");
-        }
+        uri.push_str(route.after);
         Body::empty()
     } else {
         if let Ok(value) = header::HeaderValue::from_bytes(content_type) {
@@ -194,7 +219,7 @@ pub(crate) fn request(data: &[u8]) {
             );
         }
     }
-    if route == 4 && status == StatusCode::ACCEPTED {
+    if route.upload && status == StatusCode::ACCEPTED {
         // The upload's ingestion runs on the engine between requests; the next input starts
         // after it (so that a failure in it belongs to this input).
         let feed = &server.engine.feeds[0];
