@@ -1,6 +1,7 @@
 //! One error type for the crate. Every message says what happened, to which file or
 //! model, and what to do next, because these errors end up in front of users.
 
+use ragtune_core::io::is_disk_full;
 use std::path::PathBuf;
 
 /// Everything that can go wrong while reading the catalogue or managing the store.
@@ -192,13 +193,6 @@ impl From<std::io::Error> for Error {
             Error::Io(e)
         }
     }
-}
-
-fn is_disk_full(e: &std::io::Error) -> bool {
-    matches!(
-        e.kind(),
-        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
-    )
 }
 
 /// The crate's result type.

@@ -13,6 +13,7 @@ mod document;
 mod generate;
 mod retrieve;
 
+pub mod io;
 pub mod process;
 pub mod rng;
 pub mod stats;

@@ -1,6 +1,7 @@
 //! One error type for the crate. Messages name the knowledge base or file and say what to do,
 //! because they end up in front of users (`ragtune ingest`, `ragtune search`).
 
+use ragtune_core::io::is_disk_full;
 use std::path::{Path, PathBuf};
 
 /// Everything that can go wrong while opening, writing or searching a knowledge base.
@@ -122,13 +123,6 @@ impl Error {
             source,
         }
     }
-}
-
-fn is_disk_full(e: &std::io::Error) -> bool {
-    matches!(
-        e.kind(),
-        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
-    )
 }
 
 /// Attaches the knowledge base path to errors of the storage libraries.

@@ -324,7 +324,7 @@ impl<'m> Trainer<'m> {
         let path = partial.join(STATE_TENSORS);
         safetensors::serialize_to_file(tensors.iter(), None, &path).map_err(|e| {
             let full = matches!(&e, safetensors::SafeTensorError::IoError(io)
-                if io.kind() == std::io::ErrorKind::StorageFull);
+                if ragtune_core::io::is_disk_full(io));
             write_failed(path.clone(), e.to_string(), full)
         })?;
         let state = json!({
@@ -547,7 +547,7 @@ fn fingerprint(model: &Llama, rows: &[Row], opts: &TrainOptions) -> String {
 fn io_failed(path: &Path) -> impl FnOnce(std::io::Error) -> Error {
     let path = path.to_path_buf();
     move |e| {
-        let full = e.kind() == std::io::ErrorKind::StorageFull;
+        let full = ragtune_core::io::is_disk_full(&e);
         write_failed(path, e.to_string(), full)
     }
 }
