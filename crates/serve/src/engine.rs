@@ -284,7 +284,12 @@ impl Engine {
                 // (one batch per model and adapter), then syncs one queued upload. Ends when
                 // every `Engine` handle is dropped.
                 let mut jobs = Vec::new();
+                // Requests taken while a round generated that wait for the next one; they
+                // still count as waiting (the queue's limit holds them too).
+                let mut deferred: Vec<Job> = Vec::new();
                 loop {
+                    engine_waiting.fetch_sub(deferred.len(), Ordering::Relaxed);
+                    jobs.append(&mut deferred);
                     let mut closed = false;
                     loop {
                         match inbox.try_recv() {
@@ -301,10 +306,9 @@ impl Engine {
                         let inbox = Inbox {
                             messages: &inbox,
                             waiting: &engine_waiting,
-                            deferred: &mut jobs,
+                            deferred: &mut deferred,
                         };
-                        let round = std::mem::take(inbox.deferred);
-                        run_round(&mut backend, &feeds, round, inbox);
+                        run_round(&mut backend, &feeds, std::mem::take(&mut jobs), inbox);
                     }
                     if closed {
                         break;
@@ -336,7 +340,13 @@ impl Engine {
     pub fn submit(&self, work: Work, stream: bool) -> Result<UnboundedReceiver<Event>, ApiError> {
         let (events, receiver) = unbounded_channel();
         // Counted before sending, so the engine never takes one off before it was added.
-        self.waiting.fetch_add(1, Ordering::Relaxed);
+        let waiting = self.waiting.fetch_add(1, Ordering::Relaxed);
+        // Requests a round took off the channel but deferred still count: the channel alone
+        // would let in `queue` more. (Without a queue nothing is taken during a round.)
+        if self.queue > 0 && waiting >= self.queue {
+            self.waiting.fetch_sub(1, Ordering::Relaxed);
+            return Err(ApiError::queue_full(self.queue));
+        }
         match self.jobs.try_send(Message::Job(Job {
             work,
             stream,
@@ -399,14 +409,17 @@ struct Inbox<'a> {
 }
 
 impl Inbox<'_> {
-    /// Takes every request waiting: runs the reads now, defers the rest.
+    /// Takes every request waiting: runs the reads now, defers the rest (still counted as
+    /// waiting until the next round takes them).
     fn serve_reads(&mut self, backend: &Backend) {
         while let Ok(message) = self.messages.try_recv() {
             // A wake-up needs nothing: uploads are looked at after every round.
             if let Message::Job(job) = message {
-                self.waiting.fetch_sub(1, Ordering::Relaxed);
-                if let Some(job) = run_read(backend, job) {
-                    self.deferred.push(job);
+                match run_read(backend, job) {
+                    None => {
+                        self.waiting.fetch_sub(1, Ordering::Relaxed);
+                    }
+                    Some(job) => self.deferred.push(job),
                 }
             }
         }

@@ -1178,3 +1178,45 @@ async fn reads_are_answered_while_a_generation_runs() -> Result<()> {
     );
     Ok(())
 }
+
+/// Generations that arrive during a round are taken off the queue (to reach the reads behind
+/// them) but still count against its limit: with a queue of 2, a third is refused with 429.
+#[tokio::test]
+async fn generations_deferred_during_a_round_still_fill_the_queue() -> Result<()> {
+    let ticker = Arc::new(Ticker::default());
+    let s = start_with(Options {
+        queue: 2,
+        generator: Some(Box::new(Ticking(ticker.clone()))),
+        ..Options::default()
+    })
+    .await?;
+    let chat = json!({"model": "fake", "messages": [{"role": "user", "content": "tick"}]});
+    let send = |body: Value| {
+        let addr = s.addr;
+        tokio::spawn(async move { post(addr, "/v1/chat/completions", body).await })
+    };
+    let first = send(chat.clone());
+    while !ticker.started.load(Ordering::SeqCst) {
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    let waiting = [send(chat.clone()), send(chat.clone())];
+    // Both wait (taken off the channel by the round, or still in it).
+    loop {
+        let (_, _, metrics) = http(s.addr, "GET", "/metrics", "").await?;
+        if metrics.contains("ragtune_queue_depth 2") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    let (status, _) = post(s.addr, "/v1/chat/completions", chat.clone()).await?;
+    assert_eq!(
+        status, 429,
+        "a third generation was let in while two waited"
+    );
+    ticker.released.store(true, Ordering::SeqCst);
+    for reply in [first].into_iter().chain(waiting) {
+        let (status, v) = reply.await??;
+        assert_eq!(status, 200, "{v}");
+    }
+    Ok(())
+}
