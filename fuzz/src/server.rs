@@ -45,6 +45,7 @@ const ROUTES: &[Route] = &[
     route("POST", "/v1/chat/completions"),
     route("POST", "/v1/completions"),
     route("POST", "/v1/embeddings"),
+    route("POST", "/tokenize"),
     route("POST", "/v1/kb/docs/search"),
     Route {
         upload: true,

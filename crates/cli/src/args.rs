@@ -31,10 +31,16 @@ pub fn adapter_file(path: &std::path::Path) -> Result<PathBuf> {
 /// Which model to run and how.
 #[derive(Debug, Clone, Args)]
 pub struct ModelArgs {
-    /// A catalogue name (see `ragtune models list`), a .gguf file, or a model folder
-    /// (default: smollm2-135m-instruct; for `ask`, qwen2.5-coder-0.5b-instruct).
+    /// A catalogue name (see `ragtune models list`), a .gguf file, a model folder, or a model
+    /// on an OpenAI-compatible server, `openai:NAME@URL` with URL the API's base (e.g.
+    /// openai:qwen@http://10.0.0.5:8000/v1) (default: smollm2-135m-instruct; for `ask`,
+    /// qwen2.5-coder-0.5b-instruct).
     #[arg(long, short, env = "RAGTUNE_MODEL")]
     pub model: Option<String>,
+    /// The environment variable holding the API key of an `openai:` model (sent as a bearer
+    /// token, never printed).
+    #[arg(long, default_value = ragtune_remote::DEFAULT_KEY_VAR)]
+    pub api_key_env: String,
     /// CPU threads (default: all cores).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
@@ -66,6 +72,16 @@ impl ModelArgs {
     /// The model to load: the one asked for, else the command's default.
     pub fn name(&self) -> &str {
         self.model.as_deref().unwrap_or(DEFAULT_MODEL)
+    }
+
+    /// How an `openai:` model is reached: the key from `--api-key-env`, `--ctx` if given.
+    pub fn remote_options(&self) -> ragtune_remote::Options {
+        ragtune_remote::Options {
+            api_key: ragtune_remote::ApiKey::from_env(&self.api_key_env),
+            api_key_var: self.api_key_env.clone(),
+            context_length: self.context_length,
+            ..ragtune_remote::Options::default()
+        }
     }
 
     pub fn load_options(&self) -> Result<LoadOptions> {

@@ -178,7 +178,8 @@ impl Models for LlamaModels<'_> {
         let loaded = crate::generate::load(&args).map_err(|e| format!("{e:#}"))?;
         let name = adapter.map(|_| crate::args::ADAPTER_NAME);
         loaded
-            .inner
+            .local("the forgetting check")
+            .map_err(|e| format!("{e:#}"))?
             .perplexity(text, window, name)
             .map(|p| p.perplexity)
             .map_err(|e| e.to_string())

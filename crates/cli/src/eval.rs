@@ -211,12 +211,10 @@ fn perplexity(args: PerplexityArgs) -> Result<()> {
         text.push('\n');
     }
     let loaded = crate::generate::load(&args.model)?;
-    let mut rows = vec![("base", loaded.inner.perplexity(&text, args.window, None)?)];
+    let local = loaded.local("eval perplexity")?;
+    let mut rows = vec![("base", local.perplexity(&text, args.window, None)?)];
     if args.model.adapter.is_some() {
-        let adapted =
-            loaded
-                .inner
-                .perplexity(&text, args.window, Some(crate::args::ADAPTER_NAME))?;
+        let adapted = local.perplexity(&text, args.window, Some(crate::args::ADAPTER_NAME))?;
         rows.push(("adapter", adapted));
     }
     if args.json {

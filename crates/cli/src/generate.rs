@@ -3,8 +3,9 @@
 use crate::args::{ModelArgs, SamplingArgs};
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use ragtune_core::{ChatMessage, Generation, GenerationRequest, Generator, Prompt};
+use ragtune_core::{ChatMessage, Generation, GenerationRequest, Generator, GeneratorError, Prompt};
 use ragtune_model::llama::LlamaGenerator;
+use ragtune_remote::{Endpoint, RemoteGenerator};
 use std::io::{BufRead, IsTerminal, Read, Write};
 use std::ops::ControlFlow;
 use std::path::PathBuf;
@@ -48,21 +49,107 @@ pub struct ChatArgs {
     pub sampling: SamplingArgs,
 }
 
-/// A loaded model and the adapter `--adapter` asked for, applied to every request.
-pub type Loaded = ragtune_core::WithAdapter<LlamaGenerator>;
+/// A model to generate with: a local GGUF on llama.cpp with the adapter `--adapter` asked for
+/// applied to every request, or a model on an OpenAI-compatible server (`openai:NAME@URL`).
+pub enum Loaded {
+    Local(ragtune_core::WithAdapter<LlamaGenerator>),
+    Remote(RemoteGenerator),
+}
+
+impl Loaded {
+    /// The llama.cpp model, for what only a local model can do (perplexity).
+    pub fn local(&self, what: &str) -> Result<&LlamaGenerator> {
+        match self {
+            Loaded::Local(l) => Ok(&l.inner),
+            Loaded::Remote(r) => bail!(
+                "{what} needs a local model: {} is served elsewhere, and OpenAI-compatible APIs \
+                 do not report a prompt's own token probabilities",
+                r.endpoint().spec()
+            ),
+        }
+    }
+
+    /// Whether chat messages can be sent: a local base model has no chat template; a server
+    /// applies its own.
+    fn has_chat_template(&self) -> bool {
+        match self {
+            Loaded::Local(l) => l.inner.tokenizer().chat_template().is_some(),
+            Loaded::Remote(_) => true,
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Loaded::Local(l) => l.inner.architecture().to_string(),
+            Loaded::Remote(r) => format!("served at {}", r.endpoint().base_url),
+        }
+    }
+
+    fn generator(&self) -> &dyn Generator {
+        match self {
+            Loaded::Local(l) => l,
+            Loaded::Remote(r) => r,
+        }
+    }
+}
+
+impl Generator for Loaded {
+    fn generate(
+        &self,
+        request: &GenerationRequest,
+        sink: ragtune_core::TokenSink<'_>,
+    ) -> Result<Generation, GeneratorError> {
+        self.generator().generate(request, sink)
+    }
+
+    fn generate_batch(
+        &self,
+        requests: &[GenerationRequest],
+    ) -> Result<Vec<Generation>, GeneratorError> {
+        self.generator().generate_batch(requests)
+    }
+
+    fn generate_batch_streaming(
+        &self,
+        requests: &[GenerationRequest],
+        sink: &mut dyn FnMut(usize, &str) -> ControlFlow<()>,
+    ) -> Result<Vec<Generation>, GeneratorError> {
+        self.generator().generate_batch_streaming(requests, sink)
+    }
+
+    fn count_prompt_tokens(&self, prompt: &Prompt) -> Result<u32, GeneratorError> {
+        self.generator().count_prompt_tokens(prompt)
+    }
+
+    fn context_length(&self) -> u32 {
+        self.generator().context_length()
+    }
+}
 
 pub fn load(model: &ModelArgs) -> Result<Loaded> {
+    if Endpoint::is_remote(model.name()) {
+        if model.adapter.is_some() {
+            bail!(
+                "--adapter applies to local models; a server picks a LoRA adapter by model name \
+                 (vLLM's --lora-modules NAME=PATH, ragtune serve's --adapter NAME=DIR): name it \
+                 as openai:NAME@URL"
+            );
+        }
+        let endpoint = Endpoint::parse(model.name())?;
+        let generator = RemoteGenerator::connect(endpoint, model.remote_options())?;
+        return Ok(Loaded::Remote(generator));
+    }
     let path = crate::models::resolve_generator(model.name())?;
     let options = model.load_options()?;
     let generator = LlamaGenerator::load(&path, &options)
         .with_context(|| format!("loading model {}", model.name()))?;
-    Ok(Loaded {
+    Ok(Loaded::Local(ragtune_core::WithAdapter {
         inner: generator,
         adapter: model
             .adapter
             .as_ref()
             .map(|_| crate::args::ADAPTER_NAME.to_string()),
-    })
+    }))
 }
 
 fn prompt_of(text: String, raw: bool, system: Option<&str>) -> Prompt {
@@ -80,7 +167,7 @@ fn prompt_of(text: String, raw: bool, system: Option<&str>) -> Prompt {
 pub fn generate(args: GenerateArgs) -> Result<()> {
     let generator = load(&args.model)?;
     // A base model has no chat template: continue the text as it is.
-    let raw = args.raw || generator.inner.tokenizer().chat_template().is_none();
+    let raw = args.raw || !generator.has_chat_template();
     if raw && !args.raw {
         eprintln!(
             "note: {} has no chat template; the prompt is sent as raw text",
@@ -147,7 +234,7 @@ pub fn generate(args: GenerateArgs) -> Result<()> {
 
 pub fn chat(args: ChatArgs) -> Result<()> {
     let generator = load(&args.model)?;
-    if generator.inner.tokenizer().chat_template().is_none() {
+    if !generator.has_chat_template() {
         bail!(
             "{} has no chat template (a base model); continue text with `ragtune generate --raw`, \
              or chat with an instruction-tuned model",
@@ -160,7 +247,7 @@ pub fn chat(args: ChatArgs) -> Result<()> {
         eprintln!(
             "Chatting with {} ({}). /reset clears the conversation, /exit or Ctrl-D ends it.",
             args.model.name(),
-            generator.inner.architecture()
+            generator.describe()
         );
     }
     let stdin = std::io::stdin();

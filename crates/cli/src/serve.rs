@@ -8,6 +8,7 @@ use clap::Args;
 use ragtune_answer::Mode;
 use ragtune_index::KnowledgeBase;
 use ragtune_model::llama::{AdapterSpec, LlamaGenerator, LoadOptions};
+use ragtune_remote::{Endpoint, RemoteGenerator};
 use ragtune_serve::keys::KeyRing;
 use ragtune_serve::{Backend, Engine, Limits, ServedKb, ServedModel};
 use std::net::SocketAddr;
@@ -23,8 +24,11 @@ pub struct ServeArgs {
     /// /health needs one.
     #[command(flatten)]
     pub keys: crate::keys::KeysFile,
-    /// A model to serve: a catalogue name or a .gguf file; repeat for more. Requests name it
-    /// as their `model`; the first also answers `rag/KB` requests that name none.
+    /// A model to serve: a catalogue name, a .gguf file, or a model on another OpenAI-compatible
+    /// server (`openai:NAME@URL`, key from $RAGTUNE_REMOTE_API_KEY: this server then adds
+    /// knowledge bases and citations in front of it); repeat for more. Requests name it as
+    /// their `model` (a remote one by its NAME); the first also answers `rag/KB` requests that
+    /// name none.
     #[arg(long = "model")]
     pub models: Vec<String>,
     /// A LoRA adapter on the first model, NAME=PATH (a `ragtune train` output folder or a GGUF
@@ -82,8 +86,12 @@ fn parse_named(s: &str) -> Result<(String, PathBuf), String> {
     }
 }
 
-/// The id a model is served under: its catalogue name, or a file's stem.
+/// The id a model is served under: its catalogue name, a file's stem, or a remote model's
+/// name on its server.
 fn model_id(name: &str) -> String {
+    if let Ok(endpoint) = Endpoint::parse(name) {
+        return endpoint.model;
+    }
     let path = Path::new(name);
     if path
         .extension()
@@ -94,6 +102,14 @@ fn model_id(name: &str) -> String {
     } else {
         name.to_owned()
     }
+}
+
+/// Where a served model runs.
+enum Source {
+    /// A GGUF file, loaded here.
+    Local(PathBuf),
+    /// An OpenAI-compatible server; its key from `RAGTUNE_REMOTE_API_KEY`.
+    Remote(Endpoint),
 }
 
 pub fn serve(args: ServeArgs) -> Result<()> {
@@ -125,10 +141,22 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         }
     }
     // Found out before anything loads.
-    let paths = models
+    let sources = models
         .iter()
-        .map(|m| crate::models::resolve_generator(m))
+        .map(|m| {
+            Ok(if Endpoint::is_remote(m) {
+                Source::Remote(Endpoint::parse(m)?)
+            } else {
+                Source::Local(crate::models::resolve_generator(m)?)
+            })
+        })
         .collect::<Result<Vec<_>>>()?;
+    if !args.adapters.is_empty() && matches!(sources[0], Source::Remote(_)) {
+        bail!(
+            "--adapter loads LoRA adapters onto the first --model, which is served elsewhere; \
+             load them on that server and name them as models (openai:ADAPTER@URL)"
+        );
+    }
     let adapters = args
         .adapters
         .iter()
@@ -170,7 +198,24 @@ pub fn serve(args: ServeArgs) -> Result<()> {
                 });
             }
             let mut served = Vec::new();
-            for (i, (path, id)) in paths.iter().zip(&model_ids).enumerate() {
+            for (i, (source, id)) in sources.iter().zip(&model_ids).enumerate() {
+                let path = match source {
+                    Source::Local(path) => path,
+                    Source::Remote(endpoint) => {
+                        let options = ragtune_remote::Options {
+                            concurrency: parallel as usize,
+                            context_length,
+                            ..ragtune_remote::Options::default()
+                        };
+                        let generator = RemoteGenerator::connect(endpoint.clone(), options)?;
+                        served.push(ServedModel {
+                            name: id.clone(),
+                            generator: Box::new(generator),
+                            adapters: Vec::new(),
+                        });
+                        continue;
+                    }
+                };
                 let options = LoadOptions {
                     threads,
                     context_length,

@@ -10,7 +10,7 @@ use crate::error::ApiError;
 use crate::feed::{self, KbFeed, ServedKb};
 use ragtune_answer::{Answer, Answerer, AskOptions, Mode, PreparedQuestion};
 use ragtune_core::{
-    Embedder, FinishReason, GenerationRequest, Generator, GeneratorError, SamplingParams,
+    Embedder, FinishReason, GenerationRequest, Generator, GeneratorError, Prompt, SamplingParams,
     TokenCounter, Usage, WithAdapter,
 };
 use ragtune_core::{Query, Retriever as _};
@@ -54,6 +54,9 @@ pub struct Backend {
 pub struct Catalog {
     /// Each base model with its adapters.
     pub models: Vec<(String, Vec<String>)>,
+    /// Each base model's context length in tokens (prompt and completion together), in the
+    /// order of `models` (`max_model_len` in `/v1/models`, as vLLM lists it).
+    pub contexts: Vec<u32>,
     pub kbs: Vec<String>,
     pub embedder: String,
 }
@@ -79,6 +82,11 @@ impl Catalog {
                 .iter()
                 .map(|m| (m.name.clone(), m.adapters.clone()))
                 .collect(),
+            contexts: backend
+                .models
+                .iter()
+                .map(|m| m.generator.context_length())
+                .collect(),
             kbs: backend.kbs.iter().map(|k| k.name.clone()).collect(),
             embedder: backend.embedder_id.clone(),
         }
@@ -96,8 +104,8 @@ impl Catalog {
         ids
     }
 
-    /// A base model or adapter by name.
-    fn model(&self, name: &str) -> Option<(usize, Option<String>)> {
+    /// A base model or adapter by name: the base's index, and the adapter if one was named.
+    pub fn model(&self, name: &str) -> Option<(usize, Option<String>)> {
         self.models
             .iter()
             .enumerate()
@@ -175,6 +183,11 @@ pub enum Work {
     },
     Embed {
         texts: Vec<String>,
+    },
+    /// How many tokens a prompt takes on a model, its chat template applied (`/tokenize`).
+    Tokenize {
+        model: usize,
+        prompt: Prompt,
     },
     /// The documents of a knowledge base.
     Documents {
@@ -472,6 +485,7 @@ fn run_one(backend: &mut Backend, feeds: &[Arc<KbFeed>], job: Job) {
 fn run_read(backend: &Backend, job: Job) -> Option<Job> {
     let result = match &job.work {
         Work::Embed { texts } => embed(backend, texts),
+        Work::Tokenize { model, prompt } => tokenize(&backend.models[*model], prompt),
         Work::Documents { kb } => documents(&backend.kbs[*kb]),
         Work::Search { kb, query } => search(backend, *kb, query),
         Work::Delete { .. } | Work::Generate { .. } | Work::Answer { .. } => return Some(job),
@@ -791,6 +805,17 @@ pub fn citations(answer: &Answer) -> Vec<serde_json::Value> {
             })
         })
         .collect()
+}
+
+fn tokenize(model: &ServedModel, prompt: &Prompt) -> Result<Event, ApiError> {
+    let count = model
+        .generator
+        .count_prompt_tokens(prompt)
+        .map_err(|e| ApiError::bad_request(e.to_string(), None))?;
+    Ok(Event::Json(serde_json::json!({
+        "count": count,
+        "max_model_len": model.generator.context_length(),
+    })))
 }
 
 fn embed(backend: &Backend, texts: &[String]) -> Result<Event, ApiError> {

@@ -99,7 +99,7 @@ fn path<T>(segments: Result<Path<T>, PathRejection>) -> Result<T, ApiError> {
 }
 
 /// Runs read or delete work on the engine and answers with its JSON.
-async fn engine_json(s: &AppState, work: Work) -> Result<Response, ApiError> {
+pub(crate) async fn engine_json(s: &AppState, work: Work) -> Result<Response, ApiError> {
     let mut events = s.engine.submit(work, false)?;
     match events.recv().await {
         Some(Event::Json(v)) => Ok(axum::Json(v).into_response()),

@@ -108,6 +108,7 @@ pub fn router(engine: Engine, options: Options) -> Router {
         .route("/v1/chat/completions", post(chat))
         .route("/v1/completions", post(completions))
         .route("/v1/embeddings", post(embeddings))
+        .route("/tokenize", post(tokenize))
         .route("/v1/kb", get(knowledge::list))
         .route("/v1/kb/{name}/status", get(knowledge::status))
         .route("/v1/kb/{name}/documents", get(knowledge::documents))
@@ -163,9 +164,13 @@ async fn models(
         v
     };
     let mut data = Vec::new();
-    for (base, adapters) in &c.models {
-        data.push(entry(base, None));
-        data.extend(adapters.iter().map(|a| entry(a, Some(base))));
+    for ((base, adapters), context) in c.models.iter().zip(&c.contexts) {
+        let with_context = |mut v: Value| {
+            v["max_model_len"] = json!(context);
+            v
+        };
+        data.push(with_context(entry(base, None)));
+        data.extend(adapters.iter().map(|a| with_context(entry(a, Some(base)))));
     }
     let default = c.models.first().map(|(m, _)| m.as_str());
     data.extend(
@@ -861,6 +866,43 @@ struct EmbeddingRequest {
     input: EmbeddingInput,
     encoding_format: Option<String>,
     dimensions: Option<usize>,
+}
+
+/// `POST /tokenize`, vLLM's route (beside `/v1`, not under it): `{"model", "prompt"}` or
+/// `{"model", "messages"}` (the chat template applied, with the generation prompt) answers
+/// `{"count", "max_model_len"}`. Remote `openai:` models count their prompts with it.
+#[derive(Debug, Deserialize)]
+struct TokenizeRequest {
+    model: String,
+    prompt: Option<String>,
+    messages: Option<Vec<InMessage>>,
+}
+
+async fn tokenize(State(s): State<AppState>, body: Result<Bytes, BytesRejection>) -> Response {
+    let run = async {
+        let r: TokenizeRequest = parse(body, &s.limits)?;
+        let catalog = &s.engine.catalog;
+        let (model, _) = catalog
+            .model(&r.model)
+            .ok_or_else(|| ApiError::model_not_found(&r.model, &catalog.ids()))?;
+        let prompt = match (r.prompt, r.messages) {
+            (Some(text), None) => Prompt::Text(text),
+            (None, Some(messages)) => Prompt::Chat(
+                messages
+                    .into_iter()
+                    .map(InMessage::into_chat)
+                    .collect::<Result<_, _>>()?,
+            ),
+            _ => {
+                return Err(ApiError::bad_request(
+                    "give either \"prompt\" (text) or \"messages\" (a chat)",
+                    None,
+                ));
+            }
+        };
+        crate::knowledge::engine_json(&s, Work::Tokenize { model, prompt }).await
+    };
+    run.await.unwrap_or_else(IntoResponse::into_response)
 }
 
 async fn embeddings(State(s): State<AppState>, body: Result<Bytes, BytesRejection>) -> Response {

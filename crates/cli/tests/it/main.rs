@@ -8,6 +8,7 @@ mod kb;
 mod kb_check;
 mod models;
 mod raft;
+mod remote;
 mod serve;
 mod setup;
 mod train;

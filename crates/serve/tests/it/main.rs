@@ -7,7 +7,8 @@
 use anyhow::Result;
 use ragtune_answer::testing::FakeGenerator;
 use ragtune_core::{
-    Embedder, Generation, GenerationRequest, Generator, GeneratorError, Prompt, TokenSink,
+    ChatMessage, Embedder, Generation, GenerationRequest, Generator, GeneratorError, Prompt,
+    TokenSink,
 };
 use ragtune_index::testing::{HashEmbedder, PlainTextSource};
 use ragtune_index::{KnowledgeBase, NoProgress, SyncOptions};
@@ -308,8 +309,46 @@ async fn models_lists_bases_adapters_with_their_parent_and_knowledge_bases() -> 
     assert_eq!(ids, ["fake", "fake-lora", "rag/docs", "test-hash-bow-16"]);
     assert_eq!(v["data"][1]["parent"], "fake");
     assert_eq!(v["data"][0]["object"], "model");
+    assert_eq!(v["data"][0]["max_model_len"], 4096);
+    assert_eq!(v["data"][1]["max_model_len"], 4096);
     let (status, _, body) = http(s.addr, "GET", "/health", "").await?;
     assert_eq!((status, body.as_str()), (200, r#"{"status":"ok"}"#));
+    Ok(())
+}
+
+#[tokio::test]
+async fn tokenize_counts_a_prompt_as_the_model_does() -> Result<()> {
+    let s = start(8, false).await?;
+    let chat = Prompt::Chat(vec![
+        ChatMessage::system("Be brief."),
+        ChatMessage::user("one two"),
+    ]);
+    let expected = s.fake.count_prompt_tokens(&chat)?;
+    let (status, v) = post(
+        s.addr,
+        "/tokenize",
+        json!({"model": "fake-lora", "messages": [
+            {"role": "system", "content": "Be brief."}, {"role": "user", "content": "one two"}
+        ], "add_generation_prompt": true}),
+    )
+    .await?;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v, json!({"count": expected, "max_model_len": 4096}));
+    let text = s
+        .fake
+        .count_prompt_tokens(&Prompt::Text("one two three".into()))?;
+    let (status, v) = post(
+        s.addr,
+        "/tokenize",
+        json!({"model": "fake", "prompt": "one two three"}),
+    )
+    .await?;
+    assert_eq!((status, &v["count"]), (200, &json!(text)));
+    let (status, v) = post(s.addr, "/tokenize", json!({"model": "nope", "prompt": "x"})).await?;
+    assert_eq!(status, 404, "{v}");
+    let (status, v) = post(s.addr, "/tokenize", json!({"model": "fake"})).await?;
+    assert_eq!(status, 400, "{v}");
+    assert_eq!(v["error"]["type"], "invalid_request_error");
     Ok(())
 }
 

@@ -1,0 +1,142 @@
+//! Models on another server (`--model openai:NAME@URL`), here a real `ragtune serve` over
+//! HTTP: the same greedy text, token counts and grounded answers as the model loaded locally,
+//! and a refused key named by its variable, never printed.
+
+use crate::{ragtune, run};
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn json(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+#[test]
+fn a_model_behind_ragtune_serve_answers_like_the_same_model_here() {
+    let dir = tempfile::tempdir().unwrap();
+    let docs = dir.path().join("docs");
+    std::fs::create_dir(&docs).unwrap();
+    std::fs::write(
+        docs.join("keys.md"),
+        "# Keys\n\nThe signing keys are rotated every ninety days by the platform team.\n",
+    )
+    .unwrap();
+    std::fs::write(
+        docs.join("coffee.md"),
+        "# Coffee\n\nThe espresso machine is on the third floor, next to the library.\n",
+    )
+    .unwrap();
+    let kb = dir.path().join("kb");
+    let (ok, _, err) = run(ragtune().arg("ingest").arg("--kb").arg(&kb).arg(&docs));
+    assert!(ok, "{err}");
+    let keys = dir.path().join("keys.json");
+    let (ok, secret, err) = run(ragtune()
+        .args(["keys", "create", "--scope", "read", "--keys"])
+        .arg(&keys));
+    assert!(ok, "{err}");
+    let secret = secret.trim().to_owned();
+
+    // One sequence at a time, as a local run decodes.
+    let mut child = ragtune()
+        .args([
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--model",
+            "smollm2-135m-instruct",
+        ])
+        .args(["--threads", "2", "--parallel", "1", "--keys"])
+        .arg(&keys)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let _server = Server(child);
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_owned();
+    let remote = format!("openai:smollm2-135m-instruct@{url}/v1");
+
+    let question = "Name three colours of the rainbow.";
+    let generate = |model: &str| {
+        let (ok, out, err) = run(ragtune()
+            .args(["generate", "--json", "--max-tokens", "24", "--threads", "2"])
+            .args(["--model", model, "--api-key-env", "RAGTUNE_TEST_REMOTE_KEY"])
+            .arg(question)
+            .env("RAGTUNE_TEST_REMOTE_KEY", &secret));
+        assert!(ok, "{model}: {err}");
+        json(&out)
+    };
+    let (here, there) = (generate("smollm2-135m-instruct"), generate(&remote));
+    assert_eq!(there["text"], here["text"]);
+    assert!(!here["text"].as_str().unwrap().is_empty());
+    assert_eq!(
+        there["usage"], here["usage"],
+        "usage from the server's stream"
+    );
+    assert_eq!(there["finish_reason"], here["finish_reason"]);
+
+    // RAG: retrieval here, generation there; prompts are budgeted with the server's exact
+    // token counts (its /tokenize), so the prompt and the answer are the local ones.
+    let ask = |model: &str| {
+        let (ok, out, err) = run(ragtune()
+            .args(["ask", "--json", "--threads", "2", "--model", model])
+            .args(["--api-key-env", "RAGTUNE_TEST_REMOTE_KEY", "--kb"])
+            .arg(&kb)
+            .arg("How often are the signing keys rotated?")
+            .env("RAGTUNE_TEST_REMOTE_KEY", &secret));
+        assert!(ok, "{model}: {err}");
+        json(&out)
+    };
+    let (here, there) = (ask("smollm2-135m-instruct"), ask(&remote));
+    assert_eq!(there["answer"], here["answer"]);
+    assert_eq!(there["citations"], here["citations"]);
+    assert_eq!(there["usage"], here["usage"]);
+
+    // A refused key: the server's 401, the variable to fix, never the key itself.
+    let (ok, _, err) = run(ragtune()
+        .args([
+            "generate",
+            "--model",
+            &remote,
+            "--api-key-env",
+            "RAGTUNE_TEST_REMOTE_KEY",
+        ])
+        .arg(question)
+        .env("RAGTUNE_TEST_REMOTE_KEY", "rt-not-a-key-8c1f"));
+    assert!(!ok);
+    assert!(
+        err.contains("401") && err.contains("$RAGTUNE_TEST_REMOTE_KEY"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("rt-not-a-key-8c1f"),
+        "the key was printed: {err}"
+    );
+    // A name the server does not serve: the list of what it does.
+    let (ok, _, err) = run(ragtune()
+        .args(["generate", "--model", &format!("openai:gpt-4o@{url}/v1")])
+        .args(["--api-key-env", "RAGTUNE_TEST_REMOTE_KEY"])
+        .arg(question)
+        .env("RAGTUNE_TEST_REMOTE_KEY", &secret));
+    assert!(!ok);
+    assert!(
+        err.contains("does not serve a model named \"gpt-4o\""),
+        "{err}"
+    );
+    assert!(err.contains("smollm2-135m-instruct"), "{err}");
+}
