@@ -5,11 +5,14 @@ use crate::term;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use ragtune_catalog::{ModelStore, ResolvedModel};
-use ragtune_core::{Filter, Format, Query, Retriever, SearchMode};
+use ragtune_core::{
+    EmbedError, Embedder, Filter, Format, Query, Retriever, SearchMode, TokenCounter,
+};
 use ragtune_embed::SentenceEmbedder;
 use ragtune_index::{
     IngestSource, KnowledgeBase, SyncOptions, SyncSummary, WatchOptions, load_sql_rows,
 };
+use ragtune_remote::{Endpoint, RemoteEmbedder};
 use ragtune_retrieve::KbRetriever;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -20,7 +23,8 @@ pub struct KbArgs {
     /// Knowledge base directory (default: $RAGTUNE_HOME/kb/default).
     #[arg(long, env = "RAGTUNE_KB", value_parser = parse_kb_dir)]
     pub kb: Option<PathBuf>,
-    /// Embedding model: a catalogue name or a sentence-transformers folder.
+    /// Embedding model: a catalogue name, a sentence-transformers folder, or a model on an
+    /// OpenAI-compatible server (`openai:NAME@URL`; key from $RAGTUNE_REMOTE_API_KEY).
     #[arg(long, default_value = "all-minilm-l6-v2")]
     pub embedder: String,
 }
@@ -57,12 +61,68 @@ pub fn at_least<const MIN: usize>(s: &str) -> Result<usize, String> {
     Ok(n)
 }
 
-pub fn open_embedder(name: &str) -> Result<SentenceEmbedder> {
+/// The embedding model of a knowledge base: a sentence-transformers folder run here, or a
+/// model on an OpenAI-compatible server (`--embedder openai:NAME@URL`, key from
+/// $RAGTUNE_REMOTE_API_KEY).
+pub enum Embedding {
+    Local(SentenceEmbedder),
+    Remote(RemoteEmbedder),
+}
+
+impl Embedding {
+    fn embedder(&self) -> &dyn Embedder {
+        match self {
+            Embedding::Local(e) => e,
+            Embedding::Remote(e) => e,
+        }
+    }
+
+    /// The most tokens a chunk should hold for this model.
+    pub fn max_content_tokens(&self) -> usize {
+        match self {
+            Embedding::Local(e) => e.max_content_tokens(),
+            Embedding::Remote(e) => e.max_content_tokens(),
+        }
+    }
+}
+
+impl Embedder for Embedding {
+    fn name(&self) -> &str {
+        self.embedder().name()
+    }
+    fn dimension(&self) -> usize {
+        self.embedder().dimension()
+    }
+    fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        self.embedder().embed(texts)
+    }
+    fn embed_query(&self, text: &str) -> Result<Vec<f32>, EmbedError> {
+        self.embedder().embed_query(text)
+    }
+}
+
+impl TokenCounter for Embedding {
+    fn count_tokens(&self, text: &str) -> usize {
+        match self {
+            Embedding::Local(e) => e.count_tokens(text),
+            Embedding::Remote(e) => e.count_tokens(text),
+        }
+    }
+}
+
+pub fn open_embedder(name: &str) -> Result<Embedding> {
+    if Endpoint::is_remote(name) {
+        let endpoint = Endpoint::parse(name)?;
+        return Ok(Embedding::Remote(RemoteEmbedder::connect(
+            endpoint,
+            ragtune_remote::Options::default(),
+        )?));
+    }
     let store = ModelStore::from_env()?;
     match store.resolve(name)? {
-        ResolvedModel::HfFolder(dir) => {
-            SentenceEmbedder::load(&dir).with_context(|| format!("loading embedder {name}"))
-        }
+        ResolvedModel::HfFolder(dir) => Ok(Embedding::Local(
+            SentenceEmbedder::load(&dir).with_context(|| format!("loading embedder {name}"))?,
+        )),
         ResolvedModel::Gguf(path) => bail!(
             "{} is a GGUF generator, not an embedding model; use --embedder all-minilm-l6-v2",
             path.display()
@@ -71,7 +131,7 @@ pub fn open_embedder(name: &str) -> Result<SentenceEmbedder> {
 }
 
 /// Opens an existing knowledge base for reading: never creates or initialises one.
-pub fn open_existing(args: &KbArgs, embedder: &SentenceEmbedder) -> Result<KnowledgeBase> {
+pub fn open_existing(args: &KbArgs, embedder: &Embedding) -> Result<KnowledgeBase> {
     Ok(KnowledgeBase::open_existing(&args.dir()?, embedder)?)
 }
 

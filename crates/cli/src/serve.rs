@@ -235,7 +235,7 @@ pub fn serve(args: ServeArgs) -> Result<()> {
                 models: served,
                 kbs: served_kbs,
                 embedder: Box::new(embedder),
-                embedder_id: embedder_name.clone(),
+                embedder_id: model_id(&embedder_name),
                 answer,
                 chunk_max_tokens: 256.min(embedder_max),
             })

@@ -2,7 +2,7 @@
 
 use crate::Error;
 use crate::client::{Client, Endpoint, Failure, Options, transport_failure};
-use ragtune_core::{EmbedError, Embedder};
+use ragtune_core::{EmbedError, Embedder, TokenCounter};
 use serde_json::{Value, json};
 
 /// Embeddings from a model served elsewhere. Its name (`openai:MODEL`) is what a knowledge base
@@ -38,6 +38,21 @@ impl RemoteEmbedder {
 
     pub fn endpoint(&self) -> &Endpoint {
         &self.client.endpoint
+    }
+
+    /// The most tokens a chunk should hold: what common embedding models served this way read
+    /// (BERT-family models served by vLLM or TEI take 512; OpenAI's take 8,191).
+    pub fn max_content_tokens(&self) -> usize {
+        512
+    }
+}
+
+/// Chunks are measured without the model's tokenizer, which the API does not expose: the same
+/// estimate as prompts, one token per 3 bytes, which errs high, so chunks stay inside the
+/// model's window.
+impl TokenCounter for RemoteEmbedder {
+    fn count_tokens(&self, text: &str) -> usize {
+        crate::generator::estimate_text_tokens(text) as usize
     }
 }
 

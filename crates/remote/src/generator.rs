@@ -269,11 +269,19 @@ impl RemoteGenerator {
 /// token in today's vocabularies, so this errs high and prompts stay inside the context), and a
 /// few per chat message for the template's markup.
 pub fn estimate_tokens(prompt: &Prompt) -> u32 {
-    let of = |text: &str| text.len().div_ceil(3) as u32;
     match prompt {
-        Prompt::Text(text) => of(text),
-        Prompt::Chat(messages) => 3 + messages.iter().map(|m| of(&m.content) + 4).sum::<u32>(),
+        Prompt::Text(text) => estimate_text_tokens(text),
+        Prompt::Chat(messages) => {
+            3 + messages
+                .iter()
+                .map(|m| estimate_text_tokens(&m.content) + 4)
+                .sum::<u32>()
+        }
     }
+}
+
+pub(crate) fn estimate_text_tokens(text: &str) -> u32 {
+    u32::try_from(text.len().div_ceil(3)).unwrap_or(u32::MAX)
 }
 
 fn list_models(client: &Client) -> Result<Vec<Value>, Error> {

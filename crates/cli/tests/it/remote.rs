@@ -107,6 +107,66 @@ fn a_model_behind_ragtune_serve_answers_like_the_same_model_here() {
     assert_eq!(there["citations"], here["citations"]);
     assert_eq!(there["usage"], here["usage"]);
 
+    // Embeddings there: a knowledge base embedded by the server's copy of the model ranks and
+    // scores passages as one embedded here.
+    let remote_kb = dir.path().join("kb-remote");
+    let remote_embedder = format!("openai:all-minilm-l6-v2@{url}/v1");
+    let (ok, _, err) = run(ragtune()
+        .args(["ingest", "--embedder", &remote_embedder, "--kb"])
+        .arg(&remote_kb)
+        .arg(&docs)
+        .env("RAGTUNE_REMOTE_API_KEY", &secret));
+    assert!(ok, "{err}");
+    let search = |kb: &std::path::Path, embedder: &str| {
+        let (ok, out, err) = run(ragtune()
+            .args([
+                "search",
+                "--json",
+                "--mode",
+                "dense",
+                "--embedder",
+                embedder,
+                "--kb",
+            ])
+            .arg(kb)
+            .arg("Where can I get an espresso?")
+            .env("RAGTUNE_REMOTE_API_KEY", &secret));
+        assert!(ok, "{embedder}: {err}");
+        json(&out)
+    };
+    let (here, there) = (
+        search(&kb, "all-minilm-l6-v2"),
+        search(&remote_kb, &remote_embedder),
+    );
+    let hits = |v: &Value| -> Vec<(String, f64)> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|h| {
+                (
+                    h["text"].as_str().unwrap().to_owned(),
+                    h["score"].as_f64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    let (here, there) = (hits(&here), hits(&there));
+    assert_eq!(here.len(), 2);
+    assert!(here[0].0.contains("espresso"), "{here:?}");
+    assert_eq!(here.len(), there.len());
+    for ((a, x), (b, y)) in here.iter().zip(&there) {
+        assert_eq!(a, b);
+        assert!((x - y).abs() < 1e-4, "{x} vs {y}");
+    }
+    // A knowledge base refuses an embedder other than its own.
+    let (ok, _, err) = run(ragtune()
+        .args(["search", "--embedder", &remote_embedder, "--kb"])
+        .arg(&kb)
+        .arg("espresso")
+        .env("RAGTUNE_REMOTE_API_KEY", &secret));
+    assert!(!ok);
+    assert!(err.contains("openai:all-minilm-l6-v2"), "{err}");
+
     // A refused key: the server's 401, the variable to fix, never the key itself.
     let (ok, _, err) = run(ragtune()
         .args([
