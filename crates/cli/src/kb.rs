@@ -65,14 +65,14 @@ pub fn at_least<const MIN: usize>(s: &str) -> Result<usize, String> {
 /// model on an OpenAI-compatible server (`--embedder openai:NAME@URL`, key from
 /// $RAGTUNE_REMOTE_API_KEY).
 pub enum Embedding {
-    Local(SentenceEmbedder),
+    Local(Box<SentenceEmbedder>),
     Remote(RemoteEmbedder),
 }
 
 impl Embedding {
     fn embedder(&self) -> &dyn Embedder {
         match self {
-            Embedding::Local(e) => e,
+            Embedding::Local(e) => e.as_ref(),
             Embedding::Remote(e) => e,
         }
     }
@@ -120,9 +120,9 @@ pub fn open_embedder(name: &str) -> Result<Embedding> {
     }
     let store = ModelStore::from_env()?;
     match store.resolve(name)? {
-        ResolvedModel::HfFolder(dir) => Ok(Embedding::Local(
+        ResolvedModel::HfFolder(dir) => Ok(Embedding::Local(Box::new(
             SentenceEmbedder::load(&dir).with_context(|| format!("loading embedder {name}"))?,
-        )),
+        ))),
         ResolvedModel::Gguf(path) => bail!(
             "{} is a GGUF generator, not an embedding model; use --embedder all-minilm-l6-v2",
             path.display()
