@@ -66,14 +66,14 @@ pub fn at_least<const MIN: usize>(s: &str) -> Result<usize, String> {
 /// $RAGTUNE_REMOTE_API_KEY).
 pub enum Embedding {
     Local(Box<SentenceEmbedder>),
-    Remote(RemoteEmbedder),
+    Remote(Box<RemoteEmbedder>),
 }
 
 impl Embedding {
     fn embedder(&self) -> &dyn Embedder {
         match self {
             Embedding::Local(e) => e.as_ref(),
-            Embedding::Remote(e) => e,
+            Embedding::Remote(e) => e.as_ref(),
         }
     }
 
@@ -113,10 +113,10 @@ impl TokenCounter for Embedding {
 pub fn open_embedder(name: &str) -> Result<Embedding> {
     if Endpoint::is_remote(name) {
         let endpoint = Endpoint::parse(name)?;
-        return Ok(Embedding::Remote(RemoteEmbedder::connect(
+        return Ok(Embedding::Remote(Box::new(RemoteEmbedder::connect(
             endpoint,
             ragtune_remote::Options::default(),
-        )?));
+        )?)));
     }
     let store = ModelStore::from_env()?;
     match store.resolve(name)? {
