@@ -1,31 +1,87 @@
 //! Command-line options shared by several commands.
 
 use crate::kb::parse_mode;
-use anyhow::Result;
+use anyhow::{Context, Result, bail};
 use clap::Args;
 use ragtune_answer::{AskOptions, Mode};
 use ragtune_core::{SamplingParams, SearchMode};
 use ragtune_model::llama::{AdapterSpec, LoadOptions};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The name `--adapter` is loaded under.
 pub const ADAPTER_NAME: &str = "adapter";
 
-/// The GGUF LoRA behind `--adapter PATH`: the file itself, or a training output folder's.
-pub fn adapter_file(path: &std::path::Path) -> Result<PathBuf> {
+/// The GGUF LoRA file llama.cpp loads for `--adapter PATH` over the GGUF `base`: a `ragtune
+/// train` run folder (its adapter.gguf), a GGUF LoRA file, or a PEFT adapter folder
+/// (adapter_config.json + adapter_model.safetensors, from PEFT, Axolotl or Unsloth), converted
+/// once into `$RAGTUNE_HOME/adapters/peft/` under a hash of its files and the base.
+pub fn adapter_file(path: &Path, base: &Path) -> Result<PathBuf> {
     if path.is_dir() {
         let file = path.join(ragtune_train::out_dir::ADAPTER_GGUF);
-        anyhow::ensure!(
-            file.is_file(),
-            "{} has no {} (the GGUF LoRA `ragtune train` writes next to the PEFT adapter); \
-             pass the folder of a finished training run or a GGUF LoRA file",
+        if file.is_file() {
+            return Ok(file);
+        }
+        if path.join(ragtune_train::peft::CONFIG_FILE).is_file() {
+            return converted_peft(path, base);
+        }
+        bail!(
+            "{} has neither {} (the GGUF LoRA `ragtune train` writes) nor {} (a PEFT adapter); \
+             pass the folder of a finished training run, a PEFT adapter folder or a GGUF LoRA \
+             file",
             path.display(),
-            ragtune_train::out_dir::ADAPTER_GGUF
+            ragtune_train::out_dir::ADAPTER_GGUF,
+            ragtune_train::peft::CONFIG_FILE
         );
-        return Ok(file);
     }
     anyhow::ensure!(path.is_file(), "adapter {} does not exist", path.display());
     Ok(path.to_path_buf())
+}
+
+/// A PEFT adapter as a GGUF LoRA for `base`, converted on first use and reused while neither
+/// the adapter's files nor the base change.
+fn converted_peft(dir: &Path, base: &Path) -> Result<PathBuf> {
+    let mut hash = blake3::Hasher::new();
+    for name in [
+        ragtune_train::peft::CONFIG_FILE,
+        ragtune_train::peft::WEIGHTS_FILE,
+    ] {
+        let file = dir.join(name);
+        let bytes = fs_err::read(&file)?;
+        hash.update(&(bytes.len() as u64).to_le_bytes());
+        hash.update(&bytes);
+    }
+    // The base by where it is and its size and time: hashing gigabytes on every run would
+    // cost more than the conversion.
+    let base_abs = fs_err::canonicalize(base)?;
+    let meta = fs_err::metadata(&base_abs)?;
+    hash.update(base_abs.as_os_str().as_encoded_bytes());
+    hash.update(&meta.len().to_le_bytes());
+    if let Ok(modified) = meta.modified()
+        && let Ok(since) = modified.duration_since(std::time::UNIX_EPOCH)
+    {
+        hash.update(&since.as_nanos().to_le_bytes());
+    }
+    let out_dir = ragtune_catalog::default_home()?
+        .join("adapters")
+        .join("peft");
+    let out = out_dir.join(format!("{}.gguf", &hash.finalize().to_hex()[..32]));
+    if out.is_file() {
+        return Ok(out);
+    }
+    fs_err::create_dir_all(&out_dir)?;
+    ragtune_train::gguf_lora::from_peft(dir, base, &out).with_context(|| {
+        format!(
+            "converting the PEFT adapter {} for {}",
+            dir.display(),
+            base.display()
+        )
+    })?;
+    eprintln!(
+        "note: converted the PEFT adapter {} for llama.cpp: {}",
+        dir.display(),
+        out.display()
+    );
+    Ok(out)
 }
 
 /// Which model to run and how.
@@ -50,8 +106,8 @@ pub struct ModelArgs {
     /// Layers to offload to the GPU (builds with the `cuda` feature).
     #[arg(long, default_value_t = 0)]
     pub gpu_layers: u32,
-    /// A LoRA adapter to apply: the output folder of `ragtune train` (its adapter.gguf) or a
-    /// GGUF LoRA file.
+    /// A LoRA adapter to apply: the output folder of `ragtune train` (its adapter.gguf), a
+    /// GGUF LoRA file, or a PEFT adapter folder (PEFT, Axolotl, Unsloth; converted once).
     #[arg(long)]
     pub adapter: Option<PathBuf>,
     /// How strongly the adapter applies (1 = as trained).
@@ -84,11 +140,12 @@ impl ModelArgs {
         }
     }
 
-    pub fn load_options(&self) -> Result<LoadOptions> {
+    /// How the GGUF model at `path` loads: threads, context, and the adapter for it.
+    pub fn load_options(&self, path: &Path) -> Result<LoadOptions> {
         let adapters = match &self.adapter {
-            Some(path) => vec![AdapterSpec {
+            Some(adapter) => vec![AdapterSpec {
                 name: ADAPTER_NAME.into(),
-                path: adapter_file(path)?,
+                path: adapter_file(adapter, path)?,
                 scale: self.adapter_scale,
             }],
             None => Vec::new(),

@@ -140,7 +140,7 @@ pub fn load(model: &ModelArgs) -> Result<Loaded> {
         return Ok(Loaded::Remote(generator));
     }
     let path = crate::models::resolve_generator(model.name())?;
-    let options = model.load_options()?;
+    let options = model.load_options(&path)?;
     let generator = LlamaGenerator::load(&path, &options)
         .with_context(|| format!("loading model {}", model.name()))?;
     Ok(Loaded::Local(ragtune_core::WithAdapter {

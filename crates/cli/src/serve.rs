@@ -31,8 +31,9 @@ pub struct ServeArgs {
     /// name none.
     #[arg(long = "model")]
     pub models: Vec<String>,
-    /// A LoRA adapter on the first model, NAME=PATH (a `ragtune train` output folder or a GGUF
-    /// LoRA file); requests pick it with `"model": NAME`. Repeat for more.
+    /// A LoRA adapter on the first model, NAME=PATH (a `ragtune train` output folder, a GGUF
+    /// LoRA file, or a PEFT adapter folder); requests pick it with `"model": NAME`. Repeat for
+    /// more.
     #[arg(long = "adapter", value_parser = parse_named)]
     pub adapters: Vec<(String, PathBuf)>,
     /// A knowledge base, NAME=DIR; requests answer from it with `"model": "rag/NAME"` (or
@@ -151,19 +152,20 @@ pub fn serve(args: ServeArgs) -> Result<()> {
             })
         })
         .collect::<Result<Vec<_>>>()?;
-    if !args.adapters.is_empty() && matches!(sources[0], Source::Remote(_)) {
-        bail!(
-            "--adapter loads LoRA adapters onto the first --model, which is served elsewhere; \
-             load them on that server and name them as models (openai:ADAPTER@URL)"
-        );
-    }
     let adapters = args
         .adapters
         .iter()
         .map(|(name, path)| {
+            let Source::Local(base) = &sources[0] else {
+                bail!(
+                    "--adapter loads LoRA adapters onto the first --model, which is served \
+                     elsewhere; load them on that server and name them as models \
+                     (openai:ADAPTER@URL)"
+                );
+            };
             Ok(AdapterSpec {
                 name: name.clone(),
-                path: adapter_file(path)?,
+                path: adapter_file(path, base)?,
                 scale: 1.0,
             })
         })

@@ -189,6 +189,28 @@ pub fn write(
     write_atomic(path, &metadata, &named)
 }
 
+/// Converts a PEFT adapter folder (`adapter_config.json` + `adapter_model.safetensors`, as PEFT,
+/// Axolotl and Unsloth save it for the Hugging Face version of `base`) into a GGUF LoRA at `out`
+/// that llama.cpp applies over the GGUF `base`: what llama.cpp's `convert_lora_to_gguf.py` does,
+/// without Python. Shapes are checked against `base` first, so an adapter for another model is
+/// refused here, by name.
+pub fn from_peft(peft_dir: &Path, base: &Path, out: &Path) -> Result<()> {
+    let (lora, tensors) = crate::peft::read(peft_dir)?;
+    let mut file = std::fs::File::open(base).map_err(|error| Error::Io {
+        path: base.to_path_buf(),
+        error,
+    })?;
+    let content = gguf_file::Content::read(&mut file).map_err(|e| Error::Gguf {
+        path: base.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    let cfg = LlamaConfig::from_gguf(base, &content)?;
+    let name = peft_dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned());
+    write(out, &tensors, &lora, &cfg, name.as_deref())
+}
+
 /// `gguf_file::write` to `.{name}.tmp` beside `path`, then a rename, so that an interrupted
 /// export never leaves a truncated file under the final name.
 pub(crate) fn write_atomic(

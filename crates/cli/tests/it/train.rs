@@ -103,6 +103,38 @@ fn sft_teaches_an_answer_that_the_adapter_and_the_merged_model_give() {
     let adapted = greedy(base, Some(&out), QUESTION);
     assert!(adapted.contains("Blue pelican seventeen"), "{adapted}");
 
+    // The PEFT files alone, as a cluster's PEFT or Axolotl run leaves them: converted for
+    // llama.cpp on first use (into $RAGTUNE_HOME), reused after, and the same answers.
+    let peft = dir.path().join("peft");
+    std::fs::create_dir(&peft).unwrap();
+    for file in ["adapter_config.json", "adapter_model.safetensors"] {
+        std::fs::copy(out.join(file), peft.join(file)).unwrap();
+    }
+    let home = dir.path().join("home");
+    let via_peft = || {
+        run(ragtune()
+            .args(["generate", "--model", base, "-n", "24", "--threads", "2"])
+            .args(["--f32-kv-cache", "--adapter"])
+            .arg(&peft)
+            .arg(QUESTION)
+            .env("RAGTUNE_HOME", &home))
+    };
+    let (ok, text, err) = via_peft();
+    assert!(ok, "{err}");
+    assert_eq!(text, adapted);
+    assert!(err.contains("converted the PEFT adapter"), "{err}");
+    let (ok, text, err) = via_peft();
+    assert!(ok && !err.contains("converted"), "converted twice: {err}");
+    assert_eq!(text, adapted);
+    // An adapter for another shape of model is refused by name before llama.cpp sees it.
+    let config = std::fs::read_to_string(peft.join("adapter_config.json")).unwrap();
+    let mut config: serde_json::Value = serde_json::from_str(&config).unwrap();
+    config["r"] = serde_json::json!(4);
+    std::fs::write(peft.join("adapter_config.json"), config.to_string()).unwrap();
+    let (ok, _, err) = via_peft();
+    assert!(!ok);
+    assert!(err.contains("do not fit rank 4"), "{err}");
+
     // Merged into F32 weights, greedy output equals the F32 base + adapter on fixed prompts.
     // (Against the Q4_1 base + adapter it drifts after some tokens: llama.cpp rounds the
     // activations of quantized matmuls to 8 bits, which the merged F32 weights do not.)
