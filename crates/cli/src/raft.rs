@@ -16,6 +16,11 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, Subcommand)]
 pub enum RaftCommand {
+    /// Questions for `raft build` when there are no question/answer pairs: a teacher model
+    /// (--model, local or openai:NAME@URL) reads a seeded sample of the knowledge base's chunks
+    /// and proposes questions, each with a short answer and the sentence supporting it; only
+    /// those whose quote is in the chunk and whose answer is in the quote are kept.
+    Questions(QuestionsArgs),
     /// Build RAFT training data: each question with its oracle passage among distractors and a
     /// chain-of-thought answer quoting the oracle (train.jsonl for `ragtune train sft`,
     /// gorilla.jsonl, manifest.json).
@@ -78,8 +83,76 @@ fn parse_source(s: &str) -> Result<DistractorSource, String> {
     }
 }
 
+#[derive(Debug, Args)]
+pub struct QuestionsArgs {
+    #[command(flatten)]
+    pub kb: KbArgs,
+    /// Where the questions go (question/answers JSONL, read by `raft build --questions` and
+    /// `eval qa`); must not exist yet.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Chunks to ask about (a seeded sample).
+    #[arg(long, default_value_t = 50)]
+    pub chunks: usize,
+    /// Questions asked per chunk.
+    #[arg(long, default_value_t = 3)]
+    pub per_chunk: usize,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// The teacher.
+    #[command(flatten)]
+    pub model: ModelArgs,
+}
+
+fn questions(mut args: QuestionsArgs) -> Result<()> {
+    use ragtune_raft::teacher::{TeacherSpec, to_jsonl, write_questions};
+    if args.out.exists() {
+        bail!(
+            "{} exists; remove it or pick another --out (questions are never appended)",
+            args.out.display()
+        );
+    }
+    args.model
+        .model
+        .get_or_insert_with(|| crate::args::DEFAULT_ANSWER_MODEL.to_owned());
+    let embedder = open_embedder(&args.kb.embedder)?;
+    let kb = open_existing(&args.kb, &embedder)?;
+    let chunks = ragtune_raft::load_chunks(&kb)?;
+    let teacher = crate::generate::load(&args.model)?;
+    let spec = TeacherSpec {
+        chunks: args.chunks,
+        per_chunk: args.per_chunk,
+        seed: args.seed,
+        ..TeacherSpec::default()
+    };
+    eprintln!(
+        "asking {} for {} questions on each of {} chunks ...",
+        args.model.name(),
+        spec.per_chunk,
+        spec.chunks
+    );
+    let (kept, report) = write_questions(&spec, &chunks, &teacher)?;
+    let tmp = args.out.with_extension("partial");
+    fs_err::write(&tmp, to_jsonl(&kept))?;
+    fs_err::rename(&tmp, &args.out)?;
+    println!(
+        "{} questions kept of {} proposed on {} chunks ({:.1} per minute of teacher time, {:.0} s) -> {}",
+        report.kept,
+        report.proposed,
+        report.chunks,
+        report.kept_per_minute(),
+        report.teacher_seconds,
+        args.out.display()
+    );
+    for (reason, n) in &report.dropped {
+        println!("  dropped {n}: {}", reason.describe());
+    }
+    Ok(())
+}
+
 pub fn run(cmd: RaftCommand) -> Result<()> {
     match cmd {
+        RaftCommand::Questions(args) => questions(args),
         RaftCommand::Build(args) => build(args),
         RaftCommand::Train(args) => train(args),
     }

@@ -24,6 +24,7 @@ mod infer;
 mod lineage;
 pub mod oracle;
 pub mod prompt;
+pub mod teacher;
 
 pub use build::{
     BuildReport, BuildSpec, DistractorSource, ExampleRecord, GORILLA_FILE, MANIFEST_FILE,

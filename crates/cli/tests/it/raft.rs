@@ -280,3 +280,56 @@ fn a_raft_adapter_is_recorded_and_ask_uses_the_raft_prompt() {
     assert!(!ok);
     assert!(err.contains("nowhere"), "{err}");
 }
+
+#[test]
+fn a_teacher_writes_questions_that_raft_build_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let passage = "The signing keys are rotated every ninety days by the platform team. Old \
+                   keys stay valid for one week after they are replaced, so that clients can \
+                   refresh their caches. The rotation runs at midnight on the first Monday.";
+    let kb = ingest(dir.path(), &[("keys.md", passage)]);
+    let out = dir.path().join("questions.jsonl");
+    let teach = || {
+        run(ragtune()
+            .args([
+                "raft",
+                "questions",
+                "--model",
+                "smollm2-135m-instruct",
+                "--kb",
+            ])
+            .arg(&kb)
+            .arg("--out")
+            .arg(&out)
+            .args(["--chunks", "1", "--per-chunk", "2", "--threads", "2"]))
+    };
+    let (ok, stdout, err) = teach();
+    assert!(ok, "{err}");
+    assert!(stdout.contains("questions kept of"), "{stdout}");
+    // Whatever the teacher wrote, what was kept passed the checks: the quote is the passage's
+    // own text and holds the answer.
+    let text = std::fs::read_to_string(&out).unwrap();
+    for line in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let (quote, answer) = (
+            v["context"].as_str().unwrap(),
+            v["answer"].as_str().unwrap(),
+        );
+        assert!(passage.contains(quote), "{quote:?} is not in the passage");
+        assert!(quote.contains(answer), "{answer:?} is not in {quote:?}");
+    }
+    // The file is never appended to or replaced.
+    let (ok, _, err) = teach();
+    assert!(!ok && err.contains("exists"), "{err}");
+    if !text.is_empty() {
+        let (ok, stdout, err) = run(ragtune()
+            .args(["raft", "build", "--kb"])
+            .arg(&kb)
+            .arg("--questions")
+            .arg(&out)
+            .arg("--out")
+            .arg(dir.path().join("raft")));
+        assert!(ok, "{err}");
+        assert!(stdout.contains("examples from"), "{stdout}");
+    }
+}
