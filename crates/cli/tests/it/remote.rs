@@ -2,19 +2,8 @@
 //! HTTP: the same greedy text, token counts and grounded answers as the model loaded locally,
 //! and a refused key named by its variable, never printed.
 
-use crate::{ragtune, run};
+use crate::{Served, keys_and_coffee, ragtune, run};
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Stdio};
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn json(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
@@ -23,21 +12,7 @@ fn json(text: &str) -> Value {
 #[test]
 fn a_model_behind_ragtune_serve_answers_like_the_same_model_here() {
     let dir = tempfile::tempdir().unwrap();
-    let docs = dir.path().join("docs");
-    std::fs::create_dir(&docs).unwrap();
-    std::fs::write(
-        docs.join("keys.md"),
-        "# Keys\n\nThe signing keys are rotated every ninety days by the platform team.\n",
-    )
-    .unwrap();
-    std::fs::write(
-        docs.join("coffee.md"),
-        "# Coffee\n\nThe espresso machine is on the third floor, next to the library.\n",
-    )
-    .unwrap();
-    let kb = dir.path().join("kb");
-    let (ok, _, err) = run(ragtune().arg("ingest").arg("--kb").arg(&kb).arg(&docs));
-    assert!(ok, "{err}");
+    let (docs, kb) = keys_and_coffee(dir.path());
     let keys = dir.path().join("keys.json");
     let (ok, secret, err) = run(ragtune()
         .args(["keys", "create", "--scope", "read", "--keys"])
@@ -46,29 +21,19 @@ fn a_model_behind_ragtune_serve_answers_like_the_same_model_here() {
     let secret = secret.trim().to_owned();
 
     // One sequence at a time, as a local run decodes.
-    let mut child = ragtune()
-        .args([
-            "serve",
-            "--addr",
-            "127.0.0.1:0",
-            "--model",
-            "smollm2-135m-instruct",
-        ])
-        .args(["--threads", "2", "--parallel", "1", "--keys"])
-        .arg(&keys)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let _server = Server(child);
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-        .to_owned();
+    let server = Served::start(
+        ragtune()
+            .args([
+                "serve",
+                "--addr",
+                "127.0.0.1:0",
+                "--model",
+                "smollm2-135m-instruct",
+            ])
+            .args(["--threads", "2", "--parallel", "1", "--keys"])
+            .arg(&keys),
+    );
+    let url = &server.url;
     let remote = format!("openai:smollm2-135m-instruct@{url}/v1");
 
     let question = "Name three colours of the rainbow.";

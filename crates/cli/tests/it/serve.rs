@@ -2,20 +2,9 @@
 //! the official openai Python SDK (`crates/serve/tests/openai/check.py`; the SDK is pinned by
 //! its requirements.txt and installed by scripts/deps).
 
-use crate::{ragtune, run, smollm2_path};
-use std::io::{BufRead, BufReader};
+use crate::{Served, keys_and_coffee, ragtune, run, smollm2_path};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-
-/// Kills the server when the test ends, however it ends.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use std::process::Command;
 
 fn openai_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../serve/tests/openai")
@@ -30,21 +19,7 @@ fn the_openai_sdk_chats_streams_embeds_and_gets_cited_rag_answers() {
         site.display()
     );
     let dir = tempfile::tempdir().unwrap();
-    let docs = dir.path().join("docs");
-    std::fs::create_dir(&docs).unwrap();
-    std::fs::write(
-        docs.join("keys.md"),
-        "# Keys\n\nThe signing keys are rotated every ninety days by the platform team.\n",
-    )
-    .unwrap();
-    std::fs::write(
-        docs.join("coffee.md"),
-        "# Coffee\n\nThe espresso machine is on the third floor, next to the library.\n",
-    )
-    .unwrap();
-    let kb = dir.path().join("kb");
-    let (ok, _, err) = run(ragtune().env("RAGTUNE_KB", &kb).arg("ingest").arg(&docs));
-    assert!(ok, "{err}");
+    let (_, kb) = keys_and_coffee(dir.path());
     // An adapter: one step of SFT is enough to have one to pick by name.
     let data = dir.path().join("sft.jsonl");
     std::fs::write(
@@ -93,34 +68,24 @@ fn the_openai_sdk_chats_streams_embeds_and_gets_cited_rag_answers() {
     assert!(listed.contains("\twrite\t*\tcheck"), "{listed}");
     assert!(!listed.contains(&secret), "a listing never shows secrets");
 
-    let mut child = ragtune()
-        .args([
-            "serve",
-            "--addr",
-            "127.0.0.1:0",
-            "--model",
-            "smollm2-135m-instruct",
-        ])
-        .arg("--adapter")
-        .arg(format!("tuned={}", adapter.display()))
-        .arg("--kb")
-        .arg(format!("docs={}", kb.display()))
-        .arg("--keys")
-        .arg(&keys)
-        .args(["--threads", "2", "--top-k", "1"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let server = Server(child);
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-        .to_owned();
+    let server = Served::start(
+        ragtune()
+            .args([
+                "serve",
+                "--addr",
+                "127.0.0.1:0",
+                "--model",
+                "smollm2-135m-instruct",
+            ])
+            .arg("--adapter")
+            .arg(format!("tuned={}", adapter.display()))
+            .arg("--kb")
+            .arg(format!("docs={}", kb.display()))
+            .arg("--keys")
+            .arg(&keys)
+            .args(["--threads", "2", "--top-k", "1"]),
+    );
+    let url = server.url.clone();
 
     let out = Command::new("python3")
         .arg(openai_dir().join("check.py"))
