@@ -140,13 +140,14 @@ impl RemoteGenerator {
         (self.client.endpoint.url(path), body)
     }
 
-    /// One try at a generation. A failure is transient only while nothing reached the sink:
-    /// after that a retry would hand the caller the same text twice.
+    /// One try at a generation, and whether the server sent its usage. A failure is transient
+    /// only while nothing reached the sink: after that a retry would hand the caller the same
+    /// text twice.
     fn attempt(
         &self,
         request: &GenerationRequest,
         sink: TokenSink<'_>,
-    ) -> Result<Generation, Failure> {
+    ) -> Result<(Generation, bool), Failure> {
         let (url, body) = self.body(request);
         let start = Instant::now();
         let response = self.client.post(&url, &body)?;
@@ -209,25 +210,22 @@ impl RemoteGenerator {
         }
         let end = Instant::now();
         let first = first.unwrap_or(end);
-        let usage = match out.usage {
-            Some(usage) => usage,
-            // A server that does not send usage: the prompt counted here, the completion as
-            // the pieces streamed (one token each on vLLM and llama.cpp's server).
-            None => Usage {
-                prompt_tokens: self
-                    .count_prompt_tokens(&request.prompt)
-                    .map_err(|e| Failure::Permanent(e.to_string()))?,
-                completion_tokens: out.pieces,
-            },
-        };
-        Ok(Generation {
+        let sent_usage = out.usage.is_some();
+        let generation = Generation {
             text: out.text,
-            usage,
+            // Without the server's usage, the completion as the pieces streamed (one token
+            // each on vLLM and llama.cpp's server); the prompt is counted by the caller, once
+            // this attempt's slot is free (counting takes a slot of its own).
+            usage: out.usage.unwrap_or(Usage {
+                prompt_tokens: 0,
+                completion_tokens: out.pieces,
+            }),
             finish_reason: out.finish.unwrap_or(FinishReason::Stop),
             prompt_time: first - start,
             decode_time: end - first,
             logprobs: out.logprobs,
-        })
+        };
+        Ok((generation, sent_usage))
     }
 
     fn tokenize(&self, prompt: &Prompt) -> Result<u32, Failure> {
@@ -446,9 +444,14 @@ impl Generator for RemoteGenerator {
         request: &GenerationRequest,
         sink: TokenSink<'_>,
     ) -> Result<Generation, GeneratorError> {
-        self.client
+        let (mut generation, sent_usage) = self
+            .client
             .with_retries(|_| self.attempt(request, &mut *sink))
-            .map_err(generator_error)
+            .map_err(generator_error)?;
+        if !sent_usage {
+            generation.usage.prompt_tokens = self.count_prompt_tokens(&request.prompt)?;
+        }
+        Ok(generation)
     }
 
     fn generate_batch(

@@ -235,3 +235,35 @@ fn embeddings_come_back_in_input_order() {
     assert_eq!(seen[1].path, "/v1/embeddings");
     assert_eq!(seen[1].json()["input"], json!(["a", "b"]));
 }
+
+#[test]
+fn a_server_without_usage_gets_the_prompt_counted_by_its_tokenize_route() {
+    // One slot: counting the prompt must not wait for the slot the generation held.
+    let server = Server::start(vec![
+        models(&["tiny"]),
+        Reply::Events(vec![
+            json!({"choices": [{"index": 0, "delta": {"content": "Hi"}}]}).to_string(),
+            json!({"choices": [{"index": 0, "delta": {"content": " there"}, "finish_reason": "length"}]})
+                .to_string(),
+        ]),
+        Reply::json(200, json!({"count": 42, "max_model_len": 2048})),
+    ]);
+    let g = connect(
+        &server,
+        Options {
+            concurrency: 1,
+            ..options()
+        },
+    );
+    let out = quiet(&g, &ask("hi")).unwrap();
+    assert_eq!(out.text, "Hi there");
+    assert_eq!(out.finish_reason, FinishReason::Length);
+    assert_eq!(
+        (out.usage.prompt_tokens, out.usage.completion_tokens),
+        (42, 2)
+    );
+    assert_eq!(g.counts_exactly(), Some(true));
+    let seen = server.requests();
+    assert_eq!(seen[2].path, "/tokenize");
+    assert_eq!(seen[2].json()["add_generation_prompt"], true);
+}

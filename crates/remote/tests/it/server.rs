@@ -14,6 +14,8 @@ pub enum Reply {
     /// A chat completion streamed as server-sent events, one chunk per piece; `finish` sends a
     /// finish reason, usage and `[DONE]`, otherwise the connection just closes.
     Stream(Vec<String>, bool),
+    /// These `data:` payloads, then `[DONE]`.
+    Events(Vec<String>),
     /// Streams the request's last message back after a pause.
     Echo(Duration),
     /// Reads the request and never answers.
@@ -179,6 +181,14 @@ fn serve(mut stream: TcpStream, reply: Reply, shared: &Shared) {
             if done {
                 out.push_str(&finish());
             }
+            out
+        }
+        Reply::Events(payloads) => {
+            let mut out = stream_head().to_owned();
+            for p in payloads {
+                out.push_str(&format!("data: {p}\n\n"));
+            }
+            out.push_str("data: [DONE]\n\n");
             out
         }
         Reply::Echo(pause) => {
