@@ -299,6 +299,16 @@ impl Client {
         self.check_status(url, response)
     }
 
+    /// POSTs `body` to `url` and reads the JSON reply.
+    pub(crate) fn post_json(&self, url: &str, body: &Value) -> Result<Value, Failure> {
+        json_of(url, self.post(url, body)?)
+    }
+
+    /// GETs `url` and reads the JSON reply.
+    pub(crate) fn get_json(&self, url: &str) -> Result<Value, Failure> {
+        json_of(url, self.get(url)?)
+    }
+
     fn check_status(
         &self,
         url: &str,
@@ -343,6 +353,18 @@ impl Client {
             _ => Failure::Permanent(message),
         })
     }
+}
+
+/// The most a JSON reply may hold (a batch of embeddings as text runs to megabytes).
+const JSON_REPLY_BYTES: u64 = 256 << 20;
+
+fn json_of(url: &str, response: ureq::http::Response<ureq::Body>) -> Result<Value, Failure> {
+    response
+        .into_body()
+        .with_config()
+        .limit(JSON_REPLY_BYTES)
+        .read_json()
+        .map_err(|e| transport_failure(url, e))
 }
 
 /// A failure to talk to the server at all (or mid-response), classified.

@@ -1,7 +1,7 @@
 //! An [`Embedder`] over an OpenAI-compatible `/embeddings` route.
 
 use crate::Error;
-use crate::client::{Client, Endpoint, Failure, Options, transport_failure};
+use crate::client::{Client, Endpoint, Failure, Options};
 use ragtune_core::{EmbedError, Embedder, TokenCounter};
 use serde_json::{Value, json};
 
@@ -61,13 +61,7 @@ fn request(client: &Client, texts: &[&str]) -> Result<Vec<Vec<f32>>, Failure> {
     let url = client.endpoint.url("/embeddings");
     let body = json!({"model": client.endpoint.model, "input": texts, "encoding_format": "float"});
     client.with_retries(|c| {
-        let reply: Value = c
-            .post(&url, &body)?
-            .into_body()
-            .with_config()
-            .limit(256 << 20)
-            .read_json()
-            .map_err(|e| transport_failure(&url, e))?;
+        let reply = c.post_json(&url, &body)?;
         let bad = |why: &str| Failure::Permanent(format!("{url}: {why}"));
         let data = reply
             .get("data")

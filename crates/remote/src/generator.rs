@@ -243,11 +243,7 @@ impl RemoteGenerator {
         };
         let url = self.client.endpoint.root_url("/tokenize");
         self.client.with_retries(|c| {
-            let reply: Value = c
-                .post(&url, &body)?
-                .into_body()
-                .read_json()
-                .map_err(|e| transport_failure(&url, e))?;
+            let reply = c.post_json(&url, &body)?;
             reply
                 .get("count")
                 .and_then(Value::as_u64)
@@ -286,11 +282,7 @@ fn list_models(client: &Client) -> Result<Vec<Value>, Error> {
     let url = client.endpoint.url("/models");
     client
         .with_retries(|c| {
-            let reply: Value = c
-                .get(&url)?
-                .into_body()
-                .read_json()
-                .map_err(|e| transport_failure(&url, e))?;
+            let reply = c.get_json(&url)?;
             reply
                 .get("data")
                 .and_then(Value::as_array)
