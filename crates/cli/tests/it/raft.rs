@@ -321,15 +321,35 @@ fn a_teacher_writes_questions_that_raft_build_reads() {
     // The file is never appended to or replaced.
     let (ok, _, err) = teach();
     assert!(!ok && err.contains("exists"), "{err}");
-    if !text.is_empty() {
-        let (ok, stdout, err) = run(ragtune()
-            .args(["raft", "build", "--kb"])
-            .arg(&kb)
-            .arg("--questions")
-            .arg(&out)
-            .arg("--out")
-            .arg(dir.path().join("raft")));
-        assert!(ok, "{err}");
-        assert!(stdout.contains("examples from"), "{stdout}");
-    }
+    // What the teacher writes is what `raft build` reads: the quote as the context finds the
+    // oracle chunk, and the target quotes it.
+    let question = ragtune_raft::teacher::TeacherQuestion {
+        id: "teacher-1-0".into(),
+        question: "How long do old keys stay valid?".into(),
+        answer: "one week".into(),
+        context: "Old keys stay valid for one week after they are replaced, so that clients can \
+                  refresh their caches."
+            .into(),
+        source: "keys.md".into(),
+        chunk_id: 1,
+    };
+    assert!(passage.contains(&question.context));
+    let handed = dir.path().join("handed.jsonl");
+    std::fs::write(&handed, ragtune_raft::teacher::to_jsonl(&[question])).unwrap();
+    let raft = dir.path().join("raft");
+    let (ok, stdout, err) = run(ragtune()
+        .args(["raft", "build", "--kb"])
+        .arg(&kb)
+        .arg("--questions")
+        .arg(&handed)
+        .arg("--out")
+        .arg(&raft)
+        .args(["--p", "1"]));
+    assert!(ok, "{err}");
+    assert!(stdout.contains("1 examples from 1 questions"), "{stdout}");
+    let train = std::fs::read_to_string(raft.join("train.jsonl")).unwrap();
+    assert!(
+        train.contains("##begin_quote## Old keys stay valid for one week"),
+        "{train}"
+    );
 }
