@@ -3,18 +3,20 @@
 
 use crate::store::Store;
 use crate::sync::SyncSummary;
+use crate::target::SyncTarget;
 use crate::{Error, Result};
 use ragtune_core::Embedder;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 pub(crate) fn embed_counted(
-    store: &Store,
+    target: &dyn SyncTarget,
     embedder: &dyn Embedder,
     texts: &[&str],
     what: &str,
     summary: &mut SyncSummary,
 ) -> Result<Vec<Vec<f32>>> {
-    let (vectors, embedded) = embed_with_cache(store, embedder, texts, what)?;
+    let cached = |t: &[&str]| target.cached_vectors(t);
+    let (vectors, embedded) = embed_with_cache(&cached, embedder, texts, what)?;
     summary.embedded_chunks += embedded;
     summary.reused_chunks += texts.len() - embedded;
     Ok(vectors)
@@ -28,16 +30,19 @@ pub(crate) fn embed_texts(
     texts: &[&str],
     what: &str,
 ) -> Result<Vec<Vec<f32>>> {
-    Ok(embed_with_cache(store, embedder, texts, what)?.0)
+    let cached = |t: &[&str]| store.cached_vectors(t);
+    Ok(embed_with_cache(&cached, embedder, texts, what)?.0)
 }
 
+type Cached<'a> = dyn Fn(&[&str]) -> Result<HashMap<[u8; 32], Vec<f32>>> + 'a;
+
 fn embed_with_cache(
-    store: &Store,
+    cached: &Cached<'_>,
     embedder: &dyn Embedder,
     texts: &[&str],
     what: &str,
 ) -> Result<(Vec<Vec<f32>>, usize)> {
-    let mut known = store.cached_vectors(texts)?;
+    let mut known = cached(texts)?;
     let mut missing: Vec<&str> = Vec::new();
     let mut queued = HashSet::new();
     for t in texts {

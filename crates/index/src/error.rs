@@ -105,6 +105,10 @@ pub enum Error {
     Watch { path: PathBuf, reason: String },
     #[error(transparent)]
     Source(#[from] crate::source::SourceError),
+    /// A store on a database server failed (`ragtune-pg`); the message names the knowledge
+    /// base and says what to do.
+    #[error("{0}")]
+    Server(String),
 }
 
 /// `Result` with this crate's [`Error`].

@@ -12,6 +12,7 @@ use crate::store::{
 use crate::vector::{LocalVectorIndex, VectorIndex, VectorIndexOptions};
 use crate::{Error, Result};
 use ragtune_core::{Chunk, Embedder};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 pub(crate) const DB_FILE: &str = "kb.sqlite";
@@ -537,4 +538,56 @@ fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+impl crate::target::SyncTarget for KnowledgeBase {
+    fn location(&self) -> String {
+        self.shown_path().display().to_string()
+    }
+
+    fn embedder_info(&self) -> &EmbedderInfo {
+        &self.embedder
+    }
+
+    fn files(&self) -> Result<Vec<crate::store::FileState>> {
+        self.store.files()
+    }
+
+    fn document_hash(&self, source: &str) -> Result<Option<String>> {
+        Ok(self.store.document(source)?.map(|d| d.hash))
+    }
+
+    fn sources(&self) -> Result<Vec<String>> {
+        Ok(self
+            .store
+            .documents()?
+            .into_iter()
+            .map(|d| d.source)
+            .collect())
+    }
+
+    fn touch_file(&mut self, file: &str, mtime_ns: i64) -> Result<()> {
+        self.store.touch_file(file, mtime_ns)
+    }
+
+    fn cached_vectors(&self, texts: &[&str]) -> Result<HashMap<[u8; 32], Vec<f32>>> {
+        self.store.cached_vectors(texts)
+    }
+
+    fn put_file(&mut self, file: &FileRecord, docs: &[NewDocument<'_>]) -> Result<()> {
+        KnowledgeBase::put_file(self, file, docs).map(drop)
+    }
+
+    fn delete_file(&mut self, file: &str) -> Result<usize> {
+        KnowledgeBase::delete_file(self, file)
+    }
+
+    fn delete_document(&mut self, source: &str) -> Result<bool> {
+        KnowledgeBase::delete_document(self, source)
+    }
+
+    fn checkpoint(&mut self) -> Result<Option<u64>> {
+        KnowledgeBase::checkpoint(self)?;
+        Ok(Some(self.store.seq()?))
+    }
 }

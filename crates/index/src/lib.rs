@@ -51,6 +51,7 @@ mod records;
 mod source;
 mod store;
 mod sync;
+mod target;
 pub mod vector;
 mod watch;
 
@@ -62,14 +63,16 @@ pub use check::{CheckReport, Problem, RepairReport, check, repair};
 pub use error::{Error, Result};
 pub use ingest_source::IngestSource;
 pub use kb::{Health, KbOptions, KnowledgeBase, WriterLock};
-pub use records::load_sql_rows;
+pub use records::{load_sql_rows, sync_records_into};
 pub use source::{DocumentSource, LoadedDocument, LoadedFile, SourceError};
 pub use store::{
     DbState, DocumentRecord, EmbedderInfo, FileRecord, FileState, IndexedChunk, NewDocument, Store,
-    StoredChunk, StoredDocument,
+    StoredChunk, StoredDocument, text_hash,
 };
 pub use sync::{
     FileOutcome, NoProgress, SyncEvent, SyncFailure, SyncOptions, SyncProgress, SyncSummary,
+    sync_into,
 };
+pub use target::SyncTarget;
 pub use vector::{HnswParams, VectorIndex, VectorIndexOptions};
 pub use watch::WatchOptions;

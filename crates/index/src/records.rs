@@ -3,10 +3,12 @@
 //! `sqlite:/data/crm.db#`): new and changed rows (by text hash) are written, vanished rows are
 //! removed, unchanged rows cost nothing.
 
+use crate::embedding::embed_counted;
 use crate::kb::KnowledgeBase;
 use crate::source::{LoadedDocument, SourceError};
-use crate::store::DocumentRecord;
-use crate::sync::{FileOutcome, SyncEvent, SyncProgress, SyncSummary};
+use crate::store::{FileRecord, NewDocument};
+use crate::sync::{FileOutcome, SyncEvent, SyncProgress, SyncSummary, check_same_embedder};
+use crate::target::SyncTarget;
 use crate::{Error, Result};
 use ragtune_core::{Embedder, TokenCounter};
 use ragtune_ingest::ChunkOptions;
@@ -41,56 +43,73 @@ impl KnowledgeBase {
         embedder: &dyn Embedder,
         progress: &mut dyn SyncProgress,
     ) -> Result<SyncSummary> {
-        let mut summary = SyncSummary::default();
-        progress.event(&SyncEvent::Scanned { files: docs.len() });
-        let mut seen = HashSet::new();
-        for loaded in docs {
-            let doc = &loaded.document;
-            seen.insert(doc.source.clone());
-            let hash = blake3::hash(doc.text.as_bytes()).to_hex().to_string();
-            let outcome = match self.document(&doc.source)? {
-                Some(stored) if stored.hash == hash => {
-                    summary.unchanged += 1;
-                    FileOutcome::Unchanged
-                }
-                existing => {
-                    let record = DocumentRecord {
-                        source: doc.source.clone(),
-                        format: doc.format,
-                        hash,
-                        size: doc.text.len() as u64,
-                        mtime_ns: 0,
-                        metadata: doc.metadata.clone(),
-                    };
-                    self.put_document(&record, &loaded.chunks, embedder)?;
-                    summary.embedded_chunks += loaded.chunks.len();
-                    if existing.is_some() {
-                        summary.updated.push(doc.source.clone());
-                        FileOutcome::Updated
-                    } else {
-                        summary.added.push(doc.source.clone());
-                        FileOutcome::Added
-                    }
-                }
-            };
-            progress.event(&SyncEvent::File {
-                path: Path::new(&doc.source),
-                outcome,
-            });
-        }
-        let gone: Vec<String> = self
-            .documents()?
-            .into_iter()
-            .map(|d| d.source)
-            .filter(|s| s.starts_with(prefix) && !seen.contains(s))
-            .collect();
-        for source in gone {
-            self.delete_document(&source)?;
-            progress.event(&SyncEvent::Deleted { source: &source });
-            summary.deleted.push(source);
-        }
-        self.checkpoint()?;
-        progress.event(&SyncEvent::Finished { summary: &summary });
-        Ok(summary)
+        sync_records_into(self, prefix, docs, embedder, progress)
     }
+}
+
+/// Makes the documents of `target` under `prefix` equal `docs`, one transaction per
+/// document: what [`KnowledgeBase::sync_records`] does, for any store.
+pub fn sync_records_into(
+    target: &mut dyn SyncTarget,
+    prefix: &str,
+    docs: &[LoadedDocument],
+    embedder: &dyn Embedder,
+    progress: &mut dyn SyncProgress,
+) -> Result<SyncSummary> {
+    check_same_embedder(target, embedder)?;
+    let mut summary = SyncSummary::default();
+    progress.event(&SyncEvent::Scanned { files: docs.len() });
+    let mut seen = HashSet::new();
+    for loaded in docs {
+        let doc = &loaded.document;
+        seen.insert(doc.source.clone());
+        let hash = blake3::hash(doc.text.as_bytes()).to_hex().to_string();
+        let stored = target.document_hash(&doc.source)?;
+        let outcome = if stored.as_deref() == Some(hash.as_str()) {
+            summary.unchanged += 1;
+            FileOutcome::Unchanged
+        } else {
+            let texts: Vec<&str> = loaded.chunks.iter().map(|c| c.text.as_str()).collect();
+            let vectors = embed_counted(&*target, embedder, &texts, &doc.source, &mut summary)?;
+            let file = FileRecord {
+                path: doc.source.clone(),
+                hash,
+                size: doc.text.len() as u64,
+                mtime_ns: 0,
+            };
+            let new = NewDocument {
+                source: &doc.source,
+                format: doc.format,
+                metadata: &doc.metadata,
+                chunks: &loaded.chunks,
+                vectors: &vectors,
+            };
+            target.put_file(&file, &[new])?;
+            if stored.is_some() {
+                summary.updated.push(doc.source.clone());
+                FileOutcome::Updated
+            } else {
+                summary.added.push(doc.source.clone());
+                FileOutcome::Added
+            }
+        };
+        progress.event(&SyncEvent::File {
+            path: Path::new(&doc.source),
+            outcome,
+        });
+    }
+    let gone: Vec<String> = target
+        .sources()?
+        .into_iter()
+        .filter(|s| s.starts_with(prefix) && !seen.contains(s))
+        .collect();
+    for source in gone {
+        target.delete_document(&source)?;
+        progress.event(&SyncEvent::Deleted { source: &source });
+        summary.deleted.push(source);
+    }
+    target.checkpoint()?;
+    target.sync_finished()?;
+    progress.event(&SyncEvent::Finished { summary: &summary });
+    Ok(summary)
 }

@@ -8,6 +8,7 @@ use crate::embedding::embed_counted;
 use crate::kb::KnowledgeBase;
 use crate::source::{DocumentSource, LoadedFile, SourceError};
 use crate::store::{FileRecord, FileState, NewDocument};
+use crate::target::SyncTarget;
 use crate::{Error, Result};
 use ragtune_core::Embedder;
 use std::collections::{HashMap, HashSet};
@@ -145,241 +146,252 @@ impl KnowledgeBase {
         options: &SyncOptions,
         progress: &mut dyn SyncProgress,
     ) -> Result<SyncSummary> {
-        self.check_same_embedder(embedder)?;
-        let mut summary = SyncSummary::default();
-        // A root that is gone is one failure, not the end of the sync: the others are synced,
-        // and nothing stored under the missing one is deleted (it is under no synced root).
-        let mut roots_abs = Vec::new();
-        for root in roots {
-            match std::fs::canonicalize(root) {
-                Ok(abs) => roots_abs.push(abs),
-                Err(e) => summary.failed.push(SyncFailure {
-                    path: root.clone(),
-                    reason: if e.kind() == std::io::ErrorKind::NotFound {
-                        "does not exist; nothing under it was deleted from the knowledge base"
-                            .to_owned()
-                    } else {
-                        format!("cannot be opened ({e}); nothing under it was deleted")
-                    },
-                }),
-            }
-        }
-        let mut files = Vec::new();
-        // Directories that could not be listed: their documents are kept, not deleted.
-        let mut unreadable: Vec<PathBuf> = Vec::new();
-        for root in &roots_abs {
-            for entry in source.list(root) {
-                match entry {
-                    Ok(p) => files.push(p),
-                    Err(SourceError {
-                        path,
-                        reason,
-                        skipped: true,
-                    }) => summary.skipped.push(SyncFailure { path, reason }),
-                    Err(SourceError { path, reason, .. }) => {
-                        unreadable.push(path.clone());
-                        summary.failed.push(SyncFailure { path, reason });
-                    }
-                }
-            }
-        }
-        files.sort();
-        files.dedup();
-        progress.event(&SyncEvent::Scanned { files: files.len() });
-
-        let existing: HashMap<String, FileState> = self
-            .store()
-            .files()?
-            .into_iter()
-            .map(|f| (f.path.clone(), f))
-            .collect();
-        let mut seen = HashSet::new();
-        let mut batch: Vec<Pending> = Vec::new();
-        let mut since_checkpoint = 0;
-        for path in files {
-            let key = source_key(&path);
-            seen.insert(key.clone());
-            let old = existing.get(&key);
-            let outcome = match examine(&path, old, options) {
-                Ok(Examined::Unchanged { touch }) => {
-                    if let Some(mtime) = touch {
-                        self.store().touch_file(&key, mtime)?;
-                    }
-                    summary.unchanged += 1;
-                    FileOutcome::Unchanged
-                }
-                Ok(Examined::Changed {
-                    hash,
-                    size,
-                    mtime_ns,
-                }) => match source.load(&path) {
-                    Ok(loaded) => {
-                        for w in &loaded.warnings {
-                            summary.warnings.push(SyncFailure {
-                                path: path.clone(),
-                                reason: w.clone(),
-                            });
-                        }
-                        let file = FileRecord {
-                            path: key,
-                            hash,
-                            size,
-                            mtime_ns,
-                        };
-                        batch.push(Pending {
-                            path,
-                            file,
-                            loaded,
-                            is_new: old.is_none(),
-                        });
-                        if batch.iter().map(|p| p.texts().count()).sum::<usize>()
-                            >= options.batch_chunks
-                        {
-                            since_checkpoint +=
-                                self.flush(&mut batch, embedder, &mut summary, progress)?;
-                        }
-                        if since_checkpoint >= options.checkpoint_every {
-                            self.checkpoint_with(progress)?;
-                            since_checkpoint = 0;
-                        }
-                        continue;
-                    }
-                    Err(e) => {
-                        summary.failed.push(SyncFailure {
-                            path: path.clone(),
-                            reason: e.reason,
-                        });
-                        FileOutcome::Failed
-                    }
-                },
-                Err(reason) => {
-                    summary.failed.push(SyncFailure {
-                        path: path.clone(),
-                        reason,
-                    });
-                    FileOutcome::Failed
-                }
-            };
-            progress.event(&SyncEvent::File {
-                path: &path,
-                outcome,
-            });
-        }
-        self.flush(&mut batch, embedder, &mut summary, progress)?;
-
-        for file in existing.keys() {
-            let path = Path::new(file);
-            let under_root = roots_abs.iter().any(|r| path.starts_with(r));
-            let protected = unreadable.iter().any(|u| path.starts_with(u));
-            if under_root && !protected && !seen.contains(file) {
-                self.delete_file(file)?;
-                progress.event(&SyncEvent::Deleted { source: file });
-                summary.deleted.push(file.clone());
-            }
-        }
-        summary.deleted.sort();
-        self.checkpoint_with(progress)?;
-        progress.event(&SyncEvent::Finished { summary: &summary });
-        Ok(summary)
+        sync_into(self, roots, source, embedder, options, progress)
     }
+}
 
-    fn checkpoint_with(&mut self, progress: &mut dyn SyncProgress) -> Result<()> {
-        self.checkpoint()?;
-        progress.event(&SyncEvent::Checkpoint {
-            seq: self.store().seq()?,
+/// Fails when `embedder` is not the one `target` was built with.
+pub(crate) fn check_same_embedder(target: &dyn SyncTarget, embedder: &dyn Embedder) -> Result<()> {
+    let info = target.embedder_info();
+    if info.name != embedder.name() || info.dimension != embedder.dimension() {
+        return Err(Error::EmbedderMismatch {
+            path: PathBuf::from(target.location()),
+            stored: info.name.clone(),
+            stored_dim: info.dimension,
+            requested: embedder.name().to_owned(),
+            requested_dim: embedder.dimension(),
         });
-        Ok(())
     }
+    Ok(())
+}
 
-    pub(crate) fn check_same_embedder(&self, embedder: &dyn Embedder) -> Result<()> {
-        let info = self.embedder_info();
-        if info.name != embedder.name() || info.dimension != embedder.dimension() {
-            return Err(Error::EmbedderMismatch {
-                path: self
-                    .dir()
-                    .map_or_else(|| PathBuf::from(":memory:"), Path::to_owned),
-                stored: info.name.clone(),
-                stored_dim: info.dimension,
-                requested: embedder.name().to_owned(),
-                requested_dim: embedder.dimension(),
-            });
+/// Makes `target` reflect the files under `roots` (files or directories): what
+/// [`KnowledgeBase::sync`] does, for any store.
+pub fn sync_into(
+    target: &mut dyn SyncTarget,
+    roots: &[PathBuf],
+    source: &dyn DocumentSource,
+    embedder: &dyn Embedder,
+    options: &SyncOptions,
+    progress: &mut dyn SyncProgress,
+) -> Result<SyncSummary> {
+    check_same_embedder(target, embedder)?;
+    let mut summary = SyncSummary::default();
+    // A root that is gone is one failure, not the end of the sync: the others are synced,
+    // and nothing stored under the missing one is deleted (it is under no synced root).
+    let mut roots_abs = Vec::new();
+    for root in roots {
+        match std::fs::canonicalize(root) {
+            Ok(abs) => roots_abs.push(abs),
+            Err(e) => summary.failed.push(SyncFailure {
+                path: root.clone(),
+                reason: if e.kind() == std::io::ErrorKind::NotFound {
+                    "does not exist; nothing under it was deleted from the knowledge base"
+                        .to_owned()
+                } else {
+                    format!("cannot be opened ({e}); nothing under it was deleted")
+                },
+            }),
         }
-        Ok(())
     }
-
-    /// Embeds and writes the batch, one transaction per file. Returns files written.
-    fn flush(
-        &mut self,
-        batch: &mut Vec<Pending>,
-        embedder: &dyn Embedder,
-        summary: &mut SyncSummary,
-        progress: &mut dyn SyncProgress,
-    ) -> Result<usize> {
-        if batch.is_empty() {
-            return Ok(0);
-        }
-        let texts: Vec<&str> = batch.iter().flat_map(Pending::texts).collect();
-        let all = embed_counted(self.store(), embedder, &texts, "a batch of files", summary);
-        let mut written = 0;
-        let mut offset = 0;
-        for p in batch.drain(..) {
-            let n = p.texts().count();
-            let vectors = match &all {
-                Ok(v) => Ok(v[offset..offset + n].to_vec()),
-                // Retry alone, so one bad file does not fail its neighbours.
-                Err(_) => {
-                    let texts: Vec<&str> = p.texts().collect();
-                    embed_counted(self.store(), embedder, &texts, &p.file.path, summary)
+    let mut files = Vec::new();
+    // Directories that could not be listed: their documents are kept, not deleted.
+    let mut unreadable: Vec<PathBuf> = Vec::new();
+    for root in &roots_abs {
+        for entry in source.list(root) {
+            match entry {
+                Ok(p) => files.push(p),
+                Err(SourceError {
+                    path,
+                    reason,
+                    skipped: true,
+                }) => summary.skipped.push(SyncFailure { path, reason }),
+                Err(SourceError { path, reason, .. }) => {
+                    unreadable.push(path.clone());
+                    summary.failed.push(SyncFailure { path, reason });
                 }
-            };
-            offset += n;
-            let outcome = match vectors {
-                Ok(vectors) => {
-                    let mut docs = Vec::with_capacity(p.loaded.documents.len());
-                    let mut at = 0;
-                    for d in &p.loaded.documents {
-                        let k = d.chunks.len();
-                        docs.push(NewDocument {
-                            source: &d.document.source,
-                            format: d.document.format,
-                            metadata: &d.document.metadata,
-                            chunks: &d.chunks,
-                            vectors: &vectors[at..at + k],
+            }
+        }
+    }
+    files.sort();
+    files.dedup();
+    progress.event(&SyncEvent::Scanned { files: files.len() });
+
+    let existing: HashMap<String, FileState> = target
+        .files()?
+        .into_iter()
+        .map(|f| (f.path.clone(), f))
+        .collect();
+    let mut seen = HashSet::new();
+    let mut batch: Vec<Pending> = Vec::new();
+    let mut since_checkpoint = 0;
+    for path in files {
+        let key = source_key(&path);
+        seen.insert(key.clone());
+        let old = existing.get(&key);
+        let outcome = match examine(&path, old, options) {
+            Ok(Examined::Unchanged { touch }) => {
+                if let Some(mtime) = touch {
+                    target.touch_file(&key, mtime)?;
+                }
+                summary.unchanged += 1;
+                FileOutcome::Unchanged
+            }
+            Ok(Examined::Changed {
+                hash,
+                size,
+                mtime_ns,
+            }) => match source.load(&path) {
+                Ok(loaded) => {
+                    for w in &loaded.warnings {
+                        summary.warnings.push(SyncFailure {
+                            path: path.clone(),
+                            reason: w.clone(),
                         });
-                        at += k;
                     }
-                    self.put_file(&p.file, &docs)?;
-                    written += 1;
-                    let list = if p.is_new {
-                        &mut summary.added
-                    } else {
-                        &mut summary.updated
+                    let file = FileRecord {
+                        path: key,
+                        hash,
+                        size,
+                        mtime_ns,
                     };
-                    list.push(p.file.path.clone());
-                    if p.is_new {
-                        FileOutcome::Added
-                    } else {
-                        FileOutcome::Updated
+                    batch.push(Pending {
+                        path,
+                        file,
+                        loaded,
+                        is_new: old.is_none(),
+                    });
+                    if batch.iter().map(|p| p.texts().count()).sum::<usize>()
+                        >= options.batch_chunks
+                    {
+                        since_checkpoint +=
+                            flush(target, &mut batch, embedder, &mut summary, progress)?;
                     }
+                    if since_checkpoint >= options.checkpoint_every {
+                        checkpoint_with(target, progress)?;
+                        since_checkpoint = 0;
+                    }
+                    continue;
                 }
                 Err(e) => {
                     summary.failed.push(SyncFailure {
-                        path: p.path.clone(),
-                        reason: e.to_string(),
+                        path: path.clone(),
+                        reason: e.reason,
                     });
                     FileOutcome::Failed
                 }
-            };
-            progress.event(&SyncEvent::File {
-                path: &p.path,
-                outcome,
-            });
-        }
-        if let Ok(v) = &all {
-            progress.event(&SyncEvent::Embedded { chunks: v.len() });
-        }
-        Ok(written)
+            },
+            Err(reason) => {
+                summary.failed.push(SyncFailure {
+                    path: path.clone(),
+                    reason,
+                });
+                FileOutcome::Failed
+            }
+        };
+        progress.event(&SyncEvent::File {
+            path: &path,
+            outcome,
+        });
     }
+    flush(target, &mut batch, embedder, &mut summary, progress)?;
+
+    for file in existing.keys() {
+        let path = Path::new(file);
+        let under_root = roots_abs.iter().any(|r| path.starts_with(r));
+        let protected = unreadable.iter().any(|u| path.starts_with(u));
+        if under_root && !protected && !seen.contains(file) {
+            target.delete_file(file)?;
+            progress.event(&SyncEvent::Deleted { source: file });
+            summary.deleted.push(file.to_owned());
+        }
+    }
+    summary.deleted.sort();
+    checkpoint_with(target, progress)?;
+    target.sync_finished()?;
+    progress.event(&SyncEvent::Finished { summary: &summary });
+    Ok(summary)
+}
+
+fn checkpoint_with(target: &mut dyn SyncTarget, progress: &mut dyn SyncProgress) -> Result<()> {
+    if let Some(seq) = target.checkpoint()? {
+        progress.event(&SyncEvent::Checkpoint { seq });
+    }
+    Ok(())
+}
+
+/// Embeds and writes the batch, one transaction per file. Returns files written.
+fn flush(
+    target: &mut dyn SyncTarget,
+    batch: &mut Vec<Pending>,
+    embedder: &dyn Embedder,
+    summary: &mut SyncSummary,
+    progress: &mut dyn SyncProgress,
+) -> Result<usize> {
+    if batch.is_empty() {
+        return Ok(0);
+    }
+    let texts: Vec<&str> = batch.iter().flat_map(Pending::texts).collect();
+    let all = embed_counted(&*target, embedder, &texts, "a batch of files", summary);
+    let mut written = 0;
+    let mut offset = 0;
+    for p in batch.drain(..) {
+        let n = p.texts().count();
+        let vectors = match &all {
+            Ok(v) => Ok(v[offset..offset + n].to_vec()),
+            // Retry alone, so one bad file does not fail its neighbours.
+            Err(_) => {
+                let texts: Vec<&str> = p.texts().collect();
+                embed_counted(&*target, embedder, &texts, &p.file.path, summary)
+            }
+        };
+        offset += n;
+        let outcome = match vectors {
+            Ok(vectors) => {
+                let mut docs = Vec::with_capacity(p.loaded.documents.len());
+                let mut at = 0;
+                for d in &p.loaded.documents {
+                    let k = d.chunks.len();
+                    docs.push(NewDocument {
+                        source: &d.document.source,
+                        format: d.document.format,
+                        metadata: &d.document.metadata,
+                        chunks: &d.chunks,
+                        vectors: &vectors[at..at + k],
+                    });
+                    at += k;
+                }
+                target.put_file(&p.file, &docs)?;
+                written += 1;
+                let list = if p.is_new {
+                    &mut summary.added
+                } else {
+                    &mut summary.updated
+                };
+                list.push(p.file.path.clone());
+                if p.is_new {
+                    FileOutcome::Added
+                } else {
+                    FileOutcome::Updated
+                }
+            }
+            Err(e) => {
+                summary.failed.push(SyncFailure {
+                    path: p.path.clone(),
+                    reason: e.to_string(),
+                });
+                FileOutcome::Failed
+            }
+        };
+        progress.event(&SyncEvent::File {
+            path: &p.path,
+            outcome,
+        });
+    }
+    if let Ok(v) = &all {
+        progress.event(&SyncEvent::Embedded { chunks: v.len() });
+    }
+    Ok(written)
 }
 
 /// The key a file is stored under: its absolute path.

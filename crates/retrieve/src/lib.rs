@@ -32,4 +32,4 @@ pub mod fusion;
 mod retriever;
 
 pub use error::{Error, Result};
-pub use retriever::{KbRetriever, RetrieveOptions};
+pub use retriever::{KbRetriever, RetrieveOptions, to_hit};

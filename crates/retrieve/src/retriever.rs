@@ -189,7 +189,8 @@ impl Retriever for KbRetriever<'_> {
     }
 }
 
-fn to_hit(c: StoredChunk, score: f32, ranks: BTreeMap<String, u32>) -> Hit {
+/// A stored chunk as a search hit.
+pub fn to_hit(c: StoredChunk, score: f32, ranks: BTreeMap<String, u32>) -> Hit {
     Hit {
         chunk_id: c.id,
         source: c.source,

@@ -6,7 +6,7 @@ mod read;
 mod write;
 
 pub use read::{FileState, IndexedChunk, StoredChunk, StoredDocument};
-pub(crate) use write::text_hash;
+pub use write::text_hash;
 pub use write::{DocumentRecord, FileRecord, NewDocument};
 
 use crate::error::Context;

@@ -48,7 +48,8 @@ pub(crate) fn now_ns() -> i64 {
         .map_or(0, |d| d.as_nanos() as i64)
 }
 
-pub(crate) fn text_hash(text: &str) -> [u8; 32] {
+/// The key under which a chunk text's vector is reused (blake3 of its bytes).
+pub fn text_hash(text: &str) -> [u8; 32] {
     *blake3::hash(text.as_bytes()).as_bytes()
 }
 

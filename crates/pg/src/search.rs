@@ -1,0 +1,187 @@
+//! [`PgRetriever`]: dense (pgvector cosine, HNSW or exact), full text (`tsvector`, ranked by
+//! `ts_rank` over the question's terms joined by OR) and hybrid: both rankings computed as
+//! two CTEs and fused by reciprocal rank in the same statement, one round trip per query.
+//! Filters use the embedded store's own matching (`ragtune_retrieve::filter`) to pick the
+//! allowed documents, which the SQL then restricts to.
+
+use crate::store::{CHUNK_COLUMNS, PgKb, chunk_row};
+use crate::vector::PgVector;
+use postgres::Row;
+use ragtune_core::{Embedder, Filter, Hit, Query, RetrieveError, Retriever, SearchMode};
+use ragtune_retrieve::filter::{PathGlob, document_matches};
+use ragtune_retrieve::{RetrieveOptions, to_hit};
+use std::collections::BTreeMap;
+
+/// Answers queries from a PostgreSQL knowledge base with the embedder that built it.
+pub struct PgRetriever<'a> {
+    kb: &'a PgKb,
+    embedder: &'a dyn Embedder,
+    options: RetrieveOptions,
+}
+
+/// The question as an OR of its stemmed terms (plainto_tsquery would AND them, and a
+/// question rarely has every word of its answer's passage).
+const TSQUERY: &str = "replace(plainto_tsquery('english', $1)::text, ' & ', ' | ')::tsquery";
+
+/// Title matches count 0.3 of body matches, as the embedded store's BM25 title boost.
+const RANK: &str = "ts_rank('{0.1, 0.2, 0.3, 1.0}', c.tsv, q.tq, 1)";
+
+impl<'a> PgRetriever<'a> {
+    /// Fails when `embedder` is not the one the knowledge base was built with.
+    pub fn new(kb: &'a PgKb, embedder: &'a dyn Embedder) -> Result<Self, RetrieveError> {
+        kb.check_embedder(embedder)
+            .map_err(|e| RetrieveError::InvalidQuery(e.to_string()))?;
+        Ok(PgRetriever {
+            kb,
+            embedder,
+            options: RetrieveOptions::default(),
+        })
+    }
+
+    pub fn with_options(mut self, options: RetrieveOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// The documents a filter allows (`None`: no filter, all of them).
+    fn allowed(&self, filter: &Filter) -> Result<Option<Vec<i64>>, RetrieveError> {
+        if filter == &Filter::default() {
+            return Ok(None);
+        }
+        let glob = filter
+            .path_glob
+            .as_deref()
+            .map(PathGlob::new)
+            .transpose()
+            .map_err(|e| RetrieveError::InvalidQuery(e.to_string()))?;
+        Ok(Some(
+            self.kb
+                .documents()?
+                .iter()
+                .filter(|d| document_matches(filter, glob.as_ref(), d))
+                .map(|d| d.id)
+                .collect(),
+        ))
+    }
+
+    fn run(&self, query: &Query) -> Result<Vec<Row>, RetrieveError> {
+        let s = &self.kb.location().schema;
+        let allowed = self.allowed(&query.filter)?;
+        let k = query.k as i64;
+        let mut client = self.kb.client();
+        let db = |e| RetrieveError::from(self.kb.db("searching", e));
+        let rows = match query.mode {
+            SearchMode::Dense => {
+                let v = PgVector(self.embedder.embed_query(&query.text)?);
+                client.query(
+                    &format!(
+                        "SELECT {CHUNK_COLUMNS}, (1 - n.dist)::float4, 1::bigint, NULL::bigint
+                         FROM (SELECT c.id, c.embedding <=> $1 AS dist FROM {s}.chunks c
+                               WHERE $3::bigint[] IS NULL OR c.doc_id = ANY($3)
+                               ORDER BY c.embedding <=> $1 LIMIT $2) n
+                         JOIN {s}.chunks c ON c.id = n.id JOIN {s}.documents d ON d.id = c.doc_id
+                         ORDER BY n.dist, c.id"
+                    ),
+                    &[&v, &k, &allowed],
+                )
+            }
+            SearchMode::Bm25 => client.query(
+                &format!(
+                    "WITH q AS (SELECT {TSQUERY} AS tq)
+                     SELECT {CHUNK_COLUMNS}, l.score, NULL::bigint, 1::bigint
+                     FROM (SELECT c.id, {RANK} AS score FROM {s}.chunks c, q
+                           WHERE c.tsv @@ q.tq AND ($3::bigint[] IS NULL OR c.doc_id = ANY($3))
+                           ORDER BY score DESC, c.id LIMIT $2) l
+                     JOIN {s}.chunks c ON c.id = l.id JOIN {s}.documents d ON d.id = c.doc_id
+                     ORDER BY l.score DESC, c.id"
+                ),
+                &[&query.text, &k, &allowed],
+            ),
+            SearchMode::Hybrid => {
+                let o = &self.options;
+                let depth = (query.k * o.depth_factor).max(o.min_depth).max(query.k) as i64;
+                let v = PgVector(self.embedder.embed_query(&query.text)?);
+                client.query(
+                    &format!(
+                        "WITH q AS (SELECT {TSQUERY} AS tq),
+                         dense AS (
+                             SELECT id, row_number() OVER (ORDER BY dist, id) AS r
+                             FROM (SELECT c.id, c.embedding <=> $2 AS dist FROM {s}.chunks c
+                                   WHERE $4::bigint[] IS NULL OR c.doc_id = ANY($4)
+                                   ORDER BY c.embedding <=> $2 LIMIT $3) n),
+                         lexical AS (
+                             SELECT id, row_number() OVER (ORDER BY score DESC, id) AS r
+                             FROM (SELECT c.id, {RANK} AS score FROM {s}.chunks c, q
+                                   WHERE c.tsv @@ q.tq
+                                     AND ($4::bigint[] IS NULL OR c.doc_id = ANY($4))
+                                   ORDER BY score DESC, c.id LIMIT $3) l),
+                         fused AS (
+                             SELECT coalesce(n.id, l.id) AS id, n.r AS dr, l.r AS lr,
+                                    coalesce($6::float8 / ($5::float8 + n.r), 0)
+                                        + coalesce($7::float8 / ($5::float8 + l.r), 0)
+                                        AS score
+                             FROM dense n FULL OUTER JOIN lexical l ON n.id = l.id)
+                         SELECT {CHUNK_COLUMNS}, f.score::float4, f.dr, f.lr
+                         FROM fused f JOIN {s}.chunks c ON c.id = f.id
+                         JOIN {s}.documents d ON d.id = c.doc_id
+                         ORDER BY f.score DESC, least(f.dr, f.lr), f.id
+                         LIMIT $8"
+                    ),
+                    &[
+                        &query.text,
+                        &v,
+                        &depth,
+                        &allowed,
+                        &(o.rrf_k as f64),
+                        &(o.dense_weight as f64),
+                        &(o.bm25_weight as f64),
+                        &k,
+                    ],
+                )
+            }
+        };
+        rows.map_err(db)
+    }
+}
+
+impl Retriever for PgRetriever<'_> {
+    fn retrieve(&self, query: &Query) -> Result<Vec<Hit>, RetrieveError> {
+        if query.text.trim().is_empty() {
+            return Err(RetrieveError::InvalidQuery(
+                "the query is empty; type a question".into(),
+            ));
+        }
+        let rows = self.run(query)?;
+        Ok(rows
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let score: f32 = r.get(11);
+                let mut ranks = BTreeMap::new();
+                // Single-mode queries carry their position; hybrid ones each list's rank.
+                let single = query.mode != SearchMode::Hybrid;
+                for (col, mode) in [(12, SearchMode::Dense), (13, SearchMode::Bm25)] {
+                    if let Some(rank) = r.get::<_, Option<i64>>(col) {
+                        let rank = if single { i as i64 + 1 } else { rank };
+                        ranks.insert(mode.as_str().to_owned(), rank as u32);
+                    }
+                }
+                to_hit(chunk_row(r), score, ranks)
+            })
+            .collect())
+    }
+
+    fn neighbours(
+        &self,
+        hit: &Hit,
+        before: usize,
+        after: usize,
+    ) -> Result<Vec<Hit>, RetrieveError> {
+        Ok(self
+            .kb
+            .neighbours(hit.chunk_id, before, after)?
+            .into_iter()
+            .map(|c| to_hit(c, hit.score, BTreeMap::new()))
+            .collect())
+    }
+}

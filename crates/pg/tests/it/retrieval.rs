@@ -1,0 +1,176 @@
+//! Retrieval from PostgreSQL beside the embedded store on the same files: dense search is
+//! exact on both and agrees; full text and hybrid find the same documents for distinctive
+//! words; filters, neighbours and the HNSW index.
+
+use crate::{Docs, embedded, embedder, pg_sources, sources, sync};
+use anyhow::Result;
+use ragtune_core::{Filter, Format, Query, Retriever, SearchMode};
+use ragtune_pg::testing::TestServer;
+use ragtune_pg::{PgKb, PgRetriever};
+use ragtune_retrieve::KbRetriever;
+
+fn corpus(docs: &Docs) -> Result<()> {
+    let topics = [
+        (
+            "astro/mars.md",
+            "# Mars\n\nMars has two moons, Phobos and Deimos.\n\nIts surface is red with iron oxide dust.",
+        ),
+        (
+            "astro/venus.txt",
+            "Venus is the hottest planet.\n\nIts clouds are sulfuric acid.",
+        ),
+        (
+            "kitchen/bread.txt",
+            "Bread rises when yeast ferments sugar.\n\nKnead the dough for ten minutes.",
+        ),
+        (
+            "kitchen/soup.md",
+            "# Soup\n\nSimmer tomato soup with basil.\n\nBlend it smooth before serving.",
+        ),
+        (
+            "code/rust.md",
+            "# Rust\n\nThe borrow checker rejects dangling references.\n\nCargo builds crates.",
+        ),
+        (
+            "code/sql.txt",
+            "PostgreSQL plans queries with statistics.\n\nAn index scan reads few pages.",
+        ),
+    ];
+    for (name, text) in topics {
+        docs.write(name, text)?;
+    }
+    Ok(())
+}
+
+#[test]
+fn dense_agrees_with_the_embedded_store_and_text_finds_the_same_documents() -> Result<()> {
+    let server = TestServer::start();
+    let docs = Docs::new()?;
+    corpus(&docs)?;
+    let dir = tempfile::tempdir()?;
+    let mut local = embedded(dir.path())?;
+    sync(&mut local, &[docs.root()])?;
+    let mut pg = PgKb::open(&server.url("parity"), &embedder())?;
+    sync(&mut pg, &[docs.root()])?;
+    let e = embedder();
+    let local_r = KbRetriever::new(&local, &e)?;
+    let pg_r = PgRetriever::new(&pg, &e)?;
+    for q in [
+        "moons of Mars",
+        "yeast and dough",
+        "borrow checker",
+        "index scan statistics",
+    ] {
+        // Chunks that share no hashed feature with the question tie at 0, in any order.
+        let scored = |mut h: Vec<ragtune_core::Hit>| {
+            h.retain(|h| h.score > 1e-4);
+            h
+        };
+        let a = scored(local_r.retrieve(&Query::new(q, 5, SearchMode::Dense))?);
+        let b = scored(pg_r.retrieve(&Query::new(q, 5, SearchMode::Dense))?);
+        assert!(!a.is_empty(), "{q}: {a:?}");
+        let key = |h: &ragtune_core::Hit| (h.source.clone(), h.start, h.end);
+        let scores = |h: &[ragtune_core::Hit]| h.iter().map(|h| h.score).collect::<Vec<_>>();
+        assert_eq!(
+            a.iter().map(key).collect::<Vec<_>>(),
+            b.iter().map(key).collect::<Vec<_>>(),
+            "{q}: {:?} vs {:?}",
+            scores(&a),
+            scores(&b)
+        );
+        for (x, y) in a.iter().zip(&b) {
+            assert!(
+                (x.score - y.score).abs() < 1e-4,
+                "{q}: {} vs {}",
+                x.score,
+                y.score
+            );
+        }
+        assert_eq!(b[0].ranks["dense"], 1);
+    }
+    for (q, want) in [
+        ("Phobos", "astro/mars.md"),
+        ("sulfuric clouds", "astro/venus.txt"),
+        ("knead", "kitchen/bread.txt"),
+        ("dangling references", "code/rust.md"),
+    ] {
+        for mode in [SearchMode::Bm25, SearchMode::Hybrid] {
+            let top = sources(&pg_r, q, mode, 3);
+            assert_eq!(
+                top.first(),
+                Some(&docs.source(want)),
+                "{q} {mode:?}: {top:?}"
+            );
+            assert_eq!(
+                sources(&local_r, q, mode, 3).first(),
+                top.first(),
+                "{q} {mode:?}"
+            );
+        }
+    }
+    // Hybrid reports the rank each list gave, and spans point into the document's text.
+    let hits = pg_r.retrieve(&Query::new("Phobos moons", 3, SearchMode::Hybrid))?;
+    assert!(
+        hits[0].ranks.contains_key("dense") && hits[0].ranks.contains_key("bm25"),
+        "{:?}",
+        hits[0]
+    );
+    assert!(hits.windows(2).all(|w| w[0].score >= w[1].score));
+    let empty = pg_r
+        .retrieve(&Query::new("  ", 3, SearchMode::Hybrid))
+        .unwrap_err();
+    assert!(empty.to_string().contains("empty"));
+    Ok(())
+}
+
+#[test]
+fn filters_neighbours_and_the_hnsw_index() -> Result<()> {
+    let server = TestServer::start();
+    let docs = Docs::new()?;
+    corpus(&docs)?;
+    let mut pg = PgKb::open(&server.url("filters"), &embedder())?;
+    sync(&mut pg, &[docs.root()])?;
+    let e = embedder();
+    let r = PgRetriever::new(&pg, &e)?;
+    let mut q = Query::new("planet surface", 10, SearchMode::Hybrid);
+    q.filter = Filter {
+        path_glob: Some("astro/*".into()),
+        ..Filter::default()
+    };
+    let hits = r.retrieve(&q)?;
+    assert!(
+        !hits.is_empty() && hits.iter().all(|h| h.source.contains("/astro/")),
+        "{hits:?}"
+    );
+    q.filter = Filter {
+        formats: vec![Format::Markdown],
+        ..Filter::default()
+    };
+    q.mode = SearchMode::Dense;
+    let hits = r.retrieve(&q)?;
+    assert_eq!(
+        hits.len(),
+        6,
+        "three markdown files, two chunks each: {hits:?}"
+    );
+    assert!(hits.iter().all(|h| h.format == Format::Markdown));
+
+    let hit = r
+        .retrieve(&Query::new("Knead the dough", 1, SearchMode::Bm25))?
+        .remove(0);
+    let around = r.neighbours(&hit, 1, 1)?;
+    assert_eq!(around.len(), 2, "{around:?}");
+    assert!(around[0].text.contains("yeast") && around[1].text.contains("Knead"));
+
+    // Small knowledge bases search exactly; the index is built on request (and by sync past
+    // hnsw_min_chunks) and answers the same on data this small.
+    assert!(!pg.has_hnsw()?);
+    let before = pg_sources(&pg, "red iron dust", SearchMode::Dense, 3);
+    pg.build_hnsw()?;
+    assert!(pg.has_hnsw()?);
+    assert_eq!(
+        pg_sources(&pg, "red iron dust", SearchMode::Dense, 3),
+        before
+    );
+    Ok(())
+}

@@ -1,0 +1,232 @@
+//! Sync into PostgreSQL: the embedded store's semantics (add, change, delete, rename with
+//! vectors reused, unchanged files untouched), several writers at once, rows as documents.
+
+use crate::{Docs, embedder, pg_sources, sync};
+use anyhow::Result;
+use ragtune_core::SearchMode;
+use ragtune_index::testing::PlainTextSource;
+use ragtune_index::{NoProgress, SyncOptions, sync_into};
+use ragtune_pg::PgKb;
+use ragtune_pg::testing::TestServer;
+
+#[test]
+fn add_change_delete_rename_as_the_embedded_store_does() -> Result<()> {
+    let server = TestServer::start();
+    let docs = Docs::new()?;
+    let mut kb = PgKb::open(&server.url("notes"), &embedder())?;
+    let roots = [docs.root()];
+    docs.write(
+        "animals.txt",
+        "zebras graze on the savanna\n\nlions sleep all day",
+    )?;
+    docs.write(
+        "tools/rust.md",
+        "# Rust\n\nthe borrow checker rejects dangling references",
+    )?;
+    docs.write("tools/cooking.txt", "simmer the tomato sauce slowly")?;
+
+    let s = sync(&mut kb, &roots)?;
+    assert_eq!(
+        (
+            s.added.len(),
+            s.updated.len(),
+            s.deleted.len(),
+            s.failed.len()
+        ),
+        (3, 0, 0, 0)
+    );
+    assert_eq!(s.embedded_chunks, 4);
+    assert_eq!(kb.counts()?, (4, 0));
+    let rust = kb.document(&docs.source("tools/rust.md"))?.unwrap();
+    assert_eq!(rust.metadata["title"], "rust");
+    assert_eq!(rust.version, 1);
+    assert_eq!(
+        pg_sources(&kb, "borrow checker", SearchMode::Bm25, 5),
+        vec![docs.source("tools/rust.md")]
+    );
+
+    let s = sync(&mut kb, &roots)?;
+    assert_eq!(
+        (s.added.len(), s.updated.len(), s.deleted.len(), s.unchanged),
+        (0, 0, 0, 3)
+    );
+
+    docs.write(
+        "tools/cooking.txt",
+        "knead the bread dough\n\nbake it in a hot oven",
+    )?;
+    let s = sync(&mut kb, &roots)?;
+    assert_eq!(s.updated, vec![docs.source("tools/cooking.txt")]);
+    assert!(pg_sources(&kb, "tomato", SearchMode::Bm25, 5).is_empty());
+    assert_eq!(
+        pg_sources(&kb, "dough", SearchMode::Bm25, 5),
+        vec![docs.source("tools/cooking.txt")]
+    );
+    assert_eq!(
+        kb.document(&docs.source("tools/cooking.txt"))?
+            .unwrap()
+            .version,
+        2
+    );
+    assert_eq!(kb.counts()?, (5, 0));
+
+    std::fs::remove_file(docs.path("animals.txt"))?;
+    let s = sync(&mut kb, &roots)?;
+    assert_eq!(s.deleted, vec![docs.source("animals.txt")]);
+    assert!(pg_sources(&kb, "zebras", SearchMode::Bm25, 5).is_empty());
+    assert!(
+        !pg_sources(&kb, "zebras graze", SearchMode::Dense, 10)
+            .contains(&docs.source("animals.txt"))
+    );
+    assert_eq!(kb.counts()?, (3, 0));
+
+    // A rename is a delete and an add whose vectors come from the store, not the embedder.
+    std::fs::create_dir_all(docs.path("lang"))?;
+    std::fs::rename(docs.path("tools/rust.md"), docs.path("lang/rust-notes.md"))?;
+    let s = sync(&mut kb, &roots)?;
+    assert_eq!(s.added, vec![docs.source("lang/rust-notes.md")]);
+    assert_eq!(s.deleted, vec![docs.source("tools/rust.md")]);
+    assert_eq!((s.embedded_chunks, s.reused_chunks), (0, 1), "{s:?}");
+    assert_eq!(kb.documents()?.len(), 2);
+
+    // Reopened from its URL alone, the knowledge base is all there.
+    drop(kb);
+    let kb = PgKb::open_existing(&server.url("notes"))?;
+    assert_eq!(kb.counts()?, (3, 0));
+    assert_eq!(kb.embedder_info().dimension, crate::DIM);
+    Ok(())
+}
+
+#[test]
+fn writers_on_several_connections_store_each_document_once() -> Result<()> {
+    let server = TestServer::start();
+    let docs = Docs::new()?;
+    for i in 0..30 {
+        docs.write(
+            &format!("d{i:02}.txt"),
+            &format!("document {i} about topic{i}\n\nsecond paragraph of {i}"),
+        )?;
+    }
+    let url = server.url("shared");
+    let roots = [docs.root()];
+    // Four writers sync the same folder at once: each embeds, all write in turn.
+    let summaries: Vec<_> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                let url = url.clone();
+                let roots = roots.clone();
+                scope.spawn(move || -> Result<_> {
+                    let mut kb = PgKb::open(&url, &embedder())?;
+                    sync(&mut kb, &roots)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for s in &summaries {
+        let s = s.as_ref().map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        assert!(s.failed.is_empty(), "{s:?}");
+    }
+    let kb = PgKb::open_existing(&url)?;
+    assert_eq!(kb.documents()?.len(), 30);
+    assert_eq!(kb.counts()?, (60, 0));
+    assert!(kb.documents()?.iter().all(|d| d.chunk_count == 2));
+    let mut kb = kb;
+    let s = sync(&mut kb, &roots)?;
+    assert_eq!(
+        (s.added.len(), s.updated.len(), s.unchanged),
+        (0, 0, 30),
+        "{s:?}"
+    );
+    Ok(())
+}
+
+#[test]
+fn rows_sync_by_hash_under_their_prefix() -> Result<()> {
+    let server = TestServer::start();
+    let mut kb = PgKb::open(&server.url("rows"), &embedder())?;
+    let row = |id: u32, text: &str| {
+        let document = ragtune_core::ExtractedDocument {
+            source: format!("postgres:crm#{id}"),
+            format: ragtune_core::Format::Text,
+            text: text.to_owned(),
+            blocks: Vec::new(),
+            metadata: Default::default(),
+        };
+        let chunks = vec![ragtune_core::Chunk {
+            source: document.source.clone(),
+            ordinal: 0,
+            text: text.to_owned(),
+            start: 0,
+            end: text.len(),
+            page: None,
+            heading_path: vec![],
+            tokens: 3,
+        }];
+        ragtune_index::LoadedDocument { document, chunks }
+    };
+    let e = embedder();
+    let first = [
+        row(1, "refund within thirty days"),
+        row(2, "shipping takes a week"),
+    ];
+    let s =
+        ragtune_index::sync_records_into(&mut kb, "postgres:crm#", &first, &e, &mut NoProgress)?;
+    assert_eq!(s.added.len(), 2);
+    let second = [row(1, "refund within sixty days")];
+    let s =
+        ragtune_index::sync_records_into(&mut kb, "postgres:crm#", &second, &e, &mut NoProgress)?;
+    assert_eq!(
+        (s.updated.len(), s.deleted.len(), s.unchanged),
+        (1, 1, 0),
+        "{s:?}"
+    );
+    assert_eq!(kb.document("postgres:crm#1")?.unwrap().version, 2);
+    assert!(kb.document("postgres:crm#2")?.is_none());
+    Ok(())
+}
+
+#[test]
+fn a_missing_kb_is_not_created_by_reads_and_another_embedder_is_refused() -> Result<()> {
+    let server = TestServer::start();
+    let url = server.url("strict");
+    let e = PgKb::open_existing(&url)
+        .err()
+        .expect("no knowledge base yet")
+        .to_string();
+    assert!(e.contains("ragtune ingest --kb"), "{e}");
+    let docs = Docs::new()?;
+    docs.write("a.txt", "alpha")?;
+    let mut kb = PgKb::open(&url, &embedder())?;
+    sync(&mut kb, &[docs.root()])?;
+    let other = ragtune_index::testing::HashEmbedder::new(32);
+    let e = PgKb::open(&url, &other)
+        .err()
+        .expect("another embedder")
+        .to_string();
+    assert!(
+        e.contains("built with embedder") && e.contains("?kb=NEW_NAME"),
+        "{e}"
+    );
+    let e = sync_into(
+        &mut kb,
+        &[docs.root()],
+        &PlainTextSource,
+        &other,
+        &SyncOptions::default(),
+        &mut NoProgress,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("32"), "{e}");
+    // A server that is not there is named, with what to check.
+    let e = PgKb::open_existing("postgres://ragtune@127.0.0.1:1/postgres?kb=x")
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("cannot connect") && e.contains("127.0.0.1:1"),
+        "{e}"
+    );
+    Ok(())
+}
