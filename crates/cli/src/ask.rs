@@ -2,12 +2,11 @@
 //! `--adapter` was trained on RAFT data, see `crate::raft`).
 
 use crate::args::{AnswerArgs, ModelArgs};
-use crate::kb::{KbArgs, filter_of, open_embedder, open_existing};
+use crate::kb::{KbArgs, OpenedKb, filter_of, open_embedder};
 use crate::term;
 use anyhow::{Result, bail};
 use clap::Args;
 use ragtune_answer::{Answer, Answerer, CitationStatus, ExamplePool, Mode, load_examples};
-use ragtune_retrieve::KbRetriever;
 use std::io::Write;
 use std::ops::ControlFlow;
 use std::path::PathBuf;
@@ -54,13 +53,10 @@ pub fn ask(mut args: AskArgs) -> Result<()> {
     let embedder = open_embedder(&args.kb.embedder)?;
 
     let kb = match args.mode {
-        Mode::Rag => Some(open_existing(&args.kb, &embedder)?),
+        Mode::Rag => Some(OpenedKb::open(&args.kb, &embedder)?),
         _ => None,
     };
-    let retriever = kb
-        .as_ref()
-        .map(|kb| KbRetriever::new(kb, &embedder))
-        .transpose()?;
+    let retriever = kb.as_ref().map(|kb| kb.retriever(&embedder)).transpose()?;
     let pool = match (args.mode, &args.examples) {
         (Mode::FewShot, Some(file)) => Some(ExamplePool::new(load_examples(file)?, &embedder)?),
         (Mode::FewShot, None) => bail!("few-shot mode needs --examples FILE (JSONL or SQuAD JSON)"),
@@ -68,7 +64,7 @@ pub fn ask(mut args: AskArgs) -> Result<()> {
     };
     let mut answerer = Answerer::new(&generator, options);
     if let Some(r) = &retriever {
-        answerer = answerer.with_retriever(r);
+        answerer = answerer.with_retriever(r.as_ref());
     }
     if let Some(p) = &pool {
         answerer = answerer.with_examples(p);

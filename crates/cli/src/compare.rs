@@ -35,7 +35,7 @@ pub struct CompareArgs {
     pub from_runs: Option<PathBuf>,
     /// Answer from this knowledge base (default: the passages of the questions file, indexed
     /// for the run).
-    #[arg(long, conflicts_with = "corpus")]
+    #[arg(long, conflicts_with = "corpus", value_parser = crate::kb::parse_kb_dir)]
     pub kb: Option<PathBuf>,
     /// A SQuAD JSON file whose paragraphs are the corpus (default: the questions file).
     #[arg(long)]

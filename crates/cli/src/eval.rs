@@ -131,7 +131,7 @@ pub struct QaArgs {
     pub write_sft: Option<PathBuf>,
     /// Answer from this knowledge base instead of indexing a corpus for the run (RAGTUNE_KB is
     /// not read here, so a SQuAD run always sees its own paragraphs unless told otherwise).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::kb::parse_kb_dir)]
     pub kb: Option<PathBuf>,
     /// Embedding model for retrieval and few-shot example choice.
     #[arg(long, default_value = "all-minilm-l6-v2")]
@@ -304,7 +304,7 @@ fn qa(args: QaArgs) -> Result<()> {
             }
             None => open_existing(
                 &KbArgs {
-                    kb: args.kb.clone(),
+                    kb: args.kb.clone().map(crate::kb::KbLocation::Dir),
                     embedder: args.embedder.clone(),
                 },
                 &embedder,

@@ -10,43 +10,85 @@ use ragtune_core::{
 };
 use ragtune_embed::SentenceEmbedder;
 use ragtune_index::{
-    IngestSource, KnowledgeBase, SyncOptions, SyncSummary, WatchOptions, load_sql_rows,
+    IngestSource, KnowledgeBase, SyncOptions, SyncSummary, SyncTarget, WatchOptions, load_sql_rows,
+    sync_into, sync_records_into,
 };
 use ragtune_remote::{Endpoint, RemoteEmbedder};
 use ragtune_retrieve::KbRetriever;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
+
+/// Where a knowledge base is.
+#[derive(Debug, Clone, PartialEq)]
+pub enum KbLocation {
+    /// A folder (the embedded store: SQLite + tantivy + vectors).
+    Dir(PathBuf),
+    /// A schema on a PostgreSQL server with pgvector (`postgres://USER@HOST/DB?kb=NAME`).
+    Postgres(String),
+}
 
 /// Which knowledge base, embedded with which model.
 #[derive(Debug, Args)]
 pub struct KbArgs {
-    /// Knowledge base directory (default: $RAGTUNE_HOME/kb/default).
-    #[arg(long, env = "RAGTUNE_KB", value_parser = parse_kb_dir)]
-    pub kb: Option<PathBuf>,
+    /// Knowledge base: a folder (default: $RAGTUNE_HOME/kb/default), or a PostgreSQL URL
+    /// (postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE?kb=NAME) for ingest, search and ask.
+    #[arg(long, env = "RAGTUNE_KB", value_parser = parse_kb)]
+    pub kb: Option<KbLocation>,
     /// Embedding model: a catalogue name, a sentence-transformers folder, or a model on an
     /// OpenAI-compatible server (`openai:NAME@URL`; key from $RAGTUNE_REMOTE_API_KEY).
     #[arg(long, default_value = "all-minilm-l6-v2")]
     pub embedder: String,
 }
 
+/// The commands that take a PostgreSQL knowledge base; the others need a folder.
+const POSTGRES_COMMANDS: &str = "ingest, search and ask";
+
 impl KbArgs {
+    /// The knowledge base's folder; a PostgreSQL knowledge base is refused with the commands
+    /// that take one.
     pub fn dir(&self) -> Result<PathBuf> {
         match &self.kb {
-            Some(dir) => Ok(dir.clone()),
+            Some(KbLocation::Dir(dir)) => Ok(dir.clone()),
+            Some(KbLocation::Postgres(url)) => bail!(
+                "--kb {}: this command works on a knowledge-base folder; knowledge bases on \
+                 PostgreSQL work with {POSTGRES_COMMANDS}",
+                shown_url(url)
+            ),
             None => Ok(ragtune_catalog::default_home()?.join("kb").join("default")),
         }
     }
 }
 
-/// A knowledge base is a folder; a URL (`postgres://...`) would silently become a folder
-/// named `postgres:`, so it is refused until database stores exist.
-pub(crate) fn parse_kb_dir(s: &str) -> Result<PathBuf, String> {
+fn shown_url(url: &str) -> String {
+    ragtune_pg::Location::parse(url)
+        .map_or_else(|_| "postgres://...".to_owned(), |l| l.shown().to_owned())
+}
+
+/// A folder, or a `postgres://` URL (checked here, so a typo fails before any work).
+pub(crate) fn parse_kb(s: &str) -> Result<KbLocation, String> {
+    if ragtune_pg::is_postgres_url(s) {
+        ragtune_pg::Location::parse(s).map_err(|e| e.to_string())?;
+        return Ok(KbLocation::Postgres(s.to_owned()));
+    }
     match s.split_once("://") {
         Some((scheme, _)) if !scheme.is_empty() && !scheme.contains('/') => Err(format!(
-            "{s:?} is a URL; knowledge bases on a database server ({scheme}) are not \
-             supported yet: pass a folder, e.g. --kb ./my-kb"
+            "{s:?} is a URL; knowledge bases live in a folder or on PostgreSQL \
+             (postgres://USER@HOST/DB?kb=NAME), not on {scheme}"
         )),
-        _ => Ok(PathBuf::from(s)),
+        _ => Ok(KbLocation::Dir(PathBuf::from(s))),
+    }
+}
+
+/// A knowledge base is a folder for this command; a URL would silently become a folder
+/// named `postgres:`, so it is refused with the commands that take one.
+pub(crate) fn parse_kb_dir(s: &str) -> Result<PathBuf, String> {
+    match parse_kb(s)? {
+        KbLocation::Dir(dir) => Ok(dir),
+        KbLocation::Postgres(url) => Err(format!(
+            "{}: this command works on a knowledge-base folder; knowledge bases on PostgreSQL \
+             work with {POSTGRES_COMMANDS}: pass a folder, e.g. --kb ./my-kb",
+            shown_url(&url)
+        )),
     }
 }
 
@@ -135,6 +177,32 @@ pub fn open_existing(args: &KbArgs, embedder: &Embedding) -> Result<KnowledgeBas
     Ok(KnowledgeBase::open_existing(&args.dir()?, embedder)?)
 }
 
+/// A knowledge base opened for searching, wherever it lives.
+pub enum OpenedKb {
+    Local(KnowledgeBase),
+    Postgres(ragtune_pg::PgKb),
+}
+
+impl OpenedKb {
+    /// Opens an existing knowledge base (nothing is created).
+    pub fn open(args: &KbArgs, embedder: &Embedding) -> Result<Self> {
+        Ok(match &args.kb {
+            Some(KbLocation::Postgres(url)) => {
+                OpenedKb::Postgres(ragtune_pg::PgKb::open_existing(url)?)
+            }
+            _ => OpenedKb::Local(open_existing(args, embedder)?),
+        })
+    }
+
+    /// Its retriever, with the embedder it was built with.
+    pub fn retriever<'a>(&'a self, embedder: &'a dyn Embedder) -> Result<Box<dyn Retriever + 'a>> {
+        Ok(match self {
+            OpenedKb::Local(kb) => Box::new(KbRetriever::new(kb, embedder)?),
+            OpenedKb::Postgres(kb) => Box::new(ragtune_pg::PgRetriever::new(kb, embedder)?),
+        })
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct IngestArgs {
     /// Files and folders to index; run again to pick up changes and deletions.
@@ -144,7 +212,7 @@ pub struct IngestArgs {
     /// run again to pick up changed and deleted rows.
     #[arg(long, requires = "db", conflicts_with_all = ["paths", "watch"])]
     pub sql: Option<String>,
-    /// The SQLite database that --sql reads.
+    /// The database that --sql reads: a SQLite file, or a postgres:// URL.
     #[arg(long, requires = "sql")]
     pub db: Option<PathBuf>,
     /// Columns that hold the text of a row (comma-separated; needed with --sql).
@@ -170,6 +238,18 @@ pub struct IngestArgs {
 }
 
 pub fn ingest(args: IngestArgs) -> Result<()> {
+    if let Some(KbLocation::Postgres(url)) = &args.kb.kb {
+        if args.watch {
+            bail!(
+                "--watch follows files into a knowledge-base folder; for {} run `ragtune ingest` \
+                 again (from cron or a file-change hook): each run syncs only what changed",
+                shown_url(url)
+            );
+        }
+        let embedder = open_embedder(&args.kb.embedder)?;
+        let mut kb = ragtune_pg::PgKb::open(url, &embedder)?;
+        return failures(&ingest_into(&args, &mut kb, &embedder)?);
+    }
     let dir = args.kb.dir()?;
     // Held until ingest (or --watch) ends: a second ingest is refused before it writes.
     let _writer = KnowledgeBase::lock_writer(&dir)?;
@@ -178,47 +258,17 @@ pub fn ingest(args: IngestArgs) -> Result<()> {
     for repair in kb.repairs() {
         eprintln!("repaired: {repair}");
     }
-    let mut source = IngestSource::new(&embedder);
-    source.chunk.max_tokens = args.max_tokens.min(embedder.max_content_tokens());
-    source.chunk.overlap_tokens = args.overlap;
-    if let Some(field) = &args.text_field {
-        source.load.json.text_field = Some(field.clone());
-    }
-    if let (Some(query), Some(db)) = (&args.sql, &args.db) {
-        if args.text_columns.is_empty() {
-            bail!("--sql needs --text-columns: the columns that hold each row's text");
-        }
-        let columns: Vec<&str> = args.text_columns.iter().map(String::as_str).collect();
-        // Sources name the database by its absolute path, so a later run from elsewhere
-        // finds the same rows.
-        let db_abs = std::fs::canonicalize(db)
-            .with_context(|| format!("the database {} cannot be opened", db.display()))?;
-        let docs = load_sql_rows(&db_abs, query, &columns, &embedder, &source.chunk)?;
-        let prefix = format!("sqlite:{}#", db_abs.display());
-        let summary = kb.sync_records(&prefix, &docs, &embedder, &mut SyncBar::new())?;
-        print_summary(&dir, &summary);
+    let summary = ingest_into(&args, &mut kb, &embedder)?;
+    if !args.watch || args.sql.is_some() {
         return failures(&summary);
     }
-    let options = SyncOptions {
-        rehash: args.rehash,
-        ..SyncOptions::default()
-    };
-    let summary = kb.sync(
-        &args.paths,
-        &source,
-        &embedder,
-        &options,
-        &mut SyncBar::new(),
-    )?;
-    print_summary(&dir, &summary);
-    if !args.watch {
-        return failures(&summary);
-    }
+    let source = ingest_source(&args, &embedder);
+    let shown = dir.display().to_string();
     eprintln!("watching {} path(s); Ctrl-C stops", args.paths.len());
     let stop = AtomicBool::new(false);
     let mut report = |event: &ragtune_index::SyncEvent<'_>| {
         if let ragtune_index::SyncEvent::Finished { summary } = event {
-            print_summary(&dir, summary);
+            print_summary(&shown, summary);
         }
     };
     kb.watch(
@@ -232,6 +282,71 @@ pub fn ingest(args: IngestArgs) -> Result<()> {
     Ok(())
 }
 
+/// How files become chunks for this ingest.
+fn ingest_source<'a>(args: &IngestArgs, embedder: &'a Embedding) -> IngestSource<'a> {
+    let mut source = IngestSource::new(embedder);
+    source.chunk.max_tokens = args.max_tokens.min(embedder.max_content_tokens());
+    source.chunk.overlap_tokens = args.overlap;
+    if let Some(field) = &args.text_field {
+        source.load.json.text_field = Some(field.clone());
+    }
+    source
+}
+
+/// One sync of the paths, or of the query's rows, into any store; its summary printed.
+fn ingest_into(
+    args: &IngestArgs,
+    kb: &mut dyn SyncTarget,
+    embedder: &Embedding,
+) -> Result<SyncSummary> {
+    let source = ingest_source(args, embedder);
+    let shown = kb.location();
+    if let (Some(query), Some(db)) = (&args.sql, &args.db) {
+        if args.text_columns.is_empty() {
+            bail!("--sql needs --text-columns: the columns that hold each row's text");
+        }
+        let columns: Vec<&str> = args.text_columns.iter().map(String::as_str).collect();
+        let (prefix, docs) = match db.to_str().filter(|d| ragtune_pg::is_postgres_url(d)) {
+            Some(url) => {
+                let (prefix, docs) = ragtune_pg::load_rows(url, query, &columns)?;
+                let docs = docs
+                    .into_iter()
+                    .map(|document| {
+                        let chunks = ragtune_ingest::chunk(&document, embedder, &source.chunk);
+                        ragtune_index::LoadedDocument { document, chunks }
+                    })
+                    .collect::<Vec<_>>();
+                (prefix, docs)
+            }
+            None => {
+                // Sources name the database by its absolute path, so a later run from
+                // elsewhere finds the same rows.
+                let db_abs = std::fs::canonicalize(db)
+                    .with_context(|| format!("the database {} cannot be opened", db.display()))?;
+                let docs = load_sql_rows(&db_abs, query, &columns, embedder, &source.chunk)?;
+                (format!("sqlite:{}#", db_abs.display()), docs)
+            }
+        };
+        let summary = sync_records_into(kb, &prefix, &docs, embedder, &mut SyncBar::new())?;
+        print_summary(&shown, &summary);
+        return Ok(summary);
+    }
+    let options = SyncOptions {
+        rehash: args.rehash,
+        ..SyncOptions::default()
+    };
+    let summary = sync_into(
+        kb,
+        &args.paths,
+        &source,
+        embedder,
+        &options,
+        &mut SyncBar::new(),
+    )?;
+    print_summary(&shown, &summary);
+    Ok(summary)
+}
+
 /// A sync with failed paths exits non-zero, after everything else was indexed.
 fn failures(s: &SyncSummary) -> Result<()> {
     match s.failed.len() {
@@ -240,14 +355,14 @@ fn failures(s: &SyncSummary) -> Result<()> {
     }
 }
 
-fn print_summary(dir: &Path, s: &SyncSummary) {
+fn print_summary(kb: &str, s: &SyncSummary) {
     let skipped = match s.skipped.len() {
         0 => String::new(),
         n => format!(", skipped {n}"),
     };
     println!(
         "{}: added {}, updated {}, deleted {}, unchanged {}, failed {}{skipped} ({} chunks embedded, {} reused)",
-        dir.display(),
+        term::safe(kb),
         s.added.len(),
         s.updated.len(),
         s.deleted.len(),
@@ -333,8 +448,8 @@ pub fn filter_of(path: Option<String>, formats: &[String], metadata: &[String]) 
 
 pub fn search(args: SearchArgs) -> Result<()> {
     let embedder = open_embedder(&args.kb.embedder)?;
-    let kb = open_existing(&args.kb, &embedder)?;
-    let retriever = KbRetriever::new(&kb, &embedder)?;
+    let kb = OpenedKb::open(&args.kb, &embedder)?;
+    let retriever = kb.retriever(&embedder)?;
     let mut query = Query::new(args.question.clone(), args.k, args.mode);
     query.filter = filter_of(args.path.clone(), &args.formats, &args.metadata)?;
     let hits = retriever.retrieve(&query)?;

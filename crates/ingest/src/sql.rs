@@ -65,25 +65,38 @@ pub fn load_sql(
             .map(|i| row.get_ref(i).map(value_text))
             .collect::<rusqlite::Result<_>>()
             .map_err(|e| fail(e.to_string()))?;
-        let mut b = DocBuilder::new();
-        for &i in &text_idx {
-            if let Some(text) = &values[i] {
-                for para in crate::builder::paragraph_blocks(text, 0, None) {
-                    b.push(BlockKind::Paragraph, &text[para.start..para.end]);
-                }
-            }
-        }
-        for (i, v) in values.iter().enumerate() {
-            if let Some(v) = v.as_ref().filter(|_| !text_idx.contains(&i)) {
-                b.metadata.insert(columns[i].clone(), v.clone());
-            }
-        }
         let key = values[key_idx]
             .clone()
             .unwrap_or_else(|| docs.len().to_string());
-        docs.push(b.finish(format!("sqlite:{}#{key}", db.display()), Format::Sql));
+        let source = format!("sqlite:{}#{key}", db.display());
+        docs.push(row_document(source, &columns, &values, &text_idx));
     }
     Ok(docs)
+}
+
+/// One row of a query result as a document (SQLite's here, PostgreSQL's in `ragtune-pg`):
+/// the values of the columns at `text_columns` are its paragraphs, in that order, and every
+/// other non-null column is metadata.
+pub fn row_document(
+    source: String,
+    columns: &[String],
+    values: &[Option<String>],
+    text_columns: &[usize],
+) -> ExtractedDocument {
+    let mut b = DocBuilder::new();
+    for &i in text_columns {
+        if let Some(text) = &values[i] {
+            for para in crate::builder::paragraph_blocks(text, 0, None) {
+                b.push(BlockKind::Paragraph, &text[para.start..para.end]);
+            }
+        }
+    }
+    for (i, v) in values.iter().enumerate() {
+        if let Some(v) = v.as_ref().filter(|_| !text_columns.contains(&i)) {
+            b.metadata.insert(columns[i].clone(), v.clone());
+        }
+    }
+    b.finish(source, Format::Sql)
 }
 
 fn value_text(v: ValueRef) -> Option<String> {

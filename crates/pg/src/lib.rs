@@ -18,6 +18,7 @@
 
 mod error;
 mod location;
+mod rows;
 mod schema;
 mod search;
 mod store;
@@ -28,5 +29,6 @@ pub mod testing;
 
 pub use error::{Error, Result};
 pub use location::{HnswOptions, Location, is_postgres_url};
+pub use rows::load_rows;
 pub use search::PgRetriever;
 pub use store::PgKb;

@@ -146,17 +146,46 @@ fn a_missing_path_is_reported_and_the_others_are_ingested() {
     assert!(out.contains("good.txt"), "{out}");
 }
 
-/// Regression: `--kb postgres://...` silently created a local folder `postgres:/...`.
+/// Regression: `--kb postgres://...` silently created a local folder `postgres:/...`. Now a
+/// PostgreSQL URL is a knowledge base on that server (an unreachable one is named), commands
+/// that need a folder say which commands take a URL, and other schemes are refused.
 #[test]
-fn a_database_url_as_kb_is_refused_and_creates_nothing() {
+fn a_database_url_as_kb_is_a_server_or_refused_and_creates_nothing() {
     let cwd = tempfile::tempdir().unwrap();
-    for args in [
-        vec!["search", "x", "--kb", "postgres://user@db.example/kb"],
-        vec!["ingest", ".", "--kb", "postgresql://localhost/kb"],
-    ] {
+    let cases = [
+        (
+            vec!["search", "x", "--kb", "postgres://user@127.0.0.1:1/kb"],
+            "cannot connect",
+        ),
+        (
+            vec!["ingest", ".", "--kb", "postgresql://user:pw@127.0.0.1:1/kb"],
+            "cannot connect",
+        ),
+        (
+            vec!["kb", "check", "--kb", "postgres://user@db.example/kb"],
+            "ingest, search and ask",
+        ),
+        (
+            vec!["eval", "qa", "q.json", "--kb", "postgres://db.example/kb"],
+            "ingest, search and ask",
+        ),
+        (
+            vec!["search", "x", "--kb", "mysql://db.example/kb"],
+            "is a URL",
+        ),
+        (
+            vec!["search", "x", "--kb", "postgres://h/db?kb=Bad-Name"],
+            "a-z, 0-9 and _",
+        ),
+    ];
+    for (args, want) in cases {
         let (ok, _, err) = run(ragtune().current_dir(cwd.path()).args(&args));
         assert!(!ok);
-        assert!(err.contains("is a URL") && err.contains("folder"), "{err}");
+        assert!(err.contains(want), "{args:?}: {err}");
+        assert!(
+            !err.contains(":pw@"),
+            "the password is never printed: {err}"
+        );
     }
     assert_eq!(std::fs::read_dir(cwd.path()).unwrap().count(), 0);
 }

@@ -7,6 +7,7 @@ mod generate;
 mod kb;
 mod kb_check;
 mod models;
+mod postgres;
 mod raft;
 mod remote;
 mod serve;
