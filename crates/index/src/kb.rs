@@ -574,8 +574,8 @@ impl crate::target::SyncTarget for KnowledgeBase {
         self.store.cached_vectors(texts)
     }
 
-    fn put_file(&mut self, file: &FileRecord, docs: &[NewDocument<'_>]) -> Result<()> {
-        KnowledgeBase::put_file(self, file, docs).map(drop)
+    fn put_file(&mut self, file: &FileRecord, docs: &[NewDocument<'_>]) -> Result<bool> {
+        KnowledgeBase::put_file(self, file, docs).map(|_| true)
     }
 
     fn delete_file(&mut self, file: &str) -> Result<usize> {

@@ -84,8 +84,10 @@ pub fn sync_records_into(
                 chunks: &loaded.chunks,
                 vectors: &vectors,
             };
-            target.put_file(&file, &[new])?;
-            if stored.is_some() {
+            if !target.put_file(&file, &[new])? {
+                summary.unchanged += 1;
+                FileOutcome::Unchanged
+            } else if stored.is_some() {
                 summary.updated.push(doc.source.clone());
                 FileOutcome::Updated
             } else {

@@ -361,18 +361,23 @@ fn flush(
                     });
                     at += k;
                 }
-                target.put_file(&p.file, &docs)?;
-                written += 1;
-                let list = if p.is_new {
-                    &mut summary.added
+                if !target.put_file(&p.file, &docs)? {
+                    // Another writer stored the same content while this one embedded it.
+                    summary.unchanged += 1;
+                    FileOutcome::Unchanged
                 } else {
-                    &mut summary.updated
-                };
-                list.push(p.file.path.clone());
-                if p.is_new {
-                    FileOutcome::Added
-                } else {
-                    FileOutcome::Updated
+                    written += 1;
+                    let list = if p.is_new {
+                        &mut summary.added
+                    } else {
+                        &mut summary.updated
+                    };
+                    list.push(p.file.path.clone());
+                    if p.is_new {
+                        FileOutcome::Added
+                    } else {
+                        FileOutcome::Updated
+                    }
                 }
             }
             Err(e) => {

@@ -30,8 +30,9 @@ pub trait SyncTarget {
     /// Vectors already stored for these chunk texts, by [`text_hash`](crate::text_hash).
     fn cached_vectors(&self, texts: &[&str]) -> Result<HashMap<[u8; 32], Vec<f32>>>;
 
-    /// Replaces everything stored for `file` with `docs`, atomically.
-    fn put_file(&mut self, file: &FileRecord, docs: &[NewDocument<'_>]) -> Result<()>;
+    /// Replaces everything stored for `file` with `docs`, atomically. `false` when nothing
+    /// was written because another writer had just stored the same content (a shared store).
+    fn put_file(&mut self, file: &FileRecord, docs: &[NewDocument<'_>]) -> Result<bool>;
 
     /// Removes every document of `file`. Returns how many there were.
     fn delete_file(&mut self, file: &str) -> Result<usize>;

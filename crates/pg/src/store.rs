@@ -327,7 +327,8 @@ fn lock_kb(tx: &mut Transaction<'_>, loc: &Location) -> Result<()> {
 }
 
 impl PgKb {
-    fn write_file(&self, file: &FileRecord, docs: &[NewDocument<'_>]) -> Result<()> {
+    /// `false`: another writer stored this very content first, and nothing was written.
+    fn write_file(&self, file: &FileRecord, docs: &[NewDocument<'_>]) -> Result<bool> {
         let s = &self.loc.schema;
         let what = format!("writing {}", file.path);
         let mut client = self.client();
@@ -348,7 +349,8 @@ impl PgKb {
             .get::<_, Option<bool>>(0)
             .unwrap_or(false);
         if same {
-            return tx.commit().map_err(|e| self.db(&what, e));
+            tx.commit().map_err(|e| self.db(&what, e))?;
+            return Ok(false);
         }
         // Versions survive replacement: a document is updated, not new, when its source was
         // stored before (under this file or, after a rename, another one).
@@ -435,7 +437,8 @@ impl PgKb {
                 .map_err(|e| self.db(&what, e))?;
             }
         }
-        tx.commit().map_err(|e| self.db(&what, e))
+        tx.commit().map_err(|e| self.db(&what, e))?;
+        Ok(true)
     }
 
     fn delete_where(&self, column: &str, value: &str) -> Result<usize> {
@@ -546,7 +549,7 @@ impl SyncTarget for PgKb {
         &mut self,
         file: &FileRecord,
         docs: &[NewDocument<'_>],
-    ) -> ragtune_index::Result<()> {
+    ) -> ragtune_index::Result<bool> {
         Ok(self.write_file(file, docs)?)
     }
 

@@ -123,10 +123,15 @@ fn writers_on_several_connections_store_each_document_once() -> Result<()> {
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
+    let mut added = 0;
     for s in &summaries {
         let s = s.as_ref().map_err(|e| anyhow::anyhow!("{e:#}"))?;
         assert!(s.failed.is_empty(), "{s:?}");
+        // A file another writer stored first counts as unchanged, not added twice.
+        assert_eq!(s.added.len() + s.unchanged, 30, "{s:?}");
+        added += s.added.len();
     }
+    assert_eq!(added, 30);
     let kb = PgKb::open_existing(&url)?;
     assert_eq!(kb.documents()?.len(), 30);
     assert_eq!(kb.counts()?, (60, 0));
