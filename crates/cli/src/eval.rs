@@ -1,7 +1,7 @@
 //! `ragtune eval ...`: how good is each approach on these questions?
 
 use crate::args::{AnswerArgs, ModelArgs};
-use crate::kb::{KbArgs, open_embedder, open_existing, parse_mode};
+use crate::kb::{KbArgs, KbLocation, OpenedKb, open_embedder, parse_mode};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use ragtune_answer::{Answerer, ExamplePool, Mode, load_examples};
@@ -131,8 +131,9 @@ pub struct QaArgs {
     pub write_sft: Option<PathBuf>,
     /// Answer from this knowledge base instead of indexing a corpus for the run (RAGTUNE_KB is
     /// not read here, so a SQuAD run always sees its own paragraphs unless told otherwise).
-    #[arg(long, value_parser = crate::kb::parse_kb_dir)]
-    pub kb: Option<PathBuf>,
+    /// A folder or a postgres:// URL.
+    #[arg(long, value_parser = crate::kb::parse_kb)]
+    pub kb: Option<KbLocation>,
     /// Embedding model for retrieval and few-shot example choice.
     #[arg(long, default_value = "all-minilm-l6-v2")]
     pub embedder: String,
@@ -300,11 +301,11 @@ fn qa(args: QaArgs) -> Result<()> {
                     embedder.max_content_tokens(),
                 )?;
                 eprintln!("{chunks} chunks");
-                kb
+                OpenedKb::Local(kb)
             }
-            None => open_existing(
+            None => OpenedKb::open(
                 &KbArgs {
-                    kb: args.kb.clone().map(crate::kb::KbLocation::Dir),
+                    kb: args.kb.clone(),
                     embedder: args.embedder.clone(),
                 },
                 &embedder,
@@ -313,10 +314,7 @@ fn qa(args: QaArgs) -> Result<()> {
     } else {
         None
     };
-    let retriever = kb
-        .as_ref()
-        .map(|kb| KbRetriever::new(kb, &embedder))
-        .transpose()?;
+    let retriever = kb.as_ref().map(|kb| kb.retriever(&embedder)).transpose()?;
     let pool = if modes.contains(&Mode::FewShot) {
         let examples = match &args.examples {
             Some(file) => load_examples(file)?,
@@ -336,9 +334,7 @@ fn qa(args: QaArgs) -> Result<()> {
 
     let model_args = crate::raft::model_for(&args.model, raft.as_ref());
     let generator = crate::generate::load(&model_args)?;
-    let retriever_dyn = retriever
-        .as_ref()
-        .map(|r| r as &dyn ragtune_core::Retriever);
+    let retriever_dyn = retriever.as_deref();
     if let Some(path) = &args.write_sft {
         anyhow::ensure!(
             options.len() == 1,

@@ -163,11 +163,17 @@ fn a_database_url_as_kb_is_a_server_or_refused_and_creates_nothing() {
         ),
         (
             vec!["kb", "check", "--kb", "postgres://user@db.example/kb"],
-            "ingest, search and ask",
+            "ingest, search, ask and eval qa",
         ),
         (
-            vec!["eval", "qa", "q.json", "--kb", "postgres://db.example/kb"],
-            "ingest, search and ask",
+            vec![
+                "compare",
+                "--questions",
+                "q.json",
+                "--kb",
+                "postgres://db.example/kb",
+            ],
+            "ingest, search, ask and eval qa",
         ),
         (
             vec!["search", "x", "--kb", "mysql://db.example/kb"],

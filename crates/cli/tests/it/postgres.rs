@@ -1,4 +1,4 @@
-//! `--kb postgres://...`: ingest, search and ask against a real PostgreSQL 18 + pgvector
+//! `--kb postgres://...`: ingest, search, ask and eval qa against a real PostgreSQL 18 + pgvector
 //! (`ragtune_pg::testing`), and rows of a PostgreSQL table as documents.
 
 use crate::{keys_and_coffee, ragtune, run};
@@ -89,6 +89,33 @@ fn ingest_search_and_ask_on_postgres_follow_the_files() {
             .unwrap()
             .contains("fifth floor"),
         "{out}"
+    );
+
+    // eval qa retrieves from the same knowledge base (its --kb is never taken from RAGTUNE_KB).
+    let questions = dir.path().join("qa.jsonl");
+    std::fs::write(
+        &questions,
+        "{\"question\": \"Where is the espresso machine?\", \"answer\": \"fifth floor\"}\n",
+    )
+    .unwrap();
+    let results = dir.path().join("results.jsonl");
+    let (ok, out, err) = run(ragtune()
+        .args(["eval", "qa"])
+        .arg(&questions)
+        .args(["--kb", &url, "--mode", "rag", "-n", "16"])
+        .args(["--model", "smollm2-135m-instruct", "--results"])
+        .arg(&results));
+    assert!(ok, "{err}");
+    assert!(out.contains("mode rag: 1 questions"), "{out}");
+    let line: serde_json::Value =
+        serde_json::from_str(std::fs::read_to_string(&results).unwrap().trim()).unwrap();
+    let passages = line["result"]["answer"]["passages"].as_array().unwrap();
+    assert!(
+        passages[0]["hit"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("fifth floor"),
+        "{line}"
     );
 
     // --watch follows a folder; on PostgreSQL it is refused with what to do instead.
