@@ -10,11 +10,11 @@ pub mod metrics;
 
 pub use ragtune_datasets::{Corpus, CorpusDoc, EvalQuery};
 
-use crate::{KbRetriever, Result};
+use crate::Result;
 use ragtune_core::{
     Chunk, Embedder, ExtractedDocument, Format, Query, Retriever, SearchMode, TokenCounter,
 };
-use ragtune_index::{DocumentRecord, KnowledgeBase};
+use ragtune_index::{FileRecord, NewDocument, SyncTarget};
 use ragtune_ingest::ChunkOptions;
 use std::collections::HashSet;
 use std::fmt;
@@ -71,7 +71,7 @@ pub fn doc_text(doc: &CorpusDoc) -> String {
 
 /// Writes each document as one chunk whose source is the document id, embedding in batches.
 pub fn index_corpus(
-    kb: &mut KnowledgeBase,
+    kb: &mut dyn SyncTarget,
     corpus: &Corpus,
     embedder: &dyn Embedder,
 ) -> Result<()> {
@@ -97,7 +97,7 @@ pub fn index_corpus(
 /// text file: paragraphs at blank lines, `options.max_tokens` counted by `counter` (the
 /// embedder's tokenizer). Returns the number of chunks.
 pub fn index_corpus_chunked(
-    kb: &mut KnowledgeBase,
+    kb: &mut dyn SyncTarget,
     corpus: &Corpus,
     embedder: &dyn Embedder,
     counter: &dyn TokenCounter,
@@ -120,7 +120,7 @@ pub fn index_corpus_chunked(
 /// Writes each document with the chunks `cut` makes of it (and the text its hash is taken
 /// of), embedding in batches. Returns the number of chunks.
 fn index_with(
-    kb: &mut KnowledgeBase,
+    kb: &mut dyn SyncTarget,
     corpus: &Corpus,
     embedder: &dyn Embedder,
     cut: impl Fn(&CorpusDoc) -> (String, Vec<Chunk>),
@@ -140,20 +140,27 @@ fn index_with(
             })?
             .into_iter();
         for (doc, (text, chunks)) in batch.iter().zip(cut) {
-            let record = DocumentRecord {
-                source: doc.id.clone(),
-                format: Format::Text,
+            let file = FileRecord {
+                path: doc.id.clone(),
                 hash: text_hash(&text),
                 size: text.len() as u64,
                 mtime_ns: 0,
-                metadata: [("title".to_owned(), doc.title.clone())].into(),
             };
+            let metadata = [("title".to_owned(), doc.title.clone())].into();
             let vectors: Vec<Vec<f32>> = vectors.by_ref().take(chunks.len()).collect();
-            kb.put_embedded(&record, &chunks, &vectors)?;
+            let new = NewDocument {
+                source: &doc.id,
+                format: Format::Text,
+                metadata: &metadata,
+                chunks: &chunks,
+                vectors: &vectors,
+            };
+            kb.put_file(&file, &[new])?;
             written += chunks.len();
         }
     }
     kb.checkpoint()?;
+    kb.sync_finished()?;
     Ok(written)
 }
 
@@ -170,7 +177,7 @@ fn fnv(s: &str) -> u64 {
 
 /// Runs every query (top 100) in `mode` and averages the metrics.
 pub fn evaluate(
-    retriever: &KbRetriever<'_>,
+    retriever: &dyn Retriever,
     queries: &[EvalQuery],
     mode: SearchMode,
 ) -> Result<Metrics> {
