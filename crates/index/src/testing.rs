@@ -1,5 +1,6 @@
 //! Deterministic fakes for tests and benchmarks (feature `testing`): a hashed bag-of-words
-//! embedder and a plain-text document source. Not for real use.
+//! embedder, a plain-text document source, and a temporary folder of documents. Not for real
+//! use.
 
 use crate::source::{DocumentSource, LoadedDocument, LoadedFile, SourceError};
 use ragtune_core::{
@@ -173,5 +174,45 @@ fn walk(path: &Path, out: &mut Vec<Result<PathBuf, SourceError>>) {
     children.sort();
     for child in children {
         walk(&child, out);
+    }
+}
+
+/// A temporary folder of text files to sync, removed when dropped.
+pub struct Docs {
+    pub dir: tempfile::TempDir,
+}
+
+impl Docs {
+    pub fn new() -> std::io::Result<Self> {
+        Ok(Docs {
+            dir: tempfile::tempdir()?,
+        })
+    }
+
+    /// The folder, canonical (as sync stores sources).
+    pub fn root(&self) -> PathBuf {
+        self.dir
+            .path()
+            .canonicalize()
+            .expect("the temporary folder exists")
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.root().join(name)
+    }
+
+    /// Writes `text` to `name` (folders created).
+    pub fn write(&self, name: &str, text: &str) -> std::io::Result<PathBuf> {
+        let p = self.path(name);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(&p, text)?;
+        Ok(p)
+    }
+
+    /// The source a sync stores for `name`.
+    pub fn source(&self, name: &str) -> String {
+        self.path(name).to_string_lossy().into_owned()
     }
 }

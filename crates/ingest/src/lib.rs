@@ -77,6 +77,6 @@ pub use format::{SUPPORTED, detect, format_for_path};
 pub use json::JsonOptions;
 pub use load::{FileOutcome, LoadOptions, Loaded, Segment, Segments, load, open};
 pub use ragtune_core::{Block, BlockKind, Chunk, ExtractedDocument, Format, TokenCounter};
-pub use sql::{load_sql, row_document};
+pub use sql::{load_sql, row_document, text_column_positions};
 pub use walk::{load_all, walk};
 pub use zipguard::ZipLimits;

@@ -40,20 +40,7 @@ pub fn load_sql(
     .map_err(|e| fail(format!("cannot open the database ({e})")))?;
     let mut stmt = conn.prepare(query).map_err(|e| fail(e.to_string()))?;
     let columns: Vec<String> = stmt.column_names().map(str::to_owned).collect();
-    let text_idx: Vec<usize> = text_columns
-        .iter()
-        .map(|c| {
-            columns
-                .iter()
-                .position(|n| n.eq_ignore_ascii_case(c))
-                .ok_or_else(|| {
-                    fail(format!(
-                        "the result has no column {c:?} (columns: {})",
-                        columns.join(", ")
-                    ))
-                })
-        })
-        .collect::<Result<_>>()?;
+    let text_idx = text_column_positions(&columns, text_columns).map_err(fail)?;
     let key_idx = columns
         .iter()
         .position(|n| matches!(n.to_ascii_lowercase().as_str(), "rowid" | "_rowid_" | "oid"))
@@ -72,6 +59,29 @@ pub fn load_sql(
         docs.push(row_document(source, &columns, &values, &text_idx));
     }
     Ok(docs)
+}
+
+/// Where each of `text_columns` is among a query's `columns` (names compared ignoring case),
+/// or which one is missing and what there is.
+pub fn text_column_positions(
+    columns: &[String],
+    text_columns: &[impl AsRef<str>],
+) -> std::result::Result<Vec<usize>, String> {
+    text_columns
+        .iter()
+        .map(|c| {
+            let c = c.as_ref();
+            columns
+                .iter()
+                .position(|n| n.eq_ignore_ascii_case(c))
+                .ok_or_else(|| {
+                    format!(
+                        "the result has no column {c:?} (columns: {})",
+                        columns.join(", ")
+                    )
+                })
+        })
+        .collect()
 }
 
 /// One row of a query result as a document (SQLite's here, PostgreSQL's in `ragtune-pg`):

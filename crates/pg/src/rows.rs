@@ -44,20 +44,7 @@ pub fn load_rows(
             "it returns no columns; select a key column and the text".into(),
         ));
     }
-    let text_idx: Vec<usize> = text_columns
-        .iter()
-        .map(|c| {
-            columns
-                .iter()
-                .position(|n| n.eq_ignore_ascii_case(c))
-                .ok_or_else(|| {
-                    fail(format!(
-                        "the result has no column {c:?} (columns: {})",
-                        columns.join(", ")
-                    ))
-                })
-        })
-        .collect::<Result<_>>()?;
+    let text_idx = ragtune_ingest::text_column_positions(&columns, text_columns).map_err(fail)?;
     // Every value as text, as PostgreSQL prints it; binary columns only by their size.
     let exprs: Vec<String> = stmt
         .columns()

@@ -2,6 +2,7 @@
 //! knowledge base must satisfy.
 
 use anyhow::Result;
+pub use ragtune_index::testing::Docs;
 use ragtune_index::testing::{HashEmbedder, PlainTextSource};
 use ragtune_index::{KnowledgeBase, SyncOptions, SyncSummary};
 use std::path::{Path, PathBuf};
@@ -26,38 +27,6 @@ pub fn open(backend: Backend, dir: &Path) -> Result<KnowledgeBase> {
         Backend::Ram => KnowledgeBase::in_memory(&embedder())?,
         Backend::Disk => KnowledgeBase::open(&dir.join("kb"), &embedder())?,
     })
-}
-
-/// A folder of text files to sync.
-pub struct Docs {
-    pub dir: tempfile::TempDir,
-}
-
-impl Docs {
-    pub fn new() -> Result<Self> {
-        Ok(Docs {
-            dir: tempfile::tempdir()?,
-        })
-    }
-
-    pub fn root(&self) -> PathBuf {
-        self.dir.path().canonicalize().unwrap()
-    }
-
-    pub fn path(&self, name: &str) -> PathBuf {
-        self.root().join(name)
-    }
-
-    pub fn write(&self, name: &str, text: &str) -> Result<PathBuf> {
-        let p = self.path(name);
-        std::fs::create_dir_all(p.parent().unwrap())?;
-        std::fs::write(&p, text)?;
-        Ok(p)
-    }
-
-    pub fn source(&self, name: &str) -> String {
-        self.path(name).to_string_lossy().into_owned()
-    }
 }
 
 pub fn sync(kb: &mut KnowledgeBase, roots: &[PathBuf]) -> Result<SyncSummary> {

@@ -7,6 +7,7 @@ mod sync;
 
 use anyhow::Result;
 use ragtune_core::{Query, Retriever, SearchMode};
+pub use ragtune_index::testing::Docs;
 use ragtune_index::testing::{HashEmbedder, PlainTextSource};
 use ragtune_index::{KnowledgeBase, NoProgress, SyncOptions, SyncSummary, SyncTarget, sync_into};
 use ragtune_pg::{PgKb, PgRetriever};
@@ -16,38 +17,6 @@ pub const DIM: usize = 64;
 
 pub fn embedder() -> HashEmbedder {
     HashEmbedder::new(DIM)
-}
-
-/// A folder of text files to sync.
-pub struct Docs {
-    pub dir: tempfile::TempDir,
-}
-
-impl Docs {
-    pub fn new() -> Result<Self> {
-        Ok(Docs {
-            dir: tempfile::tempdir()?,
-        })
-    }
-
-    pub fn root(&self) -> PathBuf {
-        self.dir.path().canonicalize().unwrap()
-    }
-
-    pub fn path(&self, name: &str) -> PathBuf {
-        self.root().join(name)
-    }
-
-    pub fn write(&self, name: &str, text: &str) -> Result<PathBuf> {
-        let p = self.path(name);
-        std::fs::create_dir_all(p.parent().unwrap())?;
-        std::fs::write(&p, text)?;
-        Ok(p)
-    }
-
-    pub fn source(&self, name: &str) -> String {
-        self.path(name).to_string_lossy().into_owned()
-    }
 }
 
 pub fn sync(kb: &mut dyn SyncTarget, roots: &[PathBuf]) -> Result<SyncSummary> {
