@@ -50,6 +50,11 @@ fn migration(version: i32, s: &str, dim: usize) -> Option<String> {
                      setweight(to_tsvector('english', text), 'A')) STORED,
                  UNIQUE (doc_id, ordinal)
              );
+             -- Vectors and tsvectors stay in the row: stored out of line (TOAST), every exact
+             -- scan and every ts_rank would fetch them from the TOAST table (measured: exact
+             -- search 10x slower over 5,000 rows of 384 dimensions and 1.3 kB of text).
+             ALTER TABLE {s}.chunks ALTER COLUMN embedding SET STORAGE MAIN,
+                 ALTER COLUMN tsv SET STORAGE MAIN;
              CREATE INDEX chunks_text_hash ON {s}.chunks (text_hash);
              CREATE INDEX chunks_tsv ON {s}.chunks USING gin (tsv);"
         )),

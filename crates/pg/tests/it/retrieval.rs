@@ -172,5 +172,31 @@ fn filters_neighbours_and_the_hnsw_index() -> Result<()> {
         pg_sources(&pg, "red iron dust", SearchMode::Dense, 3),
         before
     );
+
+    // Vectors and tsvectors are kept in the row (MAIN), not fetched from TOAST by every scan.
+    let mut db = postgres::Client::connect(
+        &format!(
+            "host=127.0.0.1 port={} user=ragtune dbname=postgres",
+            server.port()
+        ),
+        postgres::NoTls,
+    )?;
+    let storage: Vec<(String, i8)> = db
+        .query(
+            "SELECT attname::text, attstorage FROM pg_attribute
+             WHERE attrelid = 'kb_filters.chunks'::regclass AND attname IN ('embedding', 'tsv')
+             ORDER BY attname",
+            &[],
+        )?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(
+        storage,
+        [
+            ("embedding".to_owned(), b'm' as i8),
+            ("tsv".to_owned(), b'm' as i8)
+        ]
+    );
     Ok(())
 }
