@@ -50,7 +50,13 @@ pub struct Location {
 }
 
 impl Location {
+    /// Parses `url`; without a password in it, `PGPASSWORD` is used when set, as libpq does,
+    /// so the password need not be on a command line.
     pub fn parse(url: &str) -> Result<Self> {
+        Self::parse_with(url, std::env::var("PGPASSWORD").ok())
+    }
+
+    fn parse_with(url: &str, env_password: Option<String>) -> Result<Self> {
         let shown = without_password(url);
         let bad = |reason: String| Error::Url {
             url: shown.clone(),
@@ -110,6 +116,11 @@ impl Location {
         if config.get_application_name().is_none() {
             config.application_name("ragtune");
         }
+        if config.get_password().is_none()
+            && let Some(password) = env_password.filter(|p| !p.is_empty())
+        {
+            config.password(password);
+        }
         Ok(Location {
             config,
             schema: format!("kb_{name}"),
@@ -143,6 +154,19 @@ fn without_password(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pgpassword_is_used_only_when_the_url_has_no_password() {
+        let env = || Some("from-env".to_owned());
+        let loc = Location::parse_with("postgres://me@db.example/rag?kb=x", env()).unwrap();
+        assert_eq!(loc.config.get_password(), Some(&b"from-env"[..]));
+        assert!(!loc.shown().contains("from-env"));
+        let loc = Location::parse_with("postgres://me:inurl@db.example/rag", env()).unwrap();
+        assert_eq!(loc.config.get_password(), Some(&b"inurl"[..]));
+        let loc =
+            Location::parse_with("postgres://me@db.example/rag", Some(String::new())).unwrap();
+        assert_eq!(loc.config.get_password(), None);
+    }
 
     #[test]
     fn parses_the_kb_name_and_hides_the_password() {
