@@ -6,6 +6,7 @@
 //! with its recall@10 and p50/p99 latency. `RAGTUNE_HNSW_N` changes the count.
 
 use ragtune_core::rng::SplitMix64;
+use ragtune_core::stats::percentile;
 use ragtune_core::{Chunk, EmbedError, Embedder, Format, Query, Retriever, SearchMode};
 use ragtune_index::{FileRecord, NewDocument, SyncTarget};
 use ragtune_pg::{PgKb, PgRetriever};
@@ -45,10 +46,6 @@ impl Embedder for Lookup {
             .map_err(|_| EmbedError::Permanent(text.into()))?;
         Ok(self.queries[i].clone())
     }
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
 fn main() -> Result<(), BoxError> {
@@ -155,12 +152,11 @@ fn main() -> Result<(), BoxError> {
                 .collect();
             found += want.iter().filter(|w| got.contains(w)).count();
         }
-        latencies.sort_by(f64::total_cmp);
         println!(
             "{label:<34} recall@10 {:.4}   p50 {:>7.2} ms   p99 {:>7.2} ms",
             found as f64 / (10 * truth.len()) as f64,
-            percentile(&latencies, 0.5),
-            percentile(&latencies, 0.99)
+            percentile(&latencies, 50.0),
+            percentile(&latencies, 99.0)
         );
         Ok(())
     };
