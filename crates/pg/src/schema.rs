@@ -7,7 +7,7 @@ use crate::{Error, Location, Result};
 use postgres::Client;
 
 /// The newest schema this ragtune writes and understands.
-pub(crate) const SCHEMA_VERSION: i32 = 1;
+pub(crate) const SCHEMA_VERSION: i32 = 2;
 
 /// The lock every ragtune process takes to create extensions, schemas or run migrations.
 const MIGRATION_LOCK: &str = "ragtune:migrate";
@@ -58,8 +58,91 @@ fn migration(version: i32, s: &str, dim: usize) -> Option<String> {
              CREATE INDEX chunks_text_hash ON {s}.chunks (text_hash);
              CREATE INDEX chunks_tsv ON {s}.chunks USING gin (tsv);"
         )),
+        // Full text ranked by BM25, as the embedded store ranks it: `ts_rank` has no inverse
+        // document frequency (SciFact nDCG@10 0.606 against BM25's 0.698). An inverted index
+        // in SQL: one posting per (term, chunk) with the term's count in the text (weight A)
+        // and the title (weight C) and the chunk's lengths, plus corpus totals in one row.
+        // Triggers keep both in step with `chunks` in the writer's own transaction, whatever
+        // writes or deletes chunks (deleting a document cascades to them).
+        2 => Some(format!(
+            "CREATE TABLE {s}.postings (
+                 term text NOT NULL,
+                 chunk_id bigint NOT NULL,
+                 tf_text smallint NOT NULL,
+                 tf_title smallint NOT NULL,
+                 len_text integer NOT NULL,
+                 len_title integer NOT NULL,
+                 -- Covering: a query reads its terms' postings from the index alone (measured
+                 -- on SciFact: p50 4.7 ms, against 12 ms fetching them from the heap, where
+                 -- they lie in the order their chunks were written).
+                 PRIMARY KEY (term, chunk_id) INCLUDE (tf_text, tf_title, len_text, len_title)
+             );
+             CREATE TABLE {s}.text_stats (
+                 one boolean PRIMARY KEY DEFAULT true CHECK (one),
+                 chunks bigint NOT NULL,
+                 text_tokens bigint NOT NULL,
+                 titled bigint NOT NULL,
+                 title_tokens bigint NOT NULL
+             );
+             INSERT INTO {s}.text_stats VALUES (true, 0, 0, 0, 0);
+             CREATE FUNCTION {s}.index_terms() RETURNS trigger LANGUAGE plpgsql AS $fn$
+             BEGIN {index} RETURN NULL; END $fn$;
+             CREATE FUNCTION {s}.forget_terms() RETURNS trigger LANGUAGE plpgsql AS $fn$
+             BEGIN {forget} RETURN NULL; END $fn$;
+             CREATE TRIGGER chunks_index_terms AFTER INSERT ON {s}.chunks
+                 REFERENCING NEW TABLE AS added FOR EACH STATEMENT
+                 EXECUTE FUNCTION {s}.index_terms();
+             CREATE TRIGGER chunks_forget_terms AFTER DELETE ON {s}.chunks
+                 REFERENCING OLD TABLE AS removed FOR EACH STATEMENT
+                 EXECUTE FUNCTION {s}.forget_terms();
+             {backfill}
+             -- Nothing searches the tsvector's GIN index any more; writes stop paying for it.
+             DROP INDEX {s}.chunks_tsv;",
+            index = index_terms(s, "added"),
+            forget = forget_terms(s, "removed"),
+            backfill = index_terms(s, &format!("{s}.chunks")),
+        )),
         _ => None,
     }
+}
+
+/// Adds the postings and totals of the chunks in `chunks` (a table or a trigger's
+/// transition table). A term's count is its number of positions of each weight: tsvectors
+/// keep at most 256 positions a term, so a term repeated more often in one chunk counts 256.
+fn index_terms(s: &str, chunks: &str) -> String {
+    format!(
+        "WITH t AS (
+             SELECT c.id, u.lexeme,
+                    cardinality(array_positions(u.weights, 'A')) AS tf_text,
+                    cardinality(array_positions(u.weights, 'C')) AS tf_title
+             FROM {chunks} c, unnest(c.tsv) u),
+         l AS (SELECT id, sum(tf_text)::integer AS len_text, sum(tf_title)::integer AS len_title
+               FROM t GROUP BY id),
+         p AS (INSERT INTO {s}.postings
+               SELECT t.lexeme, t.id, t.tf_text, t.tf_title, l.len_text, l.len_title
+               FROM t JOIN l USING (id))
+         UPDATE {s}.text_stats SET
+             chunks = chunks + (SELECT count(*) FROM {chunks}),
+             text_tokens = text_tokens + (SELECT coalesce(sum(len_text), 0) FROM l),
+             titled = titled + (SELECT count(*) FROM l WHERE len_title > 0),
+             title_tokens = title_tokens + (SELECT coalesce(sum(len_title), 0) FROM l);"
+    )
+}
+
+/// Removes the postings and totals of the chunks in `chunks`.
+fn forget_terms(s: &str, chunks: &str) -> String {
+    format!(
+        "WITH p AS (
+             DELETE FROM {s}.postings p USING {chunks} c, unnest(c.tsv) u
+             WHERE p.term = u.lexeme AND p.chunk_id = c.id
+             RETURNING p.chunk_id, p.len_text, p.len_title),
+         l AS (SELECT DISTINCT chunk_id, len_text, len_title FROM p)
+         UPDATE {s}.text_stats SET
+             chunks = chunks - (SELECT count(*) FROM {chunks}),
+             text_tokens = text_tokens - (SELECT coalesce(sum(len_text), 0) FROM l),
+             titled = titled - (SELECT count(*) FROM l WHERE len_title > 0),
+             title_tokens = title_tokens - (SELECT coalesce(sum(len_title), 0) FROM l);"
+    )
 }
 
 /// The schema version stored in `schema` (`None`: no knowledge base there).

@@ -174,13 +174,7 @@ fn filters_neighbours_and_the_hnsw_index() -> Result<()> {
     );
 
     // Vectors and tsvectors are kept in the row (MAIN), not fetched from TOAST by every scan.
-    let mut db = postgres::Client::connect(
-        &format!(
-            "host=127.0.0.1 port={} user=ragtune dbname=postgres",
-            server.port()
-        ),
-        postgres::NoTls,
-    )?;
+    let mut db = crate::db(&server)?;
     let storage: Vec<(String, i8)> = db
         .query(
             "SELECT attname::text, attstorage FROM pg_attribute
@@ -198,5 +192,88 @@ fn filters_neighbours_and_the_hnsw_index() -> Result<()> {
             ("tsv".to_owned(), b'm' as i8)
         ]
     );
+    Ok(())
+}
+
+#[test]
+fn full_text_ranks_by_bm25_so_a_rare_word_outweighs_a_common_one() -> Result<()> {
+    let server = TestServer::start();
+    let docs = Docs::new()?;
+    // "report" is in every document, "zeppelin" in one; the one saying "report" most is
+    // not the answer to a question naming both.
+    docs.write("a.txt", "The zeppelin flew over the harbour at dawn.")?;
+    docs.write(
+        "b.txt",
+        "Report: the report on the report of the quarterly report.",
+    )?;
+    for i in 0..6 {
+        docs.write(&format!("c{i}.txt"), &format!("A report about item {i}."))?;
+    }
+    let mut pg = PgKb::open(&server.url("idf"), &embedder())?;
+    sync(&mut pg, &[docs.root()])?;
+    let top = pg_sources(&pg, "zeppelin report", SearchMode::Bm25, 3);
+    assert_eq!(top[..2], [docs.source("a.txt"), docs.source("b.txt")]);
+    // Titles count, with their own statistics and the embedded store's boost: both stores
+    // rank alike (their stemmers and stop words differ, not on these words).
+    docs.write("zeppelin.md", "# Zeppelin history\n\nAn airship report.")?;
+    sync(&mut pg, &[docs.root()])?;
+    let dir = tempfile::tempdir()?;
+    let mut local = embedded(dir.path())?;
+    sync(&mut local, &[docs.root()])?;
+    let e = embedder();
+    let local_r = KbRetriever::new(&local, &e)?;
+    for q in [
+        "zeppelin",
+        "zeppelin report",
+        "airship history",
+        "quarterly report item",
+    ] {
+        assert_eq!(
+            pg_sources(&pg, q, SearchMode::Bm25, 4),
+            sources(&local_r, q, SearchMode::Bm25, 4),
+            "{q}"
+        );
+    }
+    Ok(())
+}
+
+/// A knowledge base written by a ragtune of schema version 1 (ranked by `ts_rank`), made here
+/// by undoing migration 2 on a new one.
+fn downgrade_to_version_1(db: &mut postgres::Client, s: &str) -> Result<()> {
+    db.batch_execute(&format!(
+        "DROP TRIGGER chunks_index_terms ON {s}.chunks;
+         DROP TRIGGER chunks_forget_terms ON {s}.chunks;
+         DROP FUNCTION {s}.index_terms(); DROP FUNCTION {s}.forget_terms();
+         DROP TABLE {s}.postings, {s}.text_stats;
+         CREATE INDEX chunks_tsv ON {s}.chunks USING gin (tsv);
+         DELETE FROM {s}.schema_migrations WHERE version = 2;"
+    ))?;
+    Ok(())
+}
+
+#[test]
+fn a_version_1_knowledge_base_gets_its_postings_when_next_opened_for_writing() -> Result<()> {
+    let server = TestServer::start();
+    let docs = Docs::new()?;
+    corpus(&docs)?;
+    let url = server.url("old");
+    let mut pg = PgKb::open(&url, &embedder())?;
+    sync(&mut pg, &[docs.root()])?;
+    let want = pg_sources(&pg, "yeast dough", SearchMode::Bm25, 3);
+    drop(pg);
+    let mut db = crate::db(&server)?;
+    downgrade_to_version_1(&mut db, "kb_old")?;
+    // Readers do not migrate: they say what will.
+    let err = PgKb::open_existing(&url)
+        .err()
+        .expect("an old schema is refused");
+    assert!(err.to_string().contains("run `ragtune ingest`"), "{err}");
+    let pg = PgKb::open(&url, &embedder())?;
+    crate::assert_postings_match_chunks(&mut db, "old")?;
+    assert_eq!(pg_sources(&pg, "yeast dough", SearchMode::Bm25, 3), want);
+    let gin: bool = db
+        .query_one("SELECT to_regclass('kb_old.chunks_tsv') IS NOT NULL", &[])?
+        .get(0);
+    assert!(!gin, "the unused GIN index is dropped");
     Ok(())
 }

@@ -88,6 +88,8 @@ fn add_change_delete_rename_as_the_embedded_store_does() -> Result<()> {
     assert_eq!(s.deleted, vec![docs.source("tools/rust.md")]);
     assert_eq!((s.embedded_chunks, s.reused_chunks), (0, 1), "{s:?}");
     assert_eq!(kb.documents()?.len(), 2);
+    // Through adds, a change, a delete and a rename, BM25's postings followed the chunks.
+    crate::assert_postings_match_chunks(&mut crate::db(&server)?, "notes")?;
 
     // Reopened from its URL alone, the knowledge base is all there.
     drop(kb);
@@ -136,6 +138,7 @@ fn writers_on_several_connections_store_each_document_once() -> Result<()> {
     assert_eq!(kb.documents()?.len(), 30);
     assert_eq!(kb.counts()?, (60, 0));
     assert!(kb.documents()?.iter().all(|d| d.chunk_count == 2));
+    crate::assert_postings_match_chunks(&mut crate::db(&server)?, "shared")?;
     let mut kb = kb;
     let s = sync(&mut kb, &roots)?;
     assert_eq!(
