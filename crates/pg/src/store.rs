@@ -160,6 +160,27 @@ impl PgKb {
         })
     }
 
+    /// Another connection to the same knowledge base, for another thread.
+    pub fn reopen(&self) -> Result<Self> {
+        let client = connect(&self.loc)?;
+        Self::finish_open(client, self.loc.clone())
+    }
+
+    /// Documents and chunks stored.
+    pub fn sizes(&self) -> Result<(usize, usize)> {
+        let s = &self.loc.schema;
+        let row = self
+            .client()
+            .query_one(
+                &format!(
+                    "SELECT (SELECT count(*) FROM {s}.documents), (SELECT chunks FROM {s}.text_stats)"
+                ),
+                &[],
+            )
+            .map_err(|e| self.db("counting documents", e))?;
+        Ok((row.get::<_, i64>(0) as usize, row.get::<_, i64>(1) as usize))
+    }
+
     /// Fails when `embedder` is not the one the knowledge base was built with.
     pub fn check_embedder(&self, embedder: &dyn Embedder) -> Result<()> {
         if self.embedder.name != embedder.name() || self.embedder.dimension != embedder.dimension()
@@ -566,11 +587,18 @@ impl SyncTarget for PgKb {
         Ok(None)
     }
 
-    /// Builds the HNSW index once the knowledge base has outgrown exact search.
+    /// Builds the HNSW index once the knowledge base has outgrown exact search, and vacuums
+    /// the postings this sync wrote: full-text queries read postings from the index alone only
+    /// where the visibility map says their pages are all visible (autovacuum gets there too,
+    /// later). VACUUM skips the pages already marked, so this costs what changed.
     fn sync_finished(&mut self) -> ragtune_index::Result<()> {
         if !self.has_hnsw()? && self.counts()?.0 >= self.loc.hnsw.min_chunks {
             self.build_hnsw()?;
         }
+        let s = &self.loc.schema;
+        self.client()
+            .batch_execute(&format!("VACUUM (ANALYZE) {s}.postings"))
+            .map_err(|e| self.db("vacuuming the full-text postings", e))?;
         Ok(())
     }
 }
