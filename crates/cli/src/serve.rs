@@ -2,7 +2,7 @@
 //! into `ragtune_serve`'s engine thread and serves its OpenAI-compatible routes.
 
 use crate::args::{AnswerArgs, DEFAULT_ANSWER_MODEL, adapter_file};
-use crate::kb::open_embedder;
+use crate::kb::{KbLocation, open_embedder, parse_kb};
 use anyhow::{Context as _, Result, bail};
 use clap::Args;
 use ragtune_answer::Mode;
@@ -36,11 +36,13 @@ pub struct ServeArgs {
     /// more.
     #[arg(long = "adapter", value_parser = parse_named)]
     pub adapters: Vec<(String, PathBuf)>,
-    /// A knowledge base, NAME=DIR; requests answer from it with `"model": "rag/NAME"` (or
-    /// `"rag/NAME:MODEL"`, or `"ragtune": {"kb": NAME}`), and files uploaded to
-    /// /v1/kb/NAME/files go into DIR/uploads. Repeat for more.
-    #[arg(long = "kb", value_parser = parse_named)]
-    pub kbs: Vec<(String, PathBuf)>,
+    /// A knowledge base, NAME=DIR or NAME=postgres://USER@HOST/DB?kb=KB; requests answer from
+    /// it with `"model": "rag/NAME"` (or `"rag/NAME:MODEL"`, or `"ragtune": {"kb": NAME}`), and
+    /// files uploaded to /v1/kb/NAME/files go into DIR/uploads. A knowledge base on
+    /// PostgreSQL is read only here: `ragtune ingest --kb URL` writes it, and every server
+    /// sees what was ingested at once. Repeat for more.
+    #[arg(long = "kb", value_parser = parse_named_kb)]
+    pub kbs: Vec<(String, KbLocation)>,
     /// Serve the knowledge bases read-only: no uploads or deletions, and no writer lock (a
     /// `ragtune ingest` may run beside the server; restart it to see the changes).
     #[arg(long)]
@@ -85,6 +87,16 @@ fn parse_named(s: &str) -> Result<(String, PathBuf), String> {
         }
         _ => Err(format!("{s:?}: write NAME=PATH (a name without '/')")),
     }
+}
+
+fn parse_named_kb(s: &str) -> Result<(String, KbLocation), String> {
+    let (name, location) = s
+        .split_once('=')
+        .filter(|(n, l)| !n.is_empty() && !l.is_empty() && !n.contains('/'))
+        .ok_or_else(|| {
+            format!("{s:?}: write NAME=DIR or NAME=postgres://... (a name without '/')")
+        })?;
+    Ok((name.to_owned(), parse_kb(location)?))
 }
 
 /// The id a model is served under: its catalogue name, a file's stem, or a remote model's
@@ -186,7 +198,19 @@ pub fn serve(args: ServeArgs) -> Result<()> {
             // Uploaded files are chunked as `ragtune ingest` chunks by default.
             let embedder_max = embedder.max_content_tokens();
             let mut served_kbs = Vec::new();
-            for (name, dir) in &kbs {
+            for (name, location) in &kbs {
+                let dir = match location {
+                    KbLocation::Dir(dir) => dir,
+                    KbLocation::Postgres(url) => {
+                        let open = || -> Result<ServedKb> {
+                            let kb = ragtune_pg::PgKb::open_existing(url)?;
+                            kb.check_embedder(&embedder)?;
+                            Ok(ServedKb::postgres(name.clone(), kb)?)
+                        };
+                        served_kbs.push(open().with_context(|| format!("knowledge base {name}"))?);
+                        continue;
+                    }
+                };
                 let kb = KnowledgeBase::open_existing(dir, &embedder)
                     .with_context(|| format!("knowledge base {name}"))?;
                 served_kbs.push(if read_only {

@@ -7,14 +7,13 @@
 //! left waiting.
 
 use crate::error::ApiError;
-use crate::feed::{self, KbFeed, ServedKb};
+use crate::feed::{self, KbFeed, KbStore, ServedKb};
 use ragtune_answer::{Answer, Answerer, AskOptions, Mode, PreparedQuestion};
 use ragtune_core::{
     Embedder, FinishReason, GenerationRequest, Generator, GeneratorError, Prompt, SamplingParams,
     TokenCounter, Usage, WithAdapter,
 };
-use ragtune_core::{Query, Retriever as _};
-use ragtune_retrieve::KbRetriever;
+use ragtune_core::{Query, Retriever};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -278,7 +277,7 @@ impl Engine {
                 };
                 let feeds: Arc<[Arc<KbFeed>]> = backend
                     .kbs
-                    .iter()
+                    .iter_mut()
                     .map(|kb| Arc::new(KbFeed::new(kb)))
                     .collect();
                 if ready
@@ -520,10 +519,10 @@ fn generate_together(
         adapter,
     };
     let embedder: &dyn Embedder = backend.embedder.as_ref();
-    let retrievers: Vec<Result<KbRetriever<'_>, String>> = backend
+    let retrievers: Vec<Result<Box<dyn Retriever + '_>, String>> = backend
         .kbs
         .iter()
-        .map(|kb| KbRetriever::new(&kb.kb, embedder).map_err(|e| e.to_string()))
+        .map(|kb| kb.kb.retriever(embedder).map_err(|e| e.to_string()))
         .collect();
     let mut requests = Vec::new();
     let mut batch: Vec<Prepared<'_>> = Vec::new();
@@ -614,7 +613,7 @@ fn generate_together(
 fn prepare<'a>(
     backend: &Backend,
     generator: &'a dyn Generator,
-    retrievers: &'a [Result<KbRetriever<'a>, String>],
+    retrievers: &'a [Result<Box<dyn Retriever + 'a>, String>],
     work: &Work,
 ) -> Result<Preparation<'a>, ApiError> {
     match work {
@@ -659,7 +658,7 @@ fn prepare<'a>(
             if !stop.is_empty() {
                 options.stop = stop.clone();
             }
-            let answerer = Answerer::new(generator, options).with_retriever(retriever);
+            let answerer = Answerer::new(generator, options).with_retriever(retriever.as_ref());
             let prepared = answerer.prepare(question)?;
             Ok((prepared.request.clone(), Some((answerer, prepared))))
         }
@@ -672,7 +671,7 @@ fn index_error(e: ragtune_index::Error) -> ApiError {
 }
 
 fn documents(kb: &ServedKb) -> Result<Event, ApiError> {
-    let docs = kb.kb.documents().map_err(index_error)?;
+    let docs = kb.kb.documents().map_err(ApiError::internal)?;
     let data: Vec<serde_json::Value> = docs
         .iter()
         .map(|d| {
@@ -698,8 +697,10 @@ fn documents(kb: &ServedKb) -> Result<Event, ApiError> {
 fn search(backend: &Backend, kb: usize, query: &Query) -> Result<Event, ApiError> {
     let served = &backend.kbs[kb];
     let embedder: &dyn Embedder = backend.embedder.as_ref();
-    let retriever =
-        KbRetriever::new(&served.kb, embedder).map_err(|e| ApiError::internal(e.to_string()))?;
+    let retriever = served
+        .kb
+        .retriever(embedder)
+        .map_err(|e| ApiError::internal(e.to_string()))?;
     let hits = retriever
         .retrieve(query)
         .map_err(|e| ApiError::bad_request(e.to_string(), Some("query")))?;
@@ -731,7 +732,7 @@ fn search(backend: &Backend, kb: usize, query: &Query) -> Result<Event, ApiError
 /// Deletes an uploaded document: its file (so a restart does not bring it back) and its
 /// chunks. Documents ingested from the user's own folders are theirs to delete.
 fn delete(kb: &mut ServedKb, feed: &KbFeed, id: i64) -> Result<Event, ApiError> {
-    let docs = kb.kb.documents().map_err(index_error)?;
+    let docs = kb.kb.documents().map_err(ApiError::internal)?;
     let doc = docs.iter().find(|d| d.id == id).ok_or_else(|| {
         ApiError::not_found(format!(
             "knowledge base {:?} has no document {id}; GET /v1/kb/{}/documents lists them",
@@ -739,7 +740,13 @@ fn delete(kb: &mut ServedKb, feed: &KbFeed, id: i64) -> Result<Event, ApiError> 
         ))
     })?;
     let file = PathBuf::from(&doc.file);
-    if !kb.uploads().is_some_and(|u| file.starts_with(u)) {
+    let KbStore::Local(store) = &mut kb.kb else {
+        return Err(ApiError::conflict(format!(
+            "{} is in a knowledge base on PostgreSQL, which this server only reads: delete the file where it was ingested from and run `ragtune ingest` again",
+            doc.file
+        )));
+    };
+    if !kb.uploads.as_deref().is_some_and(|u| file.starts_with(u)) {
         return Err(ApiError::conflict(format!(
             "{} was not uploaded to this server (it was ingested from its folder): delete the file there and run `ragtune ingest` again",
             doc.file
@@ -751,8 +758,8 @@ fn delete(kb: &mut ServedKb, feed: &KbFeed, id: i64) -> Result<Event, ApiError> 
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(ApiError::internal(e.to_string())),
     }
-    let removed = kb.kb.delete_file(&doc.file).map_err(index_error)?;
-    kb.kb.checkpoint().map_err(index_error)?;
+    let removed = store.delete_file(&doc.file).map_err(index_error)?;
+    store.checkpoint().map_err(index_error)?;
     feed.refresh(&kb.kb);
     Ok(Event::Json(serde_json::json!({
         "id": id,

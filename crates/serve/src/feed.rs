@@ -4,7 +4,12 @@
 //! with the HTTP layer; the knowledge base itself stays on the engine thread.
 
 use crate::error::ApiError;
-use ragtune_index::{IngestSource, KnowledgeBase, NoProgress, SyncOptions, WriterLock};
+use ragtune_core::{Embedder, RetrieveError, Retriever};
+use ragtune_index::{
+    IngestSource, KnowledgeBase, NoProgress, StoredDocument, SyncOptions, WriterLock,
+};
+use ragtune_pg::PgKb;
+use ragtune_retrieve::KbRetriever;
 use serde::Serialize;
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -19,13 +24,58 @@ pub(crate) const UPLOAD_TMP_PREFIX: &str = ".upload-";
 /// Failures kept for `status` (the oldest are dropped first).
 const KEPT_FAILURES: usize = 100;
 
+/// Where a served knowledge base lives.
+pub enum KbStore {
+    /// A folder on this machine.
+    Local(KnowledgeBase),
+    /// A schema on PostgreSQL that other servers and `ragtune ingest` processes share: this
+    /// server reads it, ingest writes it.
+    Postgres(PgKb),
+}
+
+impl KbStore {
+    pub(crate) fn retriever<'a>(
+        &'a self,
+        embedder: &'a dyn Embedder,
+    ) -> Result<Box<dyn Retriever + 'a>, RetrieveError> {
+        Ok(match self {
+            KbStore::Local(kb) => Box::new(KbRetriever::new(kb, embedder)?),
+            KbStore::Postgres(kb) => Box::new(ragtune_pg::PgRetriever::new(kb, embedder)?),
+        })
+    }
+
+    pub(crate) fn documents(&self) -> Result<Vec<StoredDocument>, String> {
+        match self {
+            KbStore::Local(kb) => kb.documents().map_err(|e| e.to_string()),
+            KbStore::Postgres(kb) => kb.documents().map_err(|e| e.to_string()),
+        }
+    }
+
+    /// Documents and chunks (0 and 0 when the store cannot say).
+    fn counts(&self) -> (usize, usize) {
+        match self {
+            KbStore::Local(kb) => {
+                let store = kb.store();
+                (
+                    store.document_count().unwrap_or(0),
+                    store.chunk_count().unwrap_or(0),
+                )
+            }
+            KbStore::Postgres(kb) => kb.sizes().unwrap_or((0, 0)),
+        }
+    }
+}
+
 /// A knowledge base served under a name (`rag/NAME`).
 pub struct ServedKb {
     pub name: String,
-    pub kb: KnowledgeBase,
+    pub kb: KbStore,
     /// Where uploads go, when the server writes into this knowledge base.
-    uploads: Option<PathBuf>,
+    pub(crate) uploads: Option<PathBuf>,
     _writer: Option<WriterLock>,
+    /// A second connection to a PostgreSQL knowledge base, which the HTTP layer's status
+    /// route counts through (others write into it while this server runs).
+    counter: Option<PgKb>,
 }
 
 impl ServedKb {
@@ -33,10 +83,43 @@ impl ServedKb {
     pub fn read_only(name: impl Into<String>, kb: KnowledgeBase) -> Self {
         Self {
             name: name.into(),
-            kb,
+            kb: KbStore::Local(kb),
             uploads: None,
             _writer: None,
+            counter: None,
         }
+    }
+
+    /// A knowledge base on PostgreSQL: searched and answered from, never written by this
+    /// server (uploads are refused with the `ragtune ingest` command that adds files).
+    pub fn postgres(name: impl Into<String>, kb: PgKb) -> Result<Self, ragtune_pg::Error> {
+        Ok(Self {
+            name: name.into(),
+            counter: Some(kb.reopen()?),
+            kb: KbStore::Postgres(kb),
+            uploads: None,
+            _writer: None,
+        })
+    }
+
+    /// Why uploads to this knowledge base are refused (`None`: they are taken).
+    pub(crate) fn read_only_reason(&self) -> Option<String> {
+        if self.uploads.is_some() {
+            return None;
+        }
+        Some(match &self.kb {
+            KbStore::Postgres(kb) => format!(
+                "knowledge base {:?} lives on PostgreSQL ({}), which this server only reads; \
+                 add files with `ragtune ingest --kb URL FILES...`",
+                self.name,
+                kb.location().shown()
+            ),
+            KbStore::Local(_) => format!(
+                "knowledge base {:?} is served read-only (another process holds its writer \
+                 lock, or the server was started with it read-only)",
+                self.name
+            ),
+        })
     }
 
     /// A knowledge base that takes uploads into `dir/uploads`. Holds its writer lock while
@@ -66,9 +149,10 @@ impl ServedKb {
         }
         Ok(Self {
             name: name.into(),
-            kb,
+            kb: KbStore::Local(kb),
             uploads: Some(uploads),
             _writer: Some(writer),
+            counter: None,
         })
     }
 
@@ -114,12 +198,28 @@ pub struct KbFeed {
     pub name: String,
     /// Where uploads are written; `None` when the knowledge base is read-only.
     pub uploads: Option<PathBuf>,
+    /// Why uploads are refused, when they are.
+    pub read_only: Option<String>,
     state: Mutex<FeedState>,
+    /// Counts a PostgreSQL knowledge base at each status (other processes write into it).
+    counter: Option<PgKb>,
+}
+
+/// The HTTP layer may drop the last handle on an async worker thread, where closing a
+/// (blocking) PostgreSQL connection would panic: it is closed on a thread of its own.
+impl Drop for KbFeed {
+    fn drop(&mut self) {
+        if let Some(counter) = self.counter.take() {
+            let _ = std::thread::Builder::new()
+                .name("ragtune-pg-close".into())
+                .spawn(move || drop(counter));
+        }
+    }
 }
 
 impl KbFeed {
-    pub(crate) fn new(kb: &ServedKb) -> Self {
-        let (documents, chunks) = counts(&kb.kb);
+    pub(crate) fn new(kb: &mut ServedKb) -> Self {
+        let (documents, chunks) = kb.kb.counts();
         let mut tasks = VecDeque::new();
         // Files uploaded before a crash or restart, and not yet synced, are caught up.
         if let Some(dir) = kb.uploads() {
@@ -128,6 +228,8 @@ impl KbFeed {
         Self {
             name: kb.name.clone(),
             uploads: kb.uploads.clone(),
+            read_only: kb.read_only_reason(),
+            counter: kb.counter.take(),
             state: Mutex::new(FeedState {
                 status: IngestStatus {
                     queued: tasks.len(),
@@ -144,8 +246,21 @@ impl KbFeed {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The progress, with the counts last known (see [`KbFeed::counted_status`]).
     pub fn status(&self) -> IngestStatus {
         self.lock().status.clone()
+    }
+
+    /// The progress; a knowledge base on PostgreSQL, which other processes write into, is
+    /// counted now, over the network: a blocking call, to make off the async runtime. If
+    /// counting fails, the counts are the last ones known.
+    pub fn counted_status(&self) -> IngestStatus {
+        if let Some(Ok((documents, chunks))) = self.counter.as_ref().map(PgKb::sizes) {
+            let mut state = self.lock();
+            state.status.documents = documents;
+            state.status.chunks = chunks;
+        }
+        self.status()
     }
 
     /// Queues a sync of `path` (once: a path already waiting is synced with its newest
@@ -173,8 +288,8 @@ impl KbFeed {
         Some(path)
     }
 
-    fn finish(&self, done: usize, failures: Vec<Failure>, kb: &KnowledgeBase) {
-        let (documents, chunks) = counts(kb);
+    fn finish(&self, done: usize, failures: Vec<Failure>, kb: &KbStore) {
+        let (documents, chunks) = kb.counts();
         let mut state = self.lock();
         let status = &mut state.status;
         status.running = None;
@@ -188,8 +303,8 @@ impl KbFeed {
     }
 
     /// Records the counts after a change made outside the queue (a deletion).
-    pub(crate) fn refresh(&self, kb: &KnowledgeBase) {
-        let (documents, chunks) = counts(kb);
+    pub(crate) fn refresh(&self, kb: &KbStore) {
+        let (documents, chunks) = kb.counts();
         let mut state = self.lock();
         state.status.documents = documents;
         state.status.chunks = chunks;
@@ -200,21 +315,17 @@ impl KbFeed {
     }
 }
 
-fn counts(kb: &KnowledgeBase) -> (usize, usize) {
-    let store = kb.store();
-    (
-        store.document_count().unwrap_or(0),
-        store.chunk_count().unwrap_or(0),
-    )
-}
-
-/// Runs the next queued task of `feed` on `kb`; `false` when there was none.
+/// Runs the next queued task of `feed` on `store`; `false` when there was none.
 pub(crate) fn step(
     feed: &KbFeed,
-    kb: &mut KnowledgeBase,
+    store: &mut KbStore,
     embedder: &dyn crate::TextEmbedder,
     chunk_max_tokens: usize,
 ) -> bool {
+    // Only local knowledge bases take uploads, so only they have a queue.
+    let KbStore::Local(kb) = store else {
+        return false;
+    };
     let Some(path) = feed.pop() else {
         return false;
     };
@@ -247,7 +358,7 @@ pub(crate) fn step(
             }],
         ),
     };
-    feed.finish(done, failures, kb);
+    feed.finish(done, failures, store);
     true
 }
 

@@ -46,7 +46,7 @@ fn kb_index(s: &AppState, access: &Access, name: &str) -> Result<usize, ApiError
 
 fn status_json(s: &AppState, i: usize) -> Value {
     let feed = &s.engine.feeds[i];
-    let status = feed.status();
+    let status = feed.counted_status();
     let state = if status.running.is_some() || status.queued > 0 {
         "ingesting"
     } else {
@@ -73,11 +73,21 @@ pub(crate) async fn list(
     State(s): State<AppState>,
     Extension(access): Extension<Access>,
 ) -> Response {
-    let data: Vec<Value> = (0..s.engine.feeds.len())
+    let seen: Vec<usize> = (0..s.engine.feeds.len())
         .filter(|&i| access.sees(&s.engine.feeds[i].name))
-        .map(|i| status_json(&s, i))
         .collect();
-    axum::Json(json!({"object": "list", "data": data})).into_response()
+    match statuses(s, seen).await {
+        Ok(data) => axum::Json(json!({"object": "list", "data": data})).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// The status of each knowledge base in `kbs`, off the async runtime: a knowledge base on
+/// PostgreSQL is counted over the network.
+async fn statuses(s: AppState, kbs: Vec<usize>) -> Result<Vec<Value>, ApiError> {
+    tokio::task::spawn_blocking(move || kbs.iter().map(|&i| status_json(&s, i)).collect())
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))
 }
 
 pub(crate) async fn status(
@@ -85,10 +95,12 @@ pub(crate) async fn status(
     Extension(access): Extension<Access>,
     name: Result<Path<String>, PathRejection>,
 ) -> Response {
-    path(name)
-        .and_then(|name| kb_index(&s, &access, &name))
-        .map(|i| axum::Json(status_json(&s, i)))
-        .into_response()
+    let run = async {
+        let i = path(name).and_then(|name| kb_index(&s, &access, &name))?;
+        let mut one = statuses(s.clone(), vec![i]).await?;
+        Ok::<_, ApiError>(axum::Json(one.remove(0)))
+    };
+    run.await.into_response()
 }
 
 /// A path's segments, or a 400 in OpenAI's shape (axum's own rejection is plain text).
@@ -206,11 +218,11 @@ pub(crate) async fn upload(
         let name = path(name)?;
         let kb = kb_index(&s, &access, &name)?;
         access.write(&name)?;
-        let uploads = s.engine.feeds[kb].uploads.clone().ok_or_else(|| {
-            ApiError::conflict(format!(
-                "knowledge base {name:?} is served read-only (another process holds its writer lock, or the server was started with it read-only)"
-            ))
-        })?;
+        let feed = &s.engine.feeds[kb];
+        let uploads = feed
+            .uploads
+            .clone()
+            .ok_or_else(|| ApiError::conflict(feed.read_only.clone().unwrap_or_default()))?;
         let mut multipart =
             multipart.map_err(|e| ApiError::bad_request(e.body_text(), Some("file")))?;
         let mut saved = Vec::new();

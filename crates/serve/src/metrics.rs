@@ -121,7 +121,7 @@ impl Metrics {
         let feeds: Vec<_> = engine
             .feeds
             .iter()
-            .map(|f| (label(&f.name), f.status()))
+            .map(|f| (label(&f.name), f.counted_status()))
             .collect();
         for (kb, s) in &feeds {
             let _ = writeln!(out, "ragtune_kb_files_queued{{kb=\"{kb}\"}} {}", s.queued);

@@ -139,14 +139,18 @@ async fn not_found(uri: axum::http::Uri) -> ApiError {
 }
 
 async fn metrics(State(s): State<AppState>) -> Response {
-    (
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        s.metrics.render(&s.engine),
-    )
-        .into_response()
+    // Off the runtime: knowledge bases on PostgreSQL are counted over the network.
+    match tokio::task::spawn_blocking(move || s.metrics.render(&s.engine)).await {
+        Ok(text) => (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        Err(e) => ApiError::internal(e.to_string()).into_response(),
+    }
 }
 
 async fn models(

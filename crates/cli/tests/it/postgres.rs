@@ -1,8 +1,9 @@
 //! `--kb postgres://...`: ingest, search, ask and eval qa against a real PostgreSQL 18 + pgvector
 //! (`ragtune_pg::testing`), and rows of a PostgreSQL table as documents.
 
-use crate::{keys_and_coffee, ragtune, run};
+use crate::{Served, keys_and_coffee, ragtune, run};
 use ragtune_pg::testing::TestServer;
+use std::io::{Read, Write};
 
 #[test]
 fn ingest_search_and_ask_on_postgres_follow_the_files() {
@@ -118,6 +119,37 @@ fn ingest_search_and_ask_on_postgres_follow_the_files() {
         "{line}"
     );
 
+    // `serve --kb NAME=URL` answers from it, read only.
+    let served = Served::start(
+        ragtune()
+            .args([
+                "serve",
+                "--addr",
+                "127.0.0.1:0",
+                "--model",
+                "smollm2-135m-instruct",
+            ])
+            .args(["--threads", "2", "--parallel", "1", "--kb"])
+            .arg(format!("docs={url}")),
+    );
+    let (status, body) = http(&served.url, "GET", "/v1/kb/docs/status", "");
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (&v["documents"], &v["writable"]),
+        (&1.into(), &false.into()),
+        "{v}"
+    );
+    let (status, body) = http(
+        &served.url,
+        "POST",
+        "/v1/kb/docs/search",
+        r#"{"query": "espresso machine", "mode": "bm25"}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("fifth floor"), "{body}");
+    drop(served);
+
     // --watch follows a folder; on PostgreSQL it is refused with what to do instead.
     let (ok, _, err) = run(pg().arg("ingest").arg(&docs).arg("--watch"));
     assert!(!ok && err.contains("run `ragtune ingest`"), "{err}");
@@ -192,4 +224,22 @@ fn rows_of_a_postgres_table_sync_by_key_and_hash() {
         !ok && err.contains("no column \"body\"") && err.contains("id, team"),
         "{err}"
     );
+}
+
+/// One HTTP/1.1 request to `base` (`http://HOST:PORT`): the status and the body.
+fn http(base: &str, method: &str, path: &str, body: &str) -> (u16, String) {
+    let host = base.strip_prefix("http://").unwrap();
+    let mut stream = std::net::TcpStream::connect(host).unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).unwrap();
+    let (head, rest) = raw.split_once("\r\n\r\n").unwrap();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, rest.to_owned())
 }

@@ -11,7 +11,8 @@ use ragtune_core::{
     TokenSink,
 };
 use ragtune_index::testing::{HashEmbedder, PlainTextSource};
-use ragtune_index::{KnowledgeBase, NoProgress, SyncOptions};
+use ragtune_index::{KnowledgeBase, NoProgress, SyncOptions, sync_into};
+use ragtune_pg::PgKb;
 use ragtune_serve::keys::{KeyRing, Scope};
 use ragtune_serve::{Backend, Engine, Limits, ServedKb, ServedModel, check_address, router};
 use serde_json::{Value, json};
@@ -20,6 +21,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+mod postgres;
 mod shapes;
 mod ui;
 
@@ -91,6 +93,8 @@ struct Options {
     report: Option<std::path::PathBuf>,
     /// Serves this generator as `fake` instead of the fake model.
     generator: Option<Box<dyn Generator>>,
+    /// `docs` is this knowledge base on PostgreSQL (a URL), not a folder.
+    postgres: Option<String>,
 }
 
 impl Default for Options {
@@ -106,6 +110,7 @@ impl Default for Options {
             preloaded: Vec::new(),
             report: None,
             generator: None,
+            postgres: None,
         }
     }
 }
@@ -132,6 +137,7 @@ async fn start_with(o: Options) -> Result<Server> {
         preloaded,
         report,
         generator: served,
+        postgres,
     } = o;
     let dir = tempfile::tempdir()?;
     let docs = dir.path().join("docs");
@@ -166,22 +172,29 @@ async fn start_with(o: Options) -> Result<Server> {
     let engine = Engine::start(queue, move || {
         let kb_dir = engine_kb_dir;
         let embedder = HashEmbedder::new(16);
-        let mut kb = KnowledgeBase::open(&kb_dir, &embedder).map_err(|e| e.to_string())?;
-        kb.sync(
-            &[docs],
-            &PlainTextSource,
-            &embedder,
-            &SyncOptions::default(),
-            &mut NoProgress,
-        )
-        .map_err(|e| e.to_string())?;
+        let served_kb = match postgres {
+            Some(url) => {
+                let mut kb = PgKb::open(&url, &embedder).map_err(|e| e.to_string())?;
+                sync_into(
+                    &mut kb,
+                    &[docs],
+                    &PlainTextSource,
+                    &embedder,
+                    &SyncOptions::default(),
+                    &mut NoProgress,
+                )
+                .map_err(|e| e.to_string())?;
+                ServedKb::postgres("docs", kb).map_err(|e| e.to_string())?
+            }
+            None => served_folder(&kb_dir, &docs, &embedder)?,
+        };
         Ok(Backend {
             models: vec![ServedModel {
                 name: "fake".into(),
                 generator,
                 adapters: vec!["fake-lora".into()],
             }],
-            kbs: vec![ServedKb::writable("docs", kb, &kb_dir).map_err(|e| e.to_string())?],
+            kbs: vec![served_kb],
             embedder_id: embedder.name().to_owned(),
             embedder: Box::new(embedder),
             answer: Default::default(),
@@ -213,6 +226,24 @@ async fn start_with(o: Options) -> Result<Server> {
         kb_dir,
         _dir: dir,
     })
+}
+
+/// The knowledge base `docs` in `kb_dir`, synced from `docs`, taking uploads.
+fn served_folder(
+    kb_dir: &std::path::Path,
+    docs: &std::path::Path,
+    embedder: &HashEmbedder,
+) -> Result<ServedKb, String> {
+    let mut kb = KnowledgeBase::open(kb_dir, embedder).map_err(|e| e.to_string())?;
+    kb.sync(
+        &[docs.to_owned()],
+        &PlainTextSource,
+        embedder,
+        &SyncOptions::default(),
+        &mut NoProgress,
+    )
+    .map_err(|e| e.to_string())?;
+    ServedKb::writable("docs", kb, kb_dir).map_err(|e| e.to_string())
 }
 
 /// One HTTP/1.1 request; the status, the headers (lowercase) and the body (de-chunked).
