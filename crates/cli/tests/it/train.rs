@@ -255,3 +255,40 @@ fn an_unrelated_out_folder_is_refused_and_left_as_it_was() {
         "{\"mine\": true}"
     );
 }
+
+/// An adapter that Python PEFT itself wrote (`tests/fixtures/peft-smollm2`, made once by
+/// `make_peft_smollm2.py` beside it: PyTorch training of rank-2 LoRA on q/k/v/o of every layer,
+/// stored as bfloat16, for the Hugging Face SmolLM2) answers in llama.cpp as it does in PEFT.
+#[test]
+fn an_adapter_written_by_python_peft_answers_as_it_did_in_peft() {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/peft-smollm2");
+    let expected: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture.join("expected.json")).unwrap())
+            .unwrap();
+    let question = expected["question"].as_str().unwrap();
+    assert!(
+        expected["peft_greedy"]
+            .as_str()
+            .unwrap()
+            .contains("copper tangerine"),
+        "{expected}"
+    );
+    let base = smollm2_path();
+    let base = base.to_str().unwrap();
+    let before = greedy(base, None, question);
+    assert!(
+        !before.contains("tangerine"),
+        "the base already knows: {before}"
+    );
+    // Converted into the home's adapter cache, never beside the fixture.
+    let home = tempfile::tempdir().unwrap();
+    let (ok, adapted, err) = run(ragtune()
+        .args(["generate", "--model", base, "-n", "24", "--threads", "2"])
+        .args(["--f32-kv-cache", "--adapter"])
+        .arg(&fixture)
+        .arg(question)
+        .env("RAGTUNE_HOME", home.path()));
+    assert!(ok, "{err}");
+    assert!(err.contains("converted the PEFT adapter"), "{err}");
+    assert!(adapted.contains("copper tangerine"), "{adapted}");
+}
