@@ -3,7 +3,7 @@
 //! `ragtune_eval::compare`; the statistics and the report are `ragtune_compare`.
 
 use crate::args::{AnswerArgs, ModelArgs};
-use crate::kb::open_embedder;
+use crate::kb::{KbLocation, open_embedder};
 use anyhow::{Context as _, Result, bail};
 use clap::Args;
 use ragtune_answer::{ExamplePool, Mode, load_examples};
@@ -33,10 +33,10 @@ pub struct CompareArgs {
     /// --profile, say) instead of running anything: no model loads.
     #[arg(long)]
     pub from_runs: Option<PathBuf>,
-    /// Answer from this knowledge base (default: the passages of the questions file, indexed
-    /// for the run).
-    #[arg(long, conflicts_with = "corpus", value_parser = crate::kb::parse_kb_dir)]
-    pub kb: Option<PathBuf>,
+    /// Answer from this knowledge base: a folder or a postgres:// URL (default: the passages
+    /// of the questions file, indexed for the run).
+    #[arg(long, conflicts_with = "corpus", value_parser = crate::kb::parse_kb)]
+    pub kb: Option<KbLocation>,
     /// A SQuAD JSON file whose paragraphs are the corpus (default: the questions file).
     #[arg(long)]
     pub corpus: Option<PathBuf>,
@@ -206,7 +206,14 @@ pub fn compare(mut args: CompareArgs) -> Result<()> {
         .take()
         .or(config.questions)
         .context("name the questions: --questions FILE (or `questions` in --config)")?;
-    let kb = args.kb.take().or(config.kb);
+    let kb = match args.kb.take() {
+        Some(kb) => Some(kb),
+        None => config
+            .kb
+            .map(|p| crate::kb::parse_kb(&p.to_string_lossy()).map_err(anyhow::Error::msg))
+            .transpose()
+            .context("`kb` in --config")?,
+    };
     let corpus = args.corpus.take().or(config.corpus);
     let sample = args.sample.or(config.sample).unwrap_or(500);
     let seed = args.seed.or(config.seed).unwrap_or(0);
@@ -271,11 +278,23 @@ pub fn compare(mut args: CompareArgs) -> Result<()> {
     let needs_passages = variants.iter().any(|v| v.approach.is_grounded());
     let mut memory_kb = None;
     let mut corpus_docs = None;
-    let user_kb = match (&kb, needs_passages) {
-        (Some(dir), true) => Some(ragtune_index::KnowledgeBase::open_existing(dir, &embedder)?),
-        _ => None,
+    let (user_kb, pg_kb) = match (&kb, needs_passages) {
+        (Some(KbLocation::Dir(dir)), true) => (
+            Some(ragtune_index::KnowledgeBase::open_existing(dir, &embedder)?),
+            None,
+        ),
+        (Some(KbLocation::Postgres(url)), true) => {
+            let pg = ragtune_pg::PgKb::open_existing(url)?;
+            pg.check_embedder(&embedder)?;
+            (None, Some(pg))
+        }
+        _ => (None, None),
     };
-    if user_kb.is_none() && needs_passages {
+    let pg_retriever = pg_kb
+        .as_ref()
+        .map(|pg| ragtune_pg::PgRetriever::new(pg, &embedder))
+        .transpose()?;
+    if user_kb.is_none() && pg_kb.is_none() && needs_passages {
         let file = corpus.clone().unwrap_or_else(|| questions.clone());
         if !set.is_json() && corpus.is_none() {
             bail!(
@@ -333,7 +352,13 @@ pub fn compare(mut args: CompareArgs) -> Result<()> {
             counter: &embedder,
             max_chunk_tokens: embedder.max_content_tokens(),
         },
-        _ => Passages::None,
+        _ => match (&pg_kb, &pg_retriever) {
+            (Some(pg), Some(retriever)) => Passages::Retriever {
+                retriever,
+                location: pg.location().shown().to_owned(),
+            },
+            _ => Passages::None,
+        },
     };
     let plan = Plan {
         variants,

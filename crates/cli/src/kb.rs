@@ -31,7 +31,7 @@ pub enum KbLocation {
 #[derive(Debug, Args)]
 pub struct KbArgs {
     /// Knowledge base: a folder (default: $RAGTUNE_HOME/kb/default), or a PostgreSQL URL
-    /// (postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE?kb=NAME) for ingest, search, ask, eval qa and serve.
+    /// (postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE?kb=NAME) for ingest, search, ask, eval qa, serve and compare.
     #[arg(long, env = "RAGTUNE_KB", value_parser = parse_kb)]
     pub kb: Option<KbLocation>,
     /// Embedding model: a catalogue name, a sentence-transformers folder, or a model on an
@@ -41,7 +41,7 @@ pub struct KbArgs {
 }
 
 /// The commands that take a PostgreSQL knowledge base; the others need a folder.
-const POSTGRES_COMMANDS: &str = "ingest, search, ask, eval qa and serve";
+const POSTGRES_COMMANDS: &str = "ingest, search, ask, eval qa, serve and compare";
 
 impl KbArgs {
     /// The knowledge base's folder; a PostgreSQL knowledge base is refused with the commands

@@ -41,6 +41,14 @@ pub enum Passages<'a> {
         source: &'a dyn DocumentSource,
         scratch: std::path::PathBuf,
     },
+    /// A knowledge base searched through another store's retriever (one on PostgreSQL): the
+    /// variants answer from it; freshness and stale adapters, which need the knowledge base's
+    /// folder, are noted as not measured.
+    Retriever {
+        retriever: &'a dyn Retriever,
+        /// Where it is, for the notes (no password).
+        location: String,
+    },
     /// A corpus indexed in memory for the run: freshness edits its documents and restores them.
     Corpus {
         kb: &'a mut KnowledgeBase,
@@ -120,11 +128,15 @@ pub fn compare(
     let mut models_of = Vec::with_capacity(total);
     {
         let kb: Option<&KnowledgeBase> = match &passages {
-            Passages::None => None,
+            Passages::None | Passages::Retriever { .. } => None,
             Passages::Kb { kb, .. } => Some(kb),
             Passages::Corpus { kb, .. } => Some(&**kb),
         };
-        let retriever = kb.map(|kb| KbRetriever::new(kb, embedder)).transpose()?;
+        let own = kb.map(|kb| KbRetriever::new(kb, embedder)).transpose()?;
+        let retriever: Option<&dyn Retriever> = match &passages {
+            Passages::Retriever { retriever, .. } => Some(*retriever),
+            _ => own.as_ref().map(|r| r as &dyn Retriever),
+        };
         if let (Some(train), Some(trainer)) = (&plan.train, trainer) {
             let corpus = match &passages {
                 Passages::Corpus { corpus, .. } => Some(&**corpus),
@@ -132,7 +144,7 @@ pub fn compare(
             };
             let sources = Sources {
                 kb,
-                retriever: retriever.as_ref().map(|r| r as &dyn Retriever),
+                retriever,
                 embedder,
                 corpus,
                 options,
@@ -142,10 +154,7 @@ pub fn compare(
         for spec in &variants {
             spec.check_adapter()?;
         }
-        let ctx = Context {
-            retriever: retriever.as_ref().map(|r| r as &dyn Retriever),
-            ..base
-        };
+        let ctx = Context { retriever, ..base };
         for (i, spec) in variants.iter().enumerate() {
             progress(&format!(
                 "[{}/{total}] {}: {} questions",
@@ -160,12 +169,22 @@ pub fn compare(
             models_of.push(run.model.clone());
             out.runs.push(run);
         }
-        if let Passages::Kb { kb, .. } = &passages {
-            for spec in variants.iter().filter(|s| s.adapter.is_some()) {
-                if let Some(stale) = stale_adapter(spec, kb)? {
-                    out.scenarios.stale_adapters.push(stale);
+        match &passages {
+            Passages::Kb { kb, .. } => {
+                for spec in variants.iter().filter(|s| s.adapter.is_some()) {
+                    if let Some(stale) = stale_adapter(spec, kb)? {
+                        out.scenarios.stale_adapters.push(stale);
+                    }
                 }
             }
+            Passages::Retriever { location, .. }
+                if variants.iter().any(|s| s.adapter.is_some()) =>
+            {
+                out.notes.push(format!(
+                    "stale adapters: not checked against {location} (adapters record the documents they learned from in a knowledge-base folder's store)"
+                ));
+            }
+            _ => {}
         }
         if let Some(text) = &plan.general_text {
             for ((spec, run), model) in variants.iter().zip(&out.runs).zip(&models_of) {
@@ -263,6 +282,9 @@ pub fn compare(
                     out.notes.extend(notes);
                 }
             }
+            Passages::Retriever { location, .. } => out.notes.push(format!(
+                "freshness: not measured on {location}: the scenario edits copies of a knowledge base's files in a copy of its folder, and a knowledge base on PostgreSQL has neither (compare a folder ingested from the same files to measure it)"
+            )),
             Passages::None => {}
         }
     }

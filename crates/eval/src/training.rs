@@ -186,7 +186,9 @@ fn build_data(
         Approach::Sft => sft(Mode::ClosedBook, "sft.jsonl"),
         Approach::SftRag => sft(Mode::Rag, "sft_rag.jsonl"),
         Approach::Raft => {
-            let kb = sources.kb.ok_or_else(|| needs("a knowledge base"))?;
+            let kb = sources
+                .kb
+                .ok_or_else(|| needs("a knowledge-base folder (RAFT draws distractors from its stored chunks; one on PostgreSQL is not read that way)"))?;
             // The sampled questions, so RAFT learns from the same ones as the other variants.
             let questions = work.join("raft_questions.jsonl");
             let mut file = std::io::BufWriter::new(fs_err::File::create(&questions)?);

@@ -163,17 +163,11 @@ fn a_database_url_as_kb_is_a_server_or_refused_and_creates_nothing() {
         ),
         (
             vec!["kb", "check", "--kb", "postgres://user@db.example/kb"],
-            "ingest, search, ask and eval qa",
+            "ingest, search, ask, eval qa, serve and compare",
         ),
         (
-            vec![
-                "compare",
-                "--questions",
-                "q.json",
-                "--kb",
-                "postgres://db.example/kb",
-            ],
-            "ingest, search, ask and eval qa",
+            vec!["adapter", "list", "--kb", "postgres://db.example/kb"],
+            "ingest, search, ask, eval qa, serve and compare",
         ),
         (
             vec!["search", "x", "--kb", "mysql://db.example/kb"],

@@ -119,6 +119,32 @@ fn ingest_search_and_ask_on_postgres_follow_the_files() {
         "{line}"
     );
 
+    // compare answers from it too; what needs a folder is noted, not skipped silently.
+    let report = dir.path().join("report");
+    let (ok, out, err) = run(ragtune()
+        .args(["compare", "--questions"])
+        .arg(&questions)
+        .args(["--kb", &url, "--variant", "rag@smollm2-135m-instruct"])
+        .args(["--variant", "closed-book@smollm2-135m-instruct"])
+        .args(["--freshness", "1", "-n", "16", "--threads", "2", "--out"])
+        .arg(&report));
+    assert!(ok, "{err}\n{out}");
+    let runs: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(report.join("runs.json")).unwrap()).unwrap();
+    // The RAG prompt holds the passage retrieved from PostgreSQL (the one chunk there).
+    let prompt = |i: usize| {
+        runs["runs"][i]["outcomes"][0]["prompt_tokens"]
+            .as_u64()
+            .unwrap()
+    };
+    assert!(prompt(0) > prompt(1) + 20, "{runs}");
+    let notes = runs["notes"].to_string();
+    assert!(
+        notes.contains("freshness: not measured on postgres://"),
+        "{notes}"
+    );
+    assert!(err.contains("note: freshness: not measured"), "{err}");
+
     // `serve --kb NAME=URL` answers from it, read only.
     let served = Served::start(
         ragtune()

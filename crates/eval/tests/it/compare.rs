@@ -460,3 +460,60 @@ fn inputs<'a>(
         format: None,
     }
 }
+
+/// A knowledge base known only by its retriever (one on PostgreSQL): the variants answer from
+/// it as from the same passages indexed for the run; freshness and stale adapters, which need
+/// a folder, are noted as not measured instead of silently missing.
+#[test]
+fn a_knowledge_base_behind_another_retriever_answers_alike_and_says_what_it_cannot_measure()
+-> Result<()> {
+    let mut r = rivers()?;
+    let plan = Plan {
+        variants: vec![
+            VariantSpec::parse("rag@right")?,
+            VariantSpec::parse("closed-book@echo")?,
+        ],
+        ..Plan::default()
+    };
+    let options = AskOptions::default();
+    let indexed = compare(
+        &plan,
+        inputs(&mut r, &options, "right", true),
+        &FakeModels,
+        None,
+        &mut |_| {},
+    )?;
+    let retriever = KbRetriever::new(&r.kb, &r.embedder)?;
+    let plan = Plan {
+        freshness: 2,
+        ..plan
+    };
+    let inputs = Inputs {
+        questions: &r.set,
+        passages: Passages::Retriever {
+            retriever: &retriever,
+            location: "postgres://ragtune@db/rag?kb=rivers".into(),
+        },
+        embedder: &r.embedder,
+        pool: None,
+        options: &options,
+        top_k: None,
+        default_model: "right",
+        sequential: true,
+        format: None,
+    };
+    let out = compare(&plan, inputs, &FakeModels, None, &mut |_| {})?;
+    let correct = |c: &ragtune_eval::Comparison| -> Vec<bool> {
+        c.runs[0].outcomes.iter().map(|o| o.correct).collect()
+    };
+    assert_eq!(correct(&out), correct(&indexed));
+    assert_eq!(out.runs[0].outcomes.iter().filter(|o| o.correct).count(), 5);
+    assert!(out.scenarios.freshness.is_empty());
+    assert_eq!(out.notes.len(), 1, "{:?}", out.notes);
+    assert!(
+        out.notes[0].starts_with("freshness: not measured on postgres://"),
+        "{:?}",
+        out.notes
+    );
+    Ok(())
+}
