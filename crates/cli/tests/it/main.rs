@@ -67,6 +67,14 @@ pub fn keys_and_coffee(dir: &Path) -> (PathBuf, PathBuf) {
     (docs, kb)
 }
 
+/// `ragtune serve` of SmolLM2 on a free loopback port (for [`Served::start`]).
+pub fn serve_smollm2() -> Command {
+    let mut cmd = ragtune();
+    cmd.args(["serve", "--addr", "127.0.0.1:0"])
+        .args(["--model", "smollm2-135m-instruct"]);
+    cmd
+}
+
 /// A `ragtune serve` process, killed when the test ends, however it ends.
 pub struct Served {
     child: Child,

@@ -1,7 +1,7 @@
 //! `--kb postgres://...`: ingest, search, ask and eval qa against a real PostgreSQL 18 + pgvector
 //! (`ragtune_pg::testing`), and rows of a PostgreSQL table as documents.
 
-use crate::{Served, keys_and_coffee, ragtune, run};
+use crate::{Served, keys_and_coffee, ragtune, run, serve_smollm2};
 use ragtune_pg::testing::TestServer;
 use std::io::{Read, Write};
 
@@ -147,14 +147,7 @@ fn ingest_search_and_ask_on_postgres_follow_the_files() {
 
     // `serve --kb NAME=URL` answers from it, read only.
     let served = Served::start(
-        ragtune()
-            .args([
-                "serve",
-                "--addr",
-                "127.0.0.1:0",
-                "--model",
-                "smollm2-135m-instruct",
-            ])
+        serve_smollm2()
             .args(["--threads", "2", "--parallel", "1", "--kb"])
             .arg(format!("docs={url}")),
     );

@@ -2,7 +2,7 @@
 //! HTTP: the same greedy text, token counts and grounded answers as the model loaded locally,
 //! and a refused key named by its variable, never printed.
 
-use crate::{Served, keys_and_coffee, ragtune, run};
+use crate::{Served, keys_and_coffee, ragtune, run, serve_smollm2};
 use serde_json::Value;
 
 fn json(text: &str) -> Value {
@@ -22,14 +22,7 @@ fn a_model_behind_ragtune_serve_answers_like_the_same_model_here() {
 
     // One sequence at a time, as a local run decodes.
     let server = Served::start(
-        ragtune()
-            .args([
-                "serve",
-                "--addr",
-                "127.0.0.1:0",
-                "--model",
-                "smollm2-135m-instruct",
-            ])
+        serve_smollm2()
             .args(["--threads", "2", "--parallel", "1", "--keys"])
             .arg(&keys),
     );

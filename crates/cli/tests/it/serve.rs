@@ -2,7 +2,7 @@
 //! the official openai Python SDK (`crates/serve/tests/openai/check.py`; the SDK is pinned by
 //! its requirements.txt and installed by scripts/deps).
 
-use crate::{Served, keys_and_coffee, ragtune, run, smollm2_path};
+use crate::{Served, keys_and_coffee, ragtune, run, serve_smollm2, smollm2_path};
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -69,14 +69,7 @@ fn the_openai_sdk_chats_streams_embeds_and_gets_cited_rag_answers() {
     assert!(!listed.contains(&secret), "a listing never shows secrets");
 
     let server = Served::start(
-        ragtune()
-            .args([
-                "serve",
-                "--addr",
-                "127.0.0.1:0",
-                "--model",
-                "smollm2-135m-instruct",
-            ])
+        serve_smollm2()
             .arg("--adapter")
             .arg(format!("tuned={}", adapter.display()))
             .arg("--kb")
