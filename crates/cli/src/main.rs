@@ -91,7 +91,37 @@ fn quiet_pdf_parser_panics() {
     }));
 }
 
+/// How long llama.cpp's threads spin at OpenMP's barriers before they sleep, unless the user
+/// chose (`GOMP_SPINCOUNT` or `OMP_WAIT_POLICY` set). libgomp's own default spins 300,000
+/// times, which is fastest on an idle machine and, when another process wants the cores,
+/// makes generation up to 19x slower (two `ragtune generate` at once: 93 s against 4.9 s
+/// alone); at 1,000 the same took 10.5 s, for 5% more time idle (`bench/contention/run.py`).
+const SPIN_COUNT: &str = "1000";
+
+/// Re-runs this binary with [`SPIN_COUNT`] (same process, same arguments): libgomp reads its
+/// environment when it is loaded, before `main`, so setting it here would be too late. On any
+/// failure it carries on as it is.
+fn spin_politely() {
+    use std::os::unix::process::CommandExt;
+    if std::env::var_os("GOMP_SPINCOUNT").is_some() || std::env::var_os("OMP_WAIT_POLICY").is_some()
+    {
+        return;
+    }
+    let Ok(exe) = std::env::current_exe() else {
+        return;
+    };
+    let mut args = std::env::args_os();
+    let arg0 = args.next().unwrap_or_else(|| exe.clone().into_os_string());
+    // Only returns when the exec failed (the binary was replaced, say).
+    let _ = std::process::Command::new(&exe)
+        .arg0(arg0)
+        .args(args)
+        .env("GOMP_SPINCOUNT", SPIN_COUNT)
+        .exec();
+}
+
 fn main() -> ExitCode {
+    spin_politely();
     quiet_pdf_parser_panics();
     let cli = Cli::parse();
     let result = match cli.command {

@@ -107,6 +107,13 @@ impl Served {
     }
 }
 
+impl Served {
+    /// The server's process id (the one started: re-running itself keeps it).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
 impl Drop for Served {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -149,7 +149,19 @@ fn ingest_search_and_ask_on_postgres_follow_the_files() {
     let served = Served::start(
         serve_smollm2()
             .args(["--threads", "2", "--parallel", "1", "--kb"])
-            .arg(format!("docs={url}")),
+            .arg(format!("docs={url}"))
+            .env_remove("GOMP_SPINCOUNT")
+            .env_remove("OMP_WAIT_POLICY"),
+    );
+    // llama.cpp's threads spin briefly at OpenMP barriers unless the user chose otherwise:
+    // ragtune re-ran itself, in the same process, with GOMP_SPINCOUNT set.
+    let environ = std::fs::read(format!("/proc/{}/environ", served.pid())).unwrap();
+    assert!(
+        environ
+            .split(|&b| b == 0)
+            .any(|v| v == b"GOMP_SPINCOUNT=1000"),
+        "{}",
+        String::from_utf8_lossy(&environ)
     );
     let (status, body) = http(&served.url, "GET", "/v1/kb/docs/status", "");
     assert_eq!(status, 200, "{body}");
