@@ -238,3 +238,26 @@ fn a_missing_kb_is_not_created_by_reads_and_another_embedder_is_refused() -> Res
     );
     Ok(())
 }
+
+/// A test process that aborts (or is killed) never drops its server, and PostgreSQL, detached
+/// from it, would run on: the next test server stops it and removes its folder.
+#[test]
+fn a_server_whose_test_process_died_is_stopped_by_the_next_one() -> Result<()> {
+    let abandoned = TestServer::start();
+    let (port, dir) = (abandoned.port(), abandoned.dir().to_owned());
+    // Its owner is a process that has exited, and nothing drops it.
+    let mut gone = std::process::Command::new("true").spawn()?;
+    let pid = gone.id();
+    gone.wait()?;
+    std::fs::write(dir.join("owner.pid"), pid.to_string())?;
+    std::mem::forget(abandoned);
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+
+    let _next = TestServer::start();
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "the abandoned server still listens on {port}"
+    );
+    assert!(!dir.exists(), "{} is left", dir.display());
+    Ok(())
+}
