@@ -3,7 +3,7 @@
 //! `ragtune_eval::compare`; the statistics and the report are `ragtune_compare`.
 
 use crate::args::{AnswerArgs, ModelArgs};
-use crate::kb::{KbLocation, open_embedder};
+use crate::kb::{KbLocation, OpenedKb, open_embedder};
 use anyhow::{Context as _, Result, bail};
 use clap::Args;
 use ragtune_answer::{ExamplePool, Mode, load_examples};
@@ -278,23 +278,16 @@ pub fn compare(mut args: CompareArgs) -> Result<()> {
     let needs_passages = variants.iter().any(|v| v.approach.is_grounded());
     let mut memory_kb = None;
     let mut corpus_docs = None;
-    let (user_kb, pg_kb) = match (&kb, needs_passages) {
-        (Some(KbLocation::Dir(dir)), true) => (
-            Some(ragtune_index::KnowledgeBase::open_existing(dir, &embedder)?),
-            None,
-        ),
-        (Some(KbLocation::Postgres(url)), true) => {
-            let pg = ragtune_pg::PgKb::open_existing(url)?;
-            pg.check_embedder(&embedder)?;
-            (None, Some(pg))
-        }
-        _ => (None, None),
+    let opened = match (&kb, needs_passages) {
+        (Some(location), true) => Some(OpenedKb::at(location, &embedder)?),
+        _ => None,
     };
-    let pg_retriever = pg_kb
-        .as_ref()
-        .map(|pg| ragtune_pg::PgRetriever::new(pg, &embedder))
-        .transpose()?;
-    if user_kb.is_none() && pg_kb.is_none() && needs_passages {
+    // A knowledge base on PostgreSQL is reached through its retriever (which checks the embedder).
+    let pg_retriever = match &opened {
+        Some(kb @ OpenedKb::Postgres(_)) => Some(kb.retriever(&embedder)?),
+        _ => None,
+    };
+    if opened.is_none() && needs_passages {
         let file = corpus.clone().unwrap_or_else(|| questions.clone());
         if !set.is_json() && corpus.is_none() {
             bail!(
@@ -340,8 +333,8 @@ pub fn compare(mut args: CompareArgs) -> Result<()> {
         .chunk
         .max_tokens
         .min(embedder.max_content_tokens());
-    let passages = match (&user_kb, memory_kb.as_mut(), corpus_docs.as_ref()) {
-        (Some(kb), _, _) => Passages::Kb {
+    let passages = match (&opened, memory_kb.as_mut(), corpus_docs.as_ref()) {
+        (Some(OpenedKb::Local(kb)), _, _) => Passages::Kb {
             kb,
             source: &ingest_source,
             scratch: args.out.join("freshness-scratch"),
@@ -352,13 +345,13 @@ pub fn compare(mut args: CompareArgs) -> Result<()> {
             counter: &embedder,
             max_chunk_tokens: embedder.max_content_tokens(),
         },
-        _ => match (&pg_kb, &pg_retriever) {
-            (Some(pg), Some(retriever)) => Passages::Retriever {
-                retriever,
-                location: pg.location().shown().to_owned(),
-            },
-            _ => Passages::None,
+        (Some(OpenedKb::Postgres(pg)), _, _) => Passages::Retriever {
+            retriever: pg_retriever
+                .as_deref()
+                .context("a PostgreSQL knowledge base without its retriever")?,
+            location: pg.location().shown().to_owned(),
         },
+        _ => Passages::None,
     };
     let plan = Plan {
         variants,

@@ -186,11 +186,17 @@ pub enum OpenedKb {
 impl OpenedKb {
     /// Opens an existing knowledge base (nothing is created).
     pub fn open(args: &KbArgs, embedder: &Embedding) -> Result<Self> {
-        Ok(match &args.kb {
-            Some(KbLocation::Postgres(url)) => {
-                OpenedKb::Postgres(ragtune_pg::PgKb::open_existing(url)?)
-            }
-            _ => OpenedKb::Local(open_existing(args, embedder)?),
+        match &args.kb {
+            Some(location) => Self::at(location, embedder),
+            None => Ok(OpenedKb::Local(open_existing(args, embedder)?)),
+        }
+    }
+
+    /// Opens the existing knowledge base at `location` (nothing is created).
+    pub fn at(location: &KbLocation, embedder: &Embedding) -> Result<Self> {
+        Ok(match location {
+            KbLocation::Postgres(url) => OpenedKb::Postgres(ragtune_pg::PgKb::open_existing(url)?),
+            KbLocation::Dir(dir) => OpenedKb::Local(KnowledgeBase::open_existing(dir, embedder)?),
         })
     }
 
