@@ -28,7 +28,10 @@ WORK [/tmp/ragtune-longdoc] (holds articles/ and kb-128/), SAMPLE [100], MODEL
 RAGTUNE_RESULTS [unset] (development only: the path of an
 existing `--results` JSONL of the same ragtune command, whose JSON report sits next to it with the
 .json suffix, instead of running ragtune; the report says so), LIMIT [0] (development only: with
-RAGTUNE_RESULTS, only the first LIMIT questions).
+RAGTUNE_RESULTS, only the first LIMIT questions), LLAMAINDEX_REPORT [unset] (a report this script
+wrote before: its LlamaIndex answers and scores are reused for the same question ids instead of
+running LlamaIndex again, for when only ragtune changed; the report says so, and the two sides
+were then not run together).
 """
 
 import collections
@@ -54,6 +57,7 @@ THREADS = int(os.environ.get("THREADS", "2"))
 OUT = Path(os.environ.get("OUT", "bench/results/longdoc/llamaindex-side-by-side.json"))
 RAGTUNE_RESULTS = os.environ.get("RAGTUNE_RESULTS")
 LIMIT = int(os.environ.get("LIMIT", "0"))
+LLAMAINDEX_REPORT = os.environ.get("LLAMAINDEX_REPORT")
 CHUNK = 128
 TOP_K = 2
 N_CTX = 4096
@@ -297,8 +301,8 @@ def main() -> int:
     s = rt["summary"]
     rt_side = {
         "name": "ragtune defaults",
-        "setup": "ragtune ingest --max-tokens 128; eval qa --window 0 (hybrid BM25 + MiniLM "
-                 "RRF, top 2 chunks, ragtune's prompt)",
+        "setup": "ragtune ingest --max-tokens 128; eval qa --window 0 (hybrid BM25 + MiniLM, "
+                 "options as recorded in command_options; top 2 chunks, ragtune's prompt)",
         "command_options": rt["options"], "reused_results": rt["reused"],
         "questions": len(rt_rows),
         "exact_match": 100 * mean(r["exact_match"] for r in rt_rows),
@@ -315,18 +319,31 @@ def main() -> int:
         "scorer_disagreements": disagreements,
     }
 
-    model_path = gguf_path()
-    llm = make_llm(model_path)
-    import llama_cpp
     variants = ["bm25"]
     li_sides = {}
-    for v in variants:
-        li = run_llamaindex(ids, items, llm, v)
-        li_sides[v] = li
-    from importlib.metadata import version
-    versions = {p: version(p) for p in ["llama-index-core", "llama-index-retrievers-bm25",
-                                        "llama-cpp-python", "bm25s", "PyStemmer", "tiktoken",
-                                        "nltk", "numpy"]}
+    if LLAMAINDEX_REPORT:
+        before = json.load(open(LLAMAINDEX_REPORT, encoding="utf-8"))
+        for v in variants:
+            rows = [q["llamaindex"] for q in before["comparison"][v]["per_question"]]
+            before_ids = [q["id"] for q in before["comparison"][v]["per_question"]]
+            if before_ids != ids:
+                sys.exit(f"{LLAMAINDEX_REPORT} answered other questions than ragtune did")
+            li_sides[v] = {"reused": before["llamaindex"][v], "rows": rows}
+        model_path = before["gguf"]
+        chat_format = before["generation"]["llama_cpp"].rsplit("(", 1)[-1].rstrip(")")
+        versions, llama_cpp_version = before["versions"], before["llama_cpp_version"]
+    else:
+        model_path = gguf_path()
+        llm = make_llm(model_path)
+        chat_format = llm._llama.chat_format
+        import llama_cpp
+        llama_cpp_version = llama_cpp.__version__
+        for v in variants:
+            li_sides[v] = run_llamaindex(ids, items, llm, v)
+        from importlib.metadata import version
+        versions = {p: version(p) for p in ["llama-index-core", "llama-index-retrievers-bm25",
+                                            "llama-cpp-python", "bm25s", "PyStemmer",
+                                            "tiktoken", "nltk", "numpy"]}
 
     report = {
         "what": "ragtune defaults vs LlamaIndex defaults on the 48 SQuAD v1.1 dev articles as "
@@ -336,7 +353,7 @@ def main() -> int:
         "generation": {"llama_cpp": f"Llama(n_ctx={N_CTX}, n_threads={THREADS}, seed=0); "
                                     f"create_chat_completion(temperature=0, "
                                     f"max_tokens={MAX_TOKENS}), GGUF chat template "
-                                    f"({llm._llama.chat_format})"},
+                                    f"({chat_format})"},
         "scoring": "official SQuAD v1.1 normalisation (lowercase, strip punctuation, articles "
                    "a/an/the, collapse whitespace); EM and token F1, max over gold answers; "
                    "ragtune scored on its answer_text (citation markers removed)",
@@ -345,7 +362,8 @@ def main() -> int:
                      "ragtune minus LlamaIndex; the same resamples for EM and F1",
         "wall_times": "measured on a 2-core machine while another engineer compiled Rust: "
                       "under load, not clean",
-        "versions": versions, "llama_cpp_version": llama_cpp.__version__,
+        "llamaindex_reused_from": LLAMAINDEX_REPORT,
+        "versions": versions, "llama_cpp_version": llama_cpp_version,
         "ragtune": rt_side, "llamaindex": {}, "comparison": {},
     }
     print()
@@ -355,7 +373,7 @@ def main() -> int:
           f"{rt_side['gold_paragraph_in_prompt']:9.0f} {rt_side['wall_s_under_load']:8.0f}")
     for v, li in li_sides.items():
         rows = li["rows"]
-        side = {
+        side = dict(li["reused"], reused_from=LLAMAINDEX_REPORT) if "reused" in li else {
             "name": f"LlamaIndex defaults ({v})",
             "setup": ("SimpleDirectoryReader; SentenceSplitter() (1024/200, tiktoken "
                       "cl100k_base bundled in llama-index-core); "

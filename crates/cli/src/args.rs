@@ -223,7 +223,8 @@ pub struct AnswerArgs {
     /// Most tokens of the prompt (default: the context less the answer).
     #[arg(long)]
     pub prompt_budget: Option<u32>,
-    /// Abstain when the best retrieval score is below this (on the retriever's scale).
+    /// Abstain when the best retrieval score is below this (on the retriever's scale; hybrid:
+    /// 0.42 for a chunk first in both lists, 0.25 first in BM25 only, 0.17 first in dense only).
     #[arg(long)]
     pub min_score: Option<f32>,
     /// Abstain when the model's confidence in its reply (geometric mean of its token

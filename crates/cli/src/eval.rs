@@ -420,6 +420,8 @@ fn qa(args: QaArgs) -> Result<()> {
                     "min_score": a.min_score, "min_confidence": a.min_confidence,
                     "template": a.template, "window": a.window, "sequential": args.sequential || raft.is_some(),
                     "embedder": args.embedder,
+                    // How hybrid search fused the two lists (the retriever's defaults).
+                    "fusion": fusion_json(),
                 },
                 "reports": reports,
             }))?
@@ -472,4 +474,9 @@ fn retrieval(args: RetrievalArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+fn fusion_json() -> serde_json::Value {
+    let o = ragtune_retrieve::RetrieveOptions::default();
+    serde_json::json!({"rrf_k": o.rrf_k, "bm25_weight": o.bm25_weight, "dense_weight": o.dense_weight})
 }

@@ -7,7 +7,8 @@
 //! models pull` leaves it); without the feature, a deterministic hashed bag-of-words embedder,
 //! so only the BM25 numbers are meaningful. Knobs (environment): `RAGTUNE_TITLE_BOOST` (BM25
 //! title-field weight, default as in `Bm25Options`), `RAGTUNE_RRF_K` (default 60),
-//! `RAGTUNE_BENCH_SQUAD=0` skips SQuAD.
+//! `RAGTUNE_BENCH_SQUAD=0` skips SQuAD, `RAGTUNE_FUSIONS="5:1.5 2:1"` adds a hybrid row per
+//! `RRF_K:BM25_WEIGHT` pair on the same index (the long-document sweep's candidates).
 
 use ragtune_core::{Embedder, SearchMode};
 use ragtune_datasets::{beir, squad_retrieval};
@@ -74,7 +75,30 @@ fn run(name: &str, corpus: &Corpus, queries: &[EvalQuery]) -> Result<(), BoxErro
     for mode in SearchMode::ALL {
         println!("{}", eval::evaluate(&r, queries, mode)?);
     }
+    for (rrf_k, bm25_weight) in fusions()? {
+        let options = RetrieveOptions {
+            rrf_k,
+            bm25_weight,
+            ..Default::default()
+        };
+        let r = KbRetriever::new(&kb, embedder)?.with_options(options);
+        let m = eval::evaluate(&r, queries, SearchMode::Hybrid)?;
+        println!("{m}   (RRF k {rrf_k}, BM25 weight {bm25_weight})");
+    }
     Ok(())
+}
+
+/// `RAGTUNE_FUSIONS`: space-separated `RRF_K:BM25_WEIGHT` pairs.
+fn fusions() -> Result<Vec<(f32, f32)>, BoxError> {
+    let spec = std::env::var("RAGTUNE_FUSIONS").unwrap_or_default();
+    spec.split_whitespace()
+        .map(|pair| {
+            let (k, w) = pair
+                .split_once(':')
+                .ok_or_else(|| format!("RAGTUNE_FUSIONS: {pair:?} is not RRF_K:BM25_WEIGHT"))?;
+            Ok((k.parse()?, w.parse()?))
+        })
+        .collect()
 }
 
 fn main() -> Result<(), BoxError> {

@@ -18,7 +18,7 @@ mod sample;
 
 pub use metrics::{exact_match, extract_decision, f1_score, normalize_answer, score_answer};
 pub use ragtune_datasets::{Decision, QaItem};
-pub use recall::{MIN_SHARED_WORDS, gold_in_context};
+pub use recall::{MIN_SHARED_WORDS, gold_in_context, gold_in_passages};
 pub use sample::{SplitMix64, sample, sample_indices};
 
 use crate::answer::{Answer, Answerer, Mode};

@@ -24,7 +24,19 @@ pub const MIN_SHARED_WORDS: usize = 8;
 /// `None` when the question says nothing about context recall (unanswerable, no gold
 /// paragraph, or not RAG); else whether the gold paragraph was in the prompt.
 pub fn gold_in_context(item: &QaItem, answer: &Answer) -> Option<bool> {
-    if answer.mode != Mode::Rag || !item.answerable() || item.context.trim().is_empty() {
+    if answer.mode != Mode::Rag {
+        return None;
+    }
+    gold_in_passages(item, shown_passages(answer))
+}
+
+/// The same test on passage texts as shown (for measuring retrieval without generating):
+/// `None` for an unanswerable question or one without its gold paragraph.
+pub fn gold_in_passages(
+    item: &QaItem,
+    passages: impl IntoIterator<Item = impl AsRef<str>>,
+) -> Option<bool> {
+    if !item.answerable() || item.context.trim().is_empty() {
         return None;
     }
     let gold: Vec<Vec<String>> = item
@@ -39,8 +51,8 @@ pub fn gold_in_context(item: &QaItem, answer: &Answer) -> Option<bool> {
     }
     let n = MIN_SHARED_WORDS.min(paragraph.len());
     let runs: HashSet<&[String]> = paragraph.windows(n).collect();
-    Some(shown_passages(answer).any(|text| {
-        let passage = words(&text);
+    Some(passages.into_iter().any(|text| {
+        let passage = words(text.as_ref());
         passage.windows(n).any(|w| runs.contains(w))
             && gold
                 .iter()
