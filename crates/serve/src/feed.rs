@@ -313,6 +313,11 @@ impl KbFeed {
     pub(crate) fn has_work(&self) -> bool {
         !self.lock().tasks.is_empty()
     }
+
+    /// Files waiting for a sync.
+    pub(crate) fn queued(&self) -> usize {
+        self.lock().tasks.len()
+    }
 }
 
 /// Runs the next queued task of `feed` on `store`; `false` when there was none.

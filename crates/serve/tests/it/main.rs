@@ -1135,12 +1135,17 @@ async fn logprobs_come_in_openai_shapes() -> Result<()> {
     Ok(())
 }
 
-/// Streams " tick" to every request of its batch until released (at most 20,000 ticks), and
-/// records whether the release came while it was still generating.
+/// Streams " tick" to every request of its batch until released, or until it takes one of the
+/// permits (at most 20,000 ticks), and records whether the release came while it was still
+/// generating.
 #[derive(Default)]
 struct Ticker {
     started: std::sync::atomic::AtomicBool,
+    /// Batches begun.
+    batches: AtomicUsize,
     released: std::sync::atomic::AtomicBool,
+    /// Each lets one batch end.
+    permits: AtomicUsize,
     released_while_generating: std::sync::atomic::AtomicBool,
 }
 
@@ -1163,10 +1168,18 @@ impl Generator for Ticking {
         sink: &mut dyn FnMut(usize, &str) -> std::ops::ControlFlow<()>,
     ) -> Result<Vec<Generation>, GeneratorError> {
         let t = &self.0;
+        t.batches.fetch_add(1, Ordering::SeqCst);
         let mut ticks = 0;
         while ticks < 20_000 {
             if t.released.load(Ordering::SeqCst) {
                 t.released_while_generating.store(true, Ordering::SeqCst);
+                break;
+            }
+            let permit = |p: usize| p.checked_sub(1);
+            if t.permits
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, permit)
+                .is_ok()
+            {
                 break;
             }
             for i in 0..requests.len() {
@@ -1285,6 +1298,59 @@ async fn generations_deferred_during_a_round_still_fill_the_queue() -> Result<()
     );
     ticker.released.store(true, Ordering::SeqCst);
     for reply in [first].into_iter().chain(waiting) {
+        let (status, v) = reply.await??;
+        assert_eq!(status, 200, "{v}");
+    }
+    Ok(())
+}
+
+/// Uploads that arrive while a round generates are all synced before the next round starts,
+/// not one a round: a server that always has questions waiting fell behind its uploads (soak).
+#[tokio::test]
+async fn uploads_queued_during_a_round_are_synced_before_the_next_round() -> Result<()> {
+    let ticker = Arc::new(Ticker::default());
+    let s = start_with(Options {
+        generator: Some(Box::new(Ticking(ticker.clone()))),
+        ..Options::default()
+    })
+    .await?;
+    let done_before = wait_idle(s.addr).await?["files"]["done"].as_u64().unwrap();
+    let chat = json!({"model": "fake", "messages": [{"role": "user", "content": "tick"}]});
+    let ask = move || {
+        let chat = chat.clone();
+        tokio::spawn(async move { post(s.addr, "/v1/chat/completions", chat).await })
+    };
+    let first = ask();
+    while ticker.batches.load(Ordering::SeqCst) < 1 {
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    for (name, text) in [
+        ("one.md", "# One\n\nThe first upload."),
+        ("two.md", "# Two\n\nThe second upload."),
+        ("three.md", "# Three\n\nThe third upload."),
+    ] {
+        let (status, v) = upload(s.addr, None, &[(name, text.as_bytes())]).await?;
+        assert_eq!(status, 202, "{v}");
+    }
+    // The next question waits for the engine before the first round ends.
+    let second = ask();
+    loop {
+        let (_, _, metrics) = http(s.addr, "GET", "/metrics", "").await?;
+        if metrics.lines().any(|l| l == "ragtune_queue_depth 1") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    ticker.permits.fetch_add(1, Ordering::SeqCst);
+    while ticker.batches.load(Ordering::SeqCst) < 2 {
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    // The second round is generating: every upload was synced before it began.
+    let (_, v) = get_json(s.addr, "/v1/kb/docs/status").await?;
+    assert_eq!(v["files"]["done"].as_u64().unwrap(), done_before + 3, "{v}");
+    assert_eq!(v["files"]["queued"], 0, "{v}");
+    ticker.permits.fetch_add(1, Ordering::SeqCst);
+    for reply in [first, second] {
         let (status, v) = reply.await??;
         assert_eq!(status, 200, "{v}");
     }
