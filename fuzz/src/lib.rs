@@ -11,7 +11,7 @@
 use ragtune_core::{ChatMessage, ExtractedDocument, TokenCounter};
 use ragtune_ingest::{ChunkOptions, LoadOptions};
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 mod server;
 
@@ -64,14 +64,34 @@ pub fn init() {
     std::panic::set_hook(Box::new(|info| eprintln!("panic: {info}")));
 }
 
-/// This process's own scratch folder.
-fn scratch_dir() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("ragtune-fuzz-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("the temporary folder is writable");
-        dir
+thread_local! {
+    /// This thread's scratch folder, once made.
+    static SCRATCH: std::cell::RefCell<Option<PathBuf>> = const { std::cell::RefCell::new(None) };
+}
+
+/// This thread's own scratch folder (a fuzzing process runs one thread; `cargo test` runs the
+/// replay tests as threads of one process, and each must not delete another's files).
+fn scratch_dir() -> PathBuf {
+    static THREADS: AtomicUsize = AtomicUsize::new(0);
+    SCRATCH.with(|dir| {
+        dir.borrow_mut()
+            .get_or_insert_with(|| {
+                let n = THREADS.fetch_add(1, Ordering::Relaxed);
+                let name = format!("ragtune-fuzz-{}-{n}", std::process::id());
+                let dir = std::env::temp_dir().join(name);
+                std::fs::create_dir_all(&dir).expect("the temporary folder is writable");
+                dir
+            })
+            .clone()
     })
+}
+
+/// Removes this thread's scratch folder. A replay test calls it when it is done; a fuzzing
+/// process runs until it is stopped and leaves its one folder.
+pub fn remove_scratch() {
+    if let Some(dir) = SCRATCH.with(|dir| dir.borrow_mut().take()) {
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }
 
 /// A file named `input.EXT` holding `data`, in the scratch folder.

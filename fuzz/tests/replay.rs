@@ -18,6 +18,7 @@ fn replay(target: &str) {
         let outcome = std::panic::catch_unwind(|| ragtune_fuzz::run(target, &data));
         assert!(outcome.is_ok(), "{target} broke on {}", input.display());
     }
+    ragtune_fuzz::remove_scratch();
 }
 
 fn files_in(dir: &std::path::Path) -> Vec<PathBuf> {
