@@ -42,7 +42,12 @@ fn embedder() -> Result<Box<dyn Embedder>, BoxError> {
     Ok(Box::new(ragtune_index::testing::HashEmbedder::new(384)))
 }
 
-fn run(name: &str, corpus: &Corpus, queries: &[EvalQuery]) -> Result<(), BoxError> {
+fn run(
+    name: &str,
+    corpus: &Corpus,
+    queries: &[EvalQuery],
+    fusions: &[(f32, f32)],
+) -> Result<(), BoxError> {
     let embedder = embedder()?;
     let embedder = embedder.as_ref();
     let default_boost = Bm25Options::default().title_boost;
@@ -75,7 +80,7 @@ fn run(name: &str, corpus: &Corpus, queries: &[EvalQuery]) -> Result<(), BoxErro
     for mode in SearchMode::ALL {
         println!("{}", eval::evaluate(&r, queries, mode)?);
     }
-    for (rrf_k, bm25_weight) in fusions()? {
+    for &(rrf_k, bm25_weight) in fusions {
         let options = RetrieveOptions {
             rrf_k,
             bm25_weight,
@@ -104,15 +109,17 @@ fn fusions() -> Result<Vec<(f32, f32)>, BoxError> {
 fn main() -> Result<(), BoxError> {
     // `cargo bench` passes `--bench`; nothing else is expected.
     let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
+    // Read before minutes of indexing, so that a mistyped pair fails at once.
+    let fusions = fusions()?;
     println!(
         "machine: {} threads available; queries run one at a time",
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
     let (corpus, queries) = beir::load(&data.join("beir-scifact"), "test")?;
-    run("BEIR SciFact (test)", &corpus, &queries)?;
+    run("BEIR SciFact (test)", &corpus, &queries, &fusions)?;
     if std::env::var("RAGTUNE_BENCH_SQUAD").as_deref() != Ok("0") {
         let (corpus, queries) = squad_retrieval(&data.join("squad-v1.1-dev/dev-v1.1.json"))?;
-        run("SQuAD v1.1 dev paragraphs", &corpus, &queries)?;
+        run("SQuAD v1.1 dev paragraphs", &corpus, &queries, &fusions)?;
     }
     Ok(())
 }

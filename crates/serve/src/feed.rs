@@ -311,7 +311,7 @@ impl KbFeed {
     }
 
     pub(crate) fn has_work(&self) -> bool {
-        !self.lock().tasks.is_empty()
+        self.queued() > 0
     }
 
     /// Files waiting for a sync.
