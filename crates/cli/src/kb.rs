@@ -13,6 +13,7 @@ use ragtune_index::{
     IngestSource, KnowledgeBase, SyncOptions, SyncSummary, SyncTarget, WatchOptions, load_sql_rows,
     sync_into, sync_records_into,
 };
+use ragtune_ingest::ChunkOptions;
 use ragtune_remote::{Endpoint, RemoteEmbedder};
 use ragtune_retrieve::KbRetriever;
 use std::path::PathBuf;
@@ -230,12 +231,14 @@ pub struct IngestArgs {
     /// JSON/JSONL field that holds the text (dotted path; default: text, content or body).
     #[arg(long)]
     pub text_field: Option<String>,
-    /// Most tokens of a chunk (at least 16; capped at what the embedder reads).
-    #[arg(long, default_value_t = 256, value_parser = at_least::<16>)]
-    pub max_tokens: usize,
-    /// Tokens shared by consecutive chunks.
-    #[arg(long, default_value_t = 32)]
-    pub overlap: usize,
+    /// Most tokens of a chunk (at least 16; capped at what the embedder reads). Default: what
+    /// the knowledge base was built with, 256 for a new one; another value than the built one
+    /// is refused (its stored chunks would not be cut again).
+    #[arg(long, value_parser = at_least::<16>)]
+    pub max_tokens: Option<usize>,
+    /// Tokens shared by consecutive chunks. Default: the knowledge base's, 32 for a new one.
+    #[arg(long)]
+    pub overlap: Option<usize>,
     /// Re-hash every file even when size and modification time are unchanged.
     #[arg(long)]
     pub rehash: bool,
@@ -268,7 +271,7 @@ pub fn ingest(args: IngestArgs) -> Result<()> {
     if !args.watch || args.sql.is_some() {
         return failures(&summary);
     }
-    let source = ingest_source(&args, &embedder);
+    let source = ingest_source(&args, &embedder, kb.chunking()?);
     let shown = dir.display().to_string();
     eprintln!("watching {} path(s); Ctrl-C stops", args.paths.len());
     let stop = AtomicBool::new(false);
@@ -288,11 +291,25 @@ pub fn ingest(args: IngestArgs) -> Result<()> {
     Ok(())
 }
 
-/// How files become chunks for this ingest.
-fn ingest_source<'a>(args: &IngestArgs, embedder: &'a Embedding) -> IngestSource<'a> {
+/// How files become chunks for this ingest: the knowledge base's `recorded` settings (or the
+/// defaults, capped at what the embedder reads), with the options given over them.
+fn ingest_source<'a>(
+    args: &IngestArgs,
+    embedder: &'a Embedding,
+    recorded: Option<ChunkOptions>,
+) -> IngestSource<'a> {
     let mut source = IngestSource::new(embedder);
-    source.chunk.max_tokens = args.max_tokens.min(embedder.max_content_tokens());
-    source.chunk.overlap_tokens = args.overlap;
+    let cap = embedder.max_content_tokens();
+    source.chunk = recorded.unwrap_or_else(|| ChunkOptions {
+        max_tokens: source.chunk.max_tokens.min(cap),
+        ..source.chunk.clone()
+    });
+    if let Some(max) = args.max_tokens {
+        source.chunk.max_tokens = max.min(cap);
+    }
+    if let Some(overlap) = args.overlap {
+        source.chunk.overlap_tokens = overlap;
+    }
     if let Some(field) = &args.text_field {
         source.load.json.text_field = Some(field.clone());
     }
@@ -305,7 +322,7 @@ fn ingest_into(
     kb: &mut dyn SyncTarget,
     embedder: &Embedding,
 ) -> Result<SyncSummary> {
-    let source = ingest_source(args, embedder);
+    let source = ingest_source(args, embedder, kb.chunking()?);
     let shown = kb.location();
     if let (Some(query), Some(db)) = (&args.sql, &args.db) {
         if args.text_columns.is_empty() {
@@ -333,7 +350,14 @@ fn ingest_into(
                 (format!("sqlite:{}#", db_abs.display()), docs)
             }
         };
-        let summary = sync_records_into(kb, &prefix, &docs, embedder, &mut SyncBar::new())?;
+        let summary = sync_records_into(
+            kb,
+            &prefix,
+            &docs,
+            &source.chunk,
+            embedder,
+            &mut SyncBar::new(),
+        )?;
         print_summary(&shown, &summary);
         return Ok(summary);
     }

@@ -42,6 +42,21 @@ pub enum Error {
         requested_dim: usize,
     },
 
+    /// A sync asked for other chunk settings than the stored documents were cut with.
+    #[error(
+        "knowledge base {location} holds {stored}; this sync asked for {requested}. Unchanged files would keep their old chunks and changed ones get new ones, mixed in one index. Sync with the knowledge base's settings (leave the options out), or ingest into a new knowledge base to use the new ones"
+    )]
+    ChunkingMismatch {
+        location: String,
+        stored: String,
+        requested: String,
+    },
+
+    #[error(
+        "knowledge base {location} records its chunk settings as `{stored}`, which this version of ragtune does not read; use the version that built it, or ingest into a new knowledge base"
+    )]
+    ChunkingRecord { location: String, stored: String },
+
     #[error("knowledge base {}: {what} has {actual} dimensions, expected {expected}", path.display())]
     Dimension {
         path: PathBuf,

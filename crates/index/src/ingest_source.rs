@@ -42,6 +42,10 @@ impl DocumentSource for IngestSource<'_> {
             .collect()
     }
 
+    fn chunking(&self) -> Option<&ChunkOptions> {
+        Some(&self.chunk)
+    }
+
     fn load(&self, path: &Path) -> Result<LoadedFile, SourceError> {
         let segments = ragtune_ingest::open(path, &self.load).map_err(|e| source_error(&e))?;
         let mut chunker = Chunker::new(self.counter, self.chunk.clone());

@@ -553,6 +553,20 @@ impl crate::target::SyncTarget for KnowledgeBase {
         self.store.files()
     }
 
+    fn chunking(&self) -> Result<Option<ragtune_ingest::ChunkOptions>> {
+        self.store
+            .meta(crate::chunking::META_KEY)?
+            .map(|s| crate::chunking::decode(&self.location(), &s))
+            .transpose()
+    }
+
+    fn record_chunking(&mut self, chunking: &ragtune_ingest::ChunkOptions) -> Result<()> {
+        self.store.set_meta(
+            crate::chunking::META_KEY,
+            &crate::chunking::encode(chunking),
+        )
+    }
+
     fn document_hash(&self, source: &str) -> Result<Option<String>> {
         Ok(self.store.document(source)?.map(|d| d.hash))
     }

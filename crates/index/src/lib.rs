@@ -43,6 +43,7 @@
 
 mod bm25;
 mod check;
+pub mod chunking;
 mod embedding;
 mod error;
 mod ingest_source;

@@ -35,28 +35,33 @@ pub fn load_sql_rows(
 }
 
 impl KnowledgeBase {
-    /// Makes the documents under `prefix` equal `docs` (one transaction per document).
+    /// Makes the documents under `prefix` equal `docs` (one transaction per document), which
+    /// were cut with `chunking`.
     pub fn sync_records(
         &mut self,
         prefix: &str,
         docs: &[LoadedDocument],
+        chunking: &ChunkOptions,
         embedder: &dyn Embedder,
         progress: &mut dyn SyncProgress,
     ) -> Result<SyncSummary> {
-        sync_records_into(self, prefix, docs, embedder, progress)
+        sync_records_into(self, prefix, docs, chunking, embedder, progress)
     }
 }
 
 /// Makes the documents of `target` under `prefix` equal `docs`, one transaction per
-/// document: what [`KnowledgeBase::sync_records`] does, for any store.
+/// document: what [`KnowledgeBase::sync_records`] does, for any store. `chunking` is what
+/// `docs` were cut with; it must be the knowledge base's (see [`crate::chunking`]).
 pub fn sync_records_into(
     target: &mut dyn SyncTarget,
     prefix: &str,
     docs: &[LoadedDocument],
+    chunking: &ChunkOptions,
     embedder: &dyn Embedder,
     progress: &mut dyn SyncProgress,
 ) -> Result<SyncSummary> {
     check_same_embedder(target, embedder)?;
+    crate::chunking::agree(target, chunking)?;
     let mut summary = SyncSummary::default();
     progress.event(&SyncEvent::Scanned { files: docs.len() });
     let mut seen = HashSet::new();

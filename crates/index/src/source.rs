@@ -3,6 +3,7 @@
 //! the `testing` feature has a plain-text one.
 
 use ragtune_core::{Chunk, ExtractedDocument};
+use ragtune_ingest::ChunkOptions;
 use std::path::{Path, PathBuf};
 
 /// A document turned into text and chunks.
@@ -51,4 +52,10 @@ pub trait DocumentSource: Send + Sync {
 
     /// Loads and chunks one file.
     fn load(&self, path: &Path) -> Result<LoadedFile, SourceError>;
+
+    /// The chunk settings `load` cuts with, which sync holds against the knowledge base's
+    /// (`None`: a source whose chunks follow no settings, such as a test's).
+    fn chunking(&self) -> Option<&ChunkOptions> {
+        None
+    }
 }

@@ -176,6 +176,9 @@ pub fn sync_into(
     progress: &mut dyn SyncProgress,
 ) -> Result<SyncSummary> {
     check_same_embedder(target, embedder)?;
+    if let Some(chunking) = source.chunking() {
+        crate::chunking::agree(target, chunking)?;
+    }
     let mut summary = SyncSummary::default();
     // A root that is gone is one failure, not the end of the sync: the others are synced,
     // and nothing stored under the missing one is deleted (it is under no synced root).

@@ -4,6 +4,7 @@
 
 use crate::Result;
 use crate::store::{EmbedderInfo, FileRecord, FileState, NewDocument};
+use ragtune_ingest::ChunkOptions;
 use std::collections::HashMap;
 
 /// What [`sync`](crate::sync::sync_into) and [`sync_records`](crate::records::sync_records_into)
@@ -14,6 +15,13 @@ pub trait SyncTarget {
 
     /// The embedder the knowledge base was built with.
     fn embedder_info(&self) -> &EmbedderInfo;
+
+    /// The chunk settings the stored documents were cut with (`None`: none recorded yet, a
+    /// new knowledge base or one from before they were recorded).
+    fn chunking(&self) -> Result<Option<ChunkOptions>>;
+
+    /// Records the chunk settings (see [`crate::chunking`]).
+    fn record_chunking(&mut self, chunking: &ChunkOptions) -> Result<()>;
 
     /// Every file with documents, with the state sync compares against.
     fn files(&self) -> Result<Vec<FileState>>;

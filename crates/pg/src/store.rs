@@ -11,8 +11,9 @@ use postgres::{Client, NoTls, Row, Transaction};
 use ragtune_core::{Embedder, Format, Metadata};
 use ragtune_index::{
     EmbedderInfo, FileRecord, FileState, NewDocument, StoredChunk, StoredDocument, SyncTarget,
-    text_hash,
+    chunking, text_hash,
 };
+use ragtune_ingest::ChunkOptions;
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -511,6 +512,33 @@ impl SyncTarget for PgKb {
                 documents: r.get::<_, i64>(5) as usize,
             })
             .collect())
+    }
+
+    fn chunking(&self) -> ragtune_index::Result<Option<ChunkOptions>> {
+        let s = &self.loc.schema;
+        let row = self
+            .client()
+            .query_opt(
+                &format!("SELECT value FROM {s}.meta WHERE key = $1"),
+                &[&chunking::META_KEY],
+            )
+            .map_err(|e| self.db("reading the chunk settings", e))?;
+        row.map(|r| chunking::decode(&SyncTarget::location(self), &r.get::<_, String>(0)))
+            .transpose()
+    }
+
+    fn record_chunking(&mut self, settings: &ChunkOptions) -> ragtune_index::Result<()> {
+        let s = &self.loc.schema;
+        self.client()
+            .execute(
+                &format!(
+                    "INSERT INTO {s}.meta (key, value) VALUES ($1, $2)
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+                ),
+                &[&chunking::META_KEY, &chunking::encode(settings)],
+            )
+            .map_err(|e| self.db("recording the chunk settings", e))?;
+        Ok(())
     }
 
     fn document_hash(&self, source: &str) -> ragtune_index::Result<Option<String>> {

@@ -44,7 +44,8 @@ pub struct Backend {
     pub embedder_id: String,
     /// How RAG answers are built (`ask`'s defaults unless the caller changed them).
     pub answer: AskOptions,
-    /// Most tokens in a chunk of an uploaded file (at most the embedder's window).
+    /// Most tokens in a chunk of an uploaded file (at most the embedder's window) for a
+    /// knowledge base that records no chunk settings; one that does is synced with its own.
     pub chunk_max_tokens: usize,
 }
 

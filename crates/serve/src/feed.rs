@@ -335,7 +335,11 @@ pub(crate) fn step(
         return false;
     };
     let mut source = IngestSource::new(embedder);
-    source.chunk.max_tokens = chunk_max_tokens;
+    // A failure to read the settings surfaces as the sync's own error below.
+    match ragtune_index::SyncTarget::chunking(&*kb) {
+        Ok(Some(recorded)) => source.chunk = recorded,
+        _ => source.chunk.max_tokens = chunk_max_tokens,
+    }
     let outcome = kb.sync(
         std::slice::from_ref(&path),
         &source,

@@ -284,3 +284,48 @@ fn control_characters_in_documents_are_escaped_in_search_output() {
     assert!(!out.contains('\x1b') && !out.contains('\x07'), "{out:?}");
     assert!(out.contains("\\u{1b}"), "{out}");
 }
+
+/// `ingest --max-tokens 64` on a knowledge base built with the defaults used to report every
+/// file "unchanged" and keep the old chunks. Now the knowledge base keeps its settings: a
+/// later ingest without the options uses them, and one with other values is refused.
+#[test]
+fn ingest_keeps_the_knowledge_base_chunk_settings_and_refuses_others() {
+    let docs = tempfile::tempdir().unwrap();
+    let kb = tempfile::tempdir().unwrap();
+    let sentences: Vec<String> = (0..40)
+        .map(|i| format!("Rule {i} says the gate closes at hour {i}."))
+        .collect();
+    std::fs::write(docs.path().join("rules.txt"), sentences.join(" ")).unwrap();
+    let ingest = |extra: &[&str]| run(in_kb(kb.path()).arg("ingest").arg(docs.path()).args(extra));
+    let chunks = || {
+        let (ok, out, err) = run(in_kb(kb.path()).args(["search", "gate", "-k", "100", "--json"]));
+        assert!(ok, "{err}");
+        serde_json::from_str::<serde_json::Value>(&out)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len()
+    };
+
+    let (ok, _, err) = ingest(&["--max-tokens", "32", "--overlap", "0"]);
+    assert!(ok, "{err}");
+    let small = chunks();
+    assert!(small > 4, "{small}");
+
+    let (ok, out, err) = ingest(&[]);
+    assert!(ok, "{err}");
+    assert!(out.contains("unchanged 1"), "{out}");
+    std::fs::write(docs.path().join("more.txt"), sentences.join(" ")).unwrap();
+    let (ok, out, err) = ingest(&[]);
+    assert!(ok, "{err}");
+    assert!(out.contains("added 1"), "{out}");
+    assert_eq!(chunks(), 2 * small, "the new file is cut as the first was");
+
+    let (ok, out, err) = ingest(&["--max-tokens", "128"]);
+    assert!(!ok, "{out}");
+    assert!(
+        err.contains("--max-tokens 32 --overlap 0") && err.contains("--max-tokens 128"),
+        "{err}"
+    );
+    assert_eq!(chunks(), 2 * small, "a refused ingest writes nothing");
+}

@@ -2,7 +2,7 @@
 
 use crate::support::{Docs, assert_consistent, bm25_sources, embedder};
 use anyhow::Result;
-use ragtune_index::{IngestSource, KnowledgeBase, NoProgress, SyncOptions};
+use ragtune_index::{IngestSource, KnowledgeBase, NoProgress, SyncOptions, SyncTarget};
 use std::path::PathBuf;
 
 #[test]
@@ -123,5 +123,61 @@ fn real_document_corpus_syncs_and_reports_failures_per_file() -> Result<()> {
     )?;
     assert_eq!(again.unchanged, s.added.len());
     assert!(again.added.is_empty() && again.updated.is_empty() && again.deleted.is_empty());
+    Ok(())
+}
+
+#[test]
+fn a_sync_with_other_chunk_settings_is_refused_before_it_writes() -> Result<()> {
+    let docs = Docs::new()?;
+    let words: Vec<String> = (0..400).map(|i| format!("word{i}")).collect();
+    docs.write("long.txt", &words.join(" "))?;
+    let e = embedder();
+    let dir = tempfile::tempdir()?;
+    let mut kb = KnowledgeBase::open(dir.path(), &e)?;
+    let roots = [docs.root()];
+    let sync = |kb: &mut KnowledgeBase, max_tokens: usize| {
+        let mut source = IngestSource::new(&e);
+        source.chunk.max_tokens = max_tokens;
+        kb.sync(
+            &roots,
+            &source,
+            &e,
+            &SyncOptions::default(),
+            &mut NoProgress,
+        )
+    };
+    sync(&mut kb, 64)?;
+    let recorded = SyncTarget::chunking(&kb)?.expect("the first sync records its settings");
+    assert_eq!(recorded.max_tokens, 64);
+    let chunks = kb.health()?.chunks;
+    assert!(chunks > 1, "{chunks}");
+
+    // Other settings: refused, naming both, and nothing is touched (a reopened knowledge
+    // base holds the same chunks and the same record).
+    docs.write("new.txt", "a file the refused sync must not add")?;
+    let err = sync(&mut kb, 128).unwrap_err().to_string();
+    assert!(err.contains(&dir.path().display().to_string()), "{err}");
+    assert!(
+        err.contains("at most 64 tokens") && err.contains("at most 128 tokens"),
+        "{err}"
+    );
+    drop(kb);
+    let mut kb = KnowledgeBase::open(dir.path(), &e)?;
+    assert_eq!(kb.health()?.chunks, chunks);
+    assert_eq!(kb.documents()?.len(), 1);
+    assert_eq!(SyncTarget::chunking(&kb)?, Some(recorded.clone()));
+
+    // The recorded settings sync as before.
+    let s = sync(&mut kb, 64)?;
+    assert_eq!((s.added.len(), s.unchanged), (1, 1), "{s:?}");
+
+    // Once every document is gone, nothing was cut the old way: new settings are taken.
+    std::fs::remove_file(docs.root().join("long.txt"))?;
+    std::fs::remove_file(docs.root().join("new.txt"))?;
+    sync(&mut kb, 64)?;
+    docs.write("long.txt", &words.join(" "))?;
+    sync(&mut kb, 128)?;
+    assert_eq!(SyncTarget::chunking(&kb)?.map(|c| c.max_tokens), Some(128));
+    assert!(kb.health()?.chunks < chunks);
     Ok(())
 }

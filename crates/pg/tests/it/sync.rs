@@ -5,7 +5,8 @@ use crate::{Docs, embedder, pg_sources, sync};
 use anyhow::Result;
 use ragtune_core::SearchMode;
 use ragtune_index::testing::PlainTextSource;
-use ragtune_index::{NoProgress, SyncOptions, sync_into};
+use ragtune_index::{NoProgress, SyncOptions, SyncTarget, sync_into, sync_records_into};
+use ragtune_ingest::ChunkOptions;
 use ragtune_pg::PgKb;
 use ragtune_pg::testing::TestServer;
 
@@ -178,12 +179,43 @@ fn rows_sync_by_hash_under_their_prefix() -> Result<()> {
         row(1, "refund within thirty days"),
         row(2, "shipping takes a week"),
     ];
-    let s =
-        ragtune_index::sync_records_into(&mut kb, "postgres:crm#", &first, &e, &mut NoProgress)?;
+    let chunking = ChunkOptions::default();
+    let s = sync_records_into(
+        &mut kb,
+        "postgres:crm#",
+        &first,
+        &chunking,
+        &e,
+        &mut NoProgress,
+    )?;
     assert_eq!(s.added.len(), 2);
+    assert_eq!(kb.chunking()?, Some(chunking.clone()));
     let second = [row(1, "refund within sixty days")];
-    let s =
-        ragtune_index::sync_records_into(&mut kb, "postgres:crm#", &second, &e, &mut NoProgress)?;
+    // Rows cut with other settings are refused before anything is written.
+    let other = ChunkOptions {
+        max_tokens: 64,
+        ..chunking.clone()
+    };
+    let err = sync_records_into(
+        &mut kb,
+        "postgres:crm#",
+        &second,
+        &other,
+        &e,
+        &mut NoProgress,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("at most 64 tokens"), "{err}");
+    assert_eq!(kb.document("postgres:crm#1")?.unwrap().version, 1);
+    let s = sync_records_into(
+        &mut kb,
+        "postgres:crm#",
+        &second,
+        &chunking,
+        &e,
+        &mut NoProgress,
+    )?;
     assert_eq!(
         (s.updated.len(), s.deleted.len(), s.unchanged),
         (1, 1, 0),

@@ -1,0 +1,82 @@
+#!/bin/bash
+# RAFT against RAG and plain fine-tuning on SQuAD v1.1 dev split by article (issue 12).
+# The corpus is every dev paragraph (2,067 files, one knowledge base). Training questions come
+# from the even-numbered articles, evaluation questions from the odd-numbered ones, so no
+# evaluation paragraph is ever an oracle in training. Every fine-tuned variant gets one budget:
+# the same training questions, STEPS optimizer steps of 4 examples, the same LoRA settings.
+#   sft      question -> answer, no documents (closed-book)
+#   sft_rag  the RAG prompt with the top retrieved passage, questions whose passage was not
+#            retrieved left out (the oracle is always present: the paper's DSF+RAG)
+#   raft     oracle among DISTRACTORS hard negatives from our retriever, shown with share P,
+#            chain-of-thought target quoting the oracle
+# Then `ragtune compare` answers SAMPLE seeded held-out questions through RAG (base model) and
+# the three adapters, one at a time, and reports paired differences with bootstrap CIs.
+# Run from the repository root: bench/raft/run.sh [WORK_DIR] [RAGTUNE]
+# Knobs (environment): TRAIN_QUESTIONS (400), STEPS (100), DISTRACTORS (3), P (0.8),
+# DISTRACTORS_FROM (retriever), TARGETS (all), SAMPLE (200), TAG (an ablation's name).
+set -euo pipefail
+W=${1:-/tmp/raft_squad}
+R=${2:-target/release/ragtune}
+DEV=../shared/data/squad-v1.1-dev/dev-v1.1.json
+N=${TRAIN_QUESTIONS:-400}
+STEPS=${STEPS:-100}
+DISTRACTORS=${DISTRACTORS:-3}
+P=${P:-0.8}
+FROM=${DISTRACTORS_FROM:-retriever}
+TARGETS=${TARGETS:-all}
+SAMPLE=${SAMPLE:-200}
+TAG=${TAG:-d${DISTRACTORS}-p${P}-${FROM}}
+BASE=smollm2-135m-instruct
+OUT=bench/results/raft/squad
+mkdir -p "$W" "$OUT"
+
+[ -f "$W/heldout.json" ] || python3 bench/sft_squad/split.py "$DEV" "$W"
+[ -d "$W/paragraphs" ] || python3 bench/compare/paragraphs.py "$DEV" "$W/paragraphs"
+[ -d "$W/kb" ] || $R ingest "$W/paragraphs" --kb "$W/kb"
+
+# N seeded training questions with their paragraph, shared by every variant.
+Q="$W/train_q$N.jsonl"
+[ -f "$Q" ] || python3 - "$W/train.json" "$Q" "$N" <<'PY'
+import json, random, sys
+data = json.load(open(sys.argv[1]))
+qs = [(qa, p["context"]) for a in data["data"] for p in a["paragraphs"] for qa in p["qas"]]
+random.Random(1).shuffle(qs)
+with open(sys.argv[2], "w") as f:
+    for qa, ctx in qs[: int(sys.argv[3])]:
+        f.write(json.dumps({"id": qa["id"], "question": qa["question"],
+                            "answers": [a["text"] for a in qa["answers"]], "context": ctx}) + "\n")
+PY
+
+train() { # data out max_len
+    [ -f "$2/adapter.gguf" ] || /usr/bin/time -v -o "$2.time" $R train sft --data "$1" --out "$2" \
+        --max-len "$3" --base $BASE --targets "$TARGETS" --rank 8 --alpha 16 --lr 5e-4 \
+        --warmup-ratio 0.05 --batch-size 1 --grad-accum 4 --max-steps "$STEPS" --save-every 0 \
+        --threads 2
+}
+[ -f "$W/sft_q$N.jsonl" ] || $R eval qa "$Q" --kb "$W/kb" --sample 0 --mode closed-book \
+    --model $BASE --write-sft "$W/sft_q$N.jsonl" > /dev/null
+[ -f "$W/sft_rag_q$N.jsonl" ] || $R eval qa "$Q" --kb "$W/kb" --sample 0 --mode rag --top-k 1 \
+    --model $BASE --write-sft "$W/sft_rag_q$N.jsonl" > /dev/null
+train "$W/sft_q$N.jsonl" "$W/run_sft_q$N-s$STEPS" 512
+train "$W/sft_rag_q$N.jsonl" "$W/run_sft_rag_q$N-s$STEPS" 768
+
+abstain=()
+[ "${ABSTAIN:-0}" = 1 ] && abstain=(--abstain)
+[ -f "$W/raft_$TAG/manifest.json" ] || $R raft build --kb "$W/kb" --questions "$Q" \
+    --out "$W/raft_$TAG" --distractors "$DISTRACTORS" --p "$P" --distractors-from "$FROM" \
+    --seed 0 "${abstain[@]}"
+train "$W/raft_$TAG/train.jsonl" "$W/run_raft_$TAG-q$N-s$STEPS" 1536
+
+$R compare --questions "$W/heldout.json" --kb "$W/kb" --sample "$SAMPLE" --seed 0 \
+    --out "$W/report_$TAG-q$N-s$STEPS" --threads 2 \
+    --variant "rag@$BASE" \
+    --variant "sft:$W/run_sft_q$N-s$STEPS" \
+    --variant "sft+rag:$W/run_sft_rag_q$N-s$STEPS" \
+    --variant "raft:$W/run_raft_$TAG-q$N-s$STEPS" | tee "$OUT/table_$TAG-q$N-s$STEPS.txt"
+cp "$W/report_$TAG-q$N-s$STEPS/runs.json" "$OUT/runs_$TAG-q$N-s$STEPS.json"
+cp "$W/report_$TAG-q$N-s$STEPS/report.json" "$OUT/report_$TAG-q$N-s$STEPS.json"
+for run in "$W"/run_*q$N-s$STEPS; do
+    n=$(basename "$run")
+    cp "$run/training.json" "$OUT/training_$n.json"
+    [ -f "$run.time" ] && cp "$run.time" "$OUT/time_$n.txt"
+done
