@@ -13,7 +13,8 @@
 # the three adapters, one at a time, and reports paired differences with bootstrap CIs.
 # Run from the repository root: bench/raft/run.sh [WORK_DIR] [RAGTUNE]
 # Knobs (environment): TRAIN_QUESTIONS (400), STEPS (100), DISTRACTORS (3), P (0.8),
-# DISTRACTORS_FROM (retriever), TARGETS (all), SAMPLE (200), TAG (an ablation's name).
+# DISTRACTORS_FROM (retriever), TARGETS (all), SAMPLE (200), TAG (an ablation's name),
+# ABSTAIN=1 (raft build --abstain), COMPARE=0, ROBUST=1 and ROBUST_SAMPLE (100).
 set -euo pipefail
 W=${1:-/tmp/raft_squad}
 R=${2:-target/release/ragtune}
@@ -67,6 +68,8 @@ abstain=()
     --seed 0 "${abstain[@]}"
 train "$W/raft_$TAG/train.jsonl" "$W/run_raft_$TAG-q$N-s$STEPS" 1536
 
+# The comparison (COMPARE=0 skips it, for the robustness run alone).
+if [ "${COMPARE:-1}" = 1 ]; then
 $R compare --questions "$W/heldout.json" --kb "$W/kb" --sample "$SAMPLE" --seed 0 \
     --out "$W/report_$TAG-q$N-s$STEPS" --threads 2 \
     --variant "rag@$BASE" \
@@ -80,3 +83,16 @@ for run in "$W"/run_*q$N-s$STEPS; do
     cp "$run/training.json" "$OUT/training_$n.json"
     [ -f "$run.time" ] && cp "$run.time" "$OUT/time_$n.txt"
 done
+fi
+
+# Robustness (ROBUST=1): RAG and RAFT shown 2, 5 and 8 passages, ROBUST_SAMPLE questions.
+if [ "${ROBUST:-0}" = 1 ]; then
+    rv=()
+    for k in 2 5 8; do
+        rv+=(--variant "rag@$BASE,top_k=$k" --variant "raft:$W/run_raft_$TAG-q$N-s$STEPS,top_k=$k")
+    done
+    $R compare --questions "$W/heldout.json" --kb "$W/kb" --sample "${ROBUST_SAMPLE:-100}" --seed 0 \
+        --out "$W/robust_$TAG-q$N-s$STEPS" --threads 2 "${rv[@]}" \
+        | tee "$OUT/robust_$TAG-q$N-s$STEPS.txt"
+    cp "$W/robust_$TAG-q$N-s$STEPS/runs.json" "$OUT/robust_runs_$TAG-q$N-s$STEPS.json"
+fi
