@@ -329,15 +329,12 @@ pub fn compare(mut args: CompareArgs) -> Result<()> {
     // Freshness on a knowledge base syncs edited copies of its files as `ragtune ingest` would,
     // with the chunk settings it was built with, into a copy of it.
     let mut ingest_source = ragtune_index::IngestSource::new(&embedder);
-    ingest_source.chunk.max_tokens = ingest_source
-        .chunk
-        .max_tokens
-        .min(embedder.max_content_tokens());
-    if let Some(OpenedKb::Local(kb)) = &opened
-        && let Some(recorded) = ragtune_index::SyncTarget::chunking(kb)?
-    {
-        ingest_source.chunk = recorded;
-    }
+    let recorded = match &opened {
+        Some(OpenedKb::Local(kb)) => ragtune_index::SyncTarget::chunking(kb)?,
+        _ => None,
+    };
+    ingest_source.chunk =
+        ragtune_index::chunking::recorded_or_default(recorded, embedder.max_content_tokens());
     let passages = match (&opened, memory_kb.as_mut(), corpus_docs.as_ref()) {
         (Some(OpenedKb::Local(kb)), _, _) => Passages::Kb {
             kb,

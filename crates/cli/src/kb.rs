@@ -300,10 +300,7 @@ fn ingest_source<'a>(
 ) -> IngestSource<'a> {
     let mut source = IngestSource::new(embedder);
     let cap = embedder.max_content_tokens();
-    source.chunk = recorded.unwrap_or_else(|| ChunkOptions {
-        max_tokens: source.chunk.max_tokens.min(cap),
-        ..source.chunk.clone()
-    });
+    source.chunk = ragtune_index::chunking::recorded_or_default(recorded, cap);
     if let Some(max) = args.max_tokens {
         source.chunk.max_tokens = max.min(cap);
     }

@@ -45,6 +45,18 @@ pub fn decode(location: &str, stored: &str) -> Result<ChunkOptions> {
     }
 }
 
+/// The settings to cut with when the caller sets none: the knowledge base's `recorded` ones,
+/// or the defaults with chunks of at most `cap` tokens (the embedder's window).
+pub fn recorded_or_default(recorded: Option<ChunkOptions>, cap: usize) -> ChunkOptions {
+    recorded.unwrap_or_else(|| {
+        let default = ChunkOptions::default();
+        ChunkOptions {
+            max_tokens: default.max_tokens.min(cap),
+            ..default
+        }
+    })
+}
+
 /// Records `wanted` where `target` has no chunk settings yet; fails, before anything is
 /// written, where it has others.
 pub(crate) fn agree(target: &mut dyn SyncTarget, wanted: &ChunkOptions) -> Result<()> {
