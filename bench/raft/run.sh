@@ -13,8 +13,11 @@
 # the three adapters, one at a time, and reports paired differences with bootstrap CIs.
 # Run from the repository root: bench/raft/run.sh [WORK_DIR] [RAGTUNE]
 # Knobs (environment): TRAIN_QUESTIONS (400), STEPS (100), DISTRACTORS (3), P (0.8),
-# DISTRACTORS_FROM (retriever), TARGETS (all), SAMPLE (200), TAG (an ablation's name),
-# ABSTAIN=1 (raft build --abstain), COMPARE=0, ROBUST=1 and ROBUST_SAMPLE (100).
+# DISTRACTORS_FROM (retriever), ANSWER_FORMAT (cot, or answer: no chain of thought),
+# TARGETS (all), SAMPLE (200), TAG (an ablation's name), ABSTAIN=1 (raft build --abstain),
+# COMPARE=0 (no comparison) or COMPARE=ablation (answer with this RAFT adapter only and report
+# it beside the baseline comparison's runs, the d3-p0.8-retriever one: greedy answers to the
+# same seeded questions, so the pairs hold), ROBUST=1 and ROBUST_SAMPLE (100).
 set -euo pipefail
 W=${1:-/tmp/raft_squad}
 R=${2:-target/release/ragtune}
@@ -24,9 +27,12 @@ STEPS=${STEPS:-100}
 DISTRACTORS=${DISTRACTORS:-3}
 P=${P:-0.8}
 FROM=${DISTRACTORS_FROM:-retriever}
+FORMAT=${ANSWER_FORMAT:-cot}
 TARGETS=${TARGETS:-all}
 SAMPLE=${SAMPLE:-200}
-TAG=${TAG:-d${DISTRACTORS}-p${P}-${FROM}}
+SUFFIX=""
+[ "$FORMAT" = cot ] || SUFFIX="-$FORMAT"
+TAG=${TAG:-d${DISTRACTORS}-p${P}-${FROM}${SUFFIX}}
 BASE=smollm2-135m-instruct
 OUT=bench/results/raft/squad
 mkdir -p "$W" "$OUT"
@@ -65,7 +71,7 @@ abstain=()
 [ "${ABSTAIN:-0}" = 1 ] && abstain=(--abstain)
 [ -f "$W/raft_$TAG/manifest.json" ] || $R raft build --kb "$W/kb" --questions "$Q" \
     --out "$W/raft_$TAG" --distractors "$DISTRACTORS" --p "$P" --distractors-from "$FROM" \
-    --seed 0 "${abstain[@]}"
+    --answer-format "$FORMAT" --seed 0 "${abstain[@]}"
 train "$W/raft_$TAG/train.jsonl" "$W/run_raft_$TAG-q$N-s$STEPS" 1536
 
 # The comparison (COMPARE=0 skips it, for the robustness run alone).
@@ -83,6 +89,32 @@ for run in "$W"/run_*q$N-s$STEPS; do
     cp "$run/training.json" "$OUT/training_$n.json"
     [ -f "$run.time" ] && cp "$run.time" "$OUT/time_$n.txt"
 done
+fi
+
+# An ablation (COMPARE=ablation): only this RAFT adapter answers; its runs join the baseline's
+# in one report (`compare --from-runs`), so its paired differences are against the same answers.
+if [ "${COMPARE:-1}" = ablation ]; then
+    BASELINE=$W/report_d3-p0.8-retriever-q$N-s$STEPS/runs.json
+    [ -f "$BASELINE" ] || { echo "no baseline comparison at $BASELINE: run with COMPARE=1 first" >&2; exit 1; }
+    $R compare --questions "$W/heldout.json" --kb "$W/kb" --sample "$SAMPLE" --seed 0 \
+        --out "$W/ablation_$TAG-q$N-s$STEPS" --threads 2 \
+        --variant "raft:$W/run_raft_$TAG-q$N-s$STEPS" > /dev/null
+    python3 - "$BASELINE" "$W/ablation_$TAG-q$N-s$STEPS/runs.json" "$W/merged_$TAG-q$N-s$STEPS.json" <<'PY'
+import json, sys
+base, new = (json.load(open(p)) for p in sys.argv[1:3])
+same = ("questions_file", "sample", "seed")
+assert all(base[k] == new[k] for k in same), "not the same questions"
+names = {r["name"] for r in base["runs"]}
+base["runs"] += [r for r in new["runs"] if r["name"] not in names]
+json.dump(base, open(sys.argv[3], "w"))
+PY
+    $R compare --from-runs "$W/merged_$TAG-q$N-s$STEPS.json" --out "$W/report_$TAG-q$N-s$STEPS" \
+        | tee "$OUT/table_$TAG-q$N-s$STEPS.txt"
+    cp "$W/ablation_$TAG-q$N-s$STEPS/runs.json" "$OUT/runs_$TAG-q$N-s$STEPS.json"
+    cp "$W/report_$TAG-q$N-s$STEPS/report.json" "$OUT/report_$TAG-q$N-s$STEPS.json"
+    n=run_raft_$TAG-q$N-s$STEPS
+    cp "$W/$n/training.json" "$OUT/training_$n.json"
+    cp "$W/$n.time" "$OUT/time_$n.txt"
 fi
 
 # Robustness (ROBUST=1): RAG and RAFT shown 2, 5 and 8 passages, ROBUST_SAMPLE questions.

@@ -10,7 +10,9 @@ use crate::train::{SftArgs, TrainArgs};
 use anyhow::{Result, bail};
 use clap::{Args, Subcommand};
 use ragtune_answer::Mode;
-use ragtune_raft::{BuildSpec, DistractorSource, RaftAnswer, RaftOptions, TRAIN_FILE, TrainedRun};
+use ragtune_raft::{
+    AnswerFormat, BuildSpec, DistractorSource, RaftAnswer, RaftOptions, TRAIN_FILE, TrainedRun,
+};
 use ragtune_retrieve::KbRetriever;
 use std::path::{Path, PathBuf};
 
@@ -73,6 +75,10 @@ pub struct BuildArgs {
     /// Teach the refusal ("the documents do not contain the answer") when the oracle is absent.
     #[arg(long)]
     pub abstain: bool,
+    /// Targets: `cot` (reason, quote the oracle, then `<ANSWER>:`) or `answer` (`<ANSWER>:`
+    /// alone, the ablation without chain of thought; its answers carry no quotes to cite).
+    #[arg(long, default_value = "cot")]
+    pub answer_format: AnswerFormat,
 }
 
 fn parse_source(s: &str) -> Result<DistractorSource, String> {
@@ -261,11 +267,9 @@ pub fn options_for(
         (None, trained) => trained.unwrap_or(crate::args::DEFAULT_TOP_K),
     };
     Ok(RaftOptions {
-        top_k,
         search: answer.search,
         filter,
-        max_tokens: answer.max_tokens.max(ragtune_raft::MIN_REPLY_TOKENS),
-        ..RaftOptions::default()
+        ..RaftOptions::for_format(run.lineage.answer_format, top_k, answer.max_tokens)
     })
 }
 
@@ -298,8 +302,10 @@ fn print_answer(a: &RaftAnswer, show_reasoning: bool) {
         String::new()
     };
     eprintln!(
-        "RAFT prompt {} | {} passages{dropped} | prompt {} tokens | completion {} tokens",
+        "RAFT prompt {} ({} targets) | {} passages{dropped} | prompt {} tokens | completion {} \
+         tokens",
         a.prompt_format,
+        a.answer_format.as_str(),
         a.passages.len(),
         a.usage.prompt_tokens,
         a.usage.completion_tokens
@@ -318,6 +324,7 @@ fn build(args: BuildArgs) -> Result<()> {
         limit: args.limit,
         distractors_from: args.distractors_from,
         abstain: args.abstain,
+        answer_format: args.answer_format,
     };
     let report = ragtune_raft::build(&spec, &kb, &embedder)?;
     println!(

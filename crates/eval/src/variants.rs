@@ -267,15 +267,14 @@ pub(crate) fn evaluate_variant(
     };
     let evaluation = match (&raft_run, retriever) {
         (Some(run), Some(retriever)) => {
+            let top_k = spec
+                .top_k
+                .or(ctx.top_k)
+                .or(run.lineage.passages)
+                .unwrap_or(ctx.options.top_k);
             let options = RaftOptions {
-                top_k: spec
-                    .top_k
-                    .or(ctx.top_k)
-                    .or(run.lineage.passages)
-                    .unwrap_or(ctx.options.top_k),
                 search: ctx.options.search,
-                max_tokens: ctx.options.max_tokens.max(ragtune_raft::MIN_REPLY_TOKENS),
-                ..RaftOptions::default()
+                ..RaftOptions::for_format(run.lineage.answer_format, top_k, ctx.options.max_tokens)
             };
             evaluate_raft(generator.as_ref(), retriever, &options, ctx.items)
         }

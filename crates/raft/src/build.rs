@@ -2,7 +2,10 @@
 
 use crate::error::{Error, Result, io};
 use crate::oracle::{KbChunk, Oracle, SkipReason, find_oracle};
-use crate::prompt::{RaftPassage, abstain_answer, cot_answer, raft_prompt};
+use crate::prompt::{
+    AnswerFormat, RaftPassage, abstain_answer, bare_answer, cot_answer, cot_answer_unshown,
+    raft_prompt,
+};
 use ragtune_answer::eval::{QaItem, SplitMix64};
 use ragtune_answer::sanitize::sanitize;
 use ragtune_core::{ChatMessage, Embedder, Query, Retriever, SearchMode};
@@ -50,6 +53,8 @@ pub struct BuildSpec {
     pub distractors_from: DistractorSource,
     /// Examples without the oracle are taught to refuse instead of answering.
     pub abstain: bool,
+    /// Chain-of-thought targets (the default) or the answer alone.
+    pub answer_format: AnswerFormat,
 }
 
 impl BuildSpec {
@@ -63,6 +68,7 @@ impl BuildSpec {
             limit: None,
             distractors_from: DistractorSource::Retriever,
             abstain: false,
+            answer_format: AnswerFormat::Cot,
         }
     }
 }
@@ -190,7 +196,7 @@ pub fn build(spec: &BuildSpec, kb: &KnowledgeBase, embedder: &dyn Embedder) -> R
                 text: &chunks[i].text,
             })
             .collect();
-        let mut messages = raft_prompt(&item.question, &passages);
+        let mut messages = raft_prompt(&item.question, &passages, spec.answer_format);
         let target = target(spec, present, &shown, &oracle);
         let instruction = messages
             .last()
@@ -246,6 +252,7 @@ pub fn build(spec: &BuildSpec, kb: &KnowledgeBase, embedder: &dyn Embedder) -> R
             "limit": spec.limit,
             "distractors_from": spec.distractors_from,
             "abstain": spec.abstain,
+            "answer_format": spec.answer_format,
         },
         "seed": spec.seed,
         "counts": {
@@ -464,13 +471,16 @@ fn random_negatives(
 
 fn target(spec: &BuildSpec, present: bool, shown: &[usize], oracle: &Oracle) -> String {
     if !present && spec.abstain {
-        return abstain_answer();
+        return abstain_answer(spec.answer_format);
+    }
+    if spec.answer_format == AnswerFormat::Answer {
+        return bare_answer(&oracle.answer);
     }
     // Without the oracle (and without --abstain) the model still learns the oracle's answer,
     // as in RAFT; the document number then points at no shown passage, so it is left out.
     match shown.iter().position(|&i| i == oracle.chunk) {
         Some(pos) => cot_answer(pos + 1, &oracle.quote, &oracle.answer),
-        None => crate::prompt::cot_answer_unshown(&oracle.quote, &oracle.answer),
+        None => cot_answer_unshown(&oracle.quote, &oracle.answer),
     }
 }
 

@@ -5,7 +5,7 @@
 
 use crate::error::{Error, Result};
 use crate::prompt::{
-    ANSWER_MARKER, BEGIN_QUOTE, END_QUOTE, RaftPassage, raft_prompt, raft_template,
+    ANSWER_MARKER, AnswerFormat, BEGIN_QUOTE, END_QUOTE, RaftPassage, raft_prompt, raft_template,
 };
 use ragtune_answer::sanitize::sanitize;
 use ragtune_answer::template::RAG_REFUSAL;
@@ -26,9 +26,6 @@ use std::ops::ControlFlow;
 /// any change to what the prompt or the target looks like.
 pub const PROMPT_FORMAT: &str = "ragtune-raft-prompt/1";
 
-/// The fewest reply tokens a RAFT answer gets: it reasons and quotes before answering.
-pub const MIN_REPLY_TOKENS: u32 = 256;
-
 /// How [`answer`] retrieves and generates.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RaftOptions {
@@ -40,6 +37,21 @@ pub struct RaftOptions {
     /// Most tokens of the reply (reasoning and answer together).
     pub max_tokens: u32,
     pub sampling: SamplingParams,
+    /// The adapter's target format (its training record says which).
+    pub format: AnswerFormat,
+}
+
+impl RaftOptions {
+    /// Options for an adapter trained on `format`: `max_tokens` raised to what that format
+    /// needs (a chain of thought quotes before it answers), the rest default.
+    pub fn for_format(format: AnswerFormat, top_k: usize, max_tokens: u32) -> Self {
+        RaftOptions {
+            top_k,
+            max_tokens: max_tokens.max(format.min_reply_tokens()),
+            format,
+            ..RaftOptions::default()
+        }
+    }
 }
 
 impl Default for RaftOptions {
@@ -50,6 +62,7 @@ impl Default for RaftOptions {
             filter: Filter::default(),
             max_tokens: 256,
             sampling: SamplingParams::GREEDY,
+            format: AnswerFormat::Cot,
         }
     }
 }
@@ -104,6 +117,8 @@ pub struct ParsedOutput {
 pub struct RaftAnswer {
     pub question: String,
     pub prompt_format: String,
+    /// What the adapter's targets held, so how the reply was read.
+    pub answer_format: AnswerFormat,
     /// The final answer, or the refusal phrase when abstaining.
     pub answer: String,
     pub reasoning: String,
@@ -229,7 +244,7 @@ impl RaftAnswer {
 
 /// The RAFT prompt over retrieved hits: [`raft_prompt`] with each hit's source, page and text,
 /// exactly as `build` shows knowledge-base chunks.
-pub fn prompt_for_hits(question: &str, hits: &[Hit]) -> Vec<ChatMessage> {
+pub fn prompt_for_hits(question: &str, hits: &[Hit], format: AnswerFormat) -> Vec<ChatMessage> {
     let passages: Vec<RaftPassage<'_>> = hits
         .iter()
         .map(|h| RaftPassage {
@@ -238,7 +253,7 @@ pub fn prompt_for_hits(question: &str, hits: &[Hit]) -> Vec<ChatMessage> {
             text: &h.text,
         })
         .collect();
-    raft_prompt(question, &passages)
+    raft_prompt(question, &passages, format)
 }
 
 /// Answers `question` the RAFT way: the top `options.top_k` hits of `retriever` (duplicates and
@@ -278,6 +293,7 @@ pub fn answer(
     let mut out = RaftAnswer {
         question: question.to_string(),
         prompt_format: PROMPT_FORMAT.to_string(),
+        answer_format: options.format,
         answer: RAG_REFUSAL.to_string(),
         reasoning: String::new(),
         answer_marker: false,
@@ -295,7 +311,7 @@ pub fn answer(
     if hits.is_empty() {
         return Ok(out);
     }
-    let mut messages = prompt_for_hits(question, &hits);
+    let mut messages = prompt_for_hits(question, &hits, options.format);
     let context = generator.context_length();
     while hits.len() > 1 {
         let prompt = Prompt::Chat(messages.clone());
@@ -307,7 +323,7 @@ pub fn answer(
         }
         hits.pop();
         out.dropped_passages += 1;
-        messages = prompt_for_hits(question, &hits);
+        messages = prompt_for_hits(question, &hits, options.format);
     }
     let request = GenerationRequest::new(Prompt::Chat(messages.clone()))
         .with_max_tokens(options.max_tokens)
@@ -333,7 +349,7 @@ pub fn answer(
     out.model_output = generation.text.trim().to_string();
     let parsed = parse_output(&out.model_output);
     out.citations = check_quotes(&out.model_output, &out.passages);
-    out.abstained = raft_template().is_refusal(&parsed.answer);
+    out.abstained = raft_template(options.format).is_refusal(&parsed.answer);
     out.answer = if out.abstained {
         RAG_REFUSAL.to_string()
     } else {
@@ -503,9 +519,11 @@ mod tests {
 
     #[test]
     fn the_build_refusal_target_reads_as_a_refusal() {
-        let p = parse_output(&abstain_answer());
-        assert!(raft_template().is_refusal(&p.answer), "{p:?}");
-        assert!(!raft_template().is_refusal("every ninety days"));
+        for f in [AnswerFormat::Cot, AnswerFormat::Answer] {
+            let p = parse_output(&abstain_answer(f));
+            assert!(raft_template(f).is_refusal(&p.answer), "{p:?}");
+            assert!(!raft_template(f).is_refusal("every ninety days"));
+        }
     }
 
     #[test]

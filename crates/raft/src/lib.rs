@@ -4,16 +4,18 @@
 //! question, its oracle passage among distractors (hard negatives from the retriever, or
 //! uniform draws), shuffled, with the oracle left out of a share 1 - P of the examples, and a
 //! chain-of-thought target that quotes the oracle between `##begin_quote##` and
-//! `##end_quote##` and ends with `<ANSWER>: ...`. [`build`] writes the data; [`lineage`] is
+//! `##end_quote##` and ends with `<ANSWER>: ...` (or, for the ablation, `<ANSWER>: ...` alone:
+//! [`AnswerFormat`]). [`build`] writes the data; [`lineage`] is
 //! what training records about it; [`answer`] answers a question the RAFT way (top-k hybrid
 //! hits, the same prompt, the reply's quotes checked against the passages). [`raft_prompt`]
 //! is the one prompt, for training and inference.
 //!
 //! ```
-//! use ragtune_raft::{RaftPassage, raft_prompt};
+//! use ragtune_raft::{AnswerFormat, RaftPassage, raft_prompt};
 //! let messages = raft_prompt(
 //!     "Who won?",
 //!     &[RaftPassage { source: "nfl.md", page: None, text: "The Broncos won." }],
+//!     AnswerFormat::Cot,
 //! );
 //! assert!(messages[1].content.contains("[1] (nfl.md) The Broncos won."));
 //! ```
@@ -32,9 +34,12 @@ pub use build::{
 };
 pub use error::{Error, Result};
 pub use infer::{
-    MIN_REPLY_TOKENS, PROMPT_FORMAT, ParsedOutput, QuoteCitation, RaftAnswer, RaftOptions,
-    ShownPassage, answer, check_quotes, parse_output, prompt_for_hits,
+    PROMPT_FORMAT, ParsedOutput, QuoteCitation, RaftAnswer, RaftOptions, ShownPassage, answer,
+    check_quotes, parse_output, prompt_for_hits,
 };
 pub use lineage::{DocumentRef, Lineage, TRAINING_KEY, TrainedRun, lineage, trained_run};
 pub use oracle::{KbChunk, Oracle, SkipReason, find_oracle};
-pub use prompt::{RaftPassage, abstain_answer, cot_answer, quotes, raft_prompt, raft_template};
+pub use prompt::{
+    AnswerFormat, RaftPassage, abstain_answer, bare_answer, cot_answer, quotes, raft_prompt,
+    raft_template,
+};

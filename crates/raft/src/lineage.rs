@@ -5,6 +5,7 @@
 use crate::build::{MANIFEST_FILE, MANIFEST_KIND};
 use crate::error::{Error, Result};
 use crate::infer::PROMPT_FORMAT;
+use crate::prompt::AnswerFormat;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -32,6 +33,9 @@ pub struct Lineage {
     /// Passages per example (distractors + 1).
     pub passages: Option<usize>,
     pub abstain: Option<bool>,
+    /// What the targets held (records from before the option are chain of thought).
+    #[serde(default)]
+    pub answer_format: AnswerFormat,
     /// The oracles' documents, sorted, each once.
     pub documents: Vec<DocumentRef>,
 }
@@ -87,6 +91,11 @@ pub fn lineage(data: &Path) -> Result<Option<Lineage>> {
         abstain: options
             .and_then(|o| o.get("abstain"))
             .and_then(|a| a.as_bool()),
+        answer_format: match options.and_then(|o| o.get("answer_format")) {
+            None => AnswerFormat::Cot,
+            Some(f) => serde_json::from_value(f.clone())
+                .map_err(|e| bad(&format!("its answer_format does not read ({e})")))?,
+        },
         documents: documents.into_iter().collect(),
     }))
 }

@@ -71,6 +71,29 @@ fn raft_build_writes_training_gorilla_and_manifest_files() {
         serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
     assert_eq!(manifest["counts"]["examples"], 3);
     assert_eq!(manifest["seed"], 3);
+    assert_eq!(manifest["options"]["answer_format"], "cot");
+
+    // The ablation without chain of thought: the answer alone; a format we lack is named.
+    let bare = dir.path().join("raft-answer");
+    let (ok, _, err) = raft_build(
+        &kb,
+        &bare,
+        &["--distractors", "1", "--answer-format", "answer"],
+    );
+    assert!(ok, "{err}");
+    let text = std::fs::read_to_string(bare.join("train.jsonl")).unwrap();
+    for line in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let target = v["messages"][2]["content"].as_str().unwrap();
+        assert!(target.starts_with("<ANSWER>: "), "{target}");
+    }
+    let (ok, _, err) = raft_build(
+        &kb,
+        &dir.path().join("raft-x"),
+        &["--answer-format", "quote"],
+    );
+    assert!(!ok);
+    assert!(err.contains("`quote` is not an answer format"), "{err}");
 
     // A folder that is not a previous build is refused.
     let (ok, _, err) = raft_build(&kb, &dir.path().join("docs"), &[]);
@@ -132,6 +155,7 @@ fn a_raft_adapter_is_recorded_and_ask_uses_the_raft_prompt() {
         serde_json::from_slice(&std::fs::read(out.join("training.json")).unwrap()).unwrap();
     let raft = &training["raft"];
     assert_eq!(raft["prompt_format"], "ragtune-raft-prompt/1");
+    assert_eq!(raft["answer_format"], "cot");
     assert_eq!(raft["passages"], 2);
     let documents = raft["documents"].as_array().unwrap();
     assert_eq!(documents.len(), 2, "{raft}");
@@ -222,7 +246,7 @@ fn a_raft_adapter_is_recorded_and_ask_uses_the_raft_prompt() {
     assert!(ok, "{err}");
     assert!(!stdout.trim().is_empty(), "{stdout}");
     assert!(
-        err.contains("RAFT prompt ragtune-raft-prompt/1 | 2 passages"),
+        err.contains("RAFT prompt ragtune-raft-prompt/1 (cot targets) | 2 passages"),
         "{err}"
     );
     assert!(err.contains("is gone"), "{err}");

@@ -6,8 +6,8 @@ use anyhow::Result;
 use ragtune_answer::testing::{FakeGenerator, last_question};
 use ragtune_core::{ChatMessage, Hit};
 use ragtune_raft::{
-    BuildSpec, Error, MANIFEST_FILE, PROMPT_FORMAT, RaftOptions, TRAIN_FILE, answer, build,
-    cot_answer, lineage, prompt_for_hits, trained_run,
+    AnswerFormat, BuildSpec, Error, MANIFEST_FILE, PROMPT_FORMAT, RaftOptions, TRAIN_FILE, answer,
+    bare_answer, build, cot_answer, lineage, prompt_for_hits, trained_run,
 };
 use ragtune_retrieve::KbRetriever;
 use std::collections::HashMap;
@@ -17,18 +17,25 @@ fn the_inference_prompt_is_the_training_prompt_byte_for_byte() -> Result<()> {
     let e = embedder();
     let kb = lands_kb(&e)?;
     let dir = tempfile::tempdir()?;
-    let mut spec = BuildSpec::new(questions(dir.path(), 30), dir.path().join("out"));
-    spec.p = 0.7;
-    let report = build(&spec, &kb, &e)?;
-    let train = lines(&spec.out.join(TRAIN_FILE));
-    assert_eq!(train.len(), report.records.len());
-    for (record, line) in report.records.iter().zip(&train) {
-        let messages: Vec<ChatMessage> = serde_json::from_value(line["messages"].clone())?;
-        // The chunks the example showed, in its order, as the retriever would return them.
-        let hits = shown_hits(&kb, &record.passages)?;
-        let question = last_question(&messages[..2]).to_string();
-        let inference = prompt_for_hits(&question, &hits);
-        assert_eq!(inference.as_slice(), &messages[..2], "{}", record.id);
+    let q = questions(dir.path(), 30);
+    for format in [AnswerFormat::Cot, AnswerFormat::Answer] {
+        let mut spec = BuildSpec::new(&q, dir.path().join(format.as_str()));
+        spec.p = 0.7;
+        spec.answer_format = format;
+        let report = build(&spec, &kb, &e)?;
+        let train = lines(&spec.out.join(TRAIN_FILE));
+        assert_eq!(train.len(), report.records.len());
+        // What inference reads from the adapter's record is the format the data was built in.
+        let trained = lineage(&spec.out.join(TRAIN_FILE))?.expect("a RAFT build");
+        assert_eq!(trained.answer_format, format);
+        for (record, line) in report.records.iter().zip(&train) {
+            let messages: Vec<ChatMessage> = serde_json::from_value(line["messages"].clone())?;
+            // The chunks the example showed, in its order, as the retriever would return them.
+            let hits = shown_hits(&kb, &record.passages)?;
+            let question = last_question(&messages[..2]).to_string();
+            let inference = prompt_for_hits(&question, &hits, trained.answer_format);
+            assert_eq!(inference.as_slice(), &messages[..2], "{}", record.id);
+        }
     }
     Ok(())
 }
@@ -52,7 +59,7 @@ fn the_inference_tokens_are_the_training_tokens_up_to_the_answer() -> Result<()>
         let messages: Vec<ChatMessage> = serde_json::from_value(line["messages"].clone())?;
         let trained = tokenizer.encode_rendered_chat(&tokenizer.render_chat(&messages, false)?);
         let hits = shown_hits(&kb, &record.passages)?;
-        let inference = prompt_for_hits(last_question(&messages[..2]), &hits);
+        let inference = prompt_for_hits(last_question(&messages[..2]), &hits, AnswerFormat::Cot);
         let prompted = tokenizer.encode_prompt(&Prompt::Chat(inference))?;
         assert!(prompted.len() < trained.len());
         assert_eq!(prompted, trained[..prompted.len()], "{}", record.id);
@@ -135,11 +142,48 @@ fn answer_retrieves_prompts_and_checks_the_quote() -> Result<()> {
 }
 
 #[test]
+fn an_answer_only_adapter_is_prompted_and_read_in_its_format() -> Result<()> {
+    let e = embedder();
+    let kb = lands_kb(&e)?;
+    let retriever = KbRetriever::new(&kb, &e)?;
+    // Answers only when prompted without the chain-of-thought instruction.
+    let generator = FakeGenerator::new(4096, |messages: &[ChatMessage]| {
+        if messages[0].content.contains("##begin_quote##") {
+            "##Reason: wrong prompt".to_string()
+        } else {
+            bare_answer("City3")
+        }
+    });
+    let options = RaftOptions::for_format(AnswerFormat::Answer, 3, 16);
+    assert_eq!(options.max_tokens, 16);
+    assert_eq!(
+        RaftOptions::for_format(AnswerFormat::Cot, 3, 16).max_tokens,
+        256
+    );
+    let a = answer(
+        "What is the capital of Land3?",
+        &retriever,
+        &generator,
+        &options,
+    )?;
+    assert_eq!(a.answer_format, AnswerFormat::Answer);
+    assert_eq!(a.answer, "City3");
+    assert!(a.answer_marker && !a.abstained && a.reasoning.is_empty());
+    assert!(a.citations.is_empty());
+    assert_eq!(a.passages.len(), 3);
+    let requests = generator.requests.lock().unwrap();
+    assert_eq!(requests[0].max_tokens, 16);
+    Ok(())
+}
+
+#[test]
 fn a_refusal_is_an_abstention() -> Result<()> {
     let e = embedder();
     let kb = lands_kb(&e)?;
     let retriever = KbRetriever::new(&kb, &e)?;
-    let generator = FakeGenerator::new(4096, |_: &[ChatMessage]| ragtune_raft::abstain_answer());
+    let generator = FakeGenerator::new(4096, |_: &[ChatMessage]| {
+        ragtune_raft::abstain_answer(AnswerFormat::Cot)
+    });
     let a = answer(
         "What is the capital of Atlantis?",
         &retriever,

@@ -6,8 +6,8 @@ use anyhow::Result;
 use ragtune_core::{Chunk, Format};
 use ragtune_index::{DocumentRecord, KnowledgeBase, testing::HashEmbedder};
 use ragtune_raft::{
-    BuildSpec, DistractorSource, Error, GORILLA_FILE, MANIFEST_FILE, SkipReason, TRAIN_FILE,
-    abstain_answer, build, quotes,
+    AnswerFormat, BuildSpec, DistractorSource, Error, GORILLA_FILE, MANIFEST_FILE, SkipReason,
+    TRAIN_FILE, abstain_answer, build, quotes,
 };
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -266,9 +266,12 @@ fn abstain_teaches_the_refusal_without_the_oracle() -> Result<()> {
     let report = build(&spec, &kb, &e)?;
     assert_eq!(report.without_oracle, 10);
     for g in lines(&spec.out.join(GORILLA_FILE)) {
-        assert_eq!(g["cot_answer"], abstain_answer());
+        assert_eq!(g["cot_answer"], abstain_answer(AnswerFormat::Cot));
     }
-    assert!(abstain_answer().ends_with("<ANSWER>: the documents do not contain the answer"));
+    assert!(
+        abstain_answer(AnswerFormat::Cot)
+            .ends_with("<ANSWER>: the documents do not contain the answer")
+    );
     // Without --abstain the oracle's answer is still the target.
     let mut spec = BuildSpec::new(&q, dir.path().join("memorise"));
     spec.p = 0.0;
@@ -276,6 +279,46 @@ fn abstain_teaches_the_refusal_without_the_oracle() -> Result<()> {
     for g in lines(&spec.out.join(GORILLA_FILE)) {
         assert!(g["cot_answer"].as_str().unwrap().contains("<ANSWER>: City"));
     }
+    Ok(())
+}
+
+#[test]
+fn answer_only_targets_hold_the_answer_alone() -> Result<()> {
+    let e = embedder();
+    let kb = lands_kb(&e)?;
+    let dir = tempfile::tempdir()?;
+    let q = questions(dir.path(), 12);
+    let mut spec = BuildSpec::new(&q, dir.path().join("answer"));
+    spec.p = 0.5;
+    spec.answer_format = AnswerFormat::Answer;
+    let report = build(&spec, &kb, &e)?;
+    assert!(
+        report.with_oracle > 0 && report.without_oracle > 0,
+        "{report:?}"
+    );
+    for (g, t) in lines(&spec.out.join(GORILLA_FILE))
+        .iter()
+        .zip(lines(&spec.out.join(TRAIN_FILE)))
+    {
+        // The oracle's answer whether or not it is shown, as with chain of thought.
+        let target = g["cot_answer"].as_str().unwrap();
+        assert!(target.starts_with("<ANSWER>: City"), "{target}");
+        assert!(quotes(target).is_empty());
+        let system = t["messages"][0]["content"].as_str().unwrap();
+        assert!(!system.contains("##begin_quote##"), "{system}");
+        assert_eq!(t["messages"][2]["content"], g["cot_answer"]);
+    }
+    let manifest: Value = serde_json::from_slice(&std::fs::read(spec.out.join(MANIFEST_FILE))?)?;
+    assert_eq!(manifest["options"]["answer_format"], "answer");
+    // With --abstain, the examples without the oracle are taught the bare refusal.
+    spec.abstain = true;
+    spec.out = dir.path().join("answer-abstain");
+    let report = build(&spec, &kb, &e)?;
+    let refusals = lines(&spec.out.join(GORILLA_FILE))
+        .iter()
+        .filter(|g| g["cot_answer"] == abstain_answer(AnswerFormat::Answer))
+        .count();
+    assert_eq!(refusals, report.without_oracle);
     Ok(())
 }
 
