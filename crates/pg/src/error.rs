@@ -31,6 +31,15 @@ pub enum Error {
     NoVector { kb: String, reason: String },
     #[error("knowledge base {kb}: {reason}")]
     Damaged { kb: String, reason: String },
+    #[error(
+        "knowledge base {kb}: another ingest recorded other chunk settings (`{now}`) while this one cut its files as `{ours}`, so {file} was not written; run the same command again (without --max-tokens/--overlap it takes the recorded settings)"
+    )]
+    ChunkingChanged {
+        kb: String,
+        file: String,
+        ours: String,
+        now: String,
+    },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -23,6 +23,10 @@ pub struct PgKb {
     client: Mutex<Client>,
     loc: Location,
     embedder: EmbedderInfo,
+    /// The chunk-settings record this handle last read or wrote (`chunking::encode`): each
+    /// write checks it under the write lock, so a sync whose settings another ingest replaced
+    /// meanwhile stops instead of cutting its files another way.
+    chunking_seen: Mutex<Option<String>>,
 }
 
 fn now_ns() -> i64 {
@@ -158,6 +162,7 @@ impl PgKb {
             client: Mutex::new(client),
             loc,
             embedder: EmbedderInfo { name, dimension },
+            chunking_seen: Mutex::new(None),
         })
     }
 
@@ -349,6 +354,40 @@ fn lock_kb(tx: &mut Transaction<'_>, loc: &Location) -> Result<()> {
 }
 
 impl PgKb {
+    /// Under the write lock: the chunk-settings record is still the one this handle synced
+    /// under (when it read or wrote one).
+    fn check_chunking(&self, tx: &mut Transaction<'_>, path: &str) -> Result<()> {
+        let Some(seen) = self
+            .chunking_seen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+        else {
+            return Ok(());
+        };
+        let s = &self.loc.schema;
+        let now: Option<String> = tx
+            .query_opt(
+                &format!("SELECT value FROM {s}.meta WHERE key = $1"),
+                &[&chunking::META_KEY],
+            )
+            .map_err(|e| self.db("reading the chunk settings", e))?
+            .map(|r| r.get(0));
+        if now.as_deref() == Some(seen.as_str()) {
+            return Ok(());
+        }
+        Err(Error::ChunkingChanged {
+            kb: self.loc.shown().to_owned(),
+            file: path.to_owned(),
+            ours: seen,
+            now: now.unwrap_or_else(|| "none".into()),
+        })
+    }
+
+    fn see_chunking(&self, record: Option<String>) {
+        *self.chunking_seen.lock().unwrap_or_else(|e| e.into_inner()) = record;
+    }
+
     /// `false`: another writer stored this very content first, and nothing was written.
     fn write_file(&self, file: &FileRecord, docs: &[NewDocument<'_>]) -> Result<bool> {
         let s = &self.loc.schema;
@@ -356,6 +395,7 @@ impl PgKb {
         let mut client = self.client();
         let mut tx = client.transaction().map_err(|e| self.db(&what, e))?;
         lock_kb(&mut tx, &self.loc)?;
+        self.check_chunking(&mut tx, &file.path)?;
         let sources: Vec<&str> = docs.iter().map(|d| d.source).collect();
         // Another process wrote this very content while we embedded it: nothing to do.
         let same: bool = tx
@@ -523,21 +563,55 @@ impl SyncTarget for PgKb {
                 &[&chunking::META_KEY],
             )
             .map_err(|e| self.db("reading the chunk settings", e))?;
-        row.map(|r| chunking::decode(&SyncTarget::location(self), &r.get::<_, String>(0)))
+        let record: Option<String> = row.map(|r| r.get(0));
+        self.see_chunking(record.clone());
+        record
+            .map(|r| chunking::decode(&SyncTarget::location(self), &r))
             .transpose()
     }
 
+    /// Under the write lock, so that the record changes only while no document is stored
+    /// (another ingest may have written its first file since this one looked).
     fn record_chunking(&mut self, settings: &ChunkOptions) -> ragtune_index::Result<()> {
         let s = &self.loc.schema;
-        self.client()
-            .execute(
-                &format!(
-                    "INSERT INTO {s}.meta (key, value) VALUES ($1, $2)
-                     ON CONFLICT (key) DO UPDATE SET value = excluded.value"
-                ),
-                &[&chunking::META_KEY, &chunking::encode(settings)],
+        let what = "recording the chunk settings";
+        let value = chunking::encode(settings);
+        let mut client = self.client();
+        let mut tx = client.transaction().map_err(|e| self.db(what, e))?;
+        lock_kb(&mut tx, &self.loc)?;
+        let now: Option<String> = tx
+            .query_opt(
+                &format!("SELECT value FROM {s}.meta WHERE key = $1"),
+                &[&chunking::META_KEY],
             )
-            .map_err(|e| self.db("recording the chunk settings", e))?;
+            .map_err(|e| self.db(what, e))?
+            .map(|r| r.get(0));
+        if let Some(now) = now.filter(|n| *n != value) {
+            let stored: bool = tx
+                .query_one(&format!("SELECT EXISTS (SELECT 1 FROM {s}.documents)"), &[])
+                .map_err(|e| self.db(what, e))?
+                .get(0);
+            if stored {
+                let location = SyncTarget::location(self);
+                return Err(ragtune_index::Error::ChunkingMismatch {
+                    stored: chunking::decode(&location, &now)
+                        .map_or(now, |c| chunking::describe(&c)),
+                    requested: chunking::describe(settings),
+                    location,
+                });
+            }
+        }
+        tx.execute(
+            &format!(
+                "INSERT INTO {s}.meta (key, value) VALUES ($1, $2)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+            ),
+            &[&chunking::META_KEY, &value],
+        )
+        .map_err(|e| self.db(what, e))?;
+        tx.commit().map_err(|e| self.db(what, e))?;
+        drop(client);
+        self.see_chunking(Some(value));
         Ok(())
     }
 

@@ -293,3 +293,69 @@ fn a_server_whose_test_process_died_is_stopped_by_the_next_one() -> Result<()> {
     assert!(!dir.exists(), "{} is left", dir.display());
     Ok(())
 }
+
+/// Two ingests into one new knowledge base with different chunk settings: one of them cuts its
+/// files, the other stops before writing any, and the record stays the settings of what is
+/// stored.
+#[test]
+fn an_ingest_whose_chunk_settings_were_replaced_stops_before_it_writes() -> Result<()> {
+    use ragtune_core::{Chunk, Embedder, Format};
+    use ragtune_index::{FileRecord, NewDocument};
+    let server = TestServer::start();
+    let e = embedder();
+    let url = server.url("race");
+    let mut a = PgKb::open(&url, &e)?;
+    let mut b = PgKb::open(&url, &e)?;
+    let ours = ChunkOptions::default();
+    let theirs = ChunkOptions {
+        max_tokens: 64,
+        ..ours.clone()
+    };
+    let text = "refunds take five days";
+    let chunks = [Chunk {
+        source: "faq.txt".into(),
+        ordinal: 0,
+        text: text.into(),
+        start: 0,
+        end: text.len(),
+        page: None,
+        heading_path: vec![],
+        tokens: 4,
+    }];
+    let vectors = e.embed(&[text])?;
+    let metadata = Default::default();
+    let doc = NewDocument {
+        source: "faq.txt",
+        format: Format::Text,
+        metadata: &metadata,
+        chunks: &chunks,
+        vectors: &vectors,
+    };
+    let file = FileRecord {
+        path: "faq.txt".into(),
+        hash: "h1".into(),
+        size: text.len() as u64,
+        mtime_ns: 0,
+    };
+
+    // a records its settings; b, finding no documents yet, records its own over them.
+    assert_eq!(a.chunking()?, None);
+    a.record_chunking(&ours)?;
+    assert_eq!(b.chunking()?, Some(ours.clone()));
+    b.record_chunking(&theirs)?;
+    // a's next write sees the record changed and writes nothing.
+    let err = a.put_file(&file, &[doc]).unwrap_err().to_string();
+    assert!(
+        err.contains("another ingest recorded other chunk settings")
+            && err.contains("max_tokens=64")
+            && err.contains("faq.txt was not written"),
+        "{err}"
+    );
+    assert_eq!(a.sizes()?.0, 0);
+    // b writes under its settings; a cannot take the record back once documents are stored.
+    assert!(b.put_file(&file, &[doc])?);
+    let err = a.record_chunking(&ours).unwrap_err().to_string();
+    assert!(err.contains("at most 64 tokens"), "{err}");
+    assert_eq!(a.chunking()?, Some(theirs));
+    Ok(())
+}
