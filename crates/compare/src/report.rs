@@ -763,7 +763,19 @@ fn scenario_report(s: &Scenarios, runs: &[VariantRun]) -> Result<ScenarioReport>
             perplexity_change: (f.perplexity_after - f.perplexity_before) / f.perplexity_before,
         });
     }
+    // An adapter is stale once something it learned from changed; each is reported once, with
+    // every variant that uses it (runs saved before this held one entry per variant, and
+    // entries for adapters with nothing changed).
     for a in &s.stale_adapters {
+        let stale = a.changed_documents > 0 || a.affected_examples > 0;
+        if !stale
+            || out
+                .stale_adapters
+                .iter()
+                .any(|r| r.result.adapter == a.adapter)
+        {
+            continue;
+        }
         out.stale_adapters.push(StaleAdapterReport {
             result: a.clone(),
             variants: runs

@@ -171,7 +171,11 @@ pub fn compare(
         }
         match &passages {
             Passages::Kb { kb, .. } => {
+                let mut checked = std::collections::HashSet::new();
                 for spec in variants.iter().filter(|s| s.adapter.is_some()) {
+                    if !checked.insert(spec.run_dir()) {
+                        continue;
+                    }
                     if let Some(stale) = stale_adapter(spec, kb)? {
                         out.scenarios.stale_adapters.push(stale);
                     }

@@ -274,7 +274,8 @@ pub fn freshness(
 }
 
 /// How far `kb` has moved from the documents a RAFT adapter's training examples came from
-/// (changed content hash, or gone); `None` for an adapter without a RAFT manifest to check.
+/// (changed content hash, or gone); `None` for an adapter without a RAFT manifest to check, or
+/// one whose documents are all as it learned them.
 pub fn stale_adapter(spec: &VariantSpec, kb: &KnowledgeBase) -> Result<Option<StaleAdapter>> {
     let Some(dir) = spec.run_dir() else {
         return Ok(None);
@@ -283,6 +284,9 @@ pub fn stale_adapter(spec: &VariantSpec, kb: &KnowledgeBase) -> Result<Option<St
         return Ok(None);
     };
     let staleness = crate::adapters::staleness(&run.lineage, kb.store())?;
+    if staleness.changed + staleness.deleted == 0 && staleness.affected_examples == Some(0) {
+        return Ok(None);
+    }
     Ok(staleness.affected_examples.map(|affected| StaleAdapter {
         adapter: dir.display().to_string(),
         changed_documents: staleness.changed + staleness.deleted,

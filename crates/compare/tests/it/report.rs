@@ -435,3 +435,34 @@ fn labelled_questions_get_an_accuracy() {
     let acc = rep.variants[0].metrics.as_ref().unwrap().accuracy.unwrap();
     assert_eq!(acc.estimate, 1.0, "the first 20 are right");
 }
+
+#[test]
+fn a_stale_adapter_is_reported_once_and_only_when_something_changed() {
+    let rs = runs();
+    let adapter = rs
+        .iter()
+        .find_map(|r| r.adapter.clone())
+        .expect("a fine-tuned run");
+    let stale = ragtune_compare::StaleAdapter {
+        adapter: adapter.clone(),
+        changed_documents: 2,
+        affected_examples: 5,
+    };
+    let fresh = ragtune_compare::StaleAdapter {
+        adapter: "runs/fresh".into(),
+        changed_documents: 0,
+        affected_examples: 0,
+    };
+    let mut s = scenarios();
+    // As runs saved before the fix hold them: one entry per variant, and fresh adapters too.
+    s.stale_adapters = vec![stale.clone(), fresh, stale.clone()];
+    let r = build(&rs, &s, &prices(), &Options::default()).unwrap();
+    assert_eq!(r.scenarios.stale_adapters.len(), 1);
+    assert_eq!(r.scenarios.stale_adapters[0].result, stale);
+    let users: Vec<&str> = rs
+        .iter()
+        .filter(|r| r.adapter.as_deref() == Some(adapter.as_str()))
+        .map(|r| r.name.as_str())
+        .collect();
+    assert_eq!(r.scenarios.stale_adapters[0].variants, users);
+}
