@@ -7,7 +7,7 @@ use crate::error::describe;
 use crate::schema::{self, SCHEMA_VERSION};
 use crate::vector::PgVector;
 use crate::{Error, Location, Result};
-use postgres::{Client, NoTls, Row, Transaction};
+use postgres::{Client, GenericClient, NoTls, Row, Transaction};
 use ragtune_core::{Embedder, Format, Metadata};
 use ragtune_index::{
     EmbedderInfo, FileRecord, FileState, NewDocument, StoredChunk, StoredDocument, SyncTarget,
@@ -365,14 +365,7 @@ impl PgKb {
         else {
             return Ok(());
         };
-        let s = &self.loc.schema;
-        let now: Option<String> = tx
-            .query_opt(
-                &format!("SELECT value FROM {s}.meta WHERE key = $1"),
-                &[&chunking::META_KEY],
-            )
-            .map_err(|e| self.db("reading the chunk settings", e))?
-            .map(|r| r.get(0));
+        let now = self.chunking_record(tx)?;
         if now.as_deref() == Some(seen.as_str()) {
             return Ok(());
         }
@@ -382,6 +375,17 @@ impl PgKb {
             ours: seen,
             now: now.unwrap_or_else(|| "none".into()),
         })
+    }
+
+    /// The stored chunk-settings record, as `chunking::encode` wrote it.
+    fn chunking_record(&self, c: &mut impl GenericClient) -> Result<Option<String>> {
+        let s = &self.loc.schema;
+        Ok(c.query_opt(
+            &format!("SELECT value FROM {s}.meta WHERE key = $1"),
+            &[&chunking::META_KEY],
+        )
+        .map_err(|e| self.db("reading the chunk settings", e))?
+        .map(|r| r.get(0)))
     }
 
     fn see_chunking(&self, record: Option<String>) {
@@ -555,15 +559,7 @@ impl SyncTarget for PgKb {
     }
 
     fn chunking(&self) -> ragtune_index::Result<Option<ChunkOptions>> {
-        let s = &self.loc.schema;
-        let row = self
-            .client()
-            .query_opt(
-                &format!("SELECT value FROM {s}.meta WHERE key = $1"),
-                &[&chunking::META_KEY],
-            )
-            .map_err(|e| self.db("reading the chunk settings", e))?;
-        let record: Option<String> = row.map(|r| r.get(0));
+        let record = self.chunking_record(&mut *self.client())?;
         self.see_chunking(record.clone());
         record
             .map(|r| chunking::decode(&SyncTarget::location(self), &r))
@@ -579,13 +575,7 @@ impl SyncTarget for PgKb {
         let mut client = self.client();
         let mut tx = client.transaction().map_err(|e| self.db(what, e))?;
         lock_kb(&mut tx, &self.loc)?;
-        let now: Option<String> = tx
-            .query_opt(
-                &format!("SELECT value FROM {s}.meta WHERE key = $1"),
-                &[&chunking::META_KEY],
-            )
-            .map_err(|e| self.db(what, e))?
-            .map(|r| r.get(0));
+        let now = self.chunking_record(&mut tx)?;
         if let Some(now) = now.filter(|n| *n != value) {
             let stored: bool = tx
                 .query_one(&format!("SELECT EXISTS (SELECT 1 FROM {s}.documents)"), &[])
