@@ -11,7 +11,8 @@
 //!   passage, by `eval qa`'s own test ([`ragtune_answer::eval::gold_in_passages`]);
 //! - **words**: the passages' mean length in words (what the reader has to read).
 //!
-//! The sweep: top-k 1 to 4 at the default fusion; BM25 and dense alone; a grid of top-k (2, 3),
+//! The sweep: top-k 1 to 4 at the default settings, and with fusion alone (the sentence-match
+//! stage off); that stage over 5 and 20 candidates; BM25 and dense alone; a grid of top-k (2, 3),
 //! RRF's k and BM25's weight (the literature's k 60 with equal weights among them); dense
 //! weighted over BM25; the title field's BM25 boost. The query embedding is computed once per
 //! question and reused.
@@ -84,6 +85,12 @@ fn hybrid_label(k: usize, o: &RetrieveOptions, title_boost: f32) -> String {
     if o.dense_weight != d.dense_weight {
         label += &format!(", dense weight {}", o.dense_weight);
     }
+    if o.sentence_depth != d.sentence_depth {
+        label += &match o.sentence_depth {
+            0 => ", fusion alone (no sentence stage)".to_owned(),
+            n => format!(", sentence stage over the top {n}"),
+        };
+    }
     if title_boost != Bm25Options::default().title_boost {
         label += &format!(", title boost {title_boost}");
     }
@@ -102,6 +109,21 @@ fn sweep() -> Vec<Setting> {
     let mut out: Vec<Setting> = (1..=4)
         .map(|k| hybrid(k, RetrieveOptions::default(), boost))
         .collect();
+    // The sentence-match stage: off, and over fewer or more fused candidates.
+    for k in 1..=4 {
+        let off = RetrieveOptions {
+            sentence_depth: 0,
+            ..Default::default()
+        };
+        out.push(hybrid(k, off, boost));
+    }
+    for sentence_depth in [5, 20] {
+        let o = RetrieveOptions {
+            sentence_depth,
+            ..Default::default()
+        };
+        out.push(hybrid(2, o, boost));
+    }
     for (mode, name) in [(SearchMode::Bm25, "BM25"), (SearchMode::Dense, "dense")] {
         out.push(Setting {
             label: format!("{name} alone, top 2"),

@@ -242,6 +242,19 @@ impl Bm25Index {
         out
     }
 
+    /// The number of indexed chunks and each term's document frequency in the body field
+    /// (terms as [`Self::analyze`] gives them). Deleted chunks count until their segment is
+    /// merged, as they do in tantivy's own BM25.
+    pub fn doc_freqs(&self, terms: &[String]) -> Result<(u64, Vec<u64>)> {
+        let searcher = self.reader.searcher();
+        let dfs = terms
+            .iter()
+            .map(|t| searcher.doc_freq(&Term::from_field_text(self.fields.text, t)))
+            .collect::<tantivy::Result<Vec<u64>>>()
+            .at(&self.path)?;
+        Ok((searcher.num_docs(), dfs))
+    }
+
     /// The `k` best chunks by BM25 (body, plus the boosted title field), restricted by
     /// `filter` before the cut-off.
     pub fn search(

@@ -492,6 +492,12 @@ impl KnowledgeBase {
         self.bm25.analyze(text)
     }
 
+    /// The number of chunks in the BM25 index and each analyzed term's document frequency
+    /// there: the statistics BM25 weighs terms by.
+    pub fn bm25_doc_freqs(&self, terms: &[String]) -> Result<(u64, Vec<u64>)> {
+        self.bm25.doc_freqs(terms)
+    }
+
     /// Removes rows that reference missing rows (chunks without document, vectors without
     /// chunk) in one transaction, drops them from the derived indexes and checkpoints.
     /// Returns (chunks, vectors) removed. Documents are never removed.

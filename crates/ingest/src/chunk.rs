@@ -285,8 +285,13 @@ fn split(
     }
 }
 
-/// Sentence spans: a sentence ends after `.`, `!` or `?` (and closing quotes or brackets)
-/// followed by whitespace, or at a line break.
+/// The byte spans of `text`'s sentences, as the chunker cuts them: a sentence ends after `.`,
+/// `!` or `?` (and closing quotes or brackets) followed by whitespace, or at a line break.
+pub fn sentence_spans(text: &str) -> Vec<(usize, usize)> {
+    sentences(text, 0, text.len())
+}
+
+/// Sentence spans within `[start, end)`.
 fn sentences(text: &str, start: usize, end: usize) -> Vec<(usize, usize)> {
     let slice = &text[start..end];
     let mut out = Vec::new();

@@ -71,7 +71,7 @@ mod walk;
 mod xlsx;
 mod zipguard;
 
-pub use chunk::{ChunkOptions, Chunker, chunk};
+pub use chunk::{ChunkOptions, Chunker, chunk, sentence_spans};
 pub use error::{Error, Result, Warning};
 pub use format::{SUPPORTED, detect, format_for_path};
 pub use json::JsonOptions;

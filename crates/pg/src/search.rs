@@ -9,6 +9,9 @@ use crate::vector::PgVector;
 use postgres::Row;
 use ragtune_core::{Embedder, Filter, Hit, Query, RetrieveError, Retriever, SearchMode};
 use ragtune_retrieve::filter::{PathGlob, document_matches};
+use ragtune_retrieve::sentence_match::{
+    QUESTION_WORDS, SentenceMatch, is_question, rerank, sentences,
+};
 use ragtune_retrieve::{RetrieveOptions, to_hit};
 use std::collections::BTreeMap;
 
@@ -94,10 +97,85 @@ impl<'a> PgRetriever<'a> {
         ))
     }
 
+    /// How many fused candidates the sentence-match stage reorders (0: none).
+    fn sentence_head(&self, query: &Query) -> usize {
+        match (query.mode, self.options.sentence_depth) {
+            (SearchMode::Hybrid, d) if d > 1 && is_question(&query.text) => d,
+            _ => 0,
+        }
+    }
+
+    /// Reorders `head` by its chunks' best sentences ([`ragtune_retrieve::sentence_match`]),
+    /// with PostgreSQL's English analysis (the postings' lexemes) and document frequencies, in
+    /// two round trips.
+    fn sentence_stage(&self, question: &str, head: &mut [Hit]) -> Result<(), RetrieveError> {
+        let s = &self.kb.location().schema;
+        let mut client = self.kb.client();
+        let db = |e| RetrieveError::from(self.kb.db("reordering by sentence", e));
+        // Each text's lexemes in the order they occur.
+        const LEXEMES: &str = "array(SELECT t.lexeme FROM unnest(to_tsvector('english', u.x)) t,
+                                      unnest(t.positions) p ORDER BY p, t.lexeme)";
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT {LEXEMES} FROM unnest(ARRAY[$1::text, $2::text]) WITH ORDINALITY u(x, i)
+                     ORDER BY u.i"
+                ),
+                &[&question, &QUESTION_WORDS],
+            )
+            .map_err(db)?;
+        let mut terms: Vec<String> = rows[0].get(0);
+        let skip: Vec<String> = rows[1].get(0);
+        terms.retain(|t| !skip.contains(t));
+        if terms.is_empty() {
+            return Ok(());
+        }
+        let stats = client
+            .query_one(
+                &format!(
+                    "SELECT (SELECT chunks FROM {s}.text_stats),
+                            array(SELECT (SELECT count(*) FROM {s}.postings p
+                                          WHERE p.term = q.term AND p.tf_text > 0)
+                                  FROM unnest($1::text[]) WITH ORDINALITY q(term, i) ORDER BY q.i)"
+                ),
+                &[&terms],
+            )
+            .map_err(db)?;
+        let docs: i64 = stats.get(0);
+        let dfs: Vec<i64> = stats.get(1);
+        let dfs: Vec<u64> = dfs.into_iter().map(|d| d.max(0) as u64).collect();
+        let matcher = SentenceMatch::new(&terms, docs.max(0) as u64, &dfs);
+        // Every sentence of the head in one round trip, then grouped back by chunk.
+        let mut owner = Vec::new();
+        let mut texts: Vec<&str> = Vec::new();
+        for (i, hit) in head.iter().enumerate() {
+            for sentence in sentences(&hit.text) {
+                owner.push(i);
+                texts.push(sentence);
+            }
+        }
+        let analyzed = client
+            .query(
+                &format!(
+                    "SELECT {LEXEMES} FROM unnest($1::text[]) WITH ORDINALITY u(x, i) ORDER BY u.i"
+                ),
+                &[&texts],
+            )
+            .map_err(db)?;
+        let mut by_chunk: Vec<Vec<Vec<String>>> = vec![Vec::new(); head.len()];
+        for (i, row) in owner.into_iter().zip(&analyzed) {
+            by_chunk[i].push(row.get(0));
+        }
+        let scores: Vec<f32> = by_chunk.iter().map(|s| matcher.best_sentence(s)).collect();
+        rerank(head, &scores, |h| &mut h.score);
+        Ok(())
+    }
+
     fn run(&self, query: &Query) -> Result<Vec<Row>, RetrieveError> {
         let s = &self.kb.location().schema;
         let allowed = self.allowed(&query.filter)?;
-        let k = query.k as i64;
+        // Hybrid fetches the sentence stage's whole head; `retrieve` cuts it to k after.
+        let k = query.k.max(self.sentence_head(query)) as i64;
         let mut client = self.kb.client();
         let db = |e| RetrieveError::from(self.kb.db("searching", e));
         let rows = match query.mode {
@@ -177,7 +255,7 @@ impl Retriever for PgRetriever<'_> {
             ));
         }
         let rows = self.run(query)?;
-        Ok(rows
+        let mut hits: Vec<Hit> = rows
             .iter()
             .enumerate()
             .map(|(i, r)| {
@@ -193,7 +271,13 @@ impl Retriever for PgRetriever<'_> {
                 }
                 to_hit(chunk_row(r), score, ranks)
             })
-            .collect())
+            .collect();
+        let head = self.sentence_head(query).min(hits.len());
+        if head > 1 {
+            self.sentence_stage(&query.text, &mut hits[..head])?;
+        }
+        hits.truncate(query.k);
+        Ok(hits)
     }
 
     fn neighbours(

@@ -3,7 +3,8 @@
 //! [`KbRetriever`] implements [`ragtune_core::Retriever`] over a
 //! [`KnowledgeBase`](ragtune_index::KnowledgeBase): dense (cosine top-k), BM25 (tantivy,
 //! English stemming) and hybrid, which fuses the two rankings with reciprocal rank fusion
-//! ([`fusion`]). Filters on path glob, format and metadata are applied before the cut-off.
+//! ([`fusion`]) and reorders the first fused candidates by their best sentence
+//! ([`sentence_match`]). Filters on path glob, format and metadata are applied before the cut-off.
 //! [`eval`] measures retrieval on BEIR data sets and SQuAD.
 //!
 //! ```
@@ -30,6 +31,7 @@ pub mod eval;
 pub mod filter;
 pub mod fusion;
 mod retriever;
+pub mod sentence_match;
 
 pub use error::{Error, Result};
 pub use retriever::{KbRetriever, RetrieveOptions, to_hit};

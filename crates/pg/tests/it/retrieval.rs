@@ -277,3 +277,58 @@ fn a_version_1_knowledge_base_gets_its_postings_when_next_opened_for_writing() -
     assert!(!gin, "the unused GIN index is dropped");
     Ok(())
 }
+
+#[test]
+fn hybrid_reorders_its_head_by_sentence_as_the_embedded_store_does() -> Result<()> {
+    let server = TestServer::start();
+    let docs = Docs::new()?;
+    // The question's words often but one to a sentence; all of them in one sentence; two.
+    docs.write(
+        "scattered.txt",
+        "Copper prices fell. The mine hired workers. Copper is heavy. Roads closed. The mine is deep. Copper wire.",
+    )?;
+    docs.write(
+        "together.txt",
+        "Workers said the copper mine closed in 1931 after the flood, and the town around it emptied over the following decade as families left for the coast and the railway.",
+    )?;
+    docs.write(
+        "opened.txt",
+        "The copper mine opened in 1890 and the valley grew quickly around its shafts and sheds.",
+    )?;
+    docs.write(
+        "other.txt",
+        "A ferry crosses the lake twice a day in summer.",
+    )?;
+    let mut pg = PgKb::open(&server.url("sentences"), &embedder())?;
+    sync(&mut pg, &[docs.root()])?;
+    let dir = tempfile::tempdir()?;
+    let mut local = embedded(dir.path())?;
+    sync(&mut local, &[docs.root()])?;
+    let e = embedder();
+    let q = "When was the copper mine closed?";
+    let off = ragtune_retrieve::RetrieveOptions {
+        sentence_depth: 0,
+        ..Default::default()
+    };
+    let pg_off = PgRetriever::new(&pg, &e)?.with_options(off.clone());
+    let local_off = KbRetriever::new(&local, &e)?.with_options(off);
+    assert_eq!(
+        sources(&pg_off, q, SearchMode::Hybrid, 3)[0],
+        docs.source("scattered.txt")
+    );
+    assert_eq!(
+        sources(&local_off, q, SearchMode::Hybrid, 3)[0],
+        docs.source("scattered.txt")
+    );
+    let pg_r = PgRetriever::new(&pg, &e)?;
+    let hits = pg_r.retrieve(&Query::new(q, 2, SearchMode::Hybrid))?;
+    assert_eq!(hits.len(), 2, "k is kept after the head is reordered");
+    assert_eq!(hits[0].source, docs.source("together.txt"));
+    assert!(hits[0].score >= hits[1].score);
+    let local_r = KbRetriever::new(&local, &e)?;
+    assert_eq!(
+        sources(&local_r, q, SearchMode::Hybrid, 1),
+        sources(&pg_r, q, SearchMode::Hybrid, 1)
+    );
+    Ok(())
+}

@@ -5,4 +5,5 @@ mod eval;
 mod filters;
 mod fusion;
 mod modes;
+mod sentence_stage;
 mod support;

@@ -53,8 +53,13 @@ pub struct Fixture {
 
 impl Fixture {
     pub fn new(backend: Backend) -> Result<Self> {
+        Self::with_files(backend, FILES)
+    }
+
+    /// A knowledge base of `files` (name, text).
+    pub fn with_files(backend: Backend, files: &[(&str, &str)]) -> Result<Self> {
         let docs = tempfile::tempdir()?;
-        for (name, text) in FILES {
+        for (name, text) in files {
             let p = docs.path().join(name);
             std::fs::create_dir_all(p.parent().unwrap())?;
             std::fs::write(p, text)?;
@@ -72,7 +77,7 @@ impl Fixture {
             &SyncOptions::default(),
             &mut NoProgress,
         )?;
-        assert_eq!(s.added.len(), FILES.len());
+        assert_eq!(s.added.len(), files.len());
         Ok(Fixture {
             docs,
             _kb_dir: kb_dir,
