@@ -29,8 +29,8 @@ pub struct RetrieveOptions {
 /// (bench `longdoc_retrieval`) the gold paragraph is in the top 2 for 85.3% of 2,000 SQuAD
 /// v1.1 questions against 81.4% (v2.0: 85.7% against 83.2%); SciFact nDCG@10 0.7292 against
 /// 0.7187, SQuAD paragraphs 0.8826 against 0.8601 (BENCHMARKS.md, "Long documents"). The
-/// sentence stage over the first 10 then lifts the long-document share to 87.5% (a depth of 5
-/// or 20 gave 87.2%).
+/// sentence stage over the first 10 then lifts the long-document share to 87.4% (a depth of 5
+/// or 20 gave 87.1% and 87.2%).
 impl Default for RetrieveOptions {
     fn default() -> Self {
         RetrieveOptions {

@@ -12,7 +12,7 @@
 //! needed: it costs the analysis of `depth` chunks' text per query.
 //!
 //! Measured on long documents (`cargo bench -p ragtune-eval --bench longdoc_retrieval`;
-//! BENCHMARKS.md, "Long documents"): the gold paragraph in the top 2 for 87.5% of 2,000 SQuAD
+//! BENCHMARKS.md, "Long documents"): the gold paragraph in the top 2 for 87.4% of 2,000 SQuAD
 //! v1.1 questions against fusion's 85.3% (v2.0: 87.3% against 85.7%); SQuAD paragraphs
 //! nDCG@10 0.893 against 0.883. A dense sentence score (MiniLM over each sentence) was tried
 //! beside it in a prototype and added nothing (+0.1 point), at the cost of embedding every
