@@ -289,9 +289,10 @@ fn raft_extra(data: &Path) -> Result<serde_json::Map<String, serde_json::Value>>
     let mut extra = serde_json::Map::new();
     if let Some(lineage) = ragtune_raft::lineage(data)? {
         eprintln!(
-            "RAFT data ({} from {}): the adapter will answer with the RAFT prompt",
+            "RAFT data ({} from {}, {} targets): the adapter will answer with the RAFT prompt",
             lineage.prompt_format,
-            lineage.manifest.display()
+            lineage.manifest.display(),
+            lineage.answer_format.as_str()
         );
         extra.insert(
             ragtune_raft::TRAINING_KEY.to_owned(),

@@ -151,6 +151,10 @@ fn a_raft_adapter_is_recorded_and_ask_uses_the_raft_prompt() {
         .args(["--save-every", "0", "--threads", "2"]));
     assert!(ok, "{err}");
     assert!(err.contains("RAFT data"), "{err}");
+    assert!(
+        err.contains("cot targets"),
+        "the answer format is said: {err}"
+    );
     let training: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("training.json")).unwrap()).unwrap();
     let raft = &training["raft"];
