@@ -4,12 +4,13 @@
 //! BM25 and the embedder score a chunk as a whole, so a chunk that mentions the question's
 //! words in different sentences ranks like one that says them together. A factual question is
 //! usually answered by one sentence that shares most of its rare words, often in the same order.
-//! For a question ([`is_question`]), this stage scores each of the top `depth` fused candidates by its best sentence (the IDF of
-//! each distinct question term the sentence holds, plus half the mean IDF of each pair of
-//! consecutive question terms it holds consecutively) and fuses that ranking with the fused one
-//! by reciprocal rank (k [`STAGE_K`], equal weights). Terms are the BM25 index's (stemmed, stop
-//! words dropped), weighted by its document frequencies, so no model and no extra index is
-//! needed: it costs the analysis of `depth` chunks' text per query.
+//! For a question ([`is_question`]), this stage scores each of the top `depth` fused
+//! candidates by its best sentence (the IDF of each distinct question term the sentence holds,
+//! plus half the mean IDF of each pair of consecutive question terms it holds consecutively) and
+//! fuses that ranking with the fused one by reciprocal rank (k [`STAGE_K`], equal weights).
+//! Terms are the BM25 index's (stemmed, stop words dropped), weighted by its document
+//! frequencies, so no model and no extra index is needed: it costs the analysis of `depth`
+//! chunks' text per query.
 //!
 //! Measured on long documents (`cargo bench -p ragtune-eval --bench longdoc_retrieval`;
 //! BENCHMARKS.md, "Long documents"): the gold paragraph in the top 2 for 87.4% of 2,000 SQuAD
@@ -152,13 +153,9 @@ pub fn rerank<T: Clone>(head: &mut [T], scores: &[f32], score: impl Fn(&mut T) -
         |i: usize| 1.0 / (STAGE_K + (i + 1) as f32) + 1.0 / (STAGE_K + sentence_rank[i] as f32);
     let mut order: Vec<usize> = (0..n).collect();
     order.sort_by(|&a, &b| stage(b).total_cmp(&stage(a)).then(a.cmp(&b)));
-    let mut places: Vec<f32> = head[..n]
-        .iter()
-        .cloned()
-        .map(|mut t| *score(&mut t))
-        .collect();
+    let places: Vec<f32> = head[..n].iter_mut().map(|t| *score(t)).collect();
     let mut reordered: Vec<T> = order.iter().map(|&i| head[i].clone()).collect();
-    for (t, s) in reordered.iter_mut().zip(places.drain(..)) {
+    for (t, s) in reordered.iter_mut().zip(places) {
         *score(t) = s;
     }
     head[..n].clone_from_slice(&reordered);
