@@ -6,9 +6,10 @@
 //! `RAGTUNE_EMBED_MODEL`, default `~/.cache/ragtune/models/all-minilm-l6-v2`, as `ragtune
 //! models pull` leaves it); without the feature, a deterministic hashed bag-of-words embedder,
 //! so only the BM25 numbers are meaningful. Knobs (environment): `RAGTUNE_TITLE_BOOST` (BM25
-//! title-field weight, default as in `Bm25Options`), `RAGTUNE_RRF_K` (default 60),
-//! `RAGTUNE_BENCH_SQUAD=0` skips SQuAD, `RAGTUNE_FUSIONS="5:1.5 2:1"` adds a hybrid row per
-//! `RRF_K:BM25_WEIGHT` pair on the same index (the long-document sweep's candidates).
+//! title-field weight, default as in `Bm25Options`), `RAGTUNE_RRF_K` (default as in
+//! `RetrieveOptions`), `RAGTUNE_BENCH_SQUAD=0` skips SQuAD, `RAGTUNE_FUSIONS="5:1.5 60:1:0"`
+//! adds a hybrid row per `RRF_K:BM25_WEIGHT[:SENTENCE_DEPTH]` on the same index (the
+//! long-document sweep's candidates; a sentence depth of 0 turns the sentence stage off).
 
 use ragtune_core::{Embedder, SearchMode};
 use ragtune_datasets::{beir, squad_retrieval};
@@ -46,7 +47,7 @@ fn run(
     name: &str,
     corpus: &Corpus,
     queries: &[EvalQuery],
-    fusions: &[(f32, f32)],
+    fusions: &[RetrieveOptions],
 ) -> Result<(), BoxError> {
     let embedder = embedder()?;
     let embedder = embedder.as_ref();
@@ -70,7 +71,7 @@ fn run(
         options.bm25.title_boost
     );
     let retrieve = RetrieveOptions {
-        rrf_k: env_f32("RAGTUNE_RRF_K", 60.0),
+        rrf_k: env_f32("RAGTUNE_RRF_K", RetrieveOptions::default().rrf_k),
         ..Default::default()
     };
     let r = KbRetriever::new(&kb, embedder)?.with_options(retrieve);
@@ -80,28 +81,40 @@ fn run(
     for mode in SearchMode::ALL {
         println!("{}", eval::evaluate(&r, queries, mode)?);
     }
-    for &(rrf_k, bm25_weight) in fusions {
-        let options = RetrieveOptions {
-            rrf_k,
-            bm25_weight,
-            ..Default::default()
-        };
-        let r = KbRetriever::new(&kb, embedder)?.with_options(options);
+    for options in fusions {
+        let r = KbRetriever::new(&kb, embedder)?.with_options(options.clone());
         let m = eval::evaluate(&r, queries, SearchMode::Hybrid)?;
-        println!("{m}   (RRF k {rrf_k}, BM25 weight {bm25_weight})");
+        println!(
+            "{m}   (RRF k {}, BM25 weight {}, sentence depth {})",
+            options.rrf_k, options.bm25_weight, options.sentence_depth
+        );
     }
     Ok(())
 }
 
-/// `RAGTUNE_FUSIONS`: space-separated `RRF_K:BM25_WEIGHT` pairs.
-fn fusions() -> Result<Vec<(f32, f32)>, BoxError> {
+/// `RAGTUNE_FUSIONS`: space-separated `RRF_K:BM25_WEIGHT[:SENTENCE_DEPTH]` settings.
+fn fusions() -> Result<Vec<RetrieveOptions>, BoxError> {
     let spec = std::env::var("RAGTUNE_FUSIONS").unwrap_or_default();
     spec.split_whitespace()
-        .map(|pair| {
-            let (k, w) = pair
-                .split_once(':')
-                .ok_or_else(|| format!("RAGTUNE_FUSIONS: {pair:?} is not RRF_K:BM25_WEIGHT"))?;
-            Ok((k.parse()?, w.parse()?))
+        .map(|setting| {
+            let parts: Vec<&str> = setting.split(':').collect();
+            let bad = || {
+                format!("RAGTUNE_FUSIONS: {setting:?} is not RRF_K:BM25_WEIGHT[:SENTENCE_DEPTH]")
+            };
+            let (k, w, depth) = match parts[..] {
+                [k, w] => (k, w, None),
+                [k, w, d] => (k, w, Some(d)),
+                _ => return Err(bad().into()),
+            };
+            let mut o = RetrieveOptions {
+                rrf_k: k.parse().map_err(|_| bad())?,
+                bm25_weight: w.parse().map_err(|_| bad())?,
+                ..Default::default()
+            };
+            if let Some(d) = depth {
+                o.sentence_depth = d.parse().map_err(|_| bad())?;
+            }
+            Ok(o)
         })
         .collect()
 }
