@@ -7,9 +7,10 @@
 //! models pull` leaves it); without the feature, a deterministic hashed bag-of-words embedder,
 //! so only the BM25 numbers are meaningful. Knobs (environment): `RAGTUNE_TITLE_BOOST` (BM25
 //! title-field weight, default as in `Bm25Options`), `RAGTUNE_RRF_K` (default as in
-//! `RetrieveOptions`), `RAGTUNE_BENCH_SQUAD=0` skips SQuAD, `RAGTUNE_FUSIONS="5:1.5 60:1:0"`
-//! adds a hybrid row per `RRF_K:BM25_WEIGHT[:SENTENCE_DEPTH]` on the same index (the
-//! long-document sweep's candidates; a sentence depth of 0 turns the sentence stage off).
+//! `RetrieveOptions`), `RAGTUNE_BENCH_SQUAD=0` skips SQuAD, `RAGTUNE_BENCH_SCIFACT=0` skips
+//! SciFact, `RAGTUNE_FUSIONS="5:1.5 60:1:0"` adds a hybrid row per
+//! `RRF_K:BM25_WEIGHT[:SENTENCE_DEPTH]` on the same index (the long-document sweep's
+//! candidates; a sentence depth of 0 turns the sentence stage off).
 
 use ragtune_core::{Embedder, SearchMode};
 use ragtune_datasets::{beir, squad_retrieval};
@@ -128,8 +129,10 @@ fn main() -> Result<(), BoxError> {
         "machine: {} threads available; queries run one at a time",
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
-    let (corpus, queries) = beir::load(&data.join("beir-scifact"), "test")?;
-    run("BEIR SciFact (test)", &corpus, &queries, &fusions)?;
+    if std::env::var("RAGTUNE_BENCH_SCIFACT").as_deref() != Ok("0") {
+        let (corpus, queries) = beir::load(&data.join("beir-scifact"), "test")?;
+        run("BEIR SciFact (test)", &corpus, &queries, &fusions)?;
+    }
     if std::env::var("RAGTUNE_BENCH_SQUAD").as_deref() != Ok("0") {
         let (corpus, queries) = squad_retrieval(&data.join("squad-v1.1-dev/dev-v1.1.json"))?;
         run("SQuAD v1.1 dev paragraphs", &corpus, &queries, &fusions)?;
