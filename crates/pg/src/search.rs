@@ -9,9 +9,7 @@ use crate::vector::PgVector;
 use postgres::Row;
 use ragtune_core::{Embedder, Filter, Hit, Query, RetrieveError, Retriever, SearchMode};
 use ragtune_retrieve::filter::{PathGlob, document_matches};
-use ragtune_retrieve::sentence_match::{
-    QUESTION_WORDS, SentenceMatch, is_question, rerank, sentences,
-};
+use ragtune_retrieve::sentence_match::{QUESTION_WORDS, SentenceMatch, rerank, sentences};
 use ragtune_retrieve::{RetrieveOptions, to_hit};
 use std::collections::BTreeMap;
 
@@ -97,14 +95,6 @@ impl<'a> PgRetriever<'a> {
         ))
     }
 
-    /// How many fused candidates the sentence-match stage reorders (0: none).
-    fn sentence_head(&self, query: &Query) -> usize {
-        match (query.mode, self.options.sentence_depth) {
-            (SearchMode::Hybrid, d) if d > 1 && is_question(&query.text) => d,
-            _ => 0,
-        }
-    }
-
     /// Reorders `head` by its chunks' best sentences ([`ragtune_retrieve::sentence_match`]),
     /// with PostgreSQL's English analysis (the postings' lexemes) and document frequencies, in
     /// two round trips.
@@ -175,7 +165,7 @@ impl<'a> PgRetriever<'a> {
         let s = &self.kb.location().schema;
         let allowed = self.allowed(&query.filter)?;
         // Hybrid fetches the sentence stage's whole head; `retrieve` cuts it to k after.
-        let k = query.k.max(self.sentence_head(query)) as i64;
+        let k = query.k.max(self.options.sentence_head(query)) as i64;
         let mut client = self.kb.client();
         let db = |e| RetrieveError::from(self.kb.db("searching", e));
         let rows = match query.mode {
@@ -272,7 +262,7 @@ impl Retriever for PgRetriever<'_> {
                 to_hit(chunk_row(r), score, ranks)
             })
             .collect();
-        let head = self.sentence_head(query).min(hits.len());
+        let head = self.options.sentence_head(query).min(hits.len());
         if head > 1 {
             self.sentence_stage(&query.text, &mut hits[..head])?;
         }

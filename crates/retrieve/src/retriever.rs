@@ -7,7 +7,7 @@ use crate::fusion::{Fused, RankedList, reciprocal_rank_fusion};
 use crate::sentence_match::{QUESTION_WORDS, SentenceMatch, is_question, rerank};
 use ragtune_core::{Embedder, Hit, Query, RetrieveError, Retriever, SearchMode};
 use ragtune_index::{KnowledgeBase, SharedFilter, StoredChunk};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 /// How hybrid search fuses, and how deep each mode looks.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,6 +40,19 @@ impl Default for RetrieveOptions {
             depth_factor: 4,
             min_depth: 100,
             sentence_depth: 10,
+        }
+    }
+}
+
+impl RetrieveOptions {
+    /// How many of `query`'s first fused hits the sentence stage reorders: `sentence_depth`
+    /// for a hybrid search of a question, else 0 (no stage).
+    pub fn sentence_head(&self, query: &Query) -> usize {
+        let applies = query.mode == SearchMode::Hybrid && is_question(&query.text);
+        if applies && self.sentence_depth > 1 {
+            self.sentence_depth
+        } else {
+            0
         }
     }
 }
@@ -104,7 +117,7 @@ impl<'a> KbRetriever<'a> {
     }
 
     /// Reorders `head` by its chunks' best sentences ([`crate::sentence_match`]).
-    fn sentence_stage(&self, question: &str, head: &mut [Fused]) -> Result<(), RetrieveError> {
+    fn sentence_stage(&self, question: &str, head: &mut [Hit]) -> Result<(), RetrieveError> {
         let skip = self.kb.bm25_terms(QUESTION_WORDS);
         let mut terms = self.kb.bm25_terms(question);
         terms.retain(|t| !skip.contains(t));
@@ -113,32 +126,20 @@ impl<'a> KbRetriever<'a> {
         }
         let (docs, dfs) = self.kb.bm25_doc_freqs(&terms).map_err(index_err)?;
         let matcher = SentenceMatch::new(&terms, docs, &dfs);
-        let ids: Vec<i64> = head.iter().map(|f| f.id).collect();
-        let texts: HashMap<i64, String> = self
-            .kb
-            .chunks(&ids)
-            .map_err(index_err)?
-            .into_iter()
-            .map(|c| (c.id, c.text))
-            .collect();
-        // A chunk deleted since the search scores 0; hydration leaves it out anyway.
-        let scores: Vec<f32> = ids
+        let scores: Vec<f32> = head
             .iter()
-            .map(|id| {
-                texts
-                    .get(id)
-                    .map_or(0.0, |t| matcher.chunk_score(t, |s| self.kb.bm25_terms(s)))
-            })
+            .map(|h| matcher.chunk_score(&h.text, |s| self.kb.bm25_terms(s)))
             .collect();
-        rerank(head, &scores, |f| &mut f.score);
+        rerank(head, &scores, |h| &mut h.score);
         Ok(())
     }
 
-    /// Ranked chunk ids with their score and per-mode ranks, before hydration.
-    pub fn rank(&self, query: &Query) -> Result<Vec<Fused>, RetrieveError> {
+    /// Ranked chunk ids with their score and per-mode ranks, before hydration and before the
+    /// sentence stage: the first `query.k`, or the stage's whole head when it is longer.
+    fn rank(&self, query: &Query) -> Result<Vec<Fused>, RetrieveError> {
         let filter = filter::resolve(self.kb, &query.filter)
             .map_err(|e| RetrieveError::InvalidQuery(e.to_string()))?;
-        let k = query.k;
+        let k = query.k.max(self.options.sentence_head(query));
         let single = |list: Vec<(i64, f32)>, mode| {
             list.into_iter()
                 .enumerate()
@@ -178,10 +179,6 @@ impl<'a> KbRetriever<'a> {
                     },
                 ];
                 let mut fused = reciprocal_rank_fusion(&lists, o.rrf_k);
-                let head = o.sentence_depth.min(fused.len());
-                if head > 1 && is_question(&query.text) {
-                    self.sentence_stage(&query.text, &mut fused[..head])?;
-                }
                 fused.truncate(k);
                 fused
             }
@@ -206,7 +203,7 @@ impl Retriever for KbRetriever<'_> {
             .map(|c| (c.id, c))
             .collect();
         // A chunk deleted by a concurrent writer since the search is simply left out.
-        Ok(ranked
+        let mut hits: Vec<Hit> = ranked
             .into_iter()
             .filter_map(|Fused { id, score, ranks }| {
                 let c = chunks.remove(&id)?;
@@ -216,7 +213,13 @@ impl Retriever for KbRetriever<'_> {
                     .collect();
                 Some(to_hit(c, score, ranks))
             })
-            .collect())
+            .collect();
+        let head = self.options.sentence_head(query).min(hits.len());
+        if head > 1 {
+            self.sentence_stage(&query.text, &mut hits[..head])?;
+        }
+        hits.truncate(query.k);
+        Ok(hits)
     }
 
     /// The hit's document's chunks around it, from SQLite: one indexed lookup on
