@@ -245,7 +245,7 @@ impl Retriever for PgRetriever<'_> {
             ));
         }
         let rows = self.run(query)?;
-        let mut hits: Vec<Hit> = rows
+        let hits: Vec<Hit> = rows
             .iter()
             .enumerate()
             .map(|(i, r)| {
@@ -262,12 +262,8 @@ impl Retriever for PgRetriever<'_> {
                 to_hit(chunk_row(r), score, ranks)
             })
             .collect();
-        let head = self.options.sentence_head(query).min(hits.len());
-        if head > 1 {
-            self.sentence_stage(&query.text, &mut hits[..head])?;
-        }
-        hits.truncate(query.k);
-        Ok(hits)
+        self.options
+            .finish_hits(query, hits, |head| self.sentence_stage(&query.text, head))
     }
 
     fn neighbours(

@@ -55,6 +55,23 @@ impl RetrieveOptions {
             0
         }
     }
+
+    /// `hits` (hydrated, in fused order, the stage's whole head when it applies) with their
+    /// head reordered by `stage` when the sentence stage applies to `query`, then cut to
+    /// `query.k`: what every store's retriever returns.
+    pub fn finish_hits(
+        &self,
+        query: &Query,
+        mut hits: Vec<Hit>,
+        stage: impl FnOnce(&mut [Hit]) -> Result<(), RetrieveError>,
+    ) -> Result<Vec<Hit>, RetrieveError> {
+        let head = self.sentence_head(query).min(hits.len());
+        if head > 1 {
+            stage(&mut hits[..head])?;
+        }
+        hits.truncate(query.k);
+        Ok(hits)
+    }
 }
 
 /// Answers queries from a knowledge base with the embedder that built it.
@@ -203,7 +220,7 @@ impl Retriever for KbRetriever<'_> {
             .map(|c| (c.id, c))
             .collect();
         // A chunk deleted by a concurrent writer since the search is simply left out.
-        let mut hits: Vec<Hit> = ranked
+        let hits: Vec<Hit> = ranked
             .into_iter()
             .filter_map(|Fused { id, score, ranks }| {
                 let c = chunks.remove(&id)?;
@@ -214,12 +231,8 @@ impl Retriever for KbRetriever<'_> {
                 Some(to_hit(c, score, ranks))
             })
             .collect();
-        let head = self.options.sentence_head(query).min(hits.len());
-        if head > 1 {
-            self.sentence_stage(&query.text, &mut hits[..head])?;
-        }
-        hits.truncate(query.k);
-        Ok(hits)
+        self.options
+            .finish_hits(query, hits, |head| self.sentence_stage(&query.text, head))
     }
 
     /// The hit's document's chunks around it, from SQLite: one indexed lookup on
