@@ -43,8 +43,10 @@ pub enum ModelError {
     Io(#[from] std::io::Error),
 }
 
-/// llama.cpp keeps process-wide backend state; it is started once and never torn down.
-fn backend() -> Result<&'static LlamaBackend, ModelError> {
+/// llama.cpp keeps process-wide backend state; it is started once and never torn down. Public
+/// for callers that drive `llama-cpp-2` directly beside a generator (llama.cpp allows one
+/// backend per process): the tests' plain reference loop.
+pub fn backend() -> Result<&'static LlamaBackend, ModelError> {
     static BACKEND: OnceLock<Result<LlamaBackend, String>> = OnceLock::new();
     BACKEND
         .get_or_init(|| {
