@@ -3,8 +3,10 @@
 //! One engine serves single and batched requests: a set of sequence slots in one llama.cpp
 //! context, refilled as sequences finish (continuous batching). Each decode call carries the
 //! next token of every running sequence plus as much pending prompt as fits in the batch.
+//! The context is kept between requests with its KV cells: a prompt starts from the longest
+//! prefix it shares with what its slot held before ([`LoadOptions::prefix_reuse`]).
 
-use super::context_cache::{ContextCache, OwnedContext, Shape};
+use super::context_cache::{CachedContext, ContextCache, KvState, OwnedContext, Shape};
 use super::sampling::{Picker, log_probability, picker, top_log_probabilities};
 use super::{GgufHeader, ModelError, Tokenizer, backend, load_model};
 use crate::text_stream::TextStream;
@@ -22,6 +24,7 @@ use std::collections::VecDeque;
 use std::num::NonZeroU32;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -44,6 +47,11 @@ pub struct LoadOptions {
     /// Keep the KV cache in f32 instead of llama.cpp's f16: twice the cache memory, but no
     /// rounding of keys and values (used to compare a merged model with base + adapter).
     pub f32_kv_cache: bool,
+    /// Keep each slot's KV cells between requests and compute only the part of a new prompt
+    /// that differs from what the slot held: the RAG system text and worked exchanges that
+    /// open every prompt are computed once. Greedy output is the same either way (tested);
+    /// off computes every prompt whole (to measure the gain).
+    pub prefix_reuse: bool,
 }
 
 /// What [`LlamaGenerator::perplexity`] measured.
@@ -74,6 +82,7 @@ impl Default for LoadOptions {
             parallel: 16,
             adapters: Vec::new(),
             f32_kv_cache: false,
+            prefix_reuse: true,
         }
     }
 }
@@ -89,6 +98,9 @@ pub struct LlamaGenerator {
     batch_size: u32,
     parallel: u32,
     f32_kv_cache: bool,
+    prefix_reuse: bool,
+    /// Prompt tokens taken from the KV cache instead of computed, over the model's life.
+    reused_prompt_tokens: AtomicU64,
     contexts: ContextCache,
     /// Loaded adapters; llama.cpp frees them with the model. The mutex only guards the
     /// `&mut` the binding's setter asks for.
@@ -132,9 +144,17 @@ impl LlamaGenerator {
             batch_size: options.batch_size.max(1),
             parallel: options.parallel.max(1),
             f32_kv_cache: options.f32_kv_cache,
+            prefix_reuse: options.prefix_reuse,
+            reused_prompt_tokens: AtomicU64::new(0),
             contexts: ContextCache::default(),
             adapters,
         })
+    }
+
+    /// Prompt tokens whose keys and values came from a slot's earlier request instead of
+    /// being computed ([`LoadOptions::prefix_reuse`]), over this model's life.
+    pub fn reused_prompt_tokens(&self) -> u64 {
+        self.reused_prompt_tokens.load(Ordering::Relaxed)
     }
 
     /// Names of the loaded adapters, in load order.
@@ -162,15 +182,17 @@ impl LlamaGenerator {
             slots: 1,
             per_slot: (window as u32).next_multiple_of(256),
         };
-        let (shape, mut context) = match self.contexts.take(shape) {
+        let mut cached = match self.contexts.take(shape) {
             Some(cached) => cached,
-            None => (shape, self.new_context(shape)?),
+            None => self.new_cached(shape)?,
         };
         let mut request = GenerationRequest::new(Prompt::Text(String::new()));
         request.adapter = adapter.map(str::to_string);
         let n_vocab = self.tokenizer.vocab_size();
         let batch_size = self.batch_size as usize;
-        let scored = context.with_dependent_mut(|_, ctx| {
+        // Sequence 0 is used and cleared here: it holds nothing afterwards.
+        cached.kv.sequence(0).clear();
+        let scored = cached.context.with_dependent_mut(|_, ctx| {
             self.set_adapter(ctx, std::slice::from_ref(&request))?;
             let mut batch = LlamaBatch::new(batch_size, 1);
             let (mut nll, mut count) = (0f64, 0usize);
@@ -201,7 +223,7 @@ impl LlamaGenerator {
             }
             Ok::<_, GeneratorError>((nll, count))
         });
-        self.contexts.put(shape, context);
+        self.contexts.put(cached);
         let (nll, count) = scored?;
         if count == 0 {
             return Err(GeneratorError::InvalidRequest(
@@ -294,15 +316,21 @@ impl LlamaGenerator {
             .unwrap_or(1)
             .next_multiple_of(256);
         let needed = Shape { slots, per_slot };
-        let (shape, mut context) = match self.contexts.take(needed) {
+        let mut cached = match self.contexts.take(needed) {
             Some(cached) => cached,
-            None => {
-                let shape = self.shape_for(needed);
-                (shape, self.new_context(shape)?)
-            }
+            None => self.new_cached(self.shape_for(needed))?,
         };
+        let adapter = requests[0].adapter.clone();
+        let CachedContext { context, kv, .. } = &mut cached;
         let done = context.with_dependent_mut(|_, ctx| {
             self.set_adapter(ctx, requests)?;
+            if !self.prefix_reuse || kv.adapter != adapter {
+                // Cells computed under another adapter hold other keys and values.
+                *kv = KvState {
+                    adapter,
+                    sequences: Vec::new(),
+                };
+            }
             let mut engine = Engine {
                 batch: LlamaBatch::new(self.batch_size as usize, slots as i32),
                 slots: (0..slots).map(|_| None).collect(),
@@ -310,14 +338,18 @@ impl LlamaGenerator {
                 done: (0..requests.len()).map(|_| None).collect(),
                 batch_size: self.batch_size as usize,
             };
-            while engine.admit(ctx, &prompts, &budgets, requests, self) {
-                engine.step(ctx, &self.tokenizer, sink)?;
+            while engine.admit(ctx, kv, &prompts, &budgets, requests, self) {
+                engine.step(ctx, kv, &self.tokenizer, sink)?;
             }
             Ok::<_, GeneratorError>(engine.done)
         });
-        // Every slot's KV is cleared when a request is admitted, so a context that failed
-        // mid-request is still fit for the next one.
-        self.contexts.put(shape, context);
+        // A slot's cells past what `kv` says it holds are removed when a request is admitted
+        // there, so after a failure mid-request, forgetting what every slot holds leaves the
+        // context fit for the next one.
+        if done.is_err() {
+            cached.kv = KvState::default();
+        }
+        self.contexts.put(cached);
         done?
             .into_iter()
             .map(|g| g.ok_or_else(|| GeneratorError::Permanent("a request did not finish".into())))
@@ -355,6 +387,14 @@ impl LlamaGenerator {
             });
         }
         Ok(tokens)
+    }
+
+    fn new_cached(&self, shape: Shape) -> Result<CachedContext, GeneratorError> {
+        Ok(CachedContext {
+            shape,
+            context: self.new_context(shape)?,
+            kv: KvState::default(),
+        })
     }
 
     fn new_context(&self, shape: Shape) -> Result<OwnedContext, GeneratorError> {
@@ -470,6 +510,7 @@ impl Engine {
     fn admit(
         &mut self,
         ctx: &mut LlamaContext<'_>,
+        kv: &mut KvState,
         prompts: &[Vec<LlamaToken>],
         budgets: &[u32],
         requests: &[GenerationRequest],
@@ -483,13 +524,27 @@ impl Engine {
             let Some(request) = self.queue.pop_front() else {
                 break;
             };
-            ctx.clear_kv_cache_seq(Some(seq as u32), None, None).ok();
             let prompt = &prompts[request];
+            let mut kept = match generator.prefix_reuse {
+                true => kv.reusable(seq, prompt),
+                false => 0,
+            };
+            // Positions from `kept` on go; llama.cpp refuses a partial removal for some
+            // models (recurrent ones), and then the whole sequence is computed again.
+            let cut = ctx.clear_kv_cache_seq(Some(seq as u32), Some(kept as u32), None);
+            if kept > 0 && !matches!(cut, Ok(true)) {
+                kept = 0;
+                ctx.clear_kv_cache_seq(Some(seq as u32), None, None).ok();
+            }
+            kv.sequence(seq).truncate(kept);
+            generator
+                .reused_prompt_tokens
+                .fetch_add(kept as u64, Ordering::Relaxed);
             let params = &requests[request];
             *slot = Some(Active {
                 request,
-                feed: prompt.iter().copied().collect(),
-                position: 0,
+                feed: prompt[kept..].iter().copied().collect(),
+                position: kept as i32,
                 prompt_tokens: prompt.len() as u32,
                 completion_tokens: 0,
                 budget: budgets[request],
@@ -510,6 +565,7 @@ impl Engine {
     fn step(
         &mut self,
         ctx: &mut LlamaContext<'_>,
+        kv: &mut KvState,
         tokenizer: &Tokenizer,
         sink: &mut dyn FnMut(usize, &str) -> ControlFlow<()>,
     ) -> Result<(), GeneratorError> {
@@ -523,14 +579,25 @@ impl Engine {
                 continue;
             };
             active.logits_at = None;
+            let mut added = 0;
             while room > 0 {
+                // A prompt's chunks end where a prompt computed whole from position 0 has
+                // them end (multiples of the batch size), so a prompt continued from a reused
+                // prefix meets llama.cpp's kernels in the same batches and row groups: its
+                // greedy output stays the same.
+                if added > 0 && (active.position as usize).is_multiple_of(self.batch_size) {
+                    break;
+                }
                 let Some(token) = active.feed.pop_front() else {
                     break;
                 };
+                added += 1;
                 let last = active.feed.is_empty();
                 self.batch
                     .add(token, active.position, &[seq as i32], last)
                     .map_err(|e| GeneratorError::Permanent(e.to_string()))?;
+                // Held once decoded; a failed decode makes the caller forget every slot.
+                kv.sequence(seq).push(token);
                 if last {
                     active.logits_at = Some(self.batch.n_tokens() - 1);
                 }

@@ -287,3 +287,116 @@ fn logprobs_spell_the_text_and_greedy_takes_the_top_token() {
         s.text
     );
 }
+
+/// RAG-shaped chats: one system text and worked exchange, then a passage and a question that
+/// differ from prompt to prompt (the shape `ask` and `eval qa` send).
+fn rag_shaped(facts: &[(&str, &str)]) -> Vec<GenerationRequest> {
+    let system = "You answer questions from the numbered passages you are given. Quote the \
+        passage that holds the answer, cite it as [n], and answer in as few words as the \
+        question allows. When no passage holds the answer, say that the documents do not \
+        contain it. Do not use what you know beyond the passages.";
+    facts
+        .iter()
+        .map(|(passage, question)| {
+            let chat = vec![
+                ChatMessage::system(system),
+                ChatMessage::user(
+                    "Passages:\n[1] The Loire is the longest river in France, at 1,006 \
+                     kilometres.\n\nQuestion: How long is the Loire?",
+                ),
+                ChatMessage::assistant("1,006 kilometres [1]"),
+                ChatMessage::user(format!("Passages:\n[1] {passage}\n\nQuestion: {question}")),
+            ];
+            let mut request = greedy(Prompt::Chat(chat), 24);
+            // Log-probabilities show a difference in the last bits that greedy text hides.
+            request.logprobs = true;
+            request.top_logprobs = 3;
+            request
+        })
+        .collect()
+}
+
+/// Each slot keeps its KV cells between requests, and a prompt that starts as the slot's last
+/// one did computes only the rest. The answers must be the ones computed from scratch, one by
+/// one, on both default models (a llama and a qwen2 file), down to the last bit of every
+/// log-probability. Reused prefixes cut anywhere, or a prompt's rest computed in batches other
+/// than a whole prompt's, changed answers (on SmolLM2, 2 of 40 RAG prompts in `--bench
+/// prefix_reuse`).
+#[test]
+fn reusing_a_shared_prompt_prefix_changes_no_greedy_output() {
+    use ragtune_model::llama::{LlamaGenerator, LoadOptions};
+    let requests = rag_shaped(&[
+        (
+            "Mount Kosciuszko is the highest mountain in Australia.",
+            "What is Australia's highest mountain?",
+        ),
+        (
+            "The Danube flows through ten countries.",
+            "How many countries does the Danube flow through?",
+        ),
+        (
+            "Ada Lovelace published the first algorithm in 1843.",
+            "When was the first algorithm published?",
+        ),
+        (
+            "Copper melts at 1,085 degrees Celsius.",
+            "At what temperature does copper melt?",
+        ),
+        (
+            "The okapi lives in the rainforests of Congo.",
+            "Where does the okapi live?",
+        ),
+    ]);
+    for name in [crate::SMOLLM2, crate::QWEN] {
+        let load = |prefix_reuse| {
+            let options = LoadOptions {
+                threads: 1,
+                prefix_reuse,
+                // Small batches, so these prompts cross batch boundaries as long ones do.
+                batch_size: 64,
+                ..LoadOptions::default()
+            };
+            LlamaGenerator::load(crate::model_path(name), &options).unwrap()
+        };
+        let (reusing, fresh) = (load(true), load(false));
+        let one = |g: &LlamaGenerator, r: &GenerationRequest| {
+            g.generate(r, &mut |_| ControlFlow::Continue(())).unwrap()
+        };
+        let expected: Vec<_> = requests.iter().map(|r| one(&fresh, r)).collect();
+        let prefix = fresh
+            .tokenizer()
+            .encode_prompt(&requests[0].prompt)
+            .unwrap()
+            .len()
+            / 2;
+        // One by one, forwards then backwards: from the second request on, the system text and
+        // worked exchange come from the request before.
+        let order: Vec<usize> = (0..requests.len())
+            .chain((0..requests.len()).rev())
+            .collect();
+        for &i in &order {
+            let got = one(&reusing, &requests[i]);
+            assert_eq!(got.text, expected[i].text, "{name}, request {i}");
+            assert_eq!(got.logprobs, expected[i].logprobs, "{name}, request {i}");
+            assert_eq!(got.usage, expected[i].usage, "{name}, request {i}");
+        }
+        let reused = reusing.reused_prompt_tokens();
+        assert!(
+            reused >= (prefix * (order.len() - 1)) as u64,
+            "{name}: {reused} tokens reused one by one, prefix ~{prefix}"
+        );
+        assert_eq!(fresh.reused_prompt_tokens(), 0, "{name}");
+        // Batched twice: the second time each slot starts from what it held. (A batch packs
+        // its sequences' tokens into shared decode calls, so its answers are not bit for bit
+        // those of one by one, with or without reuse; that is continuous batching's, not
+        // reuse's, and `batched_generation_equals_one_by_one` checks it at the default size.)
+        reusing.generate_batch(&requests).unwrap();
+        let before = reusing.reused_prompt_tokens();
+        reusing.generate_batch(&requests).unwrap();
+        let reused = reusing.reused_prompt_tokens() - before;
+        assert!(
+            reused >= (prefix * requests.len()) as u64,
+            "{name}: {reused} tokens reused batched"
+        );
+    }
+}
