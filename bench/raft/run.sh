@@ -15,13 +15,16 @@
 # Knobs (environment): TRAIN_QUESTIONS (400), STEPS (100), DISTRACTORS (3), P (0.8),
 # DISTRACTORS_FROM (retriever), ANSWER_FORMAT (cot, or answer: no chain of thought),
 # TARGETS (all), SAMPLE (200), TAG (an ablation's name), ABSTAIN=1 (raft build --abstain),
+# SQUAD (the dev file: v1.1 by default; v2.0's unanswerable questions are held out too, so
+# the comparison reports abstention; training draws answerable questions only), BASELINES=0
+# (train no SFT variants: the comparison is RAG against RAFT), RESULTS (the results folder),
 # COMPARE=0 (no comparison) or COMPARE=ablation (answer with this RAFT adapter only and report
 # it beside the baseline comparison's runs, the d3-p0.8-retriever one: greedy answers to the
 # same seeded questions, so the pairs hold), ROBUST=1 and ROBUST_SAMPLE (100).
 set -euo pipefail
 W=${1:-/tmp/raft_squad}
 R=${2:-target/release/ragtune}
-DEV=../shared/data/squad-v1.1-dev/dev-v1.1.json
+DEV=${SQUAD:-../shared/data/squad-v1.1-dev/dev-v1.1.json}
 N=${TRAIN_QUESTIONS:-400}
 STEPS=${STEPS:-100}
 DISTRACTORS=${DISTRACTORS:-3}
@@ -32,9 +35,10 @@ TARGETS=${TARGETS:-all}
 SAMPLE=${SAMPLE:-200}
 SUFFIX=""
 [ "$FORMAT" = cot ] || SUFFIX="-$FORMAT"
+[ "${ABSTAIN:-0}" = 1 ] && SUFFIX="$SUFFIX-abstain"
 TAG=${TAG:-d${DISTRACTORS}-p${P}-${FROM}${SUFFIX}}
 BASE=smollm2-135m-instruct
-OUT=bench/results/raft/squad
+OUT=${RESULTS:-bench/results/raft/squad}
 mkdir -p "$W" "$OUT"
 
 [ -f "$W/heldout.json" ] || python3 bench/sft_squad/split.py "$DEV" "$W"
@@ -46,7 +50,8 @@ Q="$W/train_q$N.jsonl"
 [ -f "$Q" ] || python3 - "$W/train.json" "$Q" "$N" <<'PY'
 import json, random, sys
 data = json.load(open(sys.argv[1]))
-qs = [(qa, p["context"]) for a in data["data"] for p in a["paragraphs"] for qa in p["qas"]]
+qs = [(qa, p["context"]) for a in data["data"] for p in a["paragraphs"] for qa in p["qas"]
+      if qa["answers"] and not qa.get("is_impossible", False)]
 random.Random(1).shuffle(qs)
 with open(sys.argv[2], "w") as f:
     for qa, ctx in qs[: int(sys.argv[3])]:
@@ -60,12 +65,15 @@ train() { # data out max_len
         --warmup-ratio 0.05 --batch-size 1 --grad-accum 4 --max-steps "$STEPS" --save-every 0 \
         --threads 2
 }
+BASELINES=${BASELINES:-1}
+if [ "$BASELINES" = 1 ]; then
 [ -f "$W/sft_q$N.jsonl" ] || $R eval qa "$Q" --kb "$W/kb" --sample 0 --mode closed-book \
     --model $BASE --write-sft "$W/sft_q$N.jsonl" > /dev/null
 [ -f "$W/sft_rag_q$N.jsonl" ] || $R eval qa "$Q" --kb "$W/kb" --sample 0 --mode rag --top-k 1 \
     --model $BASE --write-sft "$W/sft_rag_q$N.jsonl" > /dev/null
 train "$W/sft_q$N.jsonl" "$W/run_sft_q$N-s$STEPS" 512
 train "$W/sft_rag_q$N.jsonl" "$W/run_sft_rag_q$N-s$STEPS" 768
+fi
 
 abstain=()
 [ "${ABSTAIN:-0}" = 1 ] && abstain=(--abstain)
@@ -76,11 +84,12 @@ train "$W/raft_$TAG/train.jsonl" "$W/run_raft_$TAG-q$N-s$STEPS" 1536
 
 # The comparison (COMPARE=0 skips it, for the robustness run alone).
 if [ "${COMPARE:-1}" = 1 ]; then
+baselines=()
+[ "$BASELINES" = 1 ] && baselines=(--variant "sft:$W/run_sft_q$N-s$STEPS" \
+    --variant "sft+rag:$W/run_sft_rag_q$N-s$STEPS")
 $R compare --questions "$W/heldout.json" --kb "$W/kb" --sample "$SAMPLE" --seed 0 \
     --out "$W/report_$TAG-q$N-s$STEPS" --threads 2 \
-    --variant "rag@$BASE" \
-    --variant "sft:$W/run_sft_q$N-s$STEPS" \
-    --variant "sft+rag:$W/run_sft_rag_q$N-s$STEPS" \
+    --variant "rag@$BASE" "${baselines[@]}" \
     --variant "raft:$W/run_raft_$TAG-q$N-s$STEPS" | tee "$OUT/table_$TAG-q$N-s$STEPS.txt"
 cp "$W/report_$TAG-q$N-s$STEPS/runs.json" "$OUT/runs_$TAG-q$N-s$STEPS.json"
 cp "$W/report_$TAG-q$N-s$STEPS/report.json" "$OUT/report_$TAG-q$N-s$STEPS.json"
