@@ -50,7 +50,8 @@ pub(super) struct KvState {
 /// take a batch's rows in groups (of 4 or 8, with a slower path for the rest), and a row's
 /// result can differ in its last bits with the group it falls in; cut at a multiple, the rest
 /// of the prompt falls into the groups it would have had if computed whole, and greedy output
-/// stays the same (tested on both default models; cut anywhere, a SmolLM2 answer changed).
+/// stays the same (tested on both default models; cut anywhere, a SmolLM2 answer changed in
+/// the `prefix_reuse` bench).
 pub(super) const REUSE_ALIGN: usize = 32;
 
 impl KvState {
