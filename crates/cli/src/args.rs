@@ -90,7 +90,7 @@ pub struct ModelArgs {
     /// A catalogue name (see `ragtune models list`), a .gguf file, a model folder, or a model
     /// on an OpenAI-compatible server, `openai:NAME@URL` with URL the API's base (e.g.
     /// openai:qwen@http://10.0.0.5:8000/v1) (default: smollm2-135m-instruct; for `ask`,
-    /// qwen2.5-coder-0.5b-instruct).
+    /// qwen2.5-coder-0.5b-instruct-q8_0 when installed, else qwen2.5-coder-0.5b-instruct).
     #[arg(long, short, env = "RAGTUNE_MODEL")]
     pub model: Option<String>,
     /// The environment variable holding the API key of an `openai:` model (sent as a bearer
@@ -123,6 +123,25 @@ pub const DEFAULT_MODEL: &str = "smollm2-135m-instruct";
 /// The default model of `ask`: the best answerer `models pull` installs (RAG exact match on
 /// SQuAD 27% against SmolLM2's 1%, BENCHMARKS.md).
 pub const DEFAULT_ANSWER_MODEL: &str = "qwen2.5-coder-0.5b-instruct";
+/// What `ask` loads by default when it is installed (`scripts/setup` makes it with `models
+/// quantize`): [`DEFAULT_ANSWER_MODEL`] re-quantized to Q8_0, which ggml multiplies with tiled
+/// kernels where the shipped Q5_0/Q4_K tensors have none: prompts 3.7x and decoding 1.25x as
+/// fast on an Intel Xeon, perplexity +0.08% (BENCHMARKS.md, "Generation").
+pub const FAST_ANSWER_MODEL: &str = "qwen2.5-coder-0.5b-instruct-q8_0";
+
+/// `ask`'s model when none is named: [`FAST_ANSWER_MODEL`] if the store has it, else
+/// [`DEFAULT_ANSWER_MODEL`].
+pub fn default_answer_model() -> String {
+    let installed = ragtune_catalog::ModelStore::from_env()
+        .and_then(|store| store.resolve(FAST_ANSWER_MODEL))
+        .is_ok();
+    if installed {
+        FAST_ANSWER_MODEL
+    } else {
+        DEFAULT_ANSWER_MODEL
+    }
+    .to_owned()
+}
 
 impl ModelArgs {
     /// The model to load: the one asked for, else the command's default.

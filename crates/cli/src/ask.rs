@@ -46,7 +46,7 @@ pub fn ask(mut args: AskArgs) -> Result<()> {
     }
     args.model
         .model
-        .get_or_insert_with(|| crate::args::DEFAULT_ANSWER_MODEL.to_owned());
+        .get_or_insert_with(crate::args::default_answer_model);
     let mut options = args.answer.options(args.mode)?;
     options.filter = filter_of(args.path.clone(), &[], &[])?;
     let generator = crate::generate::load(&args.model)?;

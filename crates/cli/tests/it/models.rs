@@ -50,6 +50,47 @@ fn a_truncated_gguf_is_named_and_refused() {
 }
 
 #[test]
+fn ask_answers_with_the_q8_0_requantization_only_once_it_is_complete() {
+    let home = tempfile::tempdir().unwrap();
+    let ask = || {
+        let mut cmd = in_home(home.path());
+        cmd.env_remove("RAGTUNE_MODEL")
+            .args(["ask", "--mode", "closed-book", "hi"]);
+        run(&mut cmd)
+    };
+    // Nothing installed: the shipped Qwen file is what is missing.
+    let (ok, _, err) = ask();
+    assert!(!ok);
+    assert!(
+        err.contains("ragtune models pull qwen2.5-coder-0.5b-instruct"),
+        "{err}"
+    );
+    // An interrupted `models quantize` leaves only a .partial file: still the shipped file.
+    let fast = home.path().join("models/qwen2.5-coder-0.5b-instruct-q8_0");
+    std::fs::create_dir_all(&fast).unwrap();
+    std::fs::write(fast.join("q.q8_0.gguf.partial"), b"GGUF").unwrap();
+    let (ok, _, err) = ask();
+    assert!(!ok);
+    assert!(
+        err.contains("ragtune models pull qwen2.5-coder-0.5b-instruct"),
+        "{err}"
+    );
+    // A finished one is what `ask` loads (here a cut file, so loading it fails, by its name).
+    let mut head = vec![0u8; 4 << 20];
+    std::fs::File::open(smollm2_path())
+        .unwrap()
+        .read_exact(&mut head)
+        .unwrap();
+    std::fs::write(fast.join("q.q8_0.gguf"), &head).unwrap();
+    let (ok, _, err) = ask();
+    assert!(!ok);
+    assert!(
+        err.contains("q.q8_0.gguf") && err.contains("truncated"),
+        "{err}"
+    );
+}
+
+#[test]
 fn a_file_that_is_not_gguf_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("notes.gguf");
