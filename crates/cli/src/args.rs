@@ -116,6 +116,10 @@ pub struct ModelArgs {
     /// Keep the KV cache in f32 (default f16): exact keys and values, twice the cache memory.
     #[arg(long)]
     pub f32_kv_cache: bool,
+    /// Where a one-shot command keeps the model's KV cells for the next run (not a flag: `ask`
+    /// sets it; see `LoadOptions::prompt_cache`).
+    #[arg(skip)]
+    pub prompt_cache: Option<PathBuf>,
 }
 
 /// The default model of `generate`, `chat` and the evaluations: small and fast.
@@ -175,6 +179,7 @@ impl ModelArgs {
             gpu_layers: self.gpu_layers,
             adapters,
             f32_kv_cache: self.f32_kv_cache,
+            prompt_cache: self.prompt_cache.clone(),
             ..LoadOptions::default()
         })
     }

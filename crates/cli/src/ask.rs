@@ -47,15 +47,30 @@ pub fn ask(mut args: AskArgs) -> Result<()> {
     args.model
         .model
         .get_or_insert_with(crate::args::default_answer_model);
+    // Each `ask` is a new process: the cells of the prompt's shared opening (system text, worked
+    // exchanges) come from the last run's file instead of being computed again.
+    args.model.prompt_cache = ragtune_catalog::default_home()
+        .ok()
+        .map(|home| home.join("prompt-cache"));
     let mut options = args.answer.options(args.mode)?;
     options.filter = filter_of(args.path.clone(), &[], &[])?;
-    let generator = crate::generate::load(&args.model)?;
-    let embedder = open_embedder(&args.kb.embedder)?;
-
-    let kb = match args.mode {
-        Mode::Rag => Some(OpenedKb::open(&args.kb, &embedder)?),
-        _ => None,
-    };
+    // Loading the model (about a second for Qwen: llama.cpp repacks its weights for the CPU's
+    // matrix kernels) overlaps opening the embedder and the knowledge base.
+    let (generator, embedder, kb) = std::thread::scope(|s| -> Result<_> {
+        let model = s.spawn(|| crate::generate::load(&args.model));
+        let opened = open_embedder(&args.kb.embedder).and_then(|embedder| {
+            let kb = match args.mode {
+                Mode::Rag => Some(OpenedKb::open(&args.kb, &embedder)?),
+                _ => None,
+            };
+            Ok((embedder, kb))
+        });
+        let generator = model
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+        let (embedder, kb) = opened?;
+        Ok((generator, embedder, kb))
+    })?;
     let retriever = kb.as_ref().map(|kb| kb.retriever(&embedder)).transpose()?;
     let pool = match (args.mode, &args.examples) {
         (Mode::FewShot, Some(file)) => Some(ExamplePool::new(load_examples(file)?, &embedder)?),

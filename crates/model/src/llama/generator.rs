@@ -7,6 +7,7 @@
 //! prefix it shares with what its slot held before ([`LoadOptions::prefix_reuse`]).
 
 use super::context_cache::{CachedContext, ContextCache, KvState, OwnedContext, Shape};
+use super::prompt_cache::PromptCache;
 use super::sampling::{Picker, log_probability, picker, top_log_probabilities};
 use super::{GgufHeader, ModelError, Tokenizer, backend, load_model};
 use crate::text_stream::TextStream;
@@ -52,6 +53,11 @@ pub struct LoadOptions {
     /// open every prompt are computed once. Greedy output is the same either way (tested);
     /// off computes every prompt whole (to measure the gain).
     pub prefix_reuse: bool,
+    /// A folder where single-sequence requests keep their KV cells between processes (with
+    /// `prefix_reuse`): a new process starts from the cells the last run with the same model,
+    /// adapter, build and settings left, so one-shot commands such as `ask` skip the shared
+    /// prefix too. `None`: nothing is kept beyond the generator's life.
+    pub prompt_cache: Option<PathBuf>,
 }
 
 /// What [`LlamaGenerator::perplexity`] measured.
@@ -83,6 +89,7 @@ impl Default for LoadOptions {
             adapters: Vec::new(),
             f32_kv_cache: false,
             prefix_reuse: true,
+            prompt_cache: None,
         }
     }
 }
@@ -102,6 +109,7 @@ pub struct LlamaGenerator {
     /// Prompt tokens taken from the KV cache instead of computed, over the model's life.
     reused_prompt_tokens: AtomicU64,
     contexts: ContextCache,
+    prompt_cache: Option<PromptCache>,
     /// Loaded adapters; llama.cpp frees them with the model. The mutex only guards the
     /// `&mut` the binding's setter asks for.
     adapters: Vec<(AdapterSpec, Mutex<LlamaLoraAdapter>)>,
@@ -147,6 +155,15 @@ impl LlamaGenerator {
             prefix_reuse: options.prefix_reuse,
             reused_prompt_tokens: AtomicU64::new(0),
             contexts: ContextCache::default(),
+            prompt_cache: options.prompt_cache.clone().map(|dir| {
+                let settings = (
+                    threads,
+                    options.batch_size.max(1),
+                    options.f32_kv_cache,
+                    options.gpu_layers,
+                );
+                PromptCache::new(dir, path, settings)
+            }),
             adapters,
         })
     }
@@ -278,6 +295,15 @@ impl LlamaGenerator {
         }
     }
 
+    /// What identifies the cells computed with adapter `name`, for the prompt cache.
+    fn adapter_identity(&self, name: Option<&str>) -> Option<(&str, &Path, f32)> {
+        let (spec, _) = self
+            .adapters
+            .iter()
+            .find(|(s, _)| Some(s.name.as_str()) == name)?;
+        Some((spec.name.as_str(), spec.path.as_path(), spec.scale))
+    }
+
     pub fn tokenizer(&self) -> &Tokenizer {
         &self.tokenizer
     }
@@ -321,7 +347,15 @@ impl LlamaGenerator {
             None => self.new_cached(self.shape_for(needed))?,
         };
         let adapter = requests[0].adapter.clone();
-        let CachedContext { context, kv, .. } = &mut cached;
+        let disk = match &self.prompt_cache {
+            Some(cache) if slots == 1 && self.prefix_reuse => {
+                Some((cache, cache.file(self.adapter_identity(adapter.as_deref()))))
+            }
+            _ => None,
+        };
+        let CachedContext {
+            context, kv, shape, ..
+        } = &mut cached;
         let done = context.with_dependent_mut(|_, ctx| {
             self.set_adapter(ctx, requests)?;
             if !self.prefix_reuse || kv.adapter != adapter {
@@ -330,6 +364,12 @@ impl LlamaGenerator {
                     adapter,
                     sequences: Vec::new(),
                 };
+            }
+            if let Some((cache, file)) = &disk
+                && kv.sequences.first().is_none_or(Vec::is_empty)
+                && let Some(tokens) = cache.load(ctx, file, shape.per_slot as usize)
+            {
+                *kv.sequence(0) = tokens;
             }
             let mut engine = Engine {
                 batch: LlamaBatch::new(self.batch_size as usize, slots as i32),
@@ -340,6 +380,9 @@ impl LlamaGenerator {
             };
             while engine.admit(ctx, kv, &prompts, &budgets, requests, self) {
                 engine.step(ctx, kv, &self.tokenizer, sink)?;
+            }
+            if let Some((cache, file)) = &disk {
+                cache.save(ctx, file, kv.sequence(0));
             }
             Ok::<_, GeneratorError>(engine.done)
         });

@@ -5,6 +5,7 @@
 
 mod context_cache;
 mod generator;
+mod prompt_cache;
 mod quantize;
 mod sampling;
 mod tokenizer;

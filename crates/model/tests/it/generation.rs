@@ -316,6 +316,77 @@ fn rag_shaped(facts: &[(&str, &str)]) -> Vec<GenerationRequest> {
         .collect()
 }
 
+/// A prompt cache folder carries a request's KV cells to a generator loaded later (as a new
+/// `ask` process is): it starts from the shared prefix, with the answer a fresh generator
+/// gives bit for bit; a damaged file only costs the reuse.
+#[test]
+fn a_prompt_cache_on_disk_carries_the_shared_prefix_to_the_next_process() {
+    use ragtune_model::llama::{LlamaGenerator, LoadOptions};
+    let requests = rag_shaped(&[
+        (
+            "The Danube flows through ten countries.",
+            "How many countries does the Danube flow through?",
+        ),
+        (
+            "Copper melts at 1,085 degrees Celsius.",
+            "At what temperature does copper melt?",
+        ),
+    ]);
+    for name in [crate::SMOLLM2, crate::QWEN] {
+        let cache = tempfile::tempdir().unwrap();
+        let load = |prompt_cache: Option<&std::path::Path>| {
+            let options = LoadOptions {
+                threads: 1,
+                batch_size: 64,
+                prompt_cache: prompt_cache.map(std::path::Path::to_path_buf),
+                ..LoadOptions::default()
+            };
+            LlamaGenerator::load(crate::model_path(name), &options).unwrap()
+        };
+        let one = |g: &LlamaGenerator, r: &GenerationRequest| {
+            g.generate(r, &mut |_| ControlFlow::Continue(())).unwrap()
+        };
+        let expected = one(&load(None), &requests[1]);
+        let first = load(Some(cache.path()));
+        one(&first, &requests[0]);
+        drop(first);
+        let files: Vec<_> = std::fs::read_dir(cache.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert_eq!(files.len(), 1, "{name}: {files:?}");
+        assert!(files[0].extension().is_some_and(|e| e == "kv"), "{files:?}");
+
+        let next = load(Some(cache.path()));
+        let got = one(&next, &requests[1]);
+        assert_eq!(got.text, expected.text, "{name}");
+        assert_eq!(got.logprobs, expected.logprobs, "{name}");
+        assert_eq!(got.usage, expected.usage, "{name}");
+        let prefix = next
+            .tokenizer()
+            .encode_prompt(&requests[1].prompt)
+            .unwrap()
+            .len()
+            / 2;
+        assert!(
+            next.reused_prompt_tokens() >= prefix as u64,
+            "{name}: {} tokens reused, prefix ~{prefix}",
+            next.reused_prompt_tokens()
+        );
+        drop(next);
+
+        // A damaged file: nothing reused, the same answer.
+        let file = &files[0];
+        let bytes = std::fs::read(file).unwrap();
+        std::fs::write(file, &bytes[..bytes.len() / 3]).unwrap();
+        let damaged = load(Some(cache.path()));
+        let got = one(&damaged, &requests[1]);
+        assert_eq!(got.text, expected.text, "{name}");
+        assert_eq!(got.logprobs, expected.logprobs, "{name}");
+        assert_eq!(damaged.reused_prompt_tokens(), 0, "{name}");
+    }
+}
+
 /// Each slot keeps its KV cells between requests, and a prompt that starts as the slot's last
 /// one did computes only the rest. The answers must be the ones computed from scratch, one by
 /// one, on both default models (a llama and a qwen2 file), down to the last bit of every
