@@ -2,7 +2,8 @@
 //!
 //! `cargo bench -p ragtune-model --bench generation` (needs `pip install llama-cpp-python==0.3.36`
 //! for the reference column, and the default models). Prints a table and writes
-//! `bench/results/generation.json`. Environment: `BENCH_THREADS` (default 2), `BENCH_MODELS`
+//! `bench/results/generation.json` (or `BENCH_OUT`, relative to the repository root).
+//! Environment: `BENCH_THREADS` (default 2), `BENCH_MODELS`
 //! (comma-separated catalogue names).
 
 use ragtune_core::{Generation, GenerationRequest, Generator, Prompt};
@@ -43,6 +44,10 @@ fn main() {
         let path = gguf(&store, name);
         let options = LoadOptions {
             threads,
+            // Every repeat sends the same prompt: kept cells would make the prompt rate that of
+            // a cache hit. llama.cpp's side computes it whole; `--bench prefix_reuse` measures
+            // reuse.
+            prefix_reuse: false,
             ..LoadOptions::default()
         };
         let model = LlamaGenerator::load(&path, &options).expect("load");
@@ -62,7 +67,9 @@ fn main() {
         print_row(&row);
         rows.push(row);
     }
-    let out = root.join("bench/results/generation.json");
+    let out = root.join(
+        std::env::var("BENCH_OUT").unwrap_or_else(|_| "bench/results/generation.json".into()),
+    );
     std::fs::write(
         &out,
         serde_json::to_string_pretty(&json!({ "runs": rows })).unwrap(),
