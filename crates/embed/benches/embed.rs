@@ -13,7 +13,7 @@
 //! that), `BENCH_PYTHON` (default python3).
 
 use ragtune_core::Embedder;
-use ragtune_embed::{EmbedOptions, Kernels, Parallelism, SentenceEmbedder};
+use ragtune_embed::{EmbedOptions, Kernels, Parallelism, Precision, SentenceEmbedder};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -149,8 +149,10 @@ fn main() {
 
 /// ragtune's configurations one lever at a time, each the best of 3 runs.
 fn levers(dir: &Path, texts: &[&str], threads: usize) -> Vec<Value> {
+    // f32 products, as every lever was measured before the bf16 one (the last row).
     let base = EmbedOptions {
         threads,
+        precision: Precision::F32,
         ..EmbedOptions::default()
     };
     let configs: Vec<(&str, EmbedOptions)> = vec![
@@ -204,7 +206,7 @@ fn levers(dir: &Path, texts: &[&str], threads: usize) -> Vec<Value> {
             },
         ),
         (
-            "fused kernels, packed 512 tokens, one batch per thread (default)",
+            "fused kernels, packed 512 tokens, one batch per thread, f32",
             EmbedOptions {
                 parallelism: Parallelism::Batches,
                 batch_tokens: 512,
@@ -224,6 +226,18 @@ fn levers(dir: &Path, texts: &[&str], threads: usize) -> Vec<Value> {
             EmbedOptions {
                 parallelism: Parallelism::Batches,
                 sort_by_length: false,
+                ..base.clone()
+            },
+        ),
+        (
+            if ragtune_embed::amx_available() {
+                "fused kernels, packed 512 tokens, one batch per thread, bf16 products on AMX (default)"
+            } else {
+                "fused kernels, packed 512 tokens, one batch per thread, Precision::Auto (no AMX here: f32; default)"
+            },
+            EmbedOptions {
+                parallelism: Parallelism::Batches,
+                precision: Precision::Auto,
                 ..base.clone()
             },
         ),

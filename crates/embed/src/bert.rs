@@ -106,6 +106,8 @@ impl BertConfig {
 struct Linear {
     weight_t: Tensor,
     bias: Tensor,
+    /// The weight in AMX tile order, when the products run in bf16 (`BertModel::use_amx`).
+    amx: Option<crate::amx::PackedBf16>,
 }
 
 impl Linear {
@@ -115,6 +117,7 @@ impl Linear {
         Ok(Linear {
             weight_t: weight.t()?.contiguous()?,
             bias,
+            amx: None,
         })
     }
 
@@ -126,6 +129,7 @@ impl Linear {
         Ok(Linear {
             weight_t: Tensor::cat(&[&q.weight_t, &k.weight_t, &v.weight_t], 1)?,
             bias: Tensor::cat(&[&q.bias, &k.bias, &v.bias], 0)?,
+            amx: None,
         })
     }
 
@@ -148,9 +152,17 @@ impl Linear {
         out: &mut [f32],
         threads: usize,
     ) {
+        if let Some(packed) = &self.amx {
+            return crate::amx::linear(x, rows, packed, bias, out, threads);
+        }
         let w = F32View::new(&self.weight_t);
         let k = self.weight_t.dims()[0];
         kernels::linear(x, rows, k, w.get(), bias, out, threads);
+    }
+
+    fn pack_for_amx(&mut self) {
+        let (k, n) = self.weight_t.dims2().expect("a linear weight is a matrix");
+        self.amx = crate::amx::PackedBf16::new(F32View::new(&self.weight_t).get(), k, n);
     }
 }
 
@@ -313,6 +325,26 @@ impl BertModel {
 
     pub fn config(&self) -> &BertConfig {
         &self.cfg
+    }
+
+    /// Runs the linear layers' products of the fast path on AMX tiles in bf16 (f32
+    /// accumulation) when this CPU has them; returns whether it does. Attention, layer norms
+    /// and activations stay f32.
+    pub fn use_amx(&mut self) -> bool {
+        if !crate::amx::available() {
+            return false;
+        }
+        for layer in &mut self.layers {
+            for linear in [
+                &mut layer.qkv,
+                &mut layer.attention_out,
+                &mut layer.intermediate,
+                &mut layer.output,
+            ] {
+                linear.pack_for_amx();
+            }
+        }
+        self.layers.iter().all(|l| l.qkv.amx.is_some())
     }
 
     /// Token vectors of a packed batch, `[tokens, hidden]` row-major.

@@ -23,6 +23,7 @@
 //! Other encoders (MPNet for all-mpnet-base-v2) join as variants of the folder loader; a
 //! remote `/v1/embeddings` client would be another `Embedder` beside this one.
 
+mod amx;
 mod batch;
 pub mod bert;
 mod embedder;
@@ -31,6 +32,12 @@ mod folder;
 mod kernels;
 mod tokenize;
 
-pub use embedder::{EmbedOptions, Kernels, Parallelism, SentenceEmbedder};
+/// Whether this CPU and kernel run the encoder's products in bf16 on AMX tiles
+/// ([`Precision::Auto`]).
+pub fn amx_available() -> bool {
+    amx::available()
+}
+
+pub use embedder::{EmbedOptions, Kernels, Parallelism, Precision, SentenceEmbedder};
 pub use error::{Error, Result};
 pub use folder::{ModelFolder, Pooling};

@@ -4,7 +4,7 @@
 use crate::max_abs_diff;
 use candle_core::{DType, Device, Tensor};
 use ragtune_core::Embedder;
-use ragtune_embed::{EmbedOptions, Kernels, Parallelism, Pooling, SentenceEmbedder};
+use ragtune_embed::{EmbedOptions, Kernels, Parallelism, Pooling, Precision, SentenceEmbedder};
 use serde_json::json;
 use std::collections::HashMap;
 use std::path::Path;
@@ -250,6 +250,8 @@ fn load(dir: &Path, kernels: Kernels) -> SentenceEmbedder {
         threads: 2,
         kernels,
         batch_tokens: 24,
+        // The kernels against each other, both f32 (bf16 products: the minilm tests).
+        precision: Precision::F32,
         ..EmbedOptions::default()
     };
     SentenceEmbedder::load_with(dir, &options).expect("load tiny BERT")
