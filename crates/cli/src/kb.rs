@@ -8,7 +8,7 @@ use ragtune_catalog::{ModelStore, ResolvedModel};
 use ragtune_core::{
     EmbedError, Embedder, Filter, Format, Query, Retriever, SearchMode, TokenCounter,
 };
-use ragtune_embed::SentenceEmbedder;
+use ragtune_embed::{EmbedOptions, Precision, SentenceEmbedder};
 use ragtune_index::{
     IngestSource, KnowledgeBase, SyncOptions, SyncSummary, SyncTarget, WatchOptions, load_sql_rows,
     sync_into, sync_records_into,
@@ -164,13 +164,31 @@ pub fn open_embedder(name: &str) -> Result<Embedding> {
     let store = ModelStore::from_env()?;
     match store.resolve(name)? {
         ResolvedModel::HfFolder(dir) => Ok(Embedding::Local(Box::new(
-            SentenceEmbedder::load(&dir).with_context(|| format!("loading embedder {name}"))?,
+            SentenceEmbedder::load_with(&dir, &embed_options()?)
+                .with_context(|| format!("loading embedder {name}"))?,
         ))),
         ResolvedModel::Gguf(path) => bail!(
             "{} is a GGUF generator, not an embedding model; use --embedder all-minilm-l6-v2",
             path.display()
         ),
     }
+}
+
+/// `RAGTUNE_EMBED_PRECISION`: `auto` (the default: bf16 matrix products on CPUs with AMX,
+/// f32 elsewhere) or `f32` (sentence-transformers' vectors to within 1e-4 everywhere).
+fn embed_options() -> Result<EmbedOptions> {
+    let precision = match std::env::var("RAGTUNE_EMBED_PRECISION").ok().as_deref() {
+        None | Some("" | "auto") => Precision::Auto,
+        Some("f32") => Precision::F32,
+        Some(other) => bail!(
+            "RAGTUNE_EMBED_PRECISION={other:?} is not a precision: use auto (bf16 products on \
+             CPUs with AMX, f32 elsewhere) or f32"
+        ),
+    };
+    Ok(EmbedOptions {
+        precision,
+        ..EmbedOptions::default()
+    })
 }
 
 /// Opens an existing knowledge base for reading: never creates or initialises one.
@@ -242,6 +260,9 @@ pub struct IngestArgs {
     /// Re-hash every file even when size and modification time are unchanged.
     #[arg(long)]
     pub rehash: bool,
+    /// Also print where the time went (scan, extract, chunk, embed, write) and the rates.
+    #[arg(long)]
+    pub stats: bool,
     #[command(flatten)]
     pub kb: KbArgs,
 }
@@ -362,6 +383,7 @@ fn ingest_into(
         rehash: args.rehash,
         ..SyncOptions::default()
     };
+    let started = std::time::Instant::now();
     let summary = sync_into(
         kb,
         &args.paths,
@@ -370,7 +392,11 @@ fn ingest_into(
         &options,
         &mut SyncBar::new(),
     )?;
+    let wall = started.elapsed();
     print_summary(&shown, &summary);
+    if args.stats {
+        print_stats(&summary, wall);
+    }
     Ok(summary)
 }
 
@@ -415,6 +441,39 @@ fn print_summary(kb: &str, s: &SyncSummary) {
             println!("  {label}: {}", term::safe(&format!("{path}: {reason}")));
         }
     }
+}
+
+/// `ingest --stats`: the time of each stage, its share of the wall-clock time, and the rates.
+fn print_stats(s: &SyncSummary, wall: std::time::Duration) {
+    let t = &s.timings;
+    let secs = wall.as_secs_f64().max(1e-9);
+    let part = |name: &str, d: std::time::Duration| {
+        format!(
+            "{name} {:.1} s ({:.0}%)",
+            d.as_secs_f64(),
+            100.0 * d.as_secs_f64() / secs
+        )
+    };
+    println!(
+        "stats: {:.1} s wall; {}, {}, {}, {}, {}; the writer waited {:.1} s for files (loading runs beside embedding)",
+        secs,
+        part("scan", t.scan),
+        part("extract", t.extract),
+        part("chunk", t.chunk),
+        part("embed", t.embed),
+        part("write", t.write),
+        t.wait.as_secs_f64(),
+    );
+    let files = s.added.len() + s.updated.len();
+    let chunks = s.embedded_chunks + s.reused_chunks;
+    println!(
+        "stats: {files} files loaded ({:.2}/s, {:.2} MB/s), {chunks} chunks ({:.1}/s; {} embedded, {:.1}/s of embedding time)",
+        files as f64 / secs,
+        s.loaded_bytes as f64 / 1e6 / secs,
+        chunks as f64 / secs,
+        s.embedded_chunks,
+        s.embedded_chunks as f64 / t.embed.as_secs_f64().max(1e-9),
+    );
 }
 
 #[derive(Debug, Args)]

@@ -61,7 +61,9 @@ impl DocumentSource for IngestSource<'_> {
             };
             out.warnings
                 .extend(segment.warnings.iter().map(|w| w.message.clone()));
+            let chunking = std::time::Instant::now();
             let chunks = chunker.push(&segment);
+            out.chunk_time += chunking.elapsed();
             let mut document = segment.document;
             match out.documents.last_mut() {
                 Some(last) if segment.offset > 0 && last.document.source == document.source => {

@@ -72,7 +72,7 @@ pub use store::{
 };
 pub use sync::{
     FileOutcome, NoProgress, SyncEvent, SyncFailure, SyncOptions, SyncProgress, SyncSummary,
-    sync_into,
+    SyncTimings, sync_into,
 };
 pub use target::SyncTarget;
 pub use vector::{HnswParams, VectorIndex, VectorIndexOptions};

@@ -20,6 +20,8 @@ pub struct LoadedFile {
     pub documents: Vec<LoadedDocument>,
     /// Problems that did not stop loading (no text layer, a skipped record...).
     pub warnings: Vec<String>,
+    /// The part of the loading time spent cutting chunks (the rest is extraction).
+    pub chunk_time: std::time::Duration,
 }
 
 /// Why a file or directory could not be listed or loaded.

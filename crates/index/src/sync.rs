@@ -14,7 +14,7 @@ use ragtune_core::Embedder;
 use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::time::UNIX_EPOCH;
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
 /// How a sync batches and checkpoints.
 #[derive(Debug, Clone, PartialEq)]
@@ -61,6 +61,29 @@ pub struct SyncSummary {
     /// Chunks sent to the embedder, and chunks whose stored vector was reused.
     pub embedded_chunks: usize,
     pub reused_chunks: usize,
+    /// Bytes of the files loaded (new and changed ones).
+    pub loaded_bytes: u64,
+    /// Where the time went.
+    pub timings: SyncTimings,
+}
+
+/// Where a sync's time went. Loading runs on its own thread, beside embedding and writing,
+/// so the parts can add up to more than the wall-clock time; `wait` is what loading did not
+/// hide (the writer idle, waiting for the next file).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SyncTimings {
+    /// Stat-ing and hashing files to find what changed.
+    pub scan: Duration,
+    /// Reading files and extracting their text (the format loaders).
+    pub extract: Duration,
+    /// Cutting text into chunks, token counting included.
+    pub chunk: Duration,
+    /// Computing vectors (looking up stored ones for known texts included).
+    pub embed: Duration,
+    /// Writing documents, chunks and vectors, committing the indexes, deleting.
+    pub write: Duration,
+    /// The writer waiting for the loader.
+    pub wait: Duration,
 }
 
 /// What happened to one file.
@@ -225,45 +248,50 @@ pub fn sync_into(
         .into_iter()
         .map(|f| (f.path.clone(), f))
         .collect();
-    let mut seen = HashSet::new();
+    let seen: HashSet<String> = files.iter().map(|p| source_key(p)).collect();
     let mut batch: Vec<Pending> = Vec::new();
     let mut since_checkpoint = 0;
-    for path in files {
-        let key = source_key(&path);
-        seen.insert(key.clone());
-        let old = existing.get(&key);
-        let outcome = match examine(&path, old, options) {
-            Ok(Examined::Unchanged { touch }) => {
-                if let Some(mtime) = touch {
-                    target.touch_file(&key, mtime)?;
+    // A loading thread extracts and chunks the next files while this one embeds and writes
+    // (the store is written from this thread only). The channel's bound keeps the loaded
+    // files in memory few.
+    std::thread::scope(|scope| -> Result<()> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Loaded>(LOADED_AHEAD);
+        let existing = &existing;
+        scope.spawn(move || {
+            for path in files {
+                if tx.send(load_one(path, existing, source, options)).is_err() {
+                    return; // the writer stopped
                 }
-                summary.unchanged += 1;
-                FileOutcome::Unchanged
             }
-            Ok(Examined::Changed {
-                hash,
-                size,
-                mtime_ns,
-            }) => match source.load(&path) {
-                Ok(loaded) => {
-                    for w in &loaded.warnings {
+        });
+        loop {
+            let waiting = Instant::now();
+            let Ok(loaded) = rx.recv() else { break };
+            summary.timings.wait += waiting.elapsed();
+            summary.timings.scan += loaded.scan;
+            summary.timings.extract += loaded.extract;
+            summary.timings.chunk += loaded.chunk;
+            let path = loaded.path;
+            let outcome = match loaded.what {
+                LoadedWhat::Unchanged { touch } => {
+                    if let Some(mtime) = touch {
+                        let t = Instant::now();
+                        target.touch_file(&source_key(&path), mtime)?;
+                        summary.timings.write += t.elapsed();
+                    }
+                    summary.unchanged += 1;
+                    FileOutcome::Unchanged
+                }
+                LoadedWhat::Changed(pending) => {
+                    let pending = *pending;
+                    summary.loaded_bytes += pending.file.size;
+                    for w in &pending.loaded.warnings {
                         summary.warnings.push(SyncFailure {
                             path: path.clone(),
                             reason: w.clone(),
                         });
                     }
-                    let file = FileRecord {
-                        path: key,
-                        hash,
-                        size,
-                        mtime_ns,
-                    };
-                    batch.push(Pending {
-                        path,
-                        file,
-                        loaded,
-                        is_new: old.is_none(),
-                    });
+                    batch.push(pending);
                     if batch.iter().map(|p| p.texts().count()).sum::<usize>()
                         >= options.batch_chunks
                     {
@@ -271,34 +299,29 @@ pub fn sync_into(
                             flush(target, &mut batch, embedder, &mut summary, progress)?;
                     }
                     if since_checkpoint >= options.checkpoint_every {
-                        checkpoint_with(target, progress)?;
+                        checkpoint_with(target, &mut summary, progress)?;
                         since_checkpoint = 0;
                     }
                     continue;
                 }
-                Err(e) => {
+                LoadedWhat::Failed { reason } => {
                     summary.failed.push(SyncFailure {
                         path: path.clone(),
-                        reason: e.reason,
+                        reason,
                     });
                     FileOutcome::Failed
                 }
-            },
-            Err(reason) => {
-                summary.failed.push(SyncFailure {
-                    path: path.clone(),
-                    reason,
-                });
-                FileOutcome::Failed
-            }
-        };
-        progress.event(&SyncEvent::File {
-            path: &path,
-            outcome,
-        });
-    }
+            };
+            progress.event(&SyncEvent::File {
+                path: &path,
+                outcome,
+            });
+        }
+        Ok(())
+    })?;
     flush(target, &mut batch, embedder, &mut summary, progress)?;
 
+    let deleting = Instant::now();
     for file in existing.keys() {
         let path = Path::new(file);
         let under_root = roots_abs.iter().any(|r| path.starts_with(r));
@@ -310,14 +333,24 @@ pub fn sync_into(
         }
     }
     summary.deleted.sort();
-    checkpoint_with(target, progress)?;
+    summary.timings.write += deleting.elapsed();
+    checkpoint_with(target, &mut summary, progress)?;
+    let finishing = Instant::now();
     target.sync_finished()?;
+    summary.timings.write += finishing.elapsed();
     progress.event(&SyncEvent::Finished { summary: &summary });
     Ok(summary)
 }
 
-fn checkpoint_with(target: &mut dyn SyncTarget, progress: &mut dyn SyncProgress) -> Result<()> {
-    if let Some(seq) = target.checkpoint()? {
+fn checkpoint_with(
+    target: &mut dyn SyncTarget,
+    summary: &mut SyncSummary,
+    progress: &mut dyn SyncProgress,
+) -> Result<()> {
+    let t = Instant::now();
+    let seq = target.checkpoint()?;
+    summary.timings.write += t.elapsed();
+    if let Some(seq) = seq {
         progress.event(&SyncEvent::Checkpoint { seq });
     }
     Ok(())
@@ -335,7 +368,9 @@ fn flush(
         return Ok(0);
     }
     let texts: Vec<&str> = batch.iter().flat_map(Pending::texts).collect();
+    let embedding = Instant::now();
     let all = embed_counted(&*target, embedder, &texts, "a batch of files", summary);
+    summary.timings.embed += embedding.elapsed();
     let mut written = 0;
     let mut offset = 0;
     for p in batch.drain(..) {
@@ -345,7 +380,10 @@ fn flush(
             // Retry alone, so one bad file does not fail its neighbours.
             Err(_) => {
                 let texts: Vec<&str> = p.texts().collect();
-                embed_counted(&*target, embedder, &texts, &p.file.path, summary)
+                let embedding = Instant::now();
+                let v = embed_counted(&*target, embedder, &texts, &p.file.path, summary);
+                summary.timings.embed += embedding.elapsed();
+                v
             }
         };
         offset += n;
@@ -364,7 +402,10 @@ fn flush(
                     });
                     at += k;
                 }
-                if !target.put_file(&p.file, &docs)? {
+                let writing = Instant::now();
+                let stored = target.put_file(&p.file, &docs)?;
+                summary.timings.write += writing.elapsed();
+                if !stored {
                     // Another writer stored the same content while this one embedded it.
                     summary.unchanged += 1;
                     FileOutcome::Unchanged
@@ -400,6 +441,80 @@ fn flush(
         progress.event(&SyncEvent::Embedded { chunks: v.len() });
     }
     Ok(written)
+}
+
+/// Files loaded ahead of the writer, at most.
+const LOADED_AHEAD: usize = 16;
+
+/// A file examined (and, when changed, loaded) by the loading thread.
+struct Loaded {
+    path: PathBuf,
+    what: LoadedWhat,
+    scan: Duration,
+    extract: Duration,
+    chunk: Duration,
+}
+
+enum LoadedWhat {
+    Unchanged { touch: Option<i64> },
+    Changed(Box<Pending>),
+    Failed { reason: String },
+}
+
+/// Examines one file against its stored state and loads it when it changed.
+fn load_one(
+    path: PathBuf,
+    existing: &HashMap<String, FileState>,
+    source: &dyn DocumentSource,
+    options: &SyncOptions,
+) -> Loaded {
+    let key = source_key(&path);
+    let old = existing.get(&key);
+    let scanning = Instant::now();
+    let examined = examine(&path, old, options);
+    let scan = scanning.elapsed();
+    let (mut extract, mut chunk) = (Duration::ZERO, Duration::ZERO);
+    let what = match examined {
+        Ok(Examined::Unchanged { touch }) => LoadedWhat::Unchanged { touch },
+        Ok(Examined::Changed {
+            hash,
+            size,
+            mtime_ns,
+        }) => {
+            let loading = Instant::now();
+            let result = source.load(&path);
+            let took = loading.elapsed();
+            match result {
+                Ok(loaded) => {
+                    chunk = loaded.chunk_time.min(took);
+                    extract = took - chunk;
+                    LoadedWhat::Changed(Box::new(Pending {
+                        path: path.clone(),
+                        file: FileRecord {
+                            path: key,
+                            hash,
+                            size,
+                            mtime_ns,
+                        },
+                        loaded,
+                        is_new: old.is_none(),
+                    }))
+                }
+                Err(e) => {
+                    extract = took;
+                    LoadedWhat::Failed { reason: e.reason }
+                }
+            }
+        }
+        Err(reason) => LoadedWhat::Failed { reason },
+    };
+    Loaded {
+        path,
+        what,
+        scan,
+        extract,
+        chunk,
+    }
 }
 
 /// The key a file is stored under: its absolute path.

@@ -148,7 +148,7 @@ impl DocumentSource for PlainTextSource {
         };
         Ok(LoadedFile {
             documents: vec![LoadedDocument { document, chunks }],
-            warnings: Vec::new(),
+            ..LoadedFile::default()
         })
     }
 }

@@ -62,6 +62,40 @@ fn ingest_follows_added_changed_and_deleted_files() {
 }
 
 #[test]
+fn ingest_stats_break_the_time_down_and_a_bad_precision_is_named() {
+    let docs = tempfile::tempdir().unwrap();
+    let kb = tempfile::tempdir().unwrap();
+    std::fs::write(
+        docs.path().join("keys.md"),
+        "# Key rotation\n\nRotate the signing keys every ninety days.\n",
+    )
+    .unwrap();
+    let (ok, out, err) = run(in_kb(kb.path())
+        .args(["ingest", "--stats"])
+        .arg(docs.path()));
+    assert!(ok, "{err}");
+    for part in [
+        "s wall; scan ",
+        ", extract ",
+        ", chunk ",
+        ", embed ",
+        ", write ",
+        "1 files loaded",
+    ] {
+        assert!(out.contains(part), "no {part:?} in {out}");
+    }
+
+    let (ok, _, err) = run(in_kb(kb.path())
+        .env("RAGTUNE_EMBED_PRECISION", "fp8")
+        .args(["search", "keys"]));
+    assert!(!ok);
+    assert!(
+        err.contains("RAGTUNE_EMBED_PRECISION=\"fp8\"") && err.contains("f32"),
+        "{err}"
+    );
+}
+
+#[test]
 fn search_without_a_knowledge_base_says_how_to_make_one() {
     let kb = tempfile::tempdir().unwrap();
     let (ok, _, err) = run(in_kb(&kb.path().join("none")).args(["search", "anything"]));

@@ -235,3 +235,85 @@ fn identical_chunks_in_a_new_file_reuse_stored_vectors() -> Result<()> {
     assert_consistent(&kb);
     Ok(())
 }
+
+#[test]
+fn a_sync_says_where_its_time_went_and_how_many_bytes_it_loaded() -> Result<()> {
+    let docs = Docs::new()?;
+    let kb_dir = tempfile::tempdir()?;
+    let mut kb = open(BACKENDS[0], kb_dir.path())?;
+    let roots = [docs.root()];
+    let texts = ["zebras graze on the savanna", "lions sleep all day long"];
+    for (i, text) in texts.iter().enumerate() {
+        docs.write(&format!("{i}.txt"), text)?;
+    }
+    let s = sync(&mut kb, &roots)?;
+    let bytes: usize = texts.iter().map(|t| t.len()).sum();
+    assert_eq!(s.loaded_bytes, bytes as u64);
+    let t = s.timings;
+    assert!(t.embed > std::time::Duration::ZERO, "{t:?}");
+    assert!(t.extract > std::time::Duration::ZERO, "{t:?}");
+    assert!(t.write > std::time::Duration::ZERO, "{t:?}");
+
+    // Nothing changed: nothing loaded, nothing embedded.
+    let s = sync(&mut kb, &roots)?;
+    assert_eq!((s.unchanged, s.loaded_bytes), (2, 0));
+    assert_eq!(s.timings.embed, std::time::Duration::ZERO);
+    assert_eq!(s.timings.extract, std::time::Duration::ZERO);
+    Ok(())
+}
+
+/// More files than the loading thread reads ahead, with a failure among them: every file is
+/// reported once and every good one stored.
+#[test]
+fn files_loaded_ahead_of_the_writer_are_all_stored_in_order() -> Result<()> {
+    let docs = Docs::new()?;
+    let kb_dir = tempfile::tempdir()?;
+    let mut kb = open(BACKENDS[0], kb_dir.path())?;
+    for i in 0..40 {
+        docs.write(
+            &format!("{i:02}.txt"),
+            &format!("document number {i} says hello"),
+        )?;
+    }
+    docs.write("13.md", "# broken\n\n\u{0}")?;
+    let mut order = Vec::new();
+    let s = kb.sync(
+        &[docs.root()],
+        &FailingSource("13.md"),
+        &embedder(),
+        &SyncOptions {
+            batch_chunks: 3,
+            ..SyncOptions::default()
+        },
+        &mut |e: &SyncEvent<'_>| {
+            if let SyncEvent::File { path, .. } = e {
+                order.push(path.file_name().unwrap().to_string_lossy().into_owned());
+            }
+        },
+    )?;
+    assert_eq!((s.added.len(), s.failed.len()), (40, 1), "{s:?}");
+    order.sort();
+    let mut want: Vec<String> = (0..40).map(|i| format!("{i:02}.txt")).collect();
+    want.push("13.md".into());
+    want.sort();
+    assert_eq!(order, want);
+    assert_eq!(kb.health()?.chunks, 40);
+    assert_consistent(&kb);
+    Ok(())
+}
+
+/// The plain-text source, failing on one file name.
+struct FailingSource(&'static str);
+
+impl DocumentSource for FailingSource {
+    fn list(&self, root: &Path) -> Vec<Result<PathBuf, SourceError>> {
+        PlainTextSource.list(root)
+    }
+
+    fn load(&self, path: &Path) -> Result<LoadedFile, SourceError> {
+        if path.ends_with(self.0) {
+            return Err(SourceError::new(path, "cannot be read (test)"));
+        }
+        PlainTextSource.load(path)
+    }
+}
