@@ -14,6 +14,7 @@ use ragtune_core::Embedder;
 use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 /// How a sync batches and checkpoints.
@@ -251,16 +252,24 @@ pub fn sync_into(
     let seen: HashSet<String> = files.iter().map(|p| source_key(p)).collect();
     let mut batch: Vec<Pending> = Vec::new();
     let mut since_checkpoint = 0;
-    // A loading thread extracts and chunks the next files while this one embeds and writes
-    // (the store is written from this thread only). The channel's bound keeps the loaded
-    // files in memory few.
+    // A loading thread examines, extracts and chunks the next files while this one embeds
+    // and writes (the store is written from this thread only), up to two batches ahead.
+    let ahead = LoadedAhead::new(2 * options.batch_chunks.max(1));
     std::thread::scope(|scope| -> Result<()> {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Loaded>(LOADED_AHEAD);
-        let existing = &existing;
+        let (tx, rx) = std::sync::mpsc::channel::<Loaded>();
+        let _stop_loader = StopOnDrop(&ahead);
+        let (existing, ahead) = (&existing, &ahead);
         scope.spawn(move || {
             for path in files {
-                if tx.send(load_one(path, existing, source, options)).is_err() {
+                if !ahead.wait_for_room() {
                     return; // the writer stopped
+                }
+                let loaded = load_one(path, existing, source, options);
+                if let LoadedWhat::Changed(p) = &loaded.what {
+                    ahead.add(p.texts().count());
+                }
+                if tx.send(loaded).is_err() {
+                    return;
                 }
             }
         });
@@ -291,6 +300,7 @@ pub fn sync_into(
                             reason: w.clone(),
                         });
                     }
+                    ahead.release(pending.texts().count());
                     batch.push(pending);
                     if batch.iter().map(|p| p.texts().count()).sum::<usize>()
                         >= options.batch_chunks
@@ -443,8 +453,57 @@ fn flush(
     Ok(written)
 }
 
-/// Files loaded ahead of the writer, at most.
-const LOADED_AHEAD: usize = 16;
+/// Chunks loaded and not yet taken by the writer, shared by the loading thread and the
+/// writer. The loader waits while they reach the limit (two batches): memory holds the batch
+/// being embedded, as when files were loaded in turn, and at most two more (a huge file once).
+struct LoadedAhead {
+    state: Mutex<(usize, bool)>,
+    changed: Condvar,
+    limit: usize,
+}
+
+impl LoadedAhead {
+    fn new(limit: usize) -> Self {
+        LoadedAhead {
+            state: Mutex::new((0, false)),
+            changed: Condvar::new(),
+            limit,
+        }
+    }
+
+    /// Waits until fewer chunks than the limit wait; false once the writer stopped.
+    fn wait_for_room(&self) -> bool {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        while state.0 >= self.limit && !state.1 {
+            state = self.changed.wait(state).unwrap_or_else(|e| e.into_inner());
+        }
+        !state.1
+    }
+
+    fn add(&self, chunks: usize) {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).0 += chunks;
+    }
+
+    fn release(&self, chunks: usize) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.0 = state.0.saturating_sub(chunks);
+        self.changed.notify_all();
+    }
+
+    fn stop(&self) {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).1 = true;
+        self.changed.notify_all();
+    }
+}
+
+/// Stops the loading thread when the writer leaves, by error or not.
+struct StopOnDrop<'a>(&'a LoadedAhead);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.stop();
+    }
+}
 
 /// A file examined (and, when changed, loaded) by the loading thread.
 struct Loaded {

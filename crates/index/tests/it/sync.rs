@@ -317,3 +317,99 @@ impl DocumentSource for FailingSource {
         PlainTextSource.load(path)
     }
 }
+
+/// A knowledge base whose writes fail after `ok` files, as a full disk would.
+struct FailingWrites<'a> {
+    kb: &'a mut ragtune_index::KnowledgeBase,
+    ok: usize,
+}
+
+impl ragtune_index::SyncTarget for FailingWrites<'_> {
+    fn location(&self) -> String {
+        ragtune_index::SyncTarget::location(&*self.kb)
+    }
+    fn embedder_info(&self) -> &ragtune_index::EmbedderInfo {
+        ragtune_index::SyncTarget::embedder_info(&*self.kb)
+    }
+    fn chunking(&self) -> ragtune_index::Result<Option<ragtune_ingest::ChunkOptions>> {
+        ragtune_index::SyncTarget::chunking(&*self.kb)
+    }
+    fn record_chunking(&mut self, c: &ragtune_ingest::ChunkOptions) -> ragtune_index::Result<()> {
+        ragtune_index::SyncTarget::record_chunking(&mut *self.kb, c)
+    }
+    fn files(&self) -> ragtune_index::Result<Vec<ragtune_index::FileState>> {
+        ragtune_index::SyncTarget::files(&*self.kb)
+    }
+    fn document_hash(&self, source: &str) -> ragtune_index::Result<Option<String>> {
+        ragtune_index::SyncTarget::document_hash(&*self.kb, source)
+    }
+    fn sources(&self) -> ragtune_index::Result<Vec<String>> {
+        ragtune_index::SyncTarget::sources(&*self.kb)
+    }
+    fn touch_file(&mut self, file: &str, mtime_ns: i64) -> ragtune_index::Result<()> {
+        ragtune_index::SyncTarget::touch_file(&mut *self.kb, file, mtime_ns)
+    }
+    fn cached_vectors(
+        &self,
+        texts: &[&str],
+    ) -> ragtune_index::Result<std::collections::HashMap<[u8; 32], Vec<f32>>> {
+        ragtune_index::SyncTarget::cached_vectors(&*self.kb, texts)
+    }
+    fn put_file(
+        &mut self,
+        file: &ragtune_index::FileRecord,
+        docs: &[ragtune_index::NewDocument<'_>],
+    ) -> ragtune_index::Result<bool> {
+        if self.ok == 0 {
+            return Err(ragtune_index::Error::Server("disk full (test)".into()));
+        }
+        self.ok -= 1;
+        ragtune_index::SyncTarget::put_file(&mut *self.kb, file, docs)
+    }
+    fn delete_file(&mut self, file: &str) -> ragtune_index::Result<usize> {
+        ragtune_index::SyncTarget::delete_file(&mut *self.kb, file)
+    }
+    fn delete_document(&mut self, source: &str) -> ragtune_index::Result<bool> {
+        ragtune_index::SyncTarget::delete_document(&mut *self.kb, source)
+    }
+    fn checkpoint(&mut self) -> ragtune_index::Result<Option<u64>> {
+        ragtune_index::SyncTarget::checkpoint(&mut *self.kb)
+    }
+}
+
+/// The writer fails while the loading thread waits for room: the sync returns the error
+/// (it does not hang on the loader), keeps what it wrote, and the next sync completes.
+#[test]
+fn a_failed_write_stops_the_loading_thread_and_keeps_what_was_written() -> Result<()> {
+    let docs = Docs::new()?;
+    let kb_dir = tempfile::tempdir()?;
+    let mut kb = open(crate::support::Backend::Disk, kb_dir.path())?;
+    for i in 0..30 {
+        docs.write(
+            &format!("{i:02}.txt"),
+            &format!("document number {i} says hello"),
+        )?;
+    }
+    let options = SyncOptions {
+        batch_chunks: 1,
+        ..SyncOptions::default()
+    };
+    let mut failing = FailingWrites { kb: &mut kb, ok: 5 };
+    let err = ragtune_index::sync_into(
+        &mut failing,
+        &[docs.root()],
+        &PlainTextSource,
+        &embedder(),
+        &options,
+        &mut ragtune_index::NoProgress,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("disk full"), "{err}");
+    drop(kb);
+    let mut kb = open(crate::support::Backend::Disk, kb_dir.path())?;
+    assert_eq!(kb.health()?.documents, 5);
+    let s = sync(&mut kb, &[docs.root()])?;
+    assert_eq!((s.added.len(), s.unchanged), (25, 5));
+    assert_consistent(&kb);
+    Ok(())
+}
