@@ -118,6 +118,16 @@ pub struct TrainArgs {
     /// The Hugging Face id of the base (written to adapter_config.json so PEFT can find it).
     #[arg(long)]
     pub hf_base: Option<String>,
+    /// The frozen base weights' products: `auto` multiplies them in bf16 (f32 accumulation) on
+    /// CPUs with Intel AMX, f32 elsewhere; `f32` keeps f32 everywhere.
+    #[arg(long, value_enum, default_value_t = TrainPrecision::Auto)]
+    pub precision: TrainPrecision,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TrainPrecision {
+    Auto,
+    F32,
 }
 
 pub fn run(cmd: TrainCommand) -> Result<()> {
@@ -236,6 +246,10 @@ fn spec(
         // This process exists to train.
         tune_allocator: true,
         hf_base: args.hf_base.clone(),
+        precision: match args.precision {
+            TrainPrecision::Auto => ragtune_train::Precision::Auto,
+            TrainPrecision::F32 => ragtune_train::Precision::F32,
+        },
         extra,
     })
 }

@@ -107,7 +107,7 @@ struct Linear {
     weight_t: Tensor,
     bias: Tensor,
     /// The weight in AMX tile order, when the products run in bf16 (`BertModel::use_amx`).
-    amx: Option<crate::amx::PackedBf16>,
+    amx: Option<ragtune_amx::PackedBf16>,
 }
 
 impl Linear {
@@ -153,7 +153,7 @@ impl Linear {
         threads: usize,
     ) {
         if let Some(packed) = &self.amx {
-            return crate::amx::linear(x, rows, packed, bias, out, threads);
+            return ragtune_amx::linear(x, rows, packed, bias, out, threads);
         }
         let w = F32View::new(&self.weight_t);
         let k = self.weight_t.dims()[0];
@@ -162,7 +162,7 @@ impl Linear {
 
     fn pack_for_amx(&mut self) {
         let (k, n) = self.weight_t.dims2().expect("a linear weight is a matrix");
-        self.amx = crate::amx::PackedBf16::new(F32View::new(&self.weight_t).get(), k, n);
+        self.amx = ragtune_amx::PackedBf16::new(F32View::new(&self.weight_t).get(), k, n);
     }
 }
 
@@ -331,7 +331,7 @@ impl BertModel {
     /// accumulation) when this CPU has them; returns whether it does. Attention, layer norms
     /// and activations stay f32.
     pub fn use_amx(&mut self) -> bool {
-        if !crate::amx::available() {
+        if !ragtune_amx::available() {
             return false;
         }
         for layer in &mut self.layers {

@@ -41,19 +41,12 @@ pub enum Parallelism {
     WithinOps,
 }
 
-/// The number format of the encoder's matrix products (the fast path's linear layers).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Precision {
-    /// bf16 inputs with f32 accumulation where the CPU multiplies bf16 tiles (Intel AMX,
-    /// Xeon 4th generation and later), as PyTorch's CPU autocast does; f32 elsewhere. Vectors
-    /// differ from f32 ones in the third decimal at most (cosine above 0.9999 with
-    /// sentence-transformers' on the reference texts; SciFact nDCG@10 unchanged), so a
-    /// knowledge base can mix them.
-    #[default]
-    Auto,
-    /// f32 throughout: sentence-transformers' vectors to within 1e-4 on every CPU.
-    F32,
-}
+/// The number format of the encoder's matrix products (the fast path's linear layers). With
+/// `Auto` on a CPU with AMX, vectors differ from f32 ones in the third decimal at most (cosine
+/// above 0.9999 with sentence-transformers' on the reference texts; SciFact nDCG@10
+/// unchanged), so a knowledge base can mix them; `F32` matches sentence-transformers to
+/// within 1e-4 on every CPU.
+pub use ragtune_amx::Precision;
 
 /// How a [`SentenceEmbedder`] runs. `Default` is what ragtune uses.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -23,7 +23,6 @@
 //! Other encoders (MPNet for all-mpnet-base-v2) join as variants of the folder loader; a
 //! remote `/v1/embeddings` client would be another `Embedder` beside this one.
 
-mod amx;
 mod batch;
 pub mod bert;
 mod embedder;
@@ -35,7 +34,7 @@ mod tokenize;
 /// Whether this CPU and kernel run the encoder's products in bf16 on AMX tiles
 /// ([`Precision::Auto`]).
 pub fn amx_available() -> bool {
-    amx::available()
+    ragtune_amx::available()
 }
 
 pub use embedder::{EmbedOptions, Kernels, Parallelism, Precision, SentenceEmbedder};

@@ -13,7 +13,7 @@
 
 use candle_core::{DType, Device, Tensor};
 use ragtune_train::optim::{AdamW, clip_grads};
-use ragtune_train::{Llama, LoraConfig, SplitMix64, TargetModule, gguf};
+use ragtune_train::{Llama, LoraConfig, Precision, SplitMix64, TargetModule, gguf};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -39,7 +39,12 @@ fn peak_rss_mib() -> f64 {
 }
 
 /// One engine's run of ragtune-train, in this process (the child).
-fn ragtune_child(model: &Path, targets: &str, steps: usize, batch: usize, seq: usize) -> Value {
+fn ragtune_child(
+    model: &Path,
+    targets: &str,
+    precision: Precision,
+    (steps, batch, seq): (usize, usize, usize),
+) -> Value {
     ragtune_train::alloc::tune_allocator().expect("mallopt");
     let t0 = Instant::now();
     let (cfg, weights) = gguf::load(model).expect("load GGUF");
@@ -54,7 +59,12 @@ fn ragtune_child(model: &Path, targets: &str, steps: usize, batch: usize, seq: u
         dropout: 0.05,
         targets,
     };
-    let model = Llama::new(cfg.clone(), &weights, lora, 0).expect("model");
+    let model = Llama::with_precision(cfg.clone(), &weights, lora, 0, precision).expect("model");
+    let engine = if model.base_in_bf16() {
+        "ragtune-train (candle 0.11, base in bf16 on AMX)"
+    } else {
+        "ragtune-train (candle 0.11, f32)"
+    };
     drop(weights);
     let load_s = t0.elapsed().as_secs_f64();
     let vars = model.trainable_vars();
@@ -94,7 +104,7 @@ fn ragtune_child(model: &Path, targets: &str, steps: usize, batch: usize, seq: u
     };
     let mean = timed.iter().sum::<f64>() / timed.len() as f64;
     json!({
-        "engine": "ragtune-train (candle 0.11, f32)",
+        "engine": engine,
         "load_s": load_s,
         "step_s": step_s,
         "loss": losses,
@@ -120,7 +130,11 @@ fn main() {
     );
     let model = smollm2();
     if let Some(i) = args.iter().position(|a| a == "--child") {
-        let result = ragtune_child(&model, &args[i + 1], steps, batch, seq);
+        let precision = match args.get(i + 2).map(String::as_str) {
+            Some("bf16") => Precision::Auto,
+            _ => Precision::F32,
+        };
+        let result = ragtune_child(&model, &args[i + 1], precision, (steps, batch, seq));
         println!("{result}");
         return;
     }

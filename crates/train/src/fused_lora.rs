@@ -50,21 +50,21 @@ pub fn lora_linear(
             x.shape(),
             a.shape(),
             b.shape(),
-            base.weight().shape()
+            (base.out_dim(), in_dim)
         )
     }
     if b.dim(0)? != base.out_dim() {
         bail!(
             "lora-linear: B {:?} does not fit W {:?}",
             b.shape(),
-            base.weight().shape()
+            (base.out_dim(), in_dim)
         )
     }
     x.contiguous()?.apply_op3(
         &a.contiguous()?,
         &b.contiguous()?,
         LoraOp {
-            weight: base.weight().clone(),
+            base: base.clone(),
             scale: lora.scale,
             dropout,
         },
@@ -79,8 +79,8 @@ struct Dropout {
 }
 
 struct LoraOp {
-    /// [out, in], frozen.
-    weight: Tensor,
+    /// W, [out, in], frozen.
+    base: FrozenLinear,
     scale: f64,
     dropout: Option<Dropout>,
 }
@@ -112,18 +112,9 @@ impl LoraOp {
     fn fwd<T: Real>(&self, x: &[T], a: &[T], b: &[T], dm: Dims) -> Result<Vec<T>> {
         let Dims { rows, din, dout, r } = dm;
         let threads = rayon::current_num_threads();
-        with_data(&self.weight, "lora-linear", |w: &[T]| {
+        {
             let mut y = vec![T::ZERO; rows * dout];
-            gemm(
-                (rows, dout, din),
-                Mat::rows(x, din),
-                Mat::t(w, din),
-                &mut y,
-                dout,
-                T::ONE,
-                false,
-                threads,
-            )?;
+            self.base.matmul_t(x, rows, &mut y)?;
             let xd = self.dropped(x);
             let mut u = vec![T::ZERO; rows * r];
             gemm(
@@ -148,7 +139,7 @@ impl LoraOp {
                 threads,
             )?;
             Ok(y)
-        })
+        }
     }
 
     /// With u = xd A^T and du = scale dy B: dB = scale dy^T u, dA = du^T xd,
@@ -166,19 +157,11 @@ impl LoraOp {
         let Dims { rows, din, dout, r } = dm;
         let threads = rayon::current_num_threads();
         let scale = T::from_f64(self.scale);
-        with_data(&self.weight, "lora-linear", |w: &[T]| {
+        {
             let mut dx = vec![T::ZERO; if need_dx { rows * din } else { 0 }];
-            let rows_dx = if need_dx { rows } else { 0 };
-            gemm(
-                (rows_dx, din, dout),
-                Mat::rows(dy, dout),
-                Mat::rows(w, din),
-                &mut dx,
-                din,
-                T::ONE,
-                false,
-                threads,
-            )?;
+            if need_dx {
+                self.base.matmul(dy, rows, &mut dx)?;
+            }
             let xd = self.dropped(x);
             let mut u = vec![T::ZERO; rows * r];
             gemm(
@@ -257,7 +240,7 @@ impl LoraOp {
                 }
             }
             Ok((need_dx.then_some(dx), da, db))
-        })
+        }
     }
 }
 

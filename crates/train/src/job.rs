@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::out_dir::{self, ADAPTER_GGUF, TRAINING_JSON};
 use crate::tokenize::{ChatTokenizer, Tokenized, tokenize_example};
 use crate::trainer::{self, LOSS_CSV, LOSS_PNG, Outcome, Record, TrainOptions, Trainer};
-use crate::{Llama, LoraConfig, alloc, data, gguf, gguf_lora, memory, peft};
+use crate::{Llama, LoraConfig, Precision, alloc, data, gguf, gguf_lora, memory, peft};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use std::ops::ControlFlow;
@@ -78,6 +78,9 @@ pub struct RunSpec {
     pub tune_allocator: bool,
     /// The Hugging Face id of the base, written to adapter_config.json so PEFT can find it.
     pub hf_base: Option<String>,
+    /// The frozen base weights' products: bf16 on AMX tiles where the CPU has them (`Auto`),
+    /// or f32 ([`Llama::with_precision`]).
+    pub precision: Precision,
     /// More keys for training.json from the caller (the CLI records RAFT lineage here); a key
     /// that training.json already records is refused before the run starts.
     pub extra: Map<String, Value>,
@@ -99,6 +102,7 @@ impl RunSpec {
             memory_limit_mib: None,
             tune_allocator: false,
             hf_base: None,
+            precision: Precision::Auto,
             extra: Map::new(),
         }
     }
@@ -208,6 +212,9 @@ pub struct RunReport {
     pub cpu_seconds: Option<f64>,
     /// The process's peak resident memory (None off Linux).
     pub peak_rss_mib: Option<u64>,
+    /// Whether the frozen base weights were multiplied in bf16 on AMX tiles (else f32).
+    #[serde(default)]
+    pub bf16_base: bool,
     /// Malformed SFT training lines set aside (`skip_bad_lines`).
     pub skipped_lines: usize,
     /// The training data as rows.
@@ -269,7 +276,13 @@ pub fn run(
     }
 
     let (cfg, weights) = gguf::load(&spec.base)?;
-    let model = Llama::new(cfg, &weights, spec.lora.clone(), spec.options.seed)?;
+    let model = Llama::with_precision(
+        cfg,
+        &weights,
+        spec.lora.clone(),
+        spec.options.seed,
+        spec.precision,
+    )?;
     drop(weights);
     let mut trainer = Trainer::new(
         &model,
@@ -330,6 +343,7 @@ pub fn run(
         wall_seconds: 0.0,
         cpu_seconds: None,
         peak_rss_mib: memory::peak_rss().map(|b| b >> 20),
+        bf16_base: model.base_in_bf16(),
         skipped_lines: data.skipped_lines,
         rows: data.stats,
         eval_rows: data.eval_stats,

@@ -14,10 +14,13 @@ pub(crate) trait Real: WithDType + Neg<Output = Self> {
     fn exp(self) -> Self;
     fn sqrt(self) -> Self;
     fn fmax(self, other: Self) -> Self;
+    /// The slice as f32, when `Self` is f32 (the AMX kernels take f32 only).
+    fn as_f32(x: &[Self]) -> Option<&[f32]>;
+    fn as_f32_mut(x: &mut [Self]) -> Option<&mut [f32]>;
 }
 
 macro_rules! real {
-    ($t:ty) => {
+    ($t:ty, $as_f32:expr, $as_f32_mut:expr) => {
         impl Real for $t {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
@@ -31,11 +34,17 @@ macro_rules! real {
             fn fmax(self, other: Self) -> Self {
                 <$t>::max(self, other)
             }
+            fn as_f32(x: &[Self]) -> Option<&[f32]> {
+                $as_f32(x)
+            }
+            fn as_f32_mut(x: &mut [Self]) -> Option<&mut [f32]> {
+                $as_f32_mut(x)
+            }
         }
     };
 }
-real!(f32);
-real!(f64);
+real!(f32, Some, Some);
+real!(f64, |_| None, |_| None);
 
 /// The contiguous elements of a storage seen through `layout`.
 pub(crate) fn slice<'a, T: Real>(s: &'a CpuStorage, layout: &Layout, op: &str) -> Result<&'a [T]> {

@@ -42,6 +42,7 @@ pub use error::{Error, Result};
 pub use job::{Kind, RunData, RunEvent, RunFiles, RunReport, RunSpec, Split, StepLoss, run};
 pub use lora::{LoraConfig, TargetModule};
 pub use model::Llama;
+pub use ragtune_amx::Precision;
 /// The seeded generator of training (LoRA initialisation, dropout, shuffles): ragtune's one
 /// SplitMix64, from `ragtune-core`.
 pub use ragtune_core::rng::SplitMix64;

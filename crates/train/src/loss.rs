@@ -1,7 +1,8 @@
 //! Causal-LM cross-entropy over the tokens marked trainable (the answers in SFT).
 
 use crate::error::{Error, Result};
-use crate::kernels::{Mat, Real, gemm, slice, storage_dtype};
+use crate::frozen::FrozenLinear;
+use crate::kernels::{Real, slice, storage_dtype};
 use candle_core::{CpuStorage, CustomOp1, D, DType, Layout, Shape, Tensor, bail};
 use candle_nn::ops::log_softmax;
 use rayon::prelude::*;
@@ -37,17 +38,19 @@ pub fn masked_cross_entropy(logits: &Tensor, targets: &Tensor, weights: &Tensor)
 /// minus one-hot, times the head) and kept, [n, h], for backward to scale: no recomputation.
 pub fn head_cross_entropy(
     hidden: &Tensor,
-    head: &Tensor,
+    head: &FrozenLinear,
     targets: &[u32],
     weights: &[f64],
 ) -> Result<Tensor> {
     let (n, h) = hidden.dims2()?;
-    let (vocab, head_h) = head.dims2()?;
-    if head_h != h || targets.len() != n || weights.len() != n {
+    let (vocab, head_h) = (head.out_dim(), head.in_dim());
+    if head_h != h || targets.len() != n || weights.len() != n || head.dtype() != hidden.dtype() {
         return Err(Error::Batch(format!(
-            "hidden {:?}, head {:?}, {} targets and {} weights do not fit",
+            "hidden {:?} ({:?}), head {:?} ({:?}), {} targets and {} weights do not fit",
             hidden.shape(),
-            head.shape(),
+            hidden.dtype(),
+            (vocab, head_h),
+            head.dtype(),
             targets.len(),
             weights.len()
         )));
@@ -62,7 +65,7 @@ pub fn head_cross_entropy(
         return Err(Error::NoTrainableTokens);
     }
     let op = HeadCrossEntropy {
-        head: head.to_dtype(hidden.dtype())?.contiguous()?,
+        head: head.clone(),
         targets: targets.to_vec(),
         coef: weights.iter().map(|w| w / count).collect(),
         want_grad: hidden.track_op(),
@@ -72,7 +75,7 @@ pub fn head_cross_entropy(
 }
 
 struct HeadCrossEntropy {
-    head: Tensor,
+    head: FrozenLinear,
     targets: Vec<u32>,
     /// Each position's weight over the weights' sum.
     coef: Vec<f64>,
@@ -86,10 +89,9 @@ const LOGIT_CHUNK_VALUES: usize = 1 << 23;
 
 impl HeadCrossEntropy {
     fn run<T: Real>(&self, x: &[T]) -> candle_core::Result<(f64, Option<Vec<T>>)> {
-        let (vocab, h) = self.head.dims2()?;
+        let (vocab, h) = (self.head.out_dim(), self.head.in_dim());
         let n = self.targets.len();
-        let threads = rayon::current_num_threads();
-        crate::kernels::with_data(&self.head, "head-cross-entropy", |w: &[T]| {
+        {
             let chunk = (LOGIT_CHUNK_VALUES / vocab).clamp(1, n.max(1));
             let mut logits = vec![T::ZERO; chunk * vocab];
             let mut dx = if self.want_grad {
@@ -100,17 +102,8 @@ impl HeadCrossEntropy {
             let mut loss = 0f64;
             for c0 in (0..n).step_by(chunk) {
                 let m = chunk.min(n - c0);
-                let (xc, wt) = (Mat::rows(&x[c0 * h..], h), Mat::t(w, h));
-                gemm(
-                    (m, vocab, h),
-                    xc,
-                    wt,
-                    &mut logits,
-                    vocab,
-                    T::ONE,
-                    false,
-                    threads,
-                )?;
+                self.head
+                    .matmul_t(&x[c0 * h..][..m * h], m, &mut logits[..m * vocab])?;
                 // Per row: the NLL, and the row turned into coef * (softmax - one-hot).
                 loss += logits[..m * vocab]
                     .par_chunks_mut(vocab)
@@ -134,21 +127,12 @@ impl HeadCrossEntropy {
                     })
                     .sum::<f64>();
                 if self.want_grad {
-                    let g = Mat::rows(&logits, vocab);
-                    gemm(
-                        (m, h, vocab),
-                        g,
-                        Mat::rows(w, h),
-                        &mut dx[c0 * h..],
-                        h,
-                        T::ONE,
-                        false,
-                        threads,
-                    )?;
+                    self.head
+                        .matmul(&logits[..m * vocab], m, &mut dx[c0 * h..][..m * h])?;
                 }
             }
             Ok((loss, self.want_grad.then_some(dx)))
-        })
+        }
     }
 
     fn keep_grad<T: Real>(

@@ -11,6 +11,7 @@ use crate::gguf::BaseWeights;
 use crate::lora::{Lora, LoraConfig, LoraLinear, TargetModule};
 use crate::loss::head_cross_entropy;
 use candle_core::{DType, Device, Tensor, Var};
+use ragtune_amx::Precision;
 use ragtune_core::rng::SplitMix64;
 use std::sync::Arc;
 
@@ -53,12 +54,26 @@ pub struct Llama {
 
 impl Llama {
     /// Builds the model over `weights` (GGUF names, HF layout) and adds fresh adapters drawn
-    /// from `seed` on `lora.targets` in every layer.
+    /// from `seed` on `lora.targets` in every layer. Every product runs in the weights' own
+    /// dtype (f32, or f64 for gradient checks).
     pub fn new(
         cfg: LlamaConfig,
         weights: &BaseWeights,
         lora: LoraConfig,
         seed: u64,
+    ) -> Result<Self> {
+        Self::with_precision(cfg, weights, lora, seed, Precision::F32)
+    }
+
+    /// As [`Llama::new`], with the frozen base weights' products in bf16 on AMX tiles where
+    /// `precision` asks for it and the CPU has them ([`FrozenLinear::with_precision`]); the
+    /// adapters, attention, norms, optimizer state and loss stay f32.
+    pub fn with_precision(
+        cfg: LlamaConfig,
+        weights: &BaseWeights,
+        lora: LoraConfig,
+        seed: u64,
+        precision: Precision,
     ) -> Result<Self> {
         lora.validate()?;
         let get = |name: String| {
@@ -72,7 +87,10 @@ impl Llama {
         let mut layers = Vec::with_capacity(cfg.num_layers);
         for i in 0..cfg.num_layers {
             let mut linear = |part: &str, target: TargetModule| -> Result<LoraLinear> {
-                let base = FrozenLinear::new(get(format!("blk.{i}.{part}.weight"))?)?;
+                let base = FrozenLinear::with_precision(
+                    get(format!("blk.{i}.{part}.weight"))?,
+                    precision,
+                )?;
                 // Fork per module so the init of one does not shift when targets change.
                 let mut module_rng = rng.fork();
                 let lora = if lora.targets.contains(&target) {
@@ -81,7 +99,7 @@ impl Llama {
                         base.out_dim(),
                         &lora,
                         &mut module_rng,
-                        base.weight().dtype(),
+                        base.dtype(),
                         &dev,
                     )?)
                 } else {
@@ -103,9 +121,9 @@ impl Llama {
         }
         let embed = get("token_embd.weight".into())?;
         let lm_head = if cfg.tie_embeddings {
-            FrozenLinear::new(embed.clone())?
+            FrozenLinear::with_precision(embed.clone(), precision)?
         } else {
-            FrozenLinear::new(get("output.weight".into())?)?
+            FrozenLinear::with_precision(get("output.weight".into())?, precision)?
         };
         Ok(Self {
             norm: get("output_norm.weight".into())?,
@@ -119,6 +137,15 @@ impl Llama {
 
     pub fn config(&self) -> &LlamaConfig {
         &self.cfg
+    }
+
+    /// Whether any frozen base product runs in bf16 on AMX tiles.
+    pub fn base_in_bf16(&self) -> bool {
+        self.lm_head.is_bf16()
+            || self
+                .layers
+                .iter()
+                .any(|l| TargetModule::ALL.iter().any(|&t| l.proj(t).base.is_bf16()))
     }
 
     pub fn lora_config(&self) -> &LoraConfig {
@@ -202,7 +229,7 @@ impl Llama {
             .reshape((b * t, self.cfg.hidden_size))?
             .index_select(&Tensor::new(keep.as_slice(), inputs.device())?, 0)?;
         let rows = fused::rms_norm(&rows, &self.norm, self.cfg.rms_norm_eps)?;
-        head_cross_entropy(&rows, self.lm_head.weight(), &kept_targets, &kept_weights)
+        head_cross_entropy(&rows, &self.lm_head, &kept_targets, &kept_weights)
     }
 
     /// The hidden states [b, t, hidden] after the last layer, before the final norm. `starts`

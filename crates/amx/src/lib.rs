@@ -1,8 +1,9 @@
-//! Linear layers on Intel AMX (the tile unit of Xeon 4th generation and later): bf16 inputs,
-//! f32 accumulation, the way PyTorch's CPU autocast runs `nn.Linear`. The weights are packed
-//! once, at load, into the tile layout; each call rounds its input rows to bf16 and multiplies
-//! 32x32 blocks of the output in four accumulator tiles. On CPUs without AMX, or with
-//! `Precision::F32`, `kernels::linear` runs instead.
+//! Matrix products on Intel AMX (the tile unit of Xeon 4th generation and later): bf16 inputs,
+//! f32 accumulation, the way PyTorch's CPU autocast runs `nn.Linear`. A weight is packed once,
+//! at load, into the tile layout; each call rounds its input rows to bf16 and multiplies 32x32
+//! blocks of the output in four accumulator tiles. The embedder's linear layers and LoRA
+//! training's frozen base weights use it; on CPUs without AMX, or with [`Precision::F32`], their
+//! f32 kernels run instead.
 //!
 //! Tiles: tmm0-3 accumulate a 32x32 f32 block (2x2 tiles of 16x16), tmm4-5 hold 32 rows of
 //! input (16 rows x 32 bf16 each), tmm6-7 hold 32 columns of weights in the pair-interleaved
@@ -15,9 +16,32 @@ use std::sync::OnceLock;
 /// Rows and columns of the output block one pass of the kernel computes.
 const BLOCK: usize = 32;
 
+/// Input rows (in bf16) kept hot while every column block of the weight passes over them:
+/// about a quarter of a Sapphire Rapids core's 2 MB L2, so the weight streams once per group
+/// instead of once per 32 rows (the LM head's weight is 56 MB in bf16).
+const GROUP_BYTES: usize = 512 << 10;
+
+/// The number format of the matrix products that can run on AMX.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Precision {
+    /// bf16 inputs with f32 accumulation where the CPU multiplies bf16 tiles (Intel AMX), as
+    /// PyTorch's CPU autocast does; f32 elsewhere.
+    #[default]
+    Auto,
+    /// f32 throughout, on every CPU.
+    F32,
+}
+
+impl Precision {
+    /// Whether products asked for at this precision run on AMX tiles in this process.
+    pub fn uses_amx(self) -> bool {
+        self == Precision::Auto && available()
+    }
+}
+
 /// Whether this process can run AMX bf16 tiles: the CPU has them and Linux granted the
 /// tile state (it hands the 8 KB of tile registers out only on request).
-pub(crate) fn available() -> bool {
+pub fn available() -> bool {
     static AVAILABLE: OnceLock<bool> = OnceLock::new();
     *AVAILABLE.get_or_init(detect)
 }
@@ -50,7 +74,7 @@ fn detect() -> bool {
 }
 
 /// f32 to bf16, rounding to nearest even (NaN stays NaN: its payload's top bits survive).
-fn bf16(x: f32) -> u16 {
+pub fn bf16(x: f32) -> u16 {
     let b = x.to_bits();
     if x.is_nan() {
         return ((b >> 16) | 0x40) as u16;
@@ -61,7 +85,7 @@ fn bf16(x: f32) -> u16 {
 /// A `[k, n]` weight matrix in bf16, in tile order: for each block of 16 columns, its
 /// `k / 32` tiles one after another (so a column block's tiles are read in sequence).
 #[derive(Debug, Clone)]
-pub(crate) struct PackedBf16 {
+pub struct PackedBf16 {
     k: usize,
     n: usize,
     tiles: Vec<u16>,
@@ -69,11 +93,33 @@ pub(crate) struct PackedBf16 {
 
 impl PackedBf16 {
     /// `w` is `[k, n]` row-major. `None` when a side is not a multiple of 32.
-    pub(crate) fn new(w: &[f32], k: usize, n: usize) -> Option<PackedBf16> {
+    pub fn new(w: &[f32], k: usize, n: usize) -> Option<PackedBf16> {
+        assert_eq!(w.len(), k * n, "PackedBf16: weight is not [k, n]");
+        Self::pack(k, n, |row, col| w[row * n + col])
+    }
+
+    /// The transpose of `w`, an `nn.Linear` weight `[n, k]` (outputs by inputs), so that
+    /// [`linear`] computes `x · wᵀ`. `None` when a side is not a multiple of 32.
+    pub fn from_linear(w: &[f32], n: usize, k: usize) -> Option<PackedBf16> {
+        assert_eq!(w.len(), k * n, "PackedBf16: weight is not [n, k]");
+        Self::pack(k, n, |row, col| w[col * k + row])
+    }
+
+    /// Rows of the product's right side (the input features).
+    pub fn k(&self) -> usize {
+        self.k
+    }
+
+    /// Columns of the product (the output features).
+    pub fn n(&self) -> usize {
+        self.n
+    }
+
+    /// Element (row, col) of the `[k, n]` matrix comes from `at(row, col)`.
+    fn pack(k: usize, n: usize, at: impl Fn(usize, usize) -> f32) -> Option<PackedBf16> {
         if k == 0 || n == 0 || !k.is_multiple_of(BLOCK) || !n.is_multiple_of(BLOCK) {
             return None;
         }
-        assert_eq!(w.len(), k * n, "PackedBf16: weight is not [k, n]");
         let k_tiles = k / BLOCK;
         let mut tiles = vec![0u16; k * n];
         for nb in 0..n / 16 {
@@ -83,7 +129,7 @@ impl PackedBf16 {
                     for j in 0..16 {
                         for p in 0..2 {
                             tile[r * 32 + j * 2 + p] =
-                                bf16(w[(kb * BLOCK + 2 * r + p) * n + nb * 16 + j]);
+                                bf16(at(kb * BLOCK + 2 * r + p, nb * 16 + j));
                         }
                     }
                 }
@@ -93,9 +139,9 @@ impl PackedBf16 {
     }
 }
 
-/// `out[rows, n] = x[rows, k] · w (+ bias[n])`. Without a bias `out` is overwritten, as
-/// `kernels::linear` does. Only call it when [`available`] said yes.
-pub(crate) fn linear(
+/// `out[rows, n] = x[rows, k] · w (+ bias[n])`; `out` is overwritten. Only call it when
+/// [`available`] said yes.
+pub fn linear(
     x: &[f32],
     rows: usize,
     w: &PackedBf16,
@@ -131,7 +177,7 @@ pub(crate) fn linear(
 
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 mod tiles {
-    use super::{BLOCK, PackedBf16, bf16};
+    use super::{BLOCK, GROUP_BYTES, PackedBf16, bf16};
     use std::arch::asm;
     use std::cell::RefCell;
 
@@ -200,78 +246,81 @@ mod tiles {
             // (only for blocks whose 32 rows all exist) or inside `s.tail` (32x32).
             unsafe {
                 asm!("ldtilecfg [{}]", in(reg) &config as *const TileConfig, options(nostack));
-                for mb in (0..rows).step_by(BLOCK) {
-                    let a0 = s.a.as_ptr().add(mb * k);
-                    let a1 = s.a.as_ptr().add((mb + 16) * k);
-                    let full = mb + BLOCK <= rows;
+                let group = (GROUP_BYTES / (k * 2) / BLOCK).max(1) * BLOCK;
+                for g0 in (0..rows).step_by(group) {
                     for nb in (0..n).step_by(BLOCK) {
-                        if bias.is_some() {
-                            let b = s.bias.as_ptr().add(nb);
+                        for mb in (g0..rows.min(g0 + group)).step_by(BLOCK) {
+                            let a0 = s.a.as_ptr().add(mb * k);
+                            let a1 = s.a.as_ptr().add((mb + 16) * k);
+                            let full = mb + BLOCK <= rows;
+                            if bias.is_some() {
+                                let b = s.bias.as_ptr().add(nb);
+                                asm!(
+                                    "tileloadd tmm0, [{b0} + {st}*1]",
+                                    "tileloadd tmm1, [{b1} + {st}*1]",
+                                    "tileloadd tmm2, [{b0} + {st}*1]",
+                                    "tileloadd tmm3, [{b1} + {st}*1]",
+                                    b0 = in(reg) b, b1 = in(reg) b.add(16), st = in(reg) c_stride,
+                                    options(nostack, readonly),
+                                );
+                            } else {
+                                asm!(
+                                    "tilezero tmm0",
+                                    "tilezero tmm1",
+                                    "tilezero tmm2",
+                                    "tilezero tmm3",
+                                    options(nostack, nomem),
+                                );
+                            }
+                            let b0 = w.tiles.as_ptr().add((nb / 16) * k_tiles * 512);
+                            let b1 = w.tiles.as_ptr().add((nb / 16 + 1) * k_tiles * 512);
                             asm!(
-                                "tileloadd tmm0, [{b0} + {st}*1]",
-                                "tileloadd tmm1, [{b1} + {st}*1]",
-                                "tileloadd tmm2, [{b0} + {st}*1]",
-                                "tileloadd tmm3, [{b1} + {st}*1]",
-                                b0 = in(reg) b, b1 = in(reg) b.add(16), st = in(reg) c_stride,
+                                "2:",
+                                "tileloadd tmm4, [{a0} + {a_stride}*1]",
+                                "tileloadd tmm5, [{a1} + {a_stride}*1]",
+                                "tileloadd tmm6, [{b0} + {b_stride}*1]",
+                                "tileloadd tmm7, [{b1} + {b_stride}*1]",
+                                "tdpbf16ps tmm0, tmm4, tmm6",
+                                "tdpbf16ps tmm1, tmm4, tmm7",
+                                "tdpbf16ps tmm2, tmm5, tmm6",
+                                "tdpbf16ps tmm3, tmm5, tmm7",
+                                "add {a0}, 64",
+                                "add {a1}, 64",
+                                "add {b0}, 1024",
+                                "add {b1}, 1024",
+                                "dec {count}",
+                                "jnz 2b",
+                                a0 = inout(reg) a0 => _,
+                                a1 = inout(reg) a1 => _,
+                                b0 = inout(reg) b0 => _,
+                                b1 = inout(reg) b1 => _,
+                                count = inout(reg) k_tiles => _,
+                                a_stride = in(reg) a_stride,
+                                b_stride = in(reg) 64usize,
                                 options(nostack, readonly),
                             );
-                        } else {
+                            let (c, stride, row) = if full {
+                                (out.as_mut_ptr().add(mb * n + nb), c_stride, 16 * n)
+                            } else {
+                                (s.tail.as_mut_ptr(), BLOCK * 4, 16 * BLOCK)
+                            };
                             asm!(
-                                "tilezero tmm0",
-                                "tilezero tmm1",
-                                "tilezero tmm2",
-                                "tilezero tmm3",
-                                options(nostack, nomem),
+                                "tilestored [{c00} + {st}*1], tmm0",
+                                "tilestored [{c01} + {st}*1], tmm1",
+                                "tilestored [{c10} + {st}*1], tmm2",
+                                "tilestored [{c11} + {st}*1], tmm3",
+                                c00 = in(reg) c,
+                                c01 = in(reg) c.add(16),
+                                c10 = in(reg) c.add(row),
+                                c11 = in(reg) c.add(row + 16),
+                                st = in(reg) stride,
+                                options(nostack),
                             );
-                        }
-                        let b0 = w.tiles.as_ptr().add((nb / 16) * k_tiles * 512);
-                        let b1 = w.tiles.as_ptr().add((nb / 16 + 1) * k_tiles * 512);
-                        asm!(
-                            "2:",
-                            "tileloadd tmm4, [{a0} + {a_stride}*1]",
-                            "tileloadd tmm5, [{a1} + {a_stride}*1]",
-                            "tileloadd tmm6, [{b0} + {b_stride}*1]",
-                            "tileloadd tmm7, [{b1} + {b_stride}*1]",
-                            "tdpbf16ps tmm0, tmm4, tmm6",
-                            "tdpbf16ps tmm1, tmm4, tmm7",
-                            "tdpbf16ps tmm2, tmm5, tmm6",
-                            "tdpbf16ps tmm3, tmm5, tmm7",
-                            "add {a0}, 64",
-                            "add {a1}, 64",
-                            "add {b0}, 1024",
-                            "add {b1}, 1024",
-                            "dec {count}",
-                            "jnz 2b",
-                            a0 = inout(reg) a0 => _,
-                            a1 = inout(reg) a1 => _,
-                            b0 = inout(reg) b0 => _,
-                            b1 = inout(reg) b1 => _,
-                            count = inout(reg) k_tiles => _,
-                            a_stride = in(reg) a_stride,
-                            b_stride = in(reg) 64usize,
-                            options(nostack, readonly),
-                        );
-                        let (c, stride, row) = if full {
-                            (out.as_mut_ptr().add(mb * n + nb), c_stride, 16 * n)
-                        } else {
-                            (s.tail.as_mut_ptr(), BLOCK * 4, 16 * BLOCK)
-                        };
-                        asm!(
-                            "tilestored [{c00} + {st}*1], tmm0",
-                            "tilestored [{c01} + {st}*1], tmm1",
-                            "tilestored [{c10} + {st}*1], tmm2",
-                            "tilestored [{c11} + {st}*1], tmm3",
-                            c00 = in(reg) c,
-                            c01 = in(reg) c.add(16),
-                            c10 = in(reg) c.add(row),
-                            c11 = in(reg) c.add(row + 16),
-                            st = in(reg) stride,
-                            options(nostack),
-                        );
-                        if !full {
-                            for r in 0..rows - mb {
-                                out[(mb + r) * n + nb..][..BLOCK]
-                                    .copy_from_slice(&s.tail[r * BLOCK..][..BLOCK]);
+                            if !full {
+                                for r in 0..rows - mb {
+                                    out[(mb + r) * n + nb..][..BLOCK]
+                                        .copy_from_slice(&s.tail[r * BLOCK..][..BLOCK]);
+                                }
                             }
                         }
                     }
@@ -296,6 +345,21 @@ mod tests {
                 (*seed >> 40) as f32 / (1u64 << 24) as f32 - 0.5
             })
             .collect()
+    }
+
+    /// `x · w + bias` in f64, rounded to f32.
+    fn reference(x: &[f32], rows: usize, w: &[f32], n: usize, bias: Option<&[f32]>) -> Vec<f32> {
+        let k = w.len() / n;
+        let mut out = vec![0.0; rows * n];
+        for i in 0..rows {
+            for j in 0..n {
+                let dot: f64 = (0..k)
+                    .map(|p| x[i * k + p] as f64 * w[p * n + j] as f64)
+                    .sum();
+                out[i * n + j] = (dot + bias.map_or(0.0, |b| b[j] as f64)) as f32;
+            }
+        }
+        out
     }
 
     #[test]
@@ -334,6 +398,9 @@ mod tests {
             (33, 384, 1152, 1),
             (100, 1536, 384, 2),
             (64, 384, 64, 2),
+            // Several row groups (160 rows each at k = 1536), the last one partial.
+            (401, 1536, 64, 1),
+            (401, 1536, 96, 2),
         ] {
             let x = random(rows * k, &mut seed);
             let w = random(k * n, &mut seed);
@@ -341,8 +408,7 @@ mod tests {
             let packed = PackedBf16::new(&w, k, n).unwrap();
             for with_bias in [false, true] {
                 let b = with_bias.then_some(bias.as_slice());
-                let mut want = vec![0.0; rows * n];
-                crate::kernels::linear(&round(&x), rows, k, &round(&w), b, &mut want, 1);
+                let want = reference(&round(&x), rows, &round(&w), n, b);
                 let mut got = vec![f32::NAN; rows * n];
                 linear(&x, rows, &packed, b, &mut got, threads);
                 for (i, (g, e)) in got.iter().zip(&want).enumerate() {
@@ -353,5 +419,17 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_linear_weight_is_packed_as_its_transpose() {
+        let (n, k) = (64, 96);
+        let mut seed = 3;
+        let w = random(n * k, &mut seed); // [n, k]
+        let t: Vec<f32> = (0..k * n).map(|i| w[(i % n) * k + i / n]).collect(); // [k, n]
+        let a = PackedBf16::from_linear(&w, n, k).unwrap();
+        let b = PackedBf16::new(&t, k, n).unwrap();
+        assert_eq!((a.k(), a.n()), (k, n));
+        assert_eq!(a.tiles, b.tiles);
     }
 }
