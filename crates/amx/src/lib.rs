@@ -219,9 +219,29 @@ mod tiles {
         }
         SCRATCH.with_borrow_mut(|s| {
             let padded = rows.div_ceil(BLOCK) * BLOCK;
-            s.a.clear();
-            s.a.extend(x.iter().map(|&v| bf16(v)));
+            // The input in bf16, in tile order like the weight: for each 16 rows, their k/32
+            // tiles of 16 x 32 one after another, so every tile load reads 1 KB in sequence
+            // (row-major, a tile's 16 rows lie k*2 bytes apart: measured slower).
+            let k_tiles = k / BLOCK;
             s.a.resize(padded * k, 0);
+            for (i, row) in x.chunks_exact(k).enumerate() {
+                let base = (i / 16) * k_tiles * 512 + (i % 16) * 32;
+                for (kb, part) in row.chunks_exact(32).enumerate() {
+                    let dst = &mut s.a[base + kb * 512..][..32];
+                    for (d, &v) in dst.iter_mut().zip(part) {
+                        *d = bf16(v);
+                    }
+                }
+            }
+            // The padding rows multiply into output rows nobody reads; zeros keep them tame.
+            s.a[rows.div_ceil(16) * 16 * k..].fill(0);
+            if !rows.is_multiple_of(16) {
+                let rb = rows / 16;
+                for kb in 0..k_tiles {
+                    s.a[(rb * k_tiles + kb) * 512 + (rows % 16) * 32..][..(16 - rows % 16) * 32]
+                        .fill(0);
+                }
+            }
             s.bias.clear();
             if let Some(b) = bias {
                 for _ in 0..16 {
@@ -236,12 +256,12 @@ mod tiles {
                 colsb: [64, 64, 64, 64, 64, 64, 64, 64, 0, 0, 0, 0, 0, 0, 0, 0],
                 rows: [16, 16, 16, 16, 16, 16, 16, 16, 0, 0, 0, 0, 0, 0, 0, 0],
             };
-            let k_tiles = k / BLOCK;
-            let (a_stride, c_stride) = (k * 2, n * 4);
+            let c_stride = n * 4;
             // SAFETY: `available()` was checked by the caller, so the CPU has AMX and this
             // process may use the tile state. Every tile load reads 16 rows of 64 bytes at
-            // the given stride: input tiles stay inside `s.a` (padded to whole blocks), weight
-            // tiles inside `w.tiles` (k*n elements, 512 per tile), bias tiles inside
+            // the given stride: input tiles inside `s.a` (padded to whole 32-row blocks, 512
+            // elements per tile), weight tiles inside `w.tiles` (k*n elements, 512 per tile),
+            // bias tiles inside
             // `s.bias` (16 rows of n). Stores write 16 rows of 16 f32 either inside `out`
             // (only for blocks whose 32 rows all exist) or inside `s.tail` (32x32).
             unsafe {
@@ -250,8 +270,8 @@ mod tiles {
                 for g0 in (0..rows).step_by(group) {
                     for nb in (0..n).step_by(BLOCK) {
                         for mb in (g0..rows.min(g0 + group)).step_by(BLOCK) {
-                            let a0 = s.a.as_ptr().add(mb * k);
-                            let a1 = s.a.as_ptr().add((mb + 16) * k);
+                            let a0 = s.a.as_ptr().add((mb / 16) * k_tiles * 512);
+                            let a1 = s.a.as_ptr().add((mb / 16 + 1) * k_tiles * 512);
                             let full = mb + BLOCK <= rows;
                             if bias.is_some() {
                                 let b = s.bias.as_ptr().add(nb);
@@ -276,16 +296,16 @@ mod tiles {
                             let b1 = w.tiles.as_ptr().add((nb / 16 + 1) * k_tiles * 512);
                             asm!(
                                 "2:",
-                                "tileloadd tmm4, [{a0} + {a_stride}*1]",
-                                "tileloadd tmm5, [{a1} + {a_stride}*1]",
-                                "tileloadd tmm6, [{b0} + {b_stride}*1]",
-                                "tileloadd tmm7, [{b1} + {b_stride}*1]",
+                                "tileloadd tmm4, [{a0} + {stride}*1]",
+                                "tileloadd tmm5, [{a1} + {stride}*1]",
+                                "tileloadd tmm6, [{b0} + {stride}*1]",
+                                "tileloadd tmm7, [{b1} + {stride}*1]",
                                 "tdpbf16ps tmm0, tmm4, tmm6",
                                 "tdpbf16ps tmm1, tmm4, tmm7",
                                 "tdpbf16ps tmm2, tmm5, tmm6",
                                 "tdpbf16ps tmm3, tmm5, tmm7",
-                                "add {a0}, 64",
-                                "add {a1}, 64",
+                                "add {a0}, 1024",
+                                "add {a1}, 1024",
                                 "add {b0}, 1024",
                                 "add {b1}, 1024",
                                 "dec {count}",
@@ -295,8 +315,7 @@ mod tiles {
                                 b0 = inout(reg) b0 => _,
                                 b1 = inout(reg) b1 => _,
                                 count = inout(reg) k_tiles => _,
-                                a_stride = in(reg) a_stride,
-                                b_stride = in(reg) 64usize,
+                                stride = in(reg) 64usize,
                                 options(nostack, readonly),
                             );
                             let (c, stride, row) = if full {

@@ -397,11 +397,10 @@ impl Attention {
                 let lo = self.starts.as_ref().map_or(0, |s| s[bi * t + i] as usize) - c0;
                 let hi = i - c0;
                 let m = row[lo..=hi].iter().fold(T::NEG_INFINITY, |m, &v| m.fmax(v));
-                let mut sum = T::ZERO;
                 for v in &mut row[lo..=hi] {
                     *v = (*v - m).exp();
-                    sum += *v;
                 }
+                let sum = row[lo..=hi].iter().fold(T::ZERO, |s, &v| s + v);
                 for v in &mut row[lo..=hi] {
                     *v /= sum;
                 }

@@ -92,18 +92,16 @@ impl LoraOp {
             None => Cow::Borrowed(x),
             Some(d) => {
                 let s = T::from_f64(d.inv_keep);
-                Cow::Owned(
-                    x.iter()
-                        .enumerate()
-                        .map(|(i, &v)| {
-                            if d.bits[i / 64] >> (i % 64) & 1 == 1 {
-                                v * s
-                            } else {
-                                T::ZERO
-                            }
-                        })
-                        .collect(),
-                )
+                let mut out = vec![T::ZERO; x.len()];
+                // A word of the mask per 64 inputs, so the inner loop vectorizes.
+                for ((out, x), &word) in out.chunks_mut(64).zip(x.chunks(64)).zip(d.bits.iter()) {
+                    for (j, (o, &v)) in out.iter_mut().zip(x).enumerate() {
+                        if word >> j & 1 == 1 {
+                            *o = v * s;
+                        }
+                    }
+                }
+                Cow::Owned(out)
             }
         }
     }
