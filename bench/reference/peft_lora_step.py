@@ -1,7 +1,11 @@
 """LoRA training steps with PyTorch + PEFT on CPU: the reference for ragtune-train's step bench.
 
-Usage: python3 peft_lora_step.py MODEL_DIR GGUF_NAME STEPS BATCH SEQ TARGETS THREADS
+Usage: python3 peft_lora_step.py MODEL_DIR GGUF_NAME STEPS BATCH SEQ TARGETS THREADS [PRECISION]
   TARGETS: comma list of PEFT module names (q_proj,v_proj) or "all-linear".
+  PRECISION: f32 (default), or bf16-autocast: the forward pass under
+  torch.autocast("cpu", dtype=torch.bfloat16), PyTorch's own mixed precision on CPU (linear
+  layers in bf16 through oneDNN, AMX where the CPU has it; weights, gradients and the optimizer
+  stay f32).
 Needs: pip install torch transformers peft gguf (measured with torch 2.15, transformers 5.23,
 peft 0.21.2). Loads the same GGUF ragtune-train loads (transformers dequantizes it to f32),
 rank 8, alpha 16, dropout 0.05, AdamW lr 1e-4, random token ids (seeded), every position in
@@ -13,6 +17,8 @@ import json, resource, sys, time
 model_dir, gguf_name = sys.argv[1], sys.argv[2]
 steps, batch, seq = int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
 targets, threads = sys.argv[6], int(sys.argv[7])
+precision = sys.argv[8] if len(sys.argv) > 8 else "f32"
+assert precision in ("f32", "bf16-autocast"), precision
 
 import torch
 
@@ -35,7 +41,11 @@ ids = torch.randint(0, model.config.vocab_size, (batch, seq), generator=torch.Ge
 step_s, losses = [], []
 for _ in range(steps):
     t = time.perf_counter()
-    out = model(input_ids=ids, labels=ids)
+    if precision == "bf16-autocast":
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = model(input_ids=ids, labels=ids)
+    else:
+        out = model(input_ids=ids, labels=ids)
     out.loss.backward()
     opt.step()
     opt.zero_grad(set_to_none=True)
@@ -44,7 +54,8 @@ for _ in range(steps):
 
 timed = step_s[1:] or step_s
 print(json.dumps({
-    "engine": f"torch {torch.__version__} + peft {__import__('peft').__version__}",
+    "engine": f"torch {torch.__version__} + peft {__import__('peft').__version__}, {precision}",
+    "precision": precision,
     "load_s": load_s,
     "step_s": step_s,
     "loss": losses,
