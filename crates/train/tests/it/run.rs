@@ -144,6 +144,12 @@ fn a_tiny_sft_run_reports_its_steps_and_writes_the_adapter_and_training_json() {
     assert_eq!(summary["lora"]["targets"], "q,v");
     assert_eq!(summary["options"]["max_len"], 64);
     assert_eq!(summary["lineage"]["from"], "the caller");
+    // The spec's default precision: SmolLM2's weights are whole 32-blocks, so the base ran in
+    // bf16 exactly where this CPU has AMX.
+    assert_eq!(
+        summary["bf16_base"],
+        ragtune_train::Precision::Auto.uses_amx()
+    );
     assert_eq!(
         PathBuf::from(summary["base"].as_str().unwrap()),
         crate::smollm2_gguf()
