@@ -110,34 +110,32 @@ impl LoraOp {
     fn fwd<T: Real>(&self, x: &[T], a: &[T], b: &[T], dm: Dims) -> Result<Vec<T>> {
         let Dims { rows, din, dout, r } = dm;
         let threads = rayon::current_num_threads();
-        {
-            let mut y = vec![T::ZERO; rows * dout];
-            self.base.matmul_t(x, rows, &mut y)?;
-            let xd = self.dropped(x);
-            let mut u = vec![T::ZERO; rows * r];
-            gemm(
-                (rows, r, din),
-                Mat::rows(&xd, din),
-                Mat::t(a, din),
-                &mut u,
-                r,
-                T::ONE,
-                false,
-                threads,
-            )?;
-            let scale = T::from_f64(self.scale);
-            gemm(
-                (rows, dout, r),
-                Mat::rows(&u, r),
-                Mat::t(b, r),
-                &mut y,
-                dout,
-                scale,
-                true,
-                threads,
-            )?;
-            Ok(y)
-        }
+        let mut y = vec![T::ZERO; rows * dout];
+        self.base.matmul_t(x, rows, &mut y)?;
+        let xd = self.dropped(x);
+        let mut u = vec![T::ZERO; rows * r];
+        gemm(
+            (rows, r, din),
+            Mat::rows(&xd, din),
+            Mat::t(a, din),
+            &mut u,
+            r,
+            T::ONE,
+            false,
+            threads,
+        )?;
+        let scale = T::from_f64(self.scale);
+        gemm(
+            (rows, dout, r),
+            Mat::rows(&u, r),
+            Mat::t(b, r),
+            &mut y,
+            dout,
+            scale,
+            true,
+            threads,
+        )?;
+        Ok(y)
     }
 
     /// With u = xd A^T and du = scale dy B: dB = scale dy^T u, dA = du^T xd,
@@ -155,90 +153,88 @@ impl LoraOp {
         let Dims { rows, din, dout, r } = dm;
         let threads = rayon::current_num_threads();
         let scale = T::from_f64(self.scale);
-        {
-            let mut dx = vec![T::ZERO; if need_dx { rows * din } else { 0 }];
-            if need_dx {
-                self.base.matmul(dy, rows, &mut dx)?;
-            }
-            let xd = self.dropped(x);
-            let mut u = vec![T::ZERO; rows * r];
-            gemm(
-                (rows, r, din),
-                Mat::rows(&xd, din),
-                Mat::t(a, din),
-                &mut u,
-                r,
-                T::ONE,
-                false,
-                threads,
-            )?;
-            let mut du = vec![T::ZERO; rows * r];
-            gemm(
-                (rows, r, dout),
-                Mat::rows(dy, dout),
-                Mat::rows(b, r),
-                &mut du,
-                r,
-                scale,
-                false,
-                threads,
-            )?;
-            let mut db = vec![T::ZERO; dout * r];
-            gemm(
-                (dout, r, rows),
-                Mat::t(dy, dout),
-                Mat::rows(&u, r),
-                &mut db,
-                r,
-                scale,
-                false,
-                threads,
-            )?;
-            let mut da = vec![T::ZERO; r * din];
-            gemm(
-                (r, din, rows),
-                Mat::t(&du, r),
-                Mat::rows(&xd, din),
-                &mut da,
+        let mut dx = vec![T::ZERO; if need_dx { rows * din } else { 0 }];
+        if need_dx {
+            self.base.matmul(dy, rows, &mut dx)?;
+        }
+        let xd = self.dropped(x);
+        let mut u = vec![T::ZERO; rows * r];
+        gemm(
+            (rows, r, din),
+            Mat::rows(&xd, din),
+            Mat::t(a, din),
+            &mut u,
+            r,
+            T::ONE,
+            false,
+            threads,
+        )?;
+        let mut du = vec![T::ZERO; rows * r];
+        gemm(
+            (rows, r, dout),
+            Mat::rows(dy, dout),
+            Mat::rows(b, r),
+            &mut du,
+            r,
+            scale,
+            false,
+            threads,
+        )?;
+        let mut db = vec![T::ZERO; dout * r];
+        gemm(
+            (dout, r, rows),
+            Mat::t(dy, dout),
+            Mat::rows(&u, r),
+            &mut db,
+            r,
+            scale,
+            false,
+            threads,
+        )?;
+        let mut da = vec![T::ZERO; r * din];
+        gemm(
+            (r, din, rows),
+            Mat::t(&du, r),
+            Mat::rows(&xd, din),
+            &mut da,
+            din,
+            T::ONE,
+            false,
+            threads,
+        )?;
+        match &self.dropout {
+            _ if !need_dx => {}
+            None => gemm(
+                (rows, din, r),
+                Mat::rows(&du, r),
+                Mat::rows(a, din),
+                &mut dx,
                 din,
                 T::ONE,
-                false,
+                true,
                 threads,
-            )?;
-            match &self.dropout {
-                _ if !need_dx => {}
-                None => gemm(
+            )?,
+            Some(d) => {
+                let mut t = vec![T::ZERO; rows * din];
+                gemm(
                     (rows, din, r),
                     Mat::rows(&du, r),
                     Mat::rows(a, din),
-                    &mut dx,
+                    &mut t,
                     din,
                     T::ONE,
-                    true,
+                    false,
                     threads,
-                )?,
-                Some(d) => {
-                    let mut t = vec![T::ZERO; rows * din];
-                    gemm(
-                        (rows, din, r),
-                        Mat::rows(&du, r),
-                        Mat::rows(a, din),
-                        &mut t,
-                        din,
-                        T::ONE,
-                        false,
-                        threads,
-                    )?;
-                    let s = T::from_f64(d.inv_keep);
-                    for (i, (dx, &t)) in dx.iter_mut().zip(&t).enumerate() {
-                        if d.bits[i / 64] >> (i % 64) & 1 == 1 {
-                            *dx += t * s;
-                        }
+                )?;
+                let s = T::from_f64(d.inv_keep);
+                for (i, (dx, &t)) in dx.iter_mut().zip(&t).enumerate() {
+                    if d.bits[i / 64] >> (i % 64) & 1 == 1 {
+                        *dx += t * s;
                     }
                 }
             }
-            Ok((need_dx.then_some(dx), da, db))
         }
+        Ok((need_dx.then_some(dx), da, db))
     }
 }
 

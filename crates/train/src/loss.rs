@@ -91,56 +91,54 @@ impl HeadCrossEntropy {
     fn run<T: Real>(&self, x: &[T]) -> candle_core::Result<(f64, Option<Vec<T>>)> {
         let (vocab, h) = (self.head.out_dim(), self.head.in_dim());
         let n = self.targets.len();
-        {
-            let chunk = (LOGIT_CHUNK_VALUES / vocab).clamp(1, n.max(1));
-            let mut logits = vec![T::ZERO; chunk * vocab];
-            let mut dx = if self.want_grad {
-                vec![T::ZERO; n * h]
-            } else {
-                Vec::new()
-            };
-            let mut loss = 0f64;
-            for c0 in (0..n).step_by(chunk) {
-                let m = chunk.min(n - c0);
+        let chunk = (LOGIT_CHUNK_VALUES / vocab).clamp(1, n.max(1));
+        let mut logits = vec![T::ZERO; chunk * vocab];
+        let mut dx = if self.want_grad {
+            vec![T::ZERO; n * h]
+        } else {
+            Vec::new()
+        };
+        let mut loss = 0f64;
+        for c0 in (0..n).step_by(chunk) {
+            let m = chunk.min(n - c0);
+            self.head
+                .matmul_t(&x[c0 * h..][..m * h], m, &mut logits[..m * vocab])?;
+            // Per row: the NLL, and the row turned into coef * (softmax - one-hot).
+            loss += logits[..m * vocab]
+                .par_chunks_mut(vocab)
+                .enumerate()
+                .map(|(r, row)| {
+                    let (tgt, coef) = (self.targets[c0 + r] as usize, self.coef[c0 + r]);
+                    let picked = row[tgt];
+                    let mx = row.iter().fold(T::NEG_INFINITY, |m, &v| m.fmax(v));
+                    for v in row.iter_mut() {
+                        *v = (*v - mx).exp();
+                    }
+                    // Summed in f64 (49k positive f32 terms drift by ~1e-4 otherwise), in
+                    // eight lanes so the loop vectorizes.
+                    let mut lanes = [0f64; 8];
+                    let mut chunks = row.chunks_exact(8);
+                    for c in &mut chunks {
+                        for (l, v) in lanes.iter_mut().zip(c) {
+                            *l += v.to_f64();
+                        }
+                    }
+                    let rest: f64 = chunks.remainder().iter().map(|v| v.to_f64()).sum();
+                    let sum = lanes.iter().sum::<f64>() + rest;
+                    let c = T::from_f64(coef / sum);
+                    for v in row.iter_mut() {
+                        *v *= c;
+                    }
+                    row[tgt] -= T::from_f64(coef);
+                    coef * (mx.to_f64() + sum.ln() - picked.to_f64())
+                })
+                .sum::<f64>();
+            if self.want_grad {
                 self.head
-                    .matmul_t(&x[c0 * h..][..m * h], m, &mut logits[..m * vocab])?;
-                // Per row: the NLL, and the row turned into coef * (softmax - one-hot).
-                loss += logits[..m * vocab]
-                    .par_chunks_mut(vocab)
-                    .enumerate()
-                    .map(|(r, row)| {
-                        let (tgt, coef) = (self.targets[c0 + r] as usize, self.coef[c0 + r]);
-                        let picked = row[tgt];
-                        let mx = row.iter().fold(T::NEG_INFINITY, |m, &v| m.fmax(v));
-                        for v in row.iter_mut() {
-                            *v = (*v - mx).exp();
-                        }
-                        // Summed in f64 (49k positive f32 terms drift by ~1e-4 otherwise), in
-                        // eight lanes so the loop vectorizes.
-                        let mut lanes = [0f64; 8];
-                        let mut chunks = row.chunks_exact(8);
-                        for c in &mut chunks {
-                            for (l, v) in lanes.iter_mut().zip(c) {
-                                *l += v.to_f64();
-                            }
-                        }
-                        let rest: f64 = chunks.remainder().iter().map(|v| v.to_f64()).sum();
-                        let sum = lanes.iter().sum::<f64>() + rest;
-                        let c = T::from_f64(coef / sum);
-                        for v in row.iter_mut() {
-                            *v *= c;
-                        }
-                        row[tgt] -= T::from_f64(coef);
-                        coef * (mx.to_f64() + sum.ln() - picked.to_f64())
-                    })
-                    .sum::<f64>();
-                if self.want_grad {
-                    self.head
-                        .matmul(&logits[..m * vocab], m, &mut dx[c0 * h..][..m * h])?;
-                }
+                    .matmul(&logits[..m * vocab], m, &mut dx[c0 * h..][..m * h])?;
             }
-            Ok((loss, self.want_grad.then_some(dx)))
         }
+        Ok((loss, self.want_grad.then_some(dx)))
     }
 
     fn keep_grad<T: Real>(
