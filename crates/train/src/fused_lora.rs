@@ -106,12 +106,16 @@ impl LoraOp {
         }
     }
 
-    /// y = x W^T + scale (xd A^T) B^T, with xd the dropped input.
-    fn fwd<T: Real>(&self, x: &[T], a: &[T], b: &[T], dm: Dims) -> Result<Vec<T>> {
-        let Dims { rows, din, dout, r } = dm;
-        let threads = rayon::current_num_threads();
-        let mut y = vec![T::ZERO; rows * dout];
-        self.base.matmul_t(x, rows, &mut y)?;
+    /// The dropped input `xd` and its rank-r projection `u = xd A^T` (backward recomputes
+    /// both rather than keep them).
+    #[allow(clippy::type_complexity)]
+    fn adapter_input<'a, T: Real>(
+        &self,
+        x: &'a [T],
+        a: &[T],
+        dm: Dims,
+    ) -> Result<(Cow<'a, [T]>, Vec<T>)> {
+        let Dims { rows, din, r, .. } = dm;
         let xd = self.dropped(x);
         let mut u = vec![T::ZERO; rows * r];
         gemm(
@@ -122,8 +126,18 @@ impl LoraOp {
             r,
             T::ONE,
             false,
-            threads,
+            rayon::current_num_threads(),
         )?;
+        Ok((xd, u))
+    }
+
+    /// y = x W^T + scale (xd A^T) B^T, with xd the dropped input.
+    fn fwd<T: Real>(&self, x: &[T], a: &[T], b: &[T], dm: Dims) -> Result<Vec<T>> {
+        let Dims { rows, dout, r, .. } = dm;
+        let threads = rayon::current_num_threads();
+        let mut y = vec![T::ZERO; rows * dout];
+        self.base.matmul_t(x, rows, &mut y)?;
+        let (_, u) = self.adapter_input(x, a, dm)?;
         let scale = T::from_f64(self.scale);
         gemm(
             (rows, dout, r),
@@ -157,18 +171,7 @@ impl LoraOp {
         if need_dx {
             self.base.matmul(dy, rows, &mut dx)?;
         }
-        let xd = self.dropped(x);
-        let mut u = vec![T::ZERO; rows * r];
-        gemm(
-            (rows, r, din),
-            Mat::rows(&xd, din),
-            Mat::t(a, din),
-            &mut u,
-            r,
-            T::ONE,
-            false,
-            threads,
-        )?;
+        let (xd, u) = self.adapter_input(x, a, dm)?;
         let mut du = vec![T::ZERO; rows * r];
         gemm(
             (rows, r, dout),
