@@ -523,7 +523,12 @@ fn check_memory(spec: &RunSpec, rows: &[Row]) -> Result<()> {
     let cfg = gguf::read_config(&spec.base)?;
     let longest = rows.iter().map(|r| r.ids.len()).max().unwrap_or(0);
     let batch_size = spec.options.batch_size;
-    let need = memory::estimate(&cfg, &spec.lora, batch_size, longest);
+    let mut need = memory::estimate(&cfg, &spec.lora, batch_size, longest);
+    if cfg.tie_embeddings && spec.precision.uses_amx() {
+        // A tied embedding stays f32 for the lookup while the head holds its two bf16
+        // packings (`FrozenLinear::with_precision`): one more f32 copy of it.
+        need += (cfg.vocab_size * cfg.hidden_size * 4) as u64;
+    }
     let limit = match spec.memory_limit_mib {
         Some(mib) => mib.saturating_mul(1 << 20),
         None => memory::available().unwrap_or(u64::MAX),
