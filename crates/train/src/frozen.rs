@@ -255,6 +255,8 @@ mod tests {
             .expect("input gradient")
             .to_vec3::<f32>()?;
         assert_eq!(a, b);
+        // The frozen weight gets no gradient at all.
+        assert!(g1.get(frozen.weight().expect("an f32 weight")).is_none());
         Ok(())
     }
 
