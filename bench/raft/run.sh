@@ -20,7 +20,9 @@
 # (train no SFT variants: the comparison is RAG against RAFT), RESULTS (the results folder),
 # COMPARE=0 (no comparison) or COMPARE=ablation (answer with this RAFT adapter only and report
 # it beside the baseline comparison's runs, the d3-p0.8-retriever one: greedy answers to the
-# same seeded questions, so the pairs hold), ROBUST=1 and ROBUST_SAMPLE (100).
+# same seeded questions, so the pairs hold; BASELINE_RUNS names another saved runs.json, e.g.
+# bench/results/raft/squad/runs_d3-p0.8-retriever-q400-s100.json for an adapter trained with
+# other TRAIN_QUESTIONS or STEPS), ROBUST=1 and ROBUST_SAMPLE (100).
 set -euo pipefail
 W=${1:-/tmp/raft_squad}
 R=${2:-target/release/ragtune}
@@ -103,7 +105,7 @@ fi
 # An ablation (COMPARE=ablation): only this RAFT adapter answers; its runs join the baseline's
 # in one report (`compare --from-runs`), so its paired differences are against the same answers.
 if [ "${COMPARE:-1}" = ablation ]; then
-    BASELINE=$W/report_d3-p0.8-retriever-q$N-s$STEPS/runs.json
+    BASELINE=${BASELINE_RUNS:-$W/report_d3-p0.8-retriever-q$N-s$STEPS/runs.json}
     [ -f "$BASELINE" ] || { echo "no baseline comparison at $BASELINE: run with COMPARE=1 first" >&2; exit 1; }
     $R compare --questions "$W/heldout.json" --kb "$W/kb" --sample "$SAMPLE" --seed 0 \
         --out "$W/ablation_$TAG-q$N-s$STEPS" --threads 2 \
