@@ -124,6 +124,10 @@ impl Generator for Loaded {
     fn context_length(&self) -> u32 {
         self.generator().context_length()
     }
+
+    fn kv_cache(&self) -> Option<std::sync::Arc<ragtune_core::KvCacheCounters>> {
+        self.generator().kv_cache()
+    }
 }
 
 pub fn load(model: &ModelArgs) -> Result<Loaded> {

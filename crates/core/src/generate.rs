@@ -5,6 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 use std::ops::ControlFlow;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Who speaks a chat message.
@@ -327,6 +329,41 @@ pub trait Generator: Send + Sync {
 
     /// The most tokens (prompt and completion together) one request can hold.
     fn context_length(&self) -> u32;
+
+    /// Counters of what the generator keeps in memory between requests, shared so that a
+    /// server can report them from another thread (`/metrics`); `None` for a generator that
+    /// keeps nothing (a remote server, a test double).
+    fn kv_cache(&self) -> Option<Arc<KvCacheCounters>> {
+        None
+    }
+}
+
+/// What a generator's reused contexts hold, updated as it runs. A local model keeps a context
+/// (its KV cache and compute buffers) between requests rather than building one per request;
+/// these say how much that holds, so a server's memory can be told apart from a leak.
+#[derive(Debug, Default)]
+pub struct KvCacheCounters {
+    /// Contexts created over the generator's life (each allocates a KV cache).
+    pub contexts_created: AtomicU64,
+    /// Bytes of KV cache in the contexts kept for the next requests (idle ones; a context in
+    /// use is counted again when it is put back).
+    pub kept_bytes: AtomicU64,
+    /// Prompt tokens whose keys and values came from a kept context instead of being computed.
+    pub reused_prompt_tokens: AtomicU64,
+}
+
+impl KvCacheCounters {
+    pub fn contexts_created(&self) -> u64 {
+        self.contexts_created.load(Ordering::Relaxed)
+    }
+
+    pub fn kept_bytes(&self) -> u64 {
+        self.kept_bytes.load(Ordering::Relaxed)
+    }
+
+    pub fn reused_prompt_tokens(&self) -> u64 {
+        self.reused_prompt_tokens.load(Ordering::Relaxed)
+    }
 }
 
 impl<G: Generator + ?Sized> Generator for &G {
@@ -359,6 +396,10 @@ impl<G: Generator + ?Sized> Generator for &G {
 
     fn context_length(&self) -> u32 {
         (**self).context_length()
+    }
+
+    fn kv_cache(&self) -> Option<Arc<KvCacheCounters>> {
+        (**self).kv_cache()
     }
 }
 
@@ -411,5 +452,9 @@ impl<G: Generator> Generator for WithAdapter<G> {
 
     fn context_length(&self) -> u32 {
         self.inner.context_length()
+    }
+
+    fn kv_cache(&self) -> Option<Arc<KvCacheCounters>> {
+        self.inner.kv_cache()
     }
 }

@@ -24,7 +24,8 @@ pub use document::{
 };
 
 pub use generate::{
-    ChatMessage, FinishReason, Generation, GenerationRequest, Generator, GeneratorError, Prompt,
-    Role, SamplingParams, TokenLogprob, TokenSink, Usage, WithAdapter, logprobs_within,
+    ChatMessage, FinishReason, Generation, GenerationRequest, Generator, GeneratorError,
+    KvCacheCounters, Prompt, Role, SamplingParams, TokenLogprob, TokenSink, Usage, WithAdapter,
+    logprobs_within,
 };
 pub use retrieve::{Filter, Hit, Query, RetrieveError, Retriever, SearchMode};

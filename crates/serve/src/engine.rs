@@ -10,8 +10,8 @@ use crate::error::ApiError;
 use crate::feed::{self, KbFeed, KbStore, ServedKb};
 use ragtune_answer::{Answer, Answerer, AskOptions, Mode, PreparedQuestion};
 use ragtune_core::{
-    Embedder, FinishReason, GenerationRequest, Generator, GeneratorError, Prompt, SamplingParams,
-    TokenCounter, Usage, WithAdapter,
+    Embedder, FinishReason, GenerationRequest, Generator, GeneratorError, KvCacheCounters, Prompt,
+    SamplingParams, TokenCounter, Usage, WithAdapter,
 };
 use ragtune_core::{Query, Retriever};
 use std::ops::ControlFlow;
@@ -251,6 +251,9 @@ pub struct Engine {
     pub feeds: Arc<[Arc<KbFeed>]>,
     /// Requests waiting for the engine (the queue depth `/metrics` reports).
     waiting: Arc<AtomicUsize>,
+    /// Each base model's name with what its kept contexts hold (models that keep none are
+    /// left out), for `/metrics`.
+    pub kv_caches: Arc<[(String, Arc<KvCacheCounters>)]>,
 }
 
 impl Engine {
@@ -281,8 +284,13 @@ impl Engine {
                     .iter_mut()
                     .map(|kb| Arc::new(KbFeed::new(kb)))
                     .collect();
+                let kv_caches = backend
+                    .models
+                    .iter()
+                    .filter_map(|m| Some((m.name.clone(), m.generator.kv_cache()?)))
+                    .collect();
                 if ready
-                    .send(Ok((Catalog::of(&backend), feeds.clone())))
+                    .send(Ok((Catalog::of(&backend), feeds.clone(), kv_caches)))
                     .is_err()
                 {
                     return;
@@ -355,7 +363,7 @@ impl Engine {
                 }
             })
             .map_err(|e| format!("starting the engine thread: {e}"))?;
-        let (catalog, feeds) = started
+        let (catalog, feeds, kv_caches) = started
             .recv()
             .map_err(|_| "the engine thread stopped while loading".to_owned())??;
         Ok(Engine {
@@ -364,6 +372,7 @@ impl Engine {
             queue,
             feeds,
             waiting,
+            kv_caches,
         })
     }
 

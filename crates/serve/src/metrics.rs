@@ -1,7 +1,9 @@
 //! `/metrics` in Prometheus' text format: requests by route and status, latency histograms
-//! by route, tokens by model, the engine's queue depth, and each knowledge base's ingestion.
+//! by route, tokens by model, the engine's queue depth, each model's kept KV cache, and each
+//! knowledge base's ingestion.
 
 use crate::engine::Engine;
+use ragtune_core::KvCacheCounters;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Mutex;
@@ -116,6 +118,32 @@ impl Metrics {
         out.push_str("# HELP ragtune_queue_depth Requests waiting for the engine.\n");
         out.push_str("# TYPE ragtune_queue_depth gauge\n");
         let _ = writeln!(out, "ragtune_queue_depth {}", engine.waiting());
+        let kv_series: [(&str, &str, &str, fn(&KvCacheCounters) -> u64); 3] = [
+            (
+                "ragtune_kv_cache_kept_bytes",
+                "gauge",
+                "KV cache held by each model's idle contexts, kept for the next requests.",
+                KvCacheCounters::kept_bytes,
+            ),
+            (
+                "ragtune_contexts_created_total",
+                "counter",
+                "Contexts (each with its KV cache) each model created.",
+                KvCacheCounters::contexts_created,
+            ),
+            (
+                "ragtune_prompt_tokens_reused_total",
+                "counter",
+                "Prompt tokens taken from a kept KV cache instead of computed.",
+                KvCacheCounters::reused_prompt_tokens,
+            ),
+        ];
+        for (name, kind, help, value) in kv_series {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for (model, kv) in engine.kv_caches.iter() {
+                let _ = writeln!(out, "{name}{{model=\"{}\"}} {}", label(model), value(kv));
+            }
+        }
         out.push_str("# HELP ragtune_kb_files_queued Uploaded files waiting to be ingested.\n");
         out.push_str("# TYPE ragtune_kb_files_queued gauge\n");
         let feeds: Vec<_> = engine

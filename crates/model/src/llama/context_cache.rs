@@ -9,6 +9,8 @@
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::token::LlamaToken;
+use ragtune_core::KvCacheCounters;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 type Context<'a> = LlamaContext<'a>;
@@ -32,6 +34,10 @@ pub(super) struct Shape {
 }
 
 impl Shape {
+    pub fn cells(self) -> u64 {
+        u64::from(self.slots) * u64::from(self.per_slot)
+    }
+
     pub fn fits(self, needed: Shape) -> bool {
         self.slots >= needed.slots && self.per_slot >= needed.per_slot
     }
@@ -84,9 +90,12 @@ pub(super) struct CachedContext {
 /// Spare contexts: the largest single-sequence one (for `generate`) and the largest batched one
 /// (for `generate_batch`), so alternating between the two keeps both, with their KV cells.
 /// Concurrent requests beyond them create their own.
-#[derive(Default)]
 pub(super) struct ContextCache {
     spares: Mutex<[Option<CachedContext>; 2]>,
+    /// Where the KV bytes the spares hold are reported.
+    counters: Arc<KvCacheCounters>,
+    /// Bytes of one KV cell (one token's keys and values in every layer).
+    bytes_per_cell: u64,
 }
 
 impl std::fmt::Debug for ContextCache {
@@ -101,6 +110,21 @@ fn kind(shape: Shape) -> usize {
 }
 
 impl ContextCache {
+    pub fn new(counters: Arc<KvCacheCounters>, bytes_per_cell: u64) -> Self {
+        Self {
+            spares: Mutex::default(),
+            counters,
+            bytes_per_cell,
+        }
+    }
+
+    fn report(&self, spares: &[Option<CachedContext>; 2]) {
+        let cells: u64 = spares.iter().flatten().map(|c| c.shape.cells()).sum();
+        self.counters
+            .kept_bytes
+            .store(cells * self.bytes_per_cell, Ordering::Relaxed);
+    }
+
     /// A cached context at least as large as `needed`, if one is free: the one of its kind
     /// first, else the other.
     pub fn take(&self, needed: Shape) -> Option<CachedContext> {
@@ -108,7 +132,9 @@ impl ContextCache {
         let first = kind(needed);
         for k in [first, 1 - first] {
             if spares[k].as_ref().is_some_and(|c| c.shape.fits(needed)) {
-                return spares[k].take();
+                let taken = spares[k].take();
+                self.report(&spares);
+                return taken;
             }
         }
         None
@@ -122,6 +148,7 @@ impl ContextCache {
         if spare.as_ref().is_none_or(|s| cached.shape.fits(s.shape)) {
             *spare = Some(cached);
         }
+        self.report(&spares);
     }
 }
 

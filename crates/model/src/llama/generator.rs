@@ -18,14 +18,14 @@ use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::{LlamaLoraAdapter, LlamaModel};
 use llama_cpp_2::token::LlamaToken;
 use ragtune_core::{
-    FinishReason, Generation, GenerationRequest, Generator, GeneratorError, Prompt, TokenLogprob,
-    TokenSink, Usage, logprobs_within,
+    FinishReason, Generation, GenerationRequest, Generator, GeneratorError, KvCacheCounters,
+    Prompt, TokenLogprob, TokenSink, Usage, logprobs_within,
 };
 use std::collections::VecDeque;
 use std::num::NonZeroU32;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -106,8 +106,8 @@ pub struct LlamaGenerator {
     parallel: u32,
     f32_kv_cache: bool,
     prefix_reuse: bool,
-    /// Prompt tokens taken from the KV cache instead of computed, over the model's life.
-    reused_prompt_tokens: AtomicU64,
+    /// Contexts created, KV bytes kept, prompt tokens reused (shared with `/metrics`).
+    kv: Arc<KvCacheCounters>,
     contexts: ContextCache,
     prompt_cache: Option<PromptCache>,
     /// Loaded adapters; llama.cpp frees them with the model. The mutex only guards the
@@ -143,6 +143,14 @@ impl LlamaGenerator {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
         };
+        // One token's keys and values in every layer; llama.cpp's KV cache is f16 unless told.
+        let head_dim = model.n_embd().max(1) as u64 / u64::from(model.n_head().max(1));
+        let bytes_per_cell = u64::from(model.n_layer())
+            * 2
+            * u64::from(model.n_head_kv())
+            * head_dim
+            * if options.f32_kv_cache { 4 } else { 2 };
+        let kv = Arc::new(KvCacheCounters::default());
         Ok(Self {
             tokenizer: Tokenizer::new(Arc::new(model), &header)?,
             path: path.to_path_buf(),
@@ -153,8 +161,8 @@ impl LlamaGenerator {
             parallel: options.parallel.max(1),
             f32_kv_cache: options.f32_kv_cache,
             prefix_reuse: options.prefix_reuse,
-            reused_prompt_tokens: AtomicU64::new(0),
-            contexts: ContextCache::default(),
+            contexts: ContextCache::new(kv.clone(), bytes_per_cell),
+            kv,
             prompt_cache: options.prompt_cache.clone().map(|dir| {
                 let settings = (
                     threads,
@@ -171,7 +179,7 @@ impl LlamaGenerator {
     /// Prompt tokens whose keys and values came from a slot's earlier request instead of
     /// being computed ([`LoadOptions::prefix_reuse`]), over this model's life.
     pub fn reused_prompt_tokens(&self) -> u64 {
-        self.reused_prompt_tokens.load(Ordering::Relaxed)
+        self.kv.reused_prompt_tokens()
     }
 
     /// Names of the loaded adapters, in load order.
@@ -433,6 +441,7 @@ impl LlamaGenerator {
     }
 
     fn new_cached(&self, shape: Shape) -> Result<CachedContext, GeneratorError> {
+        self.kv.contexts_created.fetch_add(1, Ordering::Relaxed);
         Ok(CachedContext {
             shape,
             context: self.new_context(shape)?,
@@ -513,6 +522,10 @@ impl Generator for LlamaGenerator {
     fn context_length(&self) -> u32 {
         self.context_length
     }
+
+    fn kv_cache(&self) -> Option<Arc<KvCacheCounters>> {
+        Some(self.kv.clone())
+    }
 }
 
 /// One running sequence.
@@ -581,6 +594,7 @@ impl Engine {
             }
             kv.sequence(seq).truncate(kept);
             generator
+                .kv
                 .reused_prompt_tokens
                 .fetch_add(kept as u64, Ordering::Relaxed);
             let params = &requests[request];

@@ -7,8 +7,8 @@
 use anyhow::Result;
 use ragtune_answer::testing::FakeGenerator;
 use ragtune_core::{
-    ChatMessage, Embedder, Generation, GenerationRequest, Generator, GeneratorError, Prompt,
-    TokenSink,
+    ChatMessage, Embedder, Generation, GenerationRequest, Generator, GeneratorError,
+    KvCacheCounters, Prompt, TokenSink,
 };
 use ragtune_index::testing::{HashEmbedder, PlainTextSource};
 use ragtune_index::{KnowledgeBase, NoProgress, SyncOptions, sync_into};
@@ -49,6 +49,22 @@ impl Generator for Shared {
     fn context_length(&self) -> u32 {
         self.0.context_length()
     }
+    fn kv_cache(&self) -> Option<Arc<KvCacheCounters>> {
+        Some(shared_kv_cache())
+    }
+}
+
+/// What `Shared` says its kept contexts hold, for `/metrics`.
+fn shared_kv_cache() -> Arc<KvCacheCounters> {
+    static KV: std::sync::OnceLock<Arc<KvCacheCounters>> = std::sync::OnceLock::new();
+    KV.get_or_init(|| {
+        let kv = KvCacheCounters::default();
+        kv.kept_bytes.store(23_040 * 1024, Ordering::Relaxed);
+        kv.contexts_created.store(2, Ordering::Relaxed);
+        kv.reused_prompt_tokens.store(160, Ordering::Relaxed);
+        Arc::new(kv)
+    })
+    .clone()
 }
 
 /// Holds every reply until opened, counting the replies that started.
@@ -978,6 +994,9 @@ async fn metrics_count_requests_tokens_and_the_queue() -> Result<()> {
         format!("ragtune_tokens_total{{model=\"fake\",kind=\"completion\"}} {completion}"),
         "ragtune_queue_depth 0".to_owned(),
         "ragtune_kb_files_queued{kb=\"docs\"} 0".to_owned(),
+        "ragtune_kv_cache_kept_bytes{model=\"fake\"} 23592960".to_owned(),
+        "ragtune_contexts_created_total{model=\"fake\"} 2".to_owned(),
+        "ragtune_prompt_tokens_reused_total{model=\"fake\"} 160".to_owned(),
     ] {
         assert!(
             text.lines().any(|l| l == line),
