@@ -14,6 +14,14 @@ const BUCKETS: [f64; 14] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
 ];
 
+/// A series of the kept KV cache: name, type, help, and its value for one model.
+type KvSeries = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&KvCacheCounters) -> u64,
+);
+
 #[derive(Default)]
 struct Histogram {
     /// Per bucket (not cumulative); the last counts what is above every bound.
@@ -118,7 +126,7 @@ impl Metrics {
         out.push_str("# HELP ragtune_queue_depth Requests waiting for the engine.\n");
         out.push_str("# TYPE ragtune_queue_depth gauge\n");
         let _ = writeln!(out, "ragtune_queue_depth {}", engine.waiting());
-        let kv_series: [(&str, &str, &str, fn(&KvCacheCounters) -> u64); 3] = [
+        let kv_series: [KvSeries; 3] = [
             (
                 "ragtune_kv_cache_kept_bytes",
                 "gauge",
