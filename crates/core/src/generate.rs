@@ -338,16 +338,16 @@ pub trait Generator: Send + Sync {
     }
 }
 
-/// What a generator's reused contexts hold, updated as it runs. A local model keeps a context
-/// (its KV cache and compute buffers) between requests rather than building one per request;
-/// these say how much that holds, so a server's memory can be told apart from a leak.
+/// What a generator's contexts hold, updated as it runs. A local model keeps a context (its KV
+/// cache and compute buffers) between requests rather than building one per request; these
+/// say how much the contexts hold, so a server's memory can be told apart from a leak.
 #[derive(Debug, Default)]
 pub struct KvCacheCounters {
     /// Contexts created over the generator's life (each allocates a KV cache).
     pub contexts_created: AtomicU64,
-    /// Bytes of KV cache in the contexts kept for the next requests (idle ones; a context in
-    /// use is counted again when it is put back).
-    pub kept_bytes: AtomicU64,
+    /// Bytes of KV cache in the contexts alive: those kept for the next requests and those in
+    /// use.
+    pub bytes: AtomicU64,
     /// Prompt tokens whose keys and values came from a kept context instead of being computed.
     pub reused_prompt_tokens: AtomicU64,
 }
@@ -357,8 +357,8 @@ impl KvCacheCounters {
         self.contexts_created.load(Ordering::Relaxed)
     }
 
-    pub fn kept_bytes(&self) -> u64 {
-        self.kept_bytes.load(Ordering::Relaxed)
+    pub fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
     }
 
     pub fn reused_prompt_tokens(&self) -> u64 {

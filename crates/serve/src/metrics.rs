@@ -1,5 +1,5 @@
 //! `/metrics` in Prometheus' text format: requests by route and status, latency histograms
-//! by route, tokens by model, the engine's queue depth, each model's kept KV cache, and each
+//! by route, tokens by model, the engine's queue depth, each model's KV cache, and each
 //! knowledge base's ingestion.
 
 use crate::engine::Engine;
@@ -14,7 +14,7 @@ const BUCKETS: [f64; 14] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
 ];
 
-/// A series of the kept KV cache: name, type, help, and its value for one model.
+/// A series of a model's KV cache: name, type, help, and its value for one model.
 type KvSeries = (
     &'static str,
     &'static str,
@@ -128,10 +128,10 @@ impl Metrics {
         let _ = writeln!(out, "ragtune_queue_depth {}", engine.waiting());
         let kv_series: [KvSeries; 3] = [
             (
-                "ragtune_kv_cache_kept_bytes",
+                "ragtune_kv_cache_bytes",
                 "gauge",
-                "KV cache held by each model's idle contexts, kept for the next requests.",
-                KvCacheCounters::kept_bytes,
+                "KV cache of each model's contexts: those in use and those kept for the next requests.",
+                KvCacheCounters::bytes,
             ),
             (
                 "ragtune_contexts_created_total",
@@ -142,7 +142,7 @@ impl Metrics {
             (
                 "ragtune_prompt_tokens_reused_total",
                 "counter",
-                "Prompt tokens taken from a kept KV cache instead of computed.",
+                "Prompt tokens taken from a context's KV cache instead of computed.",
                 KvCacheCounters::reused_prompt_tokens,
             ),
         ];

@@ -85,17 +85,35 @@ pub(super) struct CachedContext {
     pub shape: Shape,
     pub context: OwnedContext,
     pub kv: KvState,
+    pub counted: Counted,
+}
+
+/// A context's KV cache bytes, counted in [`KvCacheCounters::bytes`] while the context lives.
+pub(super) struct Counted {
+    counters: Arc<KvCacheCounters>,
+    bytes: u64,
+}
+
+impl Counted {
+    pub fn new(counters: Arc<KvCacheCounters>, bytes: u64) -> Self {
+        counters.contexts_created.fetch_add(1, Ordering::Relaxed);
+        counters.bytes.fetch_add(bytes, Ordering::Relaxed);
+        Self { counters, bytes }
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.counters.bytes.fetch_sub(self.bytes, Ordering::Relaxed);
+    }
 }
 
 /// Spare contexts: the largest single-sequence one (for `generate`) and the largest batched one
 /// (for `generate_batch`), so alternating between the two keeps both, with their KV cells.
 /// Concurrent requests beyond them create their own.
+#[derive(Default)]
 pub(super) struct ContextCache {
     spares: Mutex<[Option<CachedContext>; 2]>,
-    /// Where the KV bytes the spares hold are reported.
-    counters: Arc<KvCacheCounters>,
-    /// Bytes of one KV cell (one token's keys and values in every layer).
-    bytes_per_cell: u64,
 }
 
 impl std::fmt::Debug for ContextCache {
@@ -110,21 +128,6 @@ fn kind(shape: Shape) -> usize {
 }
 
 impl ContextCache {
-    pub fn new(counters: Arc<KvCacheCounters>, bytes_per_cell: u64) -> Self {
-        Self {
-            spares: Mutex::default(),
-            counters,
-            bytes_per_cell,
-        }
-    }
-
-    fn report(&self, spares: &[Option<CachedContext>; 2]) {
-        let cells: u64 = spares.iter().flatten().map(|c| c.shape.cells()).sum();
-        self.counters
-            .kept_bytes
-            .store(cells * self.bytes_per_cell, Ordering::Relaxed);
-    }
-
     /// A cached context at least as large as `needed`, if one is free: the one of its kind
     /// first, else the other.
     pub fn take(&self, needed: Shape) -> Option<CachedContext> {
@@ -132,9 +135,7 @@ impl ContextCache {
         let first = kind(needed);
         for k in [first, 1 - first] {
             if spares[k].as_ref().is_some_and(|c| c.shape.fits(needed)) {
-                let taken = spares[k].take();
-                self.report(&spares);
-                return taken;
+                return spares[k].take();
             }
         }
         None
@@ -148,7 +149,6 @@ impl ContextCache {
         if spare.as_ref().is_none_or(|s| cached.shape.fits(s.shape)) {
             *spare = Some(cached);
         }
-        self.report(&spares);
     }
 }
 

@@ -6,7 +6,7 @@
 //! The context is kept between requests with its KV cells: a prompt starts from the longest
 //! prefix it shares with what its slot held before ([`LoadOptions::prefix_reuse`]).
 
-use super::context_cache::{CachedContext, ContextCache, KvState, OwnedContext, Shape};
+use super::context_cache::{CachedContext, ContextCache, Counted, KvState, OwnedContext, Shape};
 use super::prompt_cache::PromptCache;
 use super::sampling::{Picker, log_probability, picker, top_log_probabilities};
 use super::{GgufHeader, ModelError, Tokenizer, backend, load_model};
@@ -108,6 +108,8 @@ pub struct LlamaGenerator {
     prefix_reuse: bool,
     /// Contexts created, KV bytes kept, prompt tokens reused (shared with `/metrics`).
     kv: Arc<KvCacheCounters>,
+    /// Bytes of one KV cell (one token's keys and values in every layer).
+    kv_cell_bytes: u64,
     contexts: ContextCache,
     prompt_cache: Option<PromptCache>,
     /// Loaded adapters; llama.cpp frees them with the model. The mutex only guards the
@@ -145,12 +147,11 @@ impl LlamaGenerator {
         };
         // One token's keys and values in every layer; llama.cpp's KV cache is f16 unless told.
         let head_dim = model.n_embd().max(1) as u64 / u64::from(model.n_head().max(1));
-        let bytes_per_cell = u64::from(model.n_layer())
+        let kv_cell_bytes = u64::from(model.n_layer())
             * 2
             * u64::from(model.n_head_kv())
             * head_dim
             * if options.f32_kv_cache { 4 } else { 2 };
-        let kv = Arc::new(KvCacheCounters::default());
         Ok(Self {
             tokenizer: Tokenizer::new(Arc::new(model), &header)?,
             path: path.to_path_buf(),
@@ -161,8 +162,9 @@ impl LlamaGenerator {
             parallel: options.parallel.max(1),
             f32_kv_cache: options.f32_kv_cache,
             prefix_reuse: options.prefix_reuse,
-            contexts: ContextCache::new(kv.clone(), bytes_per_cell),
-            kv,
+            contexts: ContextCache::default(),
+            kv: Arc::new(KvCacheCounters::default()),
+            kv_cell_bytes,
             prompt_cache: options.prompt_cache.clone().map(|dir| {
                 let settings = (
                     threads,
@@ -441,11 +443,11 @@ impl LlamaGenerator {
     }
 
     fn new_cached(&self, shape: Shape) -> Result<CachedContext, GeneratorError> {
-        self.kv.contexts_created.fetch_add(1, Ordering::Relaxed);
         Ok(CachedContext {
             shape,
             context: self.new_context(shape)?,
             kv: KvState::default(),
+            counted: Counted::new(self.kv.clone(), shape.cells() * self.kv_cell_bytes),
         })
     }
 

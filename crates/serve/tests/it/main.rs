@@ -59,7 +59,7 @@ fn shared_kv_cache() -> Arc<KvCacheCounters> {
     static KV: std::sync::OnceLock<Arc<KvCacheCounters>> = std::sync::OnceLock::new();
     KV.get_or_init(|| {
         let kv = KvCacheCounters::default();
-        kv.kept_bytes.store(23_040 * 1024, Ordering::Relaxed);
+        kv.bytes.store(23_040 * 1024, Ordering::Relaxed);
         kv.contexts_created.store(2, Ordering::Relaxed);
         kv.reused_prompt_tokens.store(160, Ordering::Relaxed);
         Arc::new(kv)
@@ -994,7 +994,7 @@ async fn metrics_count_requests_tokens_and_the_queue() -> Result<()> {
         format!("ragtune_tokens_total{{model=\"fake\",kind=\"completion\"}} {completion}"),
         "ragtune_queue_depth 0".to_owned(),
         "ragtune_kb_files_queued{kb=\"docs\"} 0".to_owned(),
-        "ragtune_kv_cache_kept_bytes{model=\"fake\"} 23592960".to_owned(),
+        "ragtune_kv_cache_bytes{model=\"fake\"} 23592960".to_owned(),
         "ragtune_contexts_created_total{model=\"fake\"} 2".to_owned(),
         "ragtune_prompt_tokens_reused_total{model=\"fake\"} 160".to_owned(),
     ] {
