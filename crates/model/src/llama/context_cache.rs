@@ -85,7 +85,8 @@ pub(super) struct CachedContext {
     pub shape: Shape,
     pub context: OwnedContext,
     pub kv: KvState,
-    pub counted: Counted,
+    /// Held for its `Drop`: the bytes leave the gauge with the context.
+    pub _counted: Counted,
 }
 
 /// A context's KV cache bytes, counted in [`KvCacheCounters::bytes`] while the context lives.

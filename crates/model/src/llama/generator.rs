@@ -447,7 +447,7 @@ impl LlamaGenerator {
             shape,
             context: self.new_context(shape)?,
             kv: KvState::default(),
-            counted: Counted::new(self.kv.clone(), shape.cells() * self.kv_cell_bytes),
+            _counted: Counted::new(self.kv.clone(), shape.cells() * self.kv_cell_bytes),
         })
     }
 
