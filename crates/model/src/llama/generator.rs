@@ -106,7 +106,7 @@ pub struct LlamaGenerator {
     parallel: u32,
     f32_kv_cache: bool,
     prefix_reuse: bool,
-    /// Contexts created, KV bytes kept, prompt tokens reused (shared with `/metrics`).
+    /// Contexts created, KV bytes of those alive, prompt tokens reused (shared with `/metrics`).
     kv: Arc<KvCacheCounters>,
     /// Bytes of one KV cell (one token's keys and values in every layer).
     kv_cell_bytes: u64,
