@@ -251,8 +251,8 @@ pub struct Engine {
     pub feeds: Arc<[Arc<KbFeed>]>,
     /// Requests waiting for the engine (the queue depth `/metrics` reports).
     waiting: Arc<AtomicUsize>,
-    /// Each base model's name with what its kept contexts hold (models that keep none are
-    /// left out), for `/metrics`.
+    /// Each base model's name with its contexts' KV-cache counters (models without any, such
+    /// as remote ones, are left out), for `/metrics`.
     pub kv_caches: Arc<[(String, Arc<KvCacheCounters>)]>,
 }
 

@@ -171,7 +171,7 @@ fn a_seed_makes_sampling_repeatable() {
     assert!(distinct.len() > 1, "four seeds gave one text: {distinct:?}");
 }
 
-/// What a server's `/metrics` reports of a model's kept contexts. SmolLM2 keeps 23,040 bytes
+/// What a server's `/metrics` reports of a model's contexts. SmolLM2 keeps 23,040 bytes
 /// a KV cell (30 layers, keys and values of 3 heads of 64, f16). A context is created when
 /// no kept one fits; the largest single-sequence and batched ones stay kept, others are freed.
 #[test]

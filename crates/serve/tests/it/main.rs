@@ -54,7 +54,7 @@ impl Generator for Shared {
     }
 }
 
-/// What `Shared` says its kept contexts hold, for `/metrics`.
+/// What `Shared` says its contexts' KV cache holds, for `/metrics`.
 fn shared_kv_cache() -> Arc<KvCacheCounters> {
     static KV: std::sync::OnceLock<Arc<KvCacheCounters>> = std::sync::OnceLock::new();
     KV.get_or_init(|| {
