@@ -16,7 +16,9 @@
 # DISTRACTORS_FROM (retriever), ANSWER_FORMAT (cot, or answer: no chain of thought),
 # TARGETS (all), SAMPLE (200), TAG (an ablation's name), ABSTAIN=1 (raft build --abstain),
 # SQUAD (the dev file: v1.1 by default; v2.0's unanswerable questions are held out too, so
-# the comparison reports abstention; training draws answerable questions only), BASELINES=0
+# the comparison reports abstention; training draws answerable questions only, unless
+# UNANSWERABLE=1: then it draws from all of them, and with ABSTAIN=1 the unanswerable ones are
+# shown their own passage and taught the refusal), BASELINES=0
 # (train no SFT variants: the comparison is RAG against RAFT), RESULTS (the results folder),
 # COMPARE=0 (no comparison) or COMPARE=ablation (answer with this RAFT adapter only and report
 # it beside the baseline comparison's runs, the d3-p0.8-retriever one: greedy answers to the
@@ -38,6 +40,8 @@ SAMPLE=${SAMPLE:-200}
 SUFFIX=""
 [ "$FORMAT" = cot ] || SUFFIX="-$FORMAT"
 [ "${ABSTAIN:-0}" = 1 ] && SUFFIX="$SUFFIX-abstain"
+QSUFFIX=""
+[ "${UNANSWERABLE:-0}" = 1 ] && SUFFIX="$SUFFIX-unanswerable" && QSUFFIX="-all"
 TAG=${TAG:-d${DISTRACTORS}-p${P}-${FROM}${SUFFIX}}
 BASE=smollm2-135m-instruct
 OUT=${RESULTS:-bench/results/raft/squad}
@@ -48,17 +52,20 @@ mkdir -p "$W" "$OUT"
 [ -d "$W/kb" ] || $R ingest "$W/paragraphs" --kb "$W/kb"
 
 # N seeded training questions with their paragraph, shared by every variant.
-Q="$W/train_q$N.jsonl"
-[ -f "$Q" ] || python3 - "$W/train.json" "$Q" "$N" <<'PY'
+Q="$W/train_q$N$QSUFFIX.jsonl"
+[ -f "$Q" ] || python3 - "$W/train.json" "$Q" "$N" "${UNANSWERABLE:-0}" <<'PY'
 import json, random, sys
 data = json.load(open(sys.argv[1]))
+everything = sys.argv[4] == "1"
 qs = [(qa, p["context"]) for a in data["data"] for p in a["paragraphs"] for qa in p["qas"]
-      if qa["answers"] and not qa.get("is_impossible", False)]
+      if everything or (qa["answers"] and not qa.get("is_impossible", False))]
 random.Random(1).shuffle(qs)
 with open(sys.argv[2], "w") as f:
     for qa, ctx in qs[: int(sys.argv[3])]:
+        impossible = qa.get("is_impossible", False)
         f.write(json.dumps({"id": qa["id"], "question": qa["question"],
-                            "answers": [a["text"] for a in qa["answers"]], "context": ctx}) + "\n")
+                            "answers": [] if impossible else [a["text"] for a in qa["answers"]],
+                            "is_impossible": impossible, "context": ctx}) + "\n")
 PY
 
 train() { # data out max_len

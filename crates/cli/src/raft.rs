@@ -72,7 +72,9 @@ pub struct BuildArgs {
     /// Where distractors come from: `retriever` (hard negatives, hybrid search) or `random`.
     #[arg(long, default_value = "retriever", value_parser = parse_source)]
     pub distractors_from: DistractorSource,
-    /// Teach the refusal ("the documents do not contain the answer") when the oracle is absent.
+    /// Teach the refusal ("the documents do not contain the answer") when the oracle is absent,
+    /// and for unanswerable questions (no answers, or SQuAD v2.0's `is_impossible`) shown their
+    /// own passage (found by their context) among the distractors.
     #[arg(long)]
     pub abstain: bool,
     /// Targets: `cot` (reason, quote the oracle, then `<ANSWER>:`) or `answer` (`<ANSWER>:`
@@ -327,8 +329,13 @@ fn build(args: BuildArgs) -> Result<()> {
         answer_format: args.answer_format,
     };
     let report = ragtune_raft::build(&spec, &kb, &embedder)?;
+    let unanswerable = if report.unanswerable > 0 {
+        format!(", {} unanswerable, taught the refusal", report.unanswerable)
+    } else {
+        String::new()
+    };
     println!(
-        "{} examples from {} questions ({} with the oracle, {} without)",
+        "{} examples from {} questions ({} with the oracle, {} without{unanswerable})",
         report.examples, report.questions, report.with_oracle, report.without_oracle
     );
     for (reason, n) in &report.skipped {

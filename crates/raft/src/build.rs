@@ -1,7 +1,7 @@
 //! [`build`]: questions and a knowledge base in, RAFT training files out.
 
 use crate::error::{Error, Result, io};
-use crate::oracle::{KbChunk, Oracle, SkipReason, find_oracle};
+use crate::oracle::{KbChunk, Oracle, SkipReason, find_oracle, find_passage};
 use crate::prompt::{
     AnswerFormat, RaftPassage, abstain_answer, bare_answer, cot_answer, cot_answer_unshown,
     raft_prompt,
@@ -51,7 +51,9 @@ pub struct BuildSpec {
     /// Only the first `limit` questions of the file.
     pub limit: Option<usize>,
     pub distractors_from: DistractorSource,
-    /// Examples without the oracle are taught to refuse instead of answering.
+    /// Examples without the oracle are taught to refuse instead of answering, and so are
+    /// unanswerable questions (SQuAD v2.0's `is_impossible`, or no answers) shown their own
+    /// passage among the distractors; without it those questions are skipped.
     pub abstain: bool,
     /// Chain-of-thought targets (the default) or the answer alone.
     pub answer_format: AnswerFormat,
@@ -78,13 +80,22 @@ impl BuildSpec {
 pub struct ExampleRecord {
     pub id: String,
     pub question_id: String,
+    /// The oracle is among the passages shown. For an unanswerable question the "oracle" is
+    /// its own passage, which is always shown and lacks the answer.
     pub oracle_present: bool,
+    /// False for an unanswerable question taught the refusal (`abstain`).
+    #[serde(default = "answerable_by_default")]
+    pub answerable: bool,
     /// The oracle's document and its content hash in the knowledge base.
     pub source: String,
     pub content_hash: String,
     pub oracle_chunk: i64,
     /// Chunk ids in the order shown.
     pub passages: Vec<i64>,
+}
+
+fn answerable_by_default() -> bool {
+    true
 }
 
 /// A question that gave no example.
@@ -101,6 +112,8 @@ pub struct BuildReport {
     pub examples: usize,
     pub with_oracle: usize,
     pub without_oracle: usize,
+    /// Examples of unanswerable questions (`abstain`), counted in neither of the two above.
+    pub unanswerable: usize,
     /// Examples with fewer distractors than asked (the knowledge base is too small).
     pub short_of_distractors: usize,
     pub skipped: BTreeMap<SkipReason, usize>,
@@ -148,6 +161,7 @@ pub fn build(spec: &BuildSpec, kb: &KnowledgeBase, embedder: &dyn Embedder) -> R
         examples: 0,
         with_oracle: 0,
         without_oracle: 0,
+        unanswerable: 0,
         short_of_distractors: 0,
         skipped: BTreeMap::new(),
         skips: Vec::new(),
@@ -157,8 +171,13 @@ pub fn build(spec: &BuildSpec, kb: &KnowledgeBase, embedder: &dyn Embedder) -> R
     let mut train = String::new();
     let mut gorilla = String::new();
     for item in &items {
-        let oracle = match find_oracle(item, &chunks) {
-            Ok(o) => o,
+        let found = if item.answerable() || !spec.abstain {
+            find_oracle(item, &chunks).map(Evidence::Answer)
+        } else {
+            find_passage(item, &chunks).map(Evidence::Unanswerable)
+        };
+        let evidence = match found {
+            Ok(e) => e,
             Err(reason) => {
                 *report.skipped.entry(reason).or_default() += 1;
                 report.skips.push(Skip {
@@ -168,11 +187,17 @@ pub fn build(spec: &BuildSpec, kb: &KnowledgeBase, embedder: &dyn Embedder) -> R
                 continue;
             }
         };
-        let present = rng.next_f64() < spec.p;
+        // An unanswerable question's passage is always shown: retrieval finds it at answer time.
+        let (oracle_index, present) = match &evidence {
+            Evidence::Answer(o) => (o.chunk, rng.next_f64() < spec.p),
+            Evidence::Unanswerable(chunk) => (*chunk, true),
+        };
         let need = spec.distractors + usize::from(!present);
         let excluded = |c: &KbChunk| {
-            let o = &chunks[oracle.chunk];
-            c.id == o.id || c.text == o.text || c.text.contains(&oracle.quote)
+            let o = &chunks[oracle_index];
+            c.id == o.id
+                || c.text == o.text
+                || matches!(&evidence, Evidence::Answer(a) if c.text.contains(&a.quote))
         };
         let mut shown: Vec<usize> = match &retriever {
             Some(r) => hard_negatives(r, item, need, &chunks, &by_id, &excluded)?,
@@ -182,7 +207,7 @@ pub fn build(spec: &BuildSpec, kb: &KnowledgeBase, embedder: &dyn Embedder) -> R
             report.short_of_distractors += 1;
         }
         if present {
-            shown.push(oracle.chunk);
+            shown.push(oracle_index);
         }
         rng.shuffle(&mut shown);
 
@@ -197,7 +222,10 @@ pub fn build(spec: &BuildSpec, kb: &KnowledgeBase, embedder: &dyn Embedder) -> R
             })
             .collect();
         let mut messages = raft_prompt(&item.question, &passages, spec.answer_format);
-        let target = target(spec, present, &shown, &oracle);
+        let target = match &evidence {
+            Evidence::Answer(oracle) => target(spec, present, &shown, oracle),
+            Evidence::Unanswerable(_) => abstain_answer(spec.answer_format),
+        };
         let instruction = messages
             .last()
             .map(|m| m.content.clone())
@@ -214,12 +242,12 @@ pub fn build(spec: &BuildSpec, kb: &KnowledgeBase, embedder: &dyn Embedder) -> R
                     "title": [passages.iter().map(|p| p.source).collect::<Vec<_>>()],
                     "sentences": [passages.iter().map(|p| p.text).collect::<Vec<_>>()],
                 },
-                "oracle_context": chunks[oracle.chunk].text,
+                "oracle_context": chunks[oracle_index].text,
                 "cot_answer": target,
                 "instruction": instruction,
             }),
         );
-        let oracle_chunk = &chunks[oracle.chunk];
+        let oracle_chunk = &chunks[oracle_index];
         let (source, content_hash) = hashes
             .get(&oracle_chunk.doc_id)
             .cloned()
@@ -228,13 +256,16 @@ pub fn build(spec: &BuildSpec, kb: &KnowledgeBase, embedder: &dyn Embedder) -> R
             id,
             question_id: item.id.clone(),
             oracle_present: present,
+            answerable: matches!(evidence, Evidence::Answer(_)),
             source,
             content_hash,
             oracle_chunk: oracle_chunk.id,
             passages: shown.iter().map(|&i| chunks[i].id).collect(),
         });
         report.examples += 1;
-        if present {
+        if matches!(evidence, Evidence::Unanswerable(_)) {
+            report.unanswerable += 1;
+        } else if present {
             report.with_oracle += 1;
         } else {
             report.without_oracle += 1;
@@ -260,6 +291,7 @@ pub fn build(spec: &BuildSpec, kb: &KnowledgeBase, embedder: &dyn Embedder) -> R
             "examples": report.examples,
             "with_oracle": report.with_oracle,
             "without_oracle": report.without_oracle,
+            "unanswerable": report.unanswerable,
             "short_of_distractors": report.short_of_distractors,
             "skipped": report.skipped.iter().map(|(r, n)| (serde_json::to_value(r).expect("a unit enum").as_str().unwrap_or_default().to_string(), *n)).collect::<BTreeMap<_, _>>(),
         },
@@ -467,6 +499,14 @@ fn random_negatives(
     }
     pool.truncate(n);
     pool
+}
+
+/// What an example is built around.
+enum Evidence {
+    /// The chunk that holds the gold answer.
+    Answer(Oracle),
+    /// An unanswerable question's own passage (index into the chunks), taught the refusal.
+    Unanswerable(usize),
 }
 
 fn target(spec: &BuildSpec, present: bool, shown: &[usize], oracle: &Oracle) -> String {

@@ -40,19 +40,27 @@ pub enum SkipReason {
     PassageNotInKb,
     /// No context was given and several chunks contain the answer, so the oracle is unknown.
     AmbiguousWithoutContext,
+    /// Unanswerable, and no context was given, so its passage cannot be found (`abstain`).
+    UnanswerableWithoutContext,
 }
 
 impl SkipReason {
     pub fn describe(self) -> &'static str {
         match self {
-            SkipReason::Unanswerable => "the question has no gold answer",
+            SkipReason::Unanswerable => {
+                "the question has no gold answer (with --abstain, an unanswerable question \
+                 with its context teaches the refusal)"
+            }
             SkipReason::AnswerNotInKb => "no chunk of the knowledge base contains the answer",
             SkipReason::PassageNotInKb => {
-                "the question's passage is not in the knowledge base (the answer occurs only \
-                 in other text)"
+                "the question's passage is not in the knowledge base (its answer, if it has \
+                 one, occurs only in other text)"
             }
             SkipReason::AmbiguousWithoutContext => {
                 "no context given and several chunks contain the answer"
+            }
+            SkipReason::UnanswerableWithoutContext => {
+                "the question has no gold answer and no context to find its passage by"
             }
         }
     }
@@ -108,6 +116,55 @@ pub fn find_oracle(item: &QaItem, chunks: &[KbChunk]) -> Result<Oracle, SkipReas
         None if contains_answer => Err(SkipReason::PassageNotInKb),
         None => Err(SkipReason::AnswerNotInKb),
     }
+}
+
+/// The chunk that holds an unanswerable question's own passage: the one that contains the most
+/// of its context's sentences (counted in bytes; sentences of at least [`MIN_SENTENCE`] bytes,
+/// sanitised as the prompt shows them). SQuAD v2.0's unanswerable questions are written against
+/// a paragraph that seems to answer them, which retrieval then finds; shown that paragraph, the
+/// model should refuse, not answer from it.
+pub fn find_passage(item: &QaItem, chunks: &[KbChunk]) -> Result<usize, SkipReason> {
+    let context = sanitize(&item.context);
+    if context.is_empty() {
+        return Err(SkipReason::UnanswerableWithoutContext);
+    }
+    let sentences: Vec<&str> = sentences(&context)
+        .into_iter()
+        .filter(|s| s.len() >= MIN_SENTENCE)
+        .collect();
+    let mut best: Option<(usize, usize)> = None;
+    for (index, chunk) in chunks.iter().enumerate() {
+        let shared: usize = sentences
+            .iter()
+            .filter(|s| chunk.text.contains(**s))
+            .map(|s| s.len())
+            .sum();
+        if shared > 0 && best.is_none_or(|(most, _)| shared > most) {
+            best = Some((shared, index));
+        }
+    }
+    best.map(|(_, index)| index)
+        .ok_or(SkipReason::PassageNotInKb)
+}
+
+/// Shorter sentences ("Yes.", "See above.") occur in too many chunks to place a passage.
+const MIN_SENTENCE: usize = 20;
+
+/// The sentences of `text`, cut after `.`, `?` or `!` followed by a space (as
+/// [`sentence_around`] cuts them), trimmed, empty ones left out.
+fn sentences(text: &str) -> Vec<&str> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::new();
+    let mut from = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if matches!(b, b'.' | b'?' | b'!') && bytes.get(i + 1).is_none_or(|&c| c == b' ') {
+            out.push(text[from..=i].trim());
+            from = i + 1;
+        }
+    }
+    out.push(text[from..].trim());
+    out.retain(|s| !s.is_empty());
+    out
 }
 
 /// How many bytes around the answer a chunk must share with the question's context (unless
@@ -196,6 +253,53 @@ mod tests {
         );
     }
 
+    fn chunk(id: i64, text: &str) -> KbChunk {
+        KbChunk {
+            id,
+            doc_id: id,
+            source: format!("{id}.md"),
+            page: None,
+            text: text.into(),
+        }
+    }
+
+    #[test]
+    fn an_unanswerable_question_is_placed_by_its_context() {
+        let context = "The signing keys are rotated every ninety days. The old keys are kept for \
+                       a year. Nobody may copy them.";
+        let item = QaItem {
+            id: "u".into(),
+            question: "Who rotates the backup keys?".into(),
+            answers: vec![],
+            is_impossible: true,
+            title: String::new(),
+            context: context.into(),
+            decision: None,
+        };
+        let chunks = [
+            chunk(
+                1,
+                "Keys Other teams rotate their keys. Nobody may copy them.",
+            ),
+            // A heading before the paragraph does not hide it; it shares the most sentences.
+            chunk(2, &format!("Keys {context}")),
+            chunk(3, "Unrelated text about rivers and fish."),
+        ];
+        assert_eq!(find_passage(&item, &chunks), Ok(1));
+        assert_eq!(
+            find_passage(&item, &chunks[2..]),
+            Err(SkipReason::PassageNotInKb)
+        );
+        let without = QaItem {
+            context: String::new(),
+            ..item
+        };
+        assert_eq!(
+            find_passage(&without, &chunks),
+            Err(SkipReason::UnanswerableWithoutContext)
+        );
+    }
+
     #[test]
     fn sentences_are_cut_at_ends() {
         let t = "First one. The Army won in 1990. Last!";
@@ -206,5 +310,9 @@ mod tests {
         let s = t.find("Last").unwrap();
         assert_eq!(sentence(t, s, s + 4), "Last!");
         assert_eq!(sentence("no end here", 3, 6), "no end here");
+        assert_eq!(
+            sentences(" First one. Version 2.5 won!  Then a tail"),
+            ["First one.", "Version 2.5 won!", "Then a tail"]
+        );
     }
 }

@@ -283,6 +283,53 @@ fn abstain_teaches_the_refusal_without_the_oracle() -> Result<()> {
 }
 
 #[test]
+fn abstain_shows_an_unanswerable_question_its_own_passage_and_teaches_the_refusal() -> Result<()> {
+    let e = embedder();
+    let kb = lands_kb(&e)?;
+    let dir = tempfile::tempdir()?;
+    let q = dir.path().join("q.jsonl");
+    let rows = [
+        serde_json::json!({"id": "a", "question": "What is the capital of Land3?", "answer": "City3", "context": fact(3)}),
+        // Written against Land5's paragraph, which does not answer it.
+        serde_json::json!({"id": "u", "question": "What is the oldest river of Land5?", "answers": [], "is_impossible": true, "context": fact(5)}),
+        serde_json::json!({"id": "nowhere", "question": "Who rules Mars?", "answers": [], "context": "Mars has red dust and two small moons."}),
+        serde_json::json!({"id": "bare", "question": "Who rules Land7?", "answers": []}),
+    ];
+    let text: Vec<String> = rows.iter().map(Value::to_string).collect();
+    std::fs::write(&q, text.join("\n"))?;
+    let mut spec = BuildSpec::new(&q, dir.path().join("abstain"));
+    spec.p = 1.0;
+    spec.distractors = 2;
+    spec.abstain = true;
+    let report = build(&spec, &kb, &e)?;
+    assert_eq!((report.examples, report.with_oracle), (2, 1), "{report:?}");
+    assert_eq!(report.unanswerable, 1);
+    assert_eq!(report.skipped[&SkipReason::PassageNotInKb], 1);
+    assert_eq!(report.skipped[&SkipReason::UnanswerableWithoutContext], 1);
+    let rows = lines(&spec.out.join(GORILLA_FILE));
+    let g = &rows[1];
+    assert_eq!(g["question"], "What is the oldest river of Land5?");
+    assert_eq!(g["cot_answer"], abstain_answer(AnswerFormat::Cot));
+    assert_eq!(g["oracle_context"], fact(5));
+    let shown = g["context"]["sentences"][0].as_array().unwrap();
+    assert_eq!(shown.len(), 3, "its passage and two distractors");
+    assert_eq!(shown.iter().filter(|t| **t == fact(5)).count(), 1);
+    let m = manifest(&spec.out);
+    assert_eq!(m["counts"]["unanswerable"], 1);
+    assert_eq!(m["examples"][1]["answerable"], false);
+    assert_eq!(m["examples"][1]["source"], "land5.txt");
+    assert_eq!(m["examples"][0]["answerable"], true);
+
+    // Without --abstain the unanswerable questions are skipped, as before.
+    spec.abstain = false;
+    spec.out = dir.path().join("plain");
+    let report = build(&spec, &kb, &e)?;
+    assert_eq!((report.examples, report.unanswerable), (1, 0));
+    assert_eq!(report.skipped[&SkipReason::Unanswerable], 3);
+    Ok(())
+}
+
+#[test]
 fn answer_only_targets_hold_the_answer_alone() -> Result<()> {
     let e = embedder();
     let kb = lands_kb(&e)?;
