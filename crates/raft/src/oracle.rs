@@ -3,6 +3,7 @@
 
 use ragtune_answer::eval::QaItem;
 use ragtune_answer::sanitize::sanitize;
+use ragtune_retrieve::sentence_match::sentences;
 use serde::{Deserialize, Serialize};
 
 /// A chunk of the knowledge base as the prompt shows it.
@@ -119,8 +120,8 @@ pub fn find_oracle(item: &QaItem, chunks: &[KbChunk]) -> Result<Oracle, SkipReas
 }
 
 /// The chunk that holds an unanswerable question's own passage: the one that contains the most
-/// of its context's sentences (counted in bytes; sentences of at least [`MIN_SENTENCE`] bytes,
-/// sanitised as the prompt shows them). SQuAD v2.0's unanswerable questions are written against
+/// of its context's sentences (cut as the chunker cuts them, counted in bytes; sentences of at
+/// least [`MIN_SENTENCE`] bytes, sanitised as the prompt shows them). SQuAD v2.0's unanswerable questions are written against
 /// a paragraph that seems to answer them, which retrieval then finds; shown that paragraph, the
 /// model should refuse, not answer from it.
 pub fn find_passage(item: &QaItem, chunks: &[KbChunk]) -> Result<usize, SkipReason> {
@@ -128,13 +129,12 @@ pub fn find_passage(item: &QaItem, chunks: &[KbChunk]) -> Result<usize, SkipReas
     if context.is_empty() {
         return Err(SkipReason::UnanswerableWithoutContext);
     }
-    let sentences: Vec<&str> = sentences(&context)
-        .into_iter()
+    let context_sentences: Vec<&str> = sentences(&context)
         .filter(|s| s.len() >= MIN_SENTENCE)
         .collect();
     let mut best: Option<(usize, usize)> = None;
     for (index, chunk) in chunks.iter().enumerate() {
-        let shared: usize = sentences
+        let shared: usize = context_sentences
             .iter()
             .filter(|s| chunk.text.contains(**s))
             .map(|s| s.len())
@@ -149,23 +149,6 @@ pub fn find_passage(item: &QaItem, chunks: &[KbChunk]) -> Result<usize, SkipReas
 
 /// Shorter sentences ("Yes.", "See above.") occur in too many chunks to place a passage.
 const MIN_SENTENCE: usize = 20;
-
-/// The sentences of `text`, cut after `.`, `?` or `!` followed by a space (as
-/// [`sentence_around`] cuts them), trimmed, empty ones left out.
-fn sentences(text: &str) -> Vec<&str> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::new();
-    let mut from = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        if matches!(b, b'.' | b'?' | b'!') && bytes.get(i + 1).is_none_or(|&c| c == b' ') {
-            out.push(text[from..=i].trim());
-            from = i + 1;
-        }
-    }
-    out.push(text[from..].trim());
-    out.retain(|s| !s.is_empty());
-    out
-}
 
 /// How many bytes around the answer a chunk must share with the question's context (unless
 /// the whole sentence agrees) to count as the question's passage.
@@ -310,9 +293,5 @@ mod tests {
         let s = t.find("Last").unwrap();
         assert_eq!(sentence(t, s, s + 4), "Last!");
         assert_eq!(sentence("no end here", 3, 6), "no end here");
-        assert_eq!(
-            sentences(" First one. Version 2.5 won!  Then a tail"),
-            ["First one.", "Version 2.5 won!", "Then a tail"]
-        );
     }
 }
