@@ -187,6 +187,7 @@ pub fn build(spec: &BuildSpec, kb: &KnowledgeBase, embedder: &dyn Embedder) -> R
                 continue;
             }
         };
+        let answerable = matches!(evidence, Evidence::Answer(_));
         // An unanswerable question's passage is always shown: retrieval finds it at answer time.
         let (oracle_index, present) = match &evidence {
             Evidence::Answer(o) => (o.chunk, rng.next_f64() < spec.p),
@@ -256,14 +257,14 @@ pub fn build(spec: &BuildSpec, kb: &KnowledgeBase, embedder: &dyn Embedder) -> R
             id,
             question_id: item.id.clone(),
             oracle_present: present,
-            answerable: matches!(evidence, Evidence::Answer(_)),
+            answerable,
             source,
             content_hash,
             oracle_chunk: oracle_chunk.id,
             passages: shown.iter().map(|&i| chunks[i].id).collect(),
         });
         report.examples += 1;
-        if matches!(evidence, Evidence::Unanswerable(_)) {
+        if !answerable {
             report.unanswerable += 1;
         } else if present {
             report.with_oracle += 1;

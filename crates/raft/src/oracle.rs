@@ -121,9 +121,9 @@ pub fn find_oracle(item: &QaItem, chunks: &[KbChunk]) -> Result<Oracle, SkipReas
 
 /// The chunk that holds an unanswerable question's own passage: the one that contains the most
 /// of its context's sentences (cut as the chunker cuts them, counted in bytes; sentences of at
-/// least [`MIN_SENTENCE`] bytes, sanitised as the prompt shows them). SQuAD v2.0's unanswerable questions are written against
-/// a paragraph that seems to answer them, which retrieval then finds; shown that paragraph, the
-/// model should refuse, not answer from it.
+/// least [`MIN_SENTENCE`] bytes, sanitised as the prompt shows them). SQuAD v2.0's unanswerable
+/// questions are written against a paragraph that seems to answer them, which retrieval then
+/// finds; shown that paragraph, the model should refuse, not answer from it.
 pub fn find_passage(item: &QaItem, chunks: &[KbChunk]) -> Result<usize, SkipReason> {
     let context = sanitize(&item.context);
     if context.is_empty() {
