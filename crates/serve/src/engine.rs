@@ -17,8 +17,9 @@ use ragtune_core::{Query, Retriever};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{SyncSender, TryRecvError, TrySendError};
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
 /// A loaded base model and the names of the LoRA adapters loaded with it (a request picks one
@@ -254,6 +255,43 @@ pub struct Engine {
     /// Each base model's name with its contexts' KV-cache counters (models without any, such
     /// as remote ones, are left out), for `/metrics`.
     pub kv_caches: Arc<[(String, Arc<KvCacheCounters>)]>,
+    /// Bytes of RSS the engine has handed back by trimming the heap, for `/metrics`.
+    pub heap_trimmed: Arc<AtomicU64>,
+}
+
+/// How often a busy engine trims the heap, at most.
+const TRIM_EVERY: Duration = Duration::from_secs(60);
+
+/// Hands the pages the allocator holds back after work: when the engine goes idle, and after a
+/// round or upload once [`TRIM_EVERY`] has passed since the last trim. glibc keeps what a round
+/// freed (a replaced context's compute buffers, a batch's tensors) in its arenas, so RSS
+/// stepped up and stayed (soak: +24 MB in two steps over 35 minutes, the KV cache unchanged).
+struct HeapTrimmer {
+    last: Instant,
+    worked: bool,
+    released: Arc<AtomicU64>,
+}
+
+impl HeapTrimmer {
+    fn after_work(&mut self) {
+        self.worked = true;
+        if self.last.elapsed() >= TRIM_EVERY {
+            self.trim();
+        }
+    }
+
+    fn before_idle(&mut self) {
+        if self.worked {
+            self.trim();
+        }
+    }
+
+    fn trim(&mut self) {
+        let released = ragtune_core::process::trim_heap();
+        self.released.fetch_add(released, Ordering::Relaxed);
+        self.last = Instant::now();
+        self.worked = false;
+    }
 }
 
 impl Engine {
@@ -269,6 +307,12 @@ impl Engine {
         let (ready, started) = std::sync::mpsc::channel();
         let waiting = Arc::new(AtomicUsize::new(0));
         let engine_waiting = waiting.clone();
+        let heap_trimmed = Arc::new(AtomicU64::new(0));
+        let mut trimmer = HeapTrimmer {
+            last: Instant::now(),
+            worked: false,
+            released: heap_trimmed.clone(),
+        };
         std::thread::Builder::new()
             .name("ragtune-engine".into())
             .spawn(move || {
@@ -354,7 +398,10 @@ impl Engine {
                         }
                         ingested = true;
                     }
-                    if !ran && !ingested {
+                    if ran || ingested {
+                        trimmer.after_work();
+                    } else {
+                        trimmer.before_idle();
                         match inbox.recv() {
                             Ok(message) => take(message, &mut jobs),
                             Err(_) => break,
@@ -373,6 +420,7 @@ impl Engine {
             feeds,
             waiting,
             kv_caches,
+            heap_trimmed,
         })
     }
 
@@ -869,4 +917,35 @@ fn embed(backend: &Backend, texts: &[String]) -> Result<Event, ApiError> {
         .map(|t| backend.embedder.count_tokens(t) as u32)
         .sum();
     Ok(Event::Embedded { vectors, tokens })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_heap_is_trimmed_when_going_idle_after_work_and_once_a_minute_while_busy() {
+        let start = Instant::now();
+        let mut trimmer = HeapTrimmer {
+            last: start,
+            worked: false,
+            released: Arc::new(AtomicU64::new(0)),
+        };
+        // Idle without work since the last trim: nothing to give back.
+        trimmer.before_idle();
+        assert_eq!(trimmer.last, start);
+        // Busy, within the minute: work is noted, no trim yet.
+        trimmer.after_work();
+        assert_eq!((trimmer.last, trimmer.worked), (start, true));
+        // Going idle after it: trimmed.
+        trimmer.before_idle();
+        assert!(trimmer.last > start && !trimmer.worked);
+        // Busy past the minute: trimmed after the work, without going idle.
+        let stale = Instant::now()
+            .checked_sub(TRIM_EVERY)
+            .expect("the monotonic clock has run a minute");
+        trimmer.last = stale;
+        trimmer.after_work();
+        assert!(trimmer.last > stale && !trimmer.worked);
+    }
 }

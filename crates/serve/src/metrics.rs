@@ -1,6 +1,6 @@
 //! `/metrics` in Prometheus' text format: requests by route and status, latency histograms
-//! by route, tokens by model, the engine's queue depth, each model's KV cache, and each
-//! knowledge base's ingestion.
+//! by route, tokens by model, the engine's queue depth, each model's KV cache, the C heap, and
+//! each knowledge base's ingestion.
 
 use crate::engine::Engine;
 use ragtune_core::KvCacheCounters;
@@ -152,6 +152,25 @@ impl Metrics {
                 let _ = writeln!(out, "{name}{{model=\"{}\"}} {}", label(model), value(kv));
             }
         }
+        if let Some(heap) = ragtune_core::process::heap() {
+            out.push_str("# HELP ragtune_heap_bytes The C heap: bytes in use, and bytes freed but held by the allocator.\n");
+            out.push_str("# TYPE ragtune_heap_bytes gauge\n");
+            let _ = writeln!(out, "ragtune_heap_bytes{{kind=\"in_use\"}} {}", heap.in_use);
+            let _ = writeln!(
+                out,
+                "ragtune_heap_bytes{{kind=\"free_held\"}} {}",
+                heap.free_held
+            );
+        }
+        out.push_str("# HELP ragtune_heap_trimmed_bytes_total Resident bytes the engine handed back by trimming the heap after work.\n");
+        out.push_str("# TYPE ragtune_heap_trimmed_bytes_total counter\n");
+        let _ = writeln!(
+            out,
+            "ragtune_heap_trimmed_bytes_total {}",
+            engine
+                .heap_trimmed
+                .load(std::sync::atomic::Ordering::Relaxed)
+        );
         out.push_str("# HELP ragtune_kb_files_queued Uploaded files waiting to be ingested.\n");
         out.push_str("# TYPE ragtune_kb_files_queued gauge\n");
         let feeds: Vec<_> = engine

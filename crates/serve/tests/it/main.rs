@@ -1003,6 +1003,23 @@ async fn metrics_count_requests_tokens_and_the_queue() -> Result<()> {
             "{line} missing from\n{text}"
         );
     }
+    // The C heap (glibc counts it): something is in use; what trimming gave back is a counter.
+    let value = |name: &str| -> Option<u64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+    };
+    assert!(
+        value("ragtune_heap_bytes{kind=\"in_use\"}").unwrap() > 0,
+        "{text}"
+    );
+    assert!(
+        value("ragtune_heap_bytes{kind=\"free_held\"}").is_some(),
+        "{text}"
+    );
+    assert!(
+        value("ragtune_heap_trimmed_bytes_total").is_some(),
+        "{text}"
+    );
     Ok(())
 }
 
