@@ -1,4 +1,5 @@
-//! What this process uses: CPU time so far (the cost side of every comparison) and memory.
+//! What this process uses: CPU time so far (the cost side of every comparison), memory (resident,
+//! peak, the C heap) and what the system has left.
 
 /// CPU time this process has used (user + system, all threads), in seconds; 0 where
 /// `getrusage` fails.
@@ -39,29 +40,44 @@ pub fn heap() -> Option<Heap> {
 }
 
 /// Hands the free pages the allocator holds back to the system (glibc's `malloc_trim`) and
-/// returns how many bytes RSS fell by; 0 where there is nothing to give back or the C library
-/// is not glibc. It walks every arena: seconds apart at most, never per request.
+/// returns how many bytes RSS fell by; 0 where there is nothing to give back, RSS cannot be
+/// read or the C library is not glibc. It walks every arena: seconds apart at most, never per
+/// request.
 pub fn trim_heap() -> u64 {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
         let before = resident_bytes();
         // SAFETY: malloc_trim only releases free memory; 0 keeps no padding at the top.
         unsafe { libc::malloc_trim(0) };
-        before.saturating_sub(resident_bytes())
+        match (before, resident_bytes()) {
+            (Some(before), Some(after)) => before.saturating_sub(after),
+            _ => 0,
+        }
     }
     #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
     0
 }
 
-/// This process's resident set in bytes (`/proc/self/statm`); 0 where it cannot be read.
-pub fn resident_bytes() -> u64 {
-    let pages = std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .unwrap_or(0);
-    // SAFETY: sysconf only reads a configuration value.
-    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    pages * u64::try_from(page).unwrap_or(4096)
+/// This process's resident memory now (`VmRSS`), in bytes; None off Linux.
+pub fn resident_bytes() -> Option<u64> {
+    proc_kib("/proc/self/status", "VmRSS:").map(|k| k * 1024)
+}
+
+/// This process's peak resident memory (`VmHWM`), in bytes; None off Linux.
+pub fn peak_resident_bytes() -> Option<u64> {
+    proc_kib("/proc/self/status", "VmHWM:").map(|k| k * 1024)
+}
+
+/// Memory the system reports available (`MemAvailable`), in bytes; None off Linux.
+pub fn available_bytes() -> Option<u64> {
+    proc_kib("/proc/meminfo", "MemAvailable:").map(|k| k * 1024)
+}
+
+/// The kibibytes on the line of `file` that starts with `key` (`/proc`'s `Key:  123 kB`).
+fn proc_kib(file: &str, key: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(file).ok()?;
+    let line = text.lines().find(|l| l.starts_with(key))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 #[cfg(test)]

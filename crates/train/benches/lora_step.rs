@@ -37,7 +37,7 @@ fn smollm2() -> PathBuf {
 }
 
 fn peak_rss_mib() -> f64 {
-    ragtune_train::memory::peak_rss().map_or(f64::NAN, |b| b as f64 / (1 << 20) as f64)
+    ragtune_core::process::peak_resident_bytes().map_or(f64::NAN, |b| b as f64 / (1 << 20) as f64)
 }
 
 /// One engine's run of ragtune-train, in this process (the child).

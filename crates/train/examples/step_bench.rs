@@ -15,10 +15,7 @@ use ragtune_train::{Llama, LoraConfig, SplitMix64, TargetModule, gguf};
 use std::time::Instant;
 
 fn peak_rss_mib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024.0)
+    ragtune_core::process::peak_resident_bytes().map(|b| b as f64 / (1 << 20) as f64)
 }
 
 /// (user + system CPU seconds, minor page faults) of this process so far.

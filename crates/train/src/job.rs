@@ -342,7 +342,7 @@ pub fn run(
         tokens_per_second: tokens as f64 / seconds.max(1e-9),
         wall_seconds: 0.0,
         cpu_seconds: None,
-        peak_rss_mib: memory::peak_rss().map(|b| b >> 20),
+        peak_rss_mib: ragtune_core::process::peak_resident_bytes().map(|b| b >> 20),
         bf16_base: model.base_in_bf16(),
         skipped_lines: data.skipped_lines,
         rows: data.stats,
@@ -531,7 +531,7 @@ fn check_memory(spec: &RunSpec, rows: &[Row]) -> Result<()> {
     }
     let limit = match spec.memory_limit_mib {
         Some(mib) => mib.saturating_mul(1 << 20),
-        None => memory::available().unwrap_or(u64::MAX),
+        None => ragtune_core::process::available_bytes().unwrap_or(u64::MAX),
     };
     if need > limit {
         return Err(Error::Memory {

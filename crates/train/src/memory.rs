@@ -1,5 +1,6 @@
 //! Will a training run fit in memory? An estimate made before loading anything, so a base that
-//! is too large is refused with a clear message instead of being killed by the OOM killer.
+//! is too large is refused with a clear message instead of being killed by the OOM killer (what
+//! the system has available: `ragtune_core::process::available_bytes`).
 
 use crate::config::LlamaConfig;
 use crate::lora::LoraConfig;
@@ -22,22 +23,6 @@ pub fn estimate(cfg: &LlamaConfig, lora: &LoraConfig, batch: usize, seq: usize) 
     // The loss head: hidden rows and their gradient, plus one ~32 MB chunk of logits.
     let head_work = tokens * h as u64 * 4 * 4 + (64 << 20);
     weights + activations + head_work
-}
-
-/// Memory the system reports available (`MemAvailable`), in bytes; None off Linux.
-pub fn available() -> Option<u64> {
-    meminfo_kib("/proc/meminfo", "MemAvailable:").map(|k| k * 1024)
-}
-
-/// This process's peak resident memory (`VmHWM`), in bytes; None off Linux.
-pub fn peak_rss() -> Option<u64> {
-    meminfo_kib("/proc/self/status", "VmHWM:").map(|k| k * 1024)
-}
-
-fn meminfo_kib(file: &str, key: &str) -> Option<u64> {
-    let text = std::fs::read_to_string(file).ok()?;
-    let line = text.lines().find(|l| l.starts_with(key))?;
-    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 #[cfg(test)]
