@@ -51,7 +51,8 @@ pub struct TrainRaftArgs {
 pub struct BuildArgs {
     #[command(flatten)]
     pub kb: KbArgs,
-    /// Question/answer pairs: SQuAD JSON (.json) or JSONL with question, answer(s), context.
+    /// Question/answer pairs: SQuAD JSON (.json), PubMedQA PQA-L JSON (yes/no/maybe: needs
+    /// --answer-format answer) or JSONL with question, answer(s), context.
     #[arg(long)]
     pub questions: PathBuf,
     /// Output folder (new, empty, or a previous `raft build`).

@@ -6,7 +6,7 @@ use crate::prompt::{
     AnswerFormat, RaftPassage, abstain_answer, bare_answer, cot_answer, cot_answer_unshown,
     raft_prompt,
 };
-use ragtune_answer::eval::{QaItem, SplitMix64};
+use ragtune_answer::eval::{Decision, QaItem, SplitMix64};
 use ragtune_answer::sanitize::sanitize;
 use ragtune_core::{ChatMessage, Embedder, Query, Retriever, SearchMode};
 use ragtune_index::KnowledgeBase;
@@ -39,7 +39,7 @@ pub enum DistractorSource {
 /// What to build.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BuildSpec {
-    /// SQuAD JSON (`.json`) or question/answers JSONL (`.jsonl`).
+    /// SQuAD or PubMedQA PQA-L JSON (`.json`), or question/answers JSONL (`.jsonl`).
     pub questions: PathBuf,
     /// The output folder (created; a previous build there is replaced).
     pub out: PathBuf,
@@ -138,6 +138,16 @@ pub fn build(spec: &BuildSpec, kb: &KnowledgeBase, embedder: &dyn Embedder) -> R
     if let Some(limit) = spec.limit {
         items.truncate(limit);
     }
+    if spec.answer_format == AnswerFormat::Cot && items.iter().any(|i| i.decision.is_some()) {
+        return Err(Error::Option {
+            option: "--answer-format",
+            reason: format!(
+                "{} holds yes/no/maybe questions (PubMedQA), whose answer is a label, not a \
+                 span a chain of thought could quote: build them with --answer-format answer",
+                spec.questions.display()
+            ),
+        });
+    }
     let hashes: HashMap<i64, (String, String)> = kb
         .documents()?
         .into_iter()
@@ -171,7 +181,9 @@ pub fn build(spec: &BuildSpec, kb: &KnowledgeBase, embedder: &dyn Embedder) -> R
     let mut train = String::new();
     let mut gorilla = String::new();
     for item in &items {
-        let found = if item.answerable() || !spec.abstain {
+        let found = if let Some(label) = item.decision {
+            find_passage(item, &chunks).map(|chunk| Evidence::Label { chunk, label })
+        } else if item.answerable() || !spec.abstain {
             find_oracle(item, &chunks).map(Evidence::Answer)
         } else {
             find_passage(item, &chunks).map(Evidence::Unanswerable)
@@ -187,10 +199,11 @@ pub fn build(spec: &BuildSpec, kb: &KnowledgeBase, embedder: &dyn Embedder) -> R
                 continue;
             }
         };
-        let answerable = matches!(evidence, Evidence::Answer(_));
+        let answerable = !matches!(evidence, Evidence::Unanswerable(_));
         // An unanswerable question's passage is always shown: retrieval finds it at answer time.
         let (oracle_index, present) = match &evidence {
             Evidence::Answer(o) => (o.chunk, rng.next_f64() < spec.p),
+            Evidence::Label { chunk, .. } => (*chunk, rng.next_f64() < spec.p),
             Evidence::Unanswerable(chunk) => (*chunk, true),
         };
         let need = spec.distractors + usize::from(!present);
@@ -198,7 +211,12 @@ pub fn build(spec: &BuildSpec, kb: &KnowledgeBase, embedder: &dyn Embedder) -> R
             let o = &chunks[oracle_index];
             c.id == o.id
                 || c.text == o.text
-                || matches!(&evidence, Evidence::Answer(a) if c.text.contains(&a.quote))
+                || match &evidence {
+                    Evidence::Answer(a) => c.text.contains(&a.quote),
+                    // A label is drawn from the whole abstract: its other chunks are evidence too.
+                    Evidence::Label { .. } => c.doc_id == o.doc_id,
+                    Evidence::Unanswerable(_) => false,
+                }
         };
         let mut shown: Vec<usize> = match &retriever {
             Some(r) => hard_negatives(r, item, need, &chunks, &by_id, &excluded)?,
@@ -225,6 +243,10 @@ pub fn build(spec: &BuildSpec, kb: &KnowledgeBase, embedder: &dyn Embedder) -> R
         let mut messages = raft_prompt(&item.question, &passages, spec.answer_format);
         let target = match &evidence {
             Evidence::Answer(oracle) => target(spec, present, &shown, oracle),
+            Evidence::Label { .. } if !present && spec.abstain => {
+                abstain_answer(spec.answer_format)
+            }
+            Evidence::Label { label, .. } => bare_answer(label.as_str()),
             Evidence::Unanswerable(_) => abstain_answer(spec.answer_format),
         };
         let instruction = messages
@@ -403,7 +425,8 @@ fn check_out(out: &Path) -> Result<()> {
     }
 }
 
-/// Questions from SQuAD JSON or question/answers JSONL, by extension, in file order.
+/// Questions from SQuAD or PubMedQA PQA-L JSON, or question/answers JSONL, by extension, in
+/// file order.
 pub fn load_questions(path: &Path) -> Result<Vec<QaItem>> {
     let ext = path
         .extension()
@@ -506,6 +529,9 @@ fn random_negatives(
 enum Evidence {
     /// The chunk that holds the gold answer.
     Answer(Oracle),
+    /// A yes/no/maybe question's own passage (the chunk holding most of its abstract) and its
+    /// label, the target (answer-only: a label has no span to quote).
+    Label { chunk: usize, label: Decision },
     /// An unanswerable question's own passage (index into the chunks), taught the refusal.
     Unanswerable(usize),
 }

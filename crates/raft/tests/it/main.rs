@@ -26,27 +26,44 @@ fn embedder() -> HashEmbedder {
 }
 
 fn kb_of(embedder: &HashEmbedder, docs: &[(String, String)]) -> Result<KnowledgeBase> {
+    let docs: Vec<(String, Vec<String>)> = docs
+        .iter()
+        .map(|(source, text)| (source.clone(), vec![text.clone()]))
+        .collect();
+    kb_of_chunks(embedder, &docs)
+}
+
+/// A knowledge base whose documents are the given chunks, in order.
+fn kb_of_chunks(embedder: &HashEmbedder, docs: &[(String, Vec<String>)]) -> Result<KnowledgeBase> {
     let mut kb = KnowledgeBase::in_memory(embedder)?;
-    for (source, text) in docs {
-        let chunk = Chunk {
-            source: source.clone(),
-            ordinal: 0,
-            text: text.clone(),
-            start: 0,
-            end: text.len(),
-            page: None,
-            heading_path: vec![],
-            tokens: text.split_whitespace().count() as u32,
-        };
+    for (source, texts) in docs {
+        let mut start = 0;
+        let chunks: Vec<Chunk> = texts
+            .iter()
+            .enumerate()
+            .map(|(ordinal, text)| {
+                start += text.len();
+                Chunk {
+                    source: source.clone(),
+                    ordinal: ordinal as u32,
+                    text: text.clone(),
+                    start: start - text.len(),
+                    end: start,
+                    page: None,
+                    heading_path: vec![],
+                    tokens: text.split_whitespace().count() as u32,
+                }
+            })
+            .collect();
         let doc = DocumentRecord {
             source: source.clone(),
             format: Format::Text,
             hash: format!("hash-of-{source}"),
-            size: text.len() as u64,
+            size: start as u64,
             mtime_ns: 0,
             metadata: Default::default(),
         };
-        kb.put_document(&doc, &[chunk], embedder)?;
+        kb.put_document(&doc, &chunks, embedder)?;
     }
     kb.checkpoint()?;
     Ok(kb)
@@ -426,6 +443,89 @@ fn random_and_retriever_distractors_differ() -> Result<()> {
         passages.push(sets);
     }
     assert_ne!(passages[0], passages[1]);
+    Ok(())
+}
+
+#[test]
+fn yes_no_maybe_questions_take_their_abstract_as_oracle_and_their_label_as_target() -> Result<()> {
+    let e = embedder();
+    // An abstract in two chunks: the first holds most of it, the second repeats the question's
+    // words, so the retriever ranks it high; it is evidence too and must never be a distractor.
+    let first = "Aspirin was given to 300 patients after surgery in a randomised trial. \
+                 Bleeding was recorded for thirty days after the operation.";
+    let second = "Does aspirin reduce pain after surgery?";
+    let mut docs: Vec<(String, Vec<String>)> = (0..LANDS)
+        .map(|i| (format!("land{i}.txt"), vec![fact(i)]))
+        .collect();
+    docs.push(("12345.txt".into(), vec![first.into(), second.into()]));
+    docs.push((
+        "other.txt".into(),
+        vec!["Pain after surgery is common; aspirin is cheap.".into()],
+    ));
+    let kb = kb_of_chunks(&e, &docs)?;
+    let dir = tempfile::tempdir()?;
+    let q = dir.path().join("pqal.json");
+    std::fs::write(
+        &q,
+        serde_json::json!({
+            "12345": {
+                "QUESTION": "Does aspirin reduce pain after surgery?",
+                "CONTEXTS": [
+                    "Aspirin was given to 300 patients after surgery in a randomised trial.",
+                    "Bleeding was recorded for thirty days after the operation.",
+                ],
+                "LABELS": ["METHODS", "RESULTS"],
+                "final_decision": "maybe",
+            },
+            "777": {
+                "QUESTION": "Is the moon made of cheese?",
+                "CONTEXTS": ["No abstract of ours says anything about the moon at all."],
+                "final_decision": "no",
+            },
+        })
+        .to_string(),
+    )?;
+
+    // A label is no span to quote: chain-of-thought targets are refused, naming the option.
+    let err = build(&BuildSpec::new(&q, dir.path().join("cot")), &kb, &e).unwrap_err();
+    assert!(err.to_string().contains("--answer-format answer"), "{err}");
+    assert!(err.to_string().contains("pqal.json"), "{err}");
+
+    let mut spec = BuildSpec::new(&q, dir.path().join("labels"));
+    spec.answer_format = AnswerFormat::Answer;
+    spec.p = 1.0;
+    spec.distractors = 2;
+    let report = build(&spec, &kb, &e)?;
+    assert_eq!((report.examples, report.with_oracle), (1, 1), "{report:?}");
+    assert_eq!(report.skipped[&SkipReason::PassageNotInKb], 1);
+    let g = &lines(&spec.out.join(GORILLA_FILE))[0];
+    assert_eq!(g["cot_answer"], "<ANSWER>: maybe");
+    assert_eq!(g["oracle_context"], first);
+    let shown = g["context"]["sentences"][0].as_array().unwrap();
+    assert_eq!(shown.len(), 3, "the oracle and two distractors: {shown:?}");
+    assert_eq!(shown.iter().filter(|t| **t == first).count(), 1);
+    assert!(!shown.iter().any(|t| *t == second), "{shown:?}");
+    let m = manifest(&spec.out);
+    assert_eq!(m["examples"][0]["source"], "12345.txt");
+    assert_eq!(m["examples"][0]["answerable"], true);
+
+    // Without the oracle and with --abstain, the target is the refusal, as for spans.
+    spec.p = 0.0;
+    spec.abstain = true;
+    spec.out = dir.path().join("abstain");
+    let report = build(&spec, &kb, &e)?;
+    assert_eq!(
+        (report.examples, report.without_oracle),
+        (1, 1),
+        "{report:?}"
+    );
+    let g = &lines(&spec.out.join(GORILLA_FILE))[0];
+    assert_eq!(g["cot_answer"], abstain_answer(AnswerFormat::Answer));
+    let shown = g["context"]["sentences"][0].as_array().unwrap();
+    assert!(
+        !shown.iter().any(|t| *t == first || *t == second),
+        "{shown:?}"
+    );
     Ok(())
 }
 
