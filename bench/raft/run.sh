@@ -24,7 +24,9 @@
 # it beside the baseline comparison's runs, the d3-p0.8-retriever one: greedy answers to the
 # same seeded questions, so the pairs hold; BASELINE_RUNS names another saved runs.json, e.g.
 # bench/results/raft/squad/runs_d3-p0.8-retriever-q400-s100.json for an adapter trained with
-# other TRAIN_QUESTIONS or STEPS), ROBUST=1 and ROBUST_SAMPLE (100).
+# other TRAIN_QUESTIONS or STEPS), RAFT=0 (train no RAFT adapter: with BASELINES=1 and
+# COMPARE=ablation, the SFT variants at this budget answer beside a saved comparison),
+# ROBUST=1 and ROBUST_SAMPLE (100).
 set -euo pipefail
 W=${1:-/tmp/raft_squad}
 R=${2:-target/release/ragtune}
@@ -84,22 +86,28 @@ train "$W/sft_q$N.jsonl" "$W/run_sft_q$N-s$STEPS" 512
 train "$W/sft_rag_q$N.jsonl" "$W/run_sft_rag_q$N-s$STEPS" 768
 fi
 
+RAFT=${RAFT:-1}
+if [ "$RAFT" = 1 ]; then
 abstain=()
 [ "${ABSTAIN:-0}" = 1 ] && abstain=(--abstain)
 [ -f "$W/raft_$TAG/manifest.json" ] || $R raft build --kb "$W/kb" --questions "$Q" \
     --out "$W/raft_$TAG" --distractors "$DISTRACTORS" --p "$P" --distractors-from "$FROM" \
     --answer-format "$FORMAT" --seed 0 "${abstain[@]}"
 train "$W/raft_$TAG/train.jsonl" "$W/run_raft_$TAG-q$N-s$STEPS" 1536
+fi
+
+# The adapters this run trained, as compare variants and as run folders.
+trained=() runs=()
+[ "$BASELINES" = 1 ] && trained+=(--variant "sft:$W/run_sft_q$N-s$STEPS" \
+    --variant "sft+rag:$W/run_sft_rag_q$N-s$STEPS") && runs+=(run_sft_q$N-s$STEPS run_sft_rag_q$N-s$STEPS)
+[ "$RAFT" = 1 ] && trained+=(--variant "raft:$W/run_raft_$TAG-q$N-s$STEPS") && runs+=(run_raft_$TAG-q$N-s$STEPS)
+[ "$RAFT" = 1 ] || TAG=baselines
 
 # The comparison (COMPARE=0 skips it, for the robustness run alone).
 if [ "${COMPARE:-1}" = 1 ]; then
-baselines=()
-[ "$BASELINES" = 1 ] && baselines=(--variant "sft:$W/run_sft_q$N-s$STEPS" \
-    --variant "sft+rag:$W/run_sft_rag_q$N-s$STEPS")
 $R compare --questions "$W/heldout.json" --kb "$W/kb" --sample "$SAMPLE" --seed 0 \
     --out "$W/report_$TAG-q$N-s$STEPS" --threads 2 \
-    --variant "rag@$BASE" "${baselines[@]}" \
-    --variant "raft:$W/run_raft_$TAG-q$N-s$STEPS" | tee "$OUT/table_$TAG-q$N-s$STEPS.txt"
+    --variant "rag@$BASE" "${trained[@]}" | tee "$OUT/table_$TAG-q$N-s$STEPS.txt"
 cp "$W/report_$TAG-q$N-s$STEPS/runs.json" "$OUT/runs_$TAG-q$N-s$STEPS.json"
 cp "$W/report_$TAG-q$N-s$STEPS/report.json" "$OUT/report_$TAG-q$N-s$STEPS.json"
 for run in "$W"/run_*q$N-s$STEPS; do
@@ -109,14 +117,14 @@ for run in "$W"/run_*q$N-s$STEPS; do
 done
 fi
 
-# An ablation (COMPARE=ablation): only this RAFT adapter answers; its runs join the baseline's
-# in one report (`compare --from-runs`), so its paired differences are against the same answers.
+# An ablation (COMPARE=ablation): only the adapters this run trained answer; their runs join the
+# baseline's in one report (`compare --from-runs`), so the paired differences are against the
+# same answers.
 if [ "${COMPARE:-1}" = ablation ]; then
     BASELINE=${BASELINE_RUNS:-$W/report_d3-p0.8-retriever-q$N-s$STEPS/runs.json}
     [ -f "$BASELINE" ] || { echo "no baseline comparison at $BASELINE: run with COMPARE=1 first" >&2; exit 1; }
     $R compare --questions "$W/heldout.json" --kb "$W/kb" --sample "$SAMPLE" --seed 0 \
-        --out "$W/ablation_$TAG-q$N-s$STEPS" --threads 2 \
-        --variant "raft:$W/run_raft_$TAG-q$N-s$STEPS" > /dev/null
+        --out "$W/ablation_$TAG-q$N-s$STEPS" --threads 2 "${trained[@]}" > /dev/null
     python3 - "$BASELINE" "$W/ablation_$TAG-q$N-s$STEPS/runs.json" "$W/merged_$TAG-q$N-s$STEPS.json" <<'PY'
 import json, sys
 base, new = (json.load(open(p)) for p in sys.argv[1:3])
@@ -130,9 +138,10 @@ PY
         | tee "$OUT/table_$TAG-q$N-s$STEPS.txt"
     cp "$W/ablation_$TAG-q$N-s$STEPS/runs.json" "$OUT/runs_$TAG-q$N-s$STEPS.json"
     cp "$W/report_$TAG-q$N-s$STEPS/report.json" "$OUT/report_$TAG-q$N-s$STEPS.json"
-    n=run_raft_$TAG-q$N-s$STEPS
-    cp "$W/$n/training.json" "$OUT/training_$n.json"
-    cp "$W/$n.time" "$OUT/time_$n.txt"
+    for n in "${runs[@]}"; do
+        cp "$W/$n/training.json" "$OUT/training_$n.json"
+        cp "$W/$n.time" "$OUT/time_$n.txt"
+    done
 fi
 
 # Robustness (ROBUST=1): RAG and RAFT shown 2, 5 and 8 passages, ROBUST_SAMPLE questions.
