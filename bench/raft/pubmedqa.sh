@@ -2,8 +2,9 @@
 # RAFT against RAG on PubMedQA (issue 12): the paper's own medical data set, yes/no/maybe
 # questions scored by accuracy on the label. The shared half of PQA-L (500 labelled instances)
 # is split 50/50 by a seeded draw of PubMed ids; the corpus is all 500 abstracts (one file
-# each, their paragraphs in order), so at answer time retrieval has to find the question's
-# abstract among the others. RAFT: the training half's questions, each with its abstract's
+# each, their paragraphs in order; ingest's default chunks, which MiniLM's 256-token window
+# caps: 900 chunks, most abstracts two), so at answer time retrieval has to find the question's
+# abstract among the others. The oracle is the chunk holding most of the abstract. RAFT: the training half's questions, each with its abstract's
 # passage among DISTRACTORS hard negatives (other abstracts only), shown with share P, the label
 # as the target (`raft build --answer-format answer`: a label has no span to quote). Then
 # `ragtune compare` answers SAMPLE seeded held-out questions through RAG on the base model and
@@ -48,7 +49,7 @@ PY
     --out "$W/raft_$TAG" --distractors "$DISTRACTORS" --p "$P" --answer-format answer --seed 0
 RUN="$W/run_raft_$TAG"
 [ -f "$RUN/adapter.gguf" ] || /usr/bin/time -v -o "$RUN.time" $R train sft \
-    --data "$W/raft_$TAG/train.jsonl" --out "$RUN" --max-len 1024 --base $BASE --targets all \
+    --data "$W/raft_$TAG/train.jsonl" --out "$RUN" --max-len 1536 --base $BASE --targets all \
     --rank 8 --alpha 16 --lr 5e-4 --warmup-ratio 0.05 --batch-size 1 --grad-accum 4 \
     --max-steps "$STEPS" --save-every 0 --threads 2
 
