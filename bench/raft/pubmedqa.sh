@@ -62,3 +62,5 @@ cp "$W/report_$TAG/report.json" "$OUT/report_$TAG.json"
 cp "$W/raft_$TAG/manifest.json" "$OUT/build_manifest_$TAG.json"
 cp "$RUN/training.json" "$OUT/training_$TAG.json"
 cp "$RUN.time" "$OUT/time_$TAG.txt"
+# Accuracy by gold label, beside the majority-class baseline on the same questions.
+python3 bench/raft/labels.py "$PQAL" "$OUT/runs_$TAG.json" | tee "$OUT/labels_$TAG.txt"
