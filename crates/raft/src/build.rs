@@ -202,8 +202,9 @@ pub fn build(spec: &BuildSpec, kb: &KnowledgeBase, embedder: &dyn Embedder) -> R
         let answerable = !matches!(evidence, Evidence::Unanswerable(_));
         // An unanswerable question's passage is always shown: retrieval finds it at answer time.
         let (oracle_index, present) = match &evidence {
-            Evidence::Answer(o) => (o.chunk, rng.next_f64() < spec.p),
-            Evidence::Label { chunk, .. } => (*chunk, rng.next_f64() < spec.p),
+            Evidence::Answer(Oracle { chunk, .. }) | Evidence::Label { chunk, .. } => {
+                (*chunk, rng.next_f64() < spec.p)
+            }
             Evidence::Unanswerable(chunk) => (*chunk, true),
         };
         let need = spec.distractors + usize::from(!present);
