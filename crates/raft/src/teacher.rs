@@ -57,6 +57,9 @@ pub enum DropReason {
     AnswerNotInQuote,
     /// The answer is the whole quote or over 10 words: not a short answer.
     AnswerTooLong,
+    /// The question already holds its answer ("What colour are the black ducks?" -> "black"):
+    /// small teachers write these often, and they teach copying from the question.
+    AnswerInQuestion,
     /// The same question (case and spacing aside) was already kept.
     Duplicate,
 }
@@ -70,6 +73,7 @@ impl DropReason {
             DropReason::QuoteTooShort => "the quote is under 30 bytes",
             DropReason::AnswerNotInQuote => "the answer is not in the quote",
             DropReason::AnswerTooLong => "the answer is the whole quote or over 10 words",
+            DropReason::AnswerInQuestion => "the question holds its own answer",
             DropReason::Duplicate => "the question was asked already",
         }
     }
@@ -257,6 +261,9 @@ fn check(proposal: &Value, chunk: &KbChunk) -> std::result::Result<TeacherQuesti
     let Some(at) = find_ignoring_case(&quote, &answer) else {
         return Err(DropReason::AnswerNotInQuote);
     };
+    if holds_word(&question, &answer) {
+        return Err(DropReason::AnswerInQuestion);
+    }
     Ok(TeacherQuestion {
         id: String::new(),
         question,
@@ -272,6 +279,16 @@ fn find_ignoring_case(haystack: &str, needle: &str) -> Option<usize> {
     let (h, n) = (haystack.as_bytes(), needle.as_bytes());
     (0..=h.len().checked_sub(n.len())?)
         .find(|&i| haystack.is_char_boundary(i) && h[i..i + n.len()].eq_ignore_ascii_case(n))
+}
+
+/// Whether `needle` occurs in `text` as whole words (case aside): "3" is not in "x3", but
+/// "Föglö" is in "What does Föglö have?".
+fn holds_word(text: &str, needle: &str) -> bool {
+    let (text, needle) = (text.to_lowercase(), needle.to_lowercase());
+    let word = |c: Option<char>| c.is_some_and(char::is_alphanumeric);
+    text.match_indices(&needle).any(|(i, _)| {
+        !word(text[..i].chars().next_back()) && !word(text[i + needle.len()..].chars().next())
+    })
 }
 
 fn collapse(s: &str) -> String {
@@ -365,6 +382,8 @@ mod tests {
 {"question": "where was  the game played?", "answer": "Santa Clara", "quote": "The game was played at Levi's Stadium in Santa Clara on February 7, 2016."}
 {"question": "", "answer": "x", "quote": "y"}
 {"question": "What happened?", "answer": "The Broncos defeated the Panthers 24 to 10.", "quote": "The Broncos defeated the Panthers 24 to 10."}
+{"question": "Whom did the Broncos defeat?", "answer": "the broncos", "quote": "The Broncos defeated the Panthers 24 to 10."}
+{"question": "By what score (not 124 to 100) did the Broncos win?", "answer": "24 to 10", "quote": "The Broncos defeated the Panthers 24 to 10."}
 ```"#;
         let chunks = [chunk(7, TEXT), chunk(8, "too short to ask about")];
         let spec = TeacherSpec {
@@ -373,13 +392,17 @@ mod tests {
         };
         let (kept, report) = write_questions(&spec, &chunks, &Scripted(reply.into())).unwrap();
         assert_eq!(report.chunks, 1, "the short chunk is not asked about");
-        assert_eq!(report.proposed, 7);
-        assert_eq!(kept.len(), 1);
+        assert_eq!(report.proposed, 9);
+        assert_eq!(kept.len(), 2);
         assert_eq!(
             kept[0].answer, "Levi's Stadium",
             "spelled as the quote has it"
         );
         assert_eq!(kept[0].chunk_id, 7);
+        assert_eq!(
+            kept[1].answer, "24 to 10",
+            "inside a longer number is not the answer's words"
+        );
         let dropped: Vec<_> = report.dropped.iter().map(|(r, n)| (*r, *n)).collect();
         assert_eq!(
             dropped,
@@ -389,6 +412,7 @@ mod tests {
                 (DropReason::QuoteTooShort, 1),
                 (DropReason::AnswerNotInQuote, 1),
                 (DropReason::AnswerTooLong, 1),
+                (DropReason::AnswerInQuestion, 1),
                 (DropReason::Duplicate, 1),
             ]
         );
