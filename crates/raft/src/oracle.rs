@@ -68,8 +68,8 @@ impl SkipReason {
 }
 
 /// The oracle of `item` among `chunks`: the first chunk (in the order given) where a gold
-/// answer sits in text that agrees with the question's context (its whole sentence, or at
-/// least 30 bytes around the answer). Without a context, the only chunk that contains the
+/// answer sits in text that agrees with the question's context (its whole sentence, at least
+/// 30 bytes around the answer, or the whole context when that is at least 30 bytes). Without a context, the only chunk that contains the
 /// answer. The quote is the part of the answer's sentence that agrees with the context.
 pub fn find_oracle(item: &QaItem, chunks: &[KbChunk]) -> Result<Oracle, SkipReason> {
     if !item.answerable() || item.answers.iter().all(|a| a.trim().is_empty()) {
@@ -106,7 +106,10 @@ pub fn find_oracle(item: &QaItem, chunks: &[KbChunk]) -> Result<Oracle, SkipReas
                         Some(_) => {}
                         None => without_context = Some(found),
                     }
-                } else if w1 - w0 >= (s1 - s0).min(answer.len() + MIN_AGREEMENT) {
+                } else if w1 - w0 >= (s1 - s0).min(answer.len() + MIN_AGREEMENT)
+                    // The whole context (a teacher's quote, a table row) is here verbatim.
+                    || (w1 - w0 == context.len() && context.len() >= MIN_AGREEMENT)
+                {
                     return Ok(found);
                 }
             }
@@ -280,6 +283,41 @@ mod tests {
         assert_eq!(
             find_passage(&without, &chunks),
             Err(SkipReason::UnanswerableWithoutContext)
+        );
+    }
+
+    #[test]
+    fn a_quote_shorter_than_the_margin_places_its_row() {
+        // A teacher's quote: one table row of a long run-on "sentence", the answer most of it.
+        let table = "Table 10.9. List of commands command | description gpg -a -s file | sign \
+                     file gpg --clearsign file | clear-sign message gpg --verify file | verify \
+                     clear-signed file";
+        let item = QaItem {
+            id: "t".into(),
+            question: "How is a file clear-signed?".into(),
+            answers: vec!["gpg --clearsign file".into()],
+            is_impossible: false,
+            title: String::new(),
+            context: "gpg --clearsign file | clear-sign message".into(),
+            decision: None,
+        };
+        let other = chunk(
+            1,
+            "Use gpg --clearsign file to sign mail; it is the usual way.",
+        );
+        let o = find_oracle(&item, &[other, chunk(2, table)]).unwrap();
+        assert_eq!(
+            (o.chunk, o.quote.as_str()),
+            (1, "gpg --clearsign file | clear-sign message")
+        );
+        // Under 30 bytes, a whole context is too little to tell passages apart.
+        let short = QaItem {
+            context: "gpg --clearsign file |".into(),
+            ..item
+        };
+        assert_eq!(
+            find_oracle(&short, &[chunk(2, table)]).unwrap_err(),
+            SkipReason::PassageNotInKb
         );
     }
 
