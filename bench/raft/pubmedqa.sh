@@ -8,7 +8,8 @@
 # passage among DISTRACTORS hard negatives (other abstracts only), shown with share P, the label
 # as the target (`raft build --answer-format answer`: a label has no span to quote). Then
 # `ragtune compare` answers SAMPLE seeded held-out questions through RAG on the base model and
-# the RAFT adapter, one at a time, and reports accuracy with paired bootstrap CIs.
+# the RAFT adapter, one at a time, and reports accuracy with paired bootstrap CIs, and per gold
+# label what each variant got right and said, beside always saying the commonest label.
 # Run from the repository root: bench/raft/pubmedqa.sh [WORK_DIR] [RAGTUNE]
 # Knobs (environment): STEPS (60), DISTRACTORS (1), P (0.8), SAMPLE (150), PQAL (the file),
 # EXTRA (more --variant arguments for the comparison, e.g. "--variant rag@qwen2.5-coder-0.5b-instruct"),
@@ -62,5 +63,3 @@ cp "$W/report_$TAG/report.json" "$OUT/report_$TAG.json"
 cp "$W/raft_$TAG/manifest.json" "$OUT/build_manifest_$TAG.json"
 cp "$RUN/training.json" "$OUT/training_$TAG.json"
 cp "$RUN.time" "$OUT/time_$TAG.txt"
-# Accuracy by gold label, beside the majority-class baseline on the same questions.
-python3 bench/raft/labels.py "$PQAL" "$OUT/runs_$TAG.json" | tee "$OUT/labels_$TAG.txt"

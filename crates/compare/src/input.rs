@@ -91,6 +91,12 @@ pub struct QuestionOutcome {
     /// Is this a labelled question (yes/no/maybe), so `correct` is a label match?
     #[serde(default)]
     pub labelled: bool,
+    /// For a labelled question: its gold label, and the label the answer gave (None when it
+    /// gave none), so the report can show which labels a variant gets right and which it says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gold_label: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub said_label: Option<String>,
     /// Did it withhold an answer?
     pub abstained: bool,
     /// Answered and wrong; for grounded modes also: the answer occurs in no passage of its

@@ -22,6 +22,8 @@
 //!     f1: f64::from(u8::from(correct)),
 //!     correct,
 //!     labelled: false,
+//!     gold_label: None,
+//!     said_label: None,
 //!     abstained: false,
 //!     unsupported: !correct,
 //!     citations: 1,
@@ -78,6 +80,6 @@ pub use input::{
 pub use price::{ModelPrice, PriceTable};
 pub use recommend::{Profile, Recommendation, RuledOut, recommend};
 pub use report::{
-    BreakEven, Comparison, CostBasis, Metrics, Options, Report, SCHEMA_VERSION, VariantReport,
-    build,
+    BreakEven, Comparison, CostBasis, LabelRow, MajorityLabel, Metrics, NO_LABEL, Options, Report,
+    SCHEMA_VERSION, VariantReport, build,
 };

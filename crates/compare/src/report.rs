@@ -14,6 +14,7 @@ use crate::price::PriceTable;
 use crate::recommend::Recommendation;
 use crate::stats::{self, Interval, McNemar};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// Bumped whenever a field of the JSON changes meaning or disappears.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -52,6 +53,11 @@ pub struct Report {
     pub unanswerable: usize,
     /// Questions with a yes/no/maybe label.
     pub labelled: usize,
+    /// The most common gold label and its share of the labelled questions: the accuracy of
+    /// always saying it, which a variant must beat to have read anything. None when the runs
+    /// do not record labels (runs from before they did).
+    #[serde(default)]
+    pub majority_label: Option<MajorityLabel>,
     pub options: Options,
     /// The variant with the highest share correct (ties: higher F1, then input order); None
     /// when every variant failed.
@@ -65,6 +71,31 @@ pub struct Report {
     /// Filled by the caller from [`crate::recommend`] with the user's profile.
     pub recommendation: Option<Recommendation>,
 }
+
+/// The label a constant answer would give, and what it would score.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MajorityLabel {
+    pub label: String,
+    pub share: f64,
+}
+
+/// How a variant answered the labelled questions of one gold label.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LabelRow {
+    pub gold: String,
+    pub questions: usize,
+    /// How often it said each label; [`NO_LABEL`] counts answers that gave none.
+    pub said: BTreeMap<String, usize>,
+}
+
+impl LabelRow {
+    pub fn right(&self) -> usize {
+        self.said.get(&self.gold).copied().unwrap_or(0)
+    }
+}
+
+/// The key of [`LabelRow::said`] for an answer with no label in it.
+pub const NO_LABEL: &str = "none";
 
 /// One variant's row.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -98,6 +129,10 @@ pub struct Metrics {
     pub f1: Interval,
     /// Share correct over labelled questions; None without labelled questions.
     pub accuracy: Option<Interval>,
+    /// Per gold label (most common first), what it said; empty when the runs do not record
+    /// labels.
+    #[serde(default)]
+    pub labels: Vec<LabelRow>,
     pub citations: u64,
     pub valid_citations: u64,
     /// valid / all citations; None when it cited nothing.
@@ -329,6 +364,10 @@ pub fn build(
         answerable: questions.iter().filter(|q| q.answerable).count(),
         unanswerable: questions.iter().filter(|q| !q.answerable).count(),
         labelled: questions.iter().filter(|q| q.labelled).count(),
+        majority_label: compared
+            .iter()
+            .find(|r| r.outcomes.iter().any(|q| q.gold_label.is_some()))
+            .and_then(|r| majority_label(&r.outcomes)),
         options: options.clone(),
         best: best.clone(),
         variants: Vec::new(),
@@ -354,6 +393,44 @@ pub fn build(
     }
     report.variants = variants;
     Ok(report)
+}
+
+/// Gold labels with their counts, most common first (ties: by name, so the order is stable).
+fn gold_counts(qs: &[QuestionOutcome]) -> Vec<(&str, usize)> {
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for gold in qs.iter().filter_map(|q| q.gold_label.as_deref()) {
+        *counts.entry(gold).or_default() += 1;
+    }
+    let mut counts: Vec<_> = counts.into_iter().collect();
+    counts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    counts
+}
+
+fn majority_label(qs: &[QuestionOutcome]) -> Option<MajorityLabel> {
+    let counts = gold_counts(qs);
+    let total: usize = counts.iter().map(|c| c.1).sum();
+    counts.first().map(|&(label, n)| MajorityLabel {
+        label: label.to_owned(),
+        share: n as f64 / total as f64,
+    })
+}
+
+fn label_rows(qs: &[QuestionOutcome]) -> Vec<LabelRow> {
+    gold_counts(qs)
+        .into_iter()
+        .map(|(gold, questions)| {
+            let mut said = BTreeMap::new();
+            for q in qs.iter().filter(|q| q.gold_label.as_deref() == Some(gold)) {
+                let label = q.said_label.as_deref().unwrap_or(NO_LABEL);
+                *said.entry(label.to_owned()).or_default() += 1;
+            }
+            LabelRow {
+                gold: gold.to_owned(),
+                questions,
+                said,
+            }
+        })
+        .collect()
 }
 
 fn check_options(o: &Options) -> Result<()> {
@@ -479,6 +556,14 @@ fn check_same_questions(reference: &VariantRun, run: &VariantRun) -> Result<()> 
                 b.id
             )));
         }
+        if let (Some(x), Some(y)) = (&a.gold_label, &b.gold_label)
+            && x != y
+        {
+            return Err(mismatch(format!(
+                "question {:?} has the gold label {x:?} here and {y:?} there",
+                a.id
+            )));
+        }
         if a.answerable != b.answerable || a.labelled != b.labelled {
             return Err(mismatch(format!(
                 "question {:?} is marked answerable={} labelled={} here and answerable={} \
@@ -537,6 +622,7 @@ fn metrics(run: &VariantRun, prices: &PriceTable, o: &Options) -> Metrics {
         exact_match,
         f1,
         accuracy: ci(&labelled, o),
+        labels: label_rows(qs),
         citations,
         valid_citations,
         citation_validity: (citations > 0).then(|| valid_citations as f64 / citations as f64),

@@ -382,6 +382,8 @@ pub fn outcome_of(
         f1: r.f1,
         correct,
         labelled,
+        gold_label: r.gold_decision.map(|d| d.as_str().to_owned()),
+        said_label: r.predicted_decision.map(|d| d.as_str().to_owned()),
         abstained,
         unsupported,
         citations: a.citations.len() as u32,

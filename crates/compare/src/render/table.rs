@@ -1,6 +1,6 @@
 //! The report's tables, built once and printed as text or HTML.
 
-use crate::report::{Report, VariantReport};
+use crate::report::{NO_LABEL, Report, VariantReport};
 use crate::stats::Interval;
 
 pub(crate) struct Table {
@@ -256,7 +256,62 @@ pub(crate) fn tables(r: &Report) -> Vec<Table> {
             break_even_cell(v),
         ]);
     }
-    vec![quality, grounding, cost]
+    let mut out = vec![quality, grounding, cost];
+    out.extend(labels(r));
+    out
+}
+
+/// Per gold label, how many each variant got right, and which labels it said: a variant that
+/// says one label whatever the passage scores the majority share without reading anything.
+fn labels(r: &Report) -> Option<Table> {
+    let majority = r.majority_label.as_ref()?;
+    let golds: Vec<&str> = r
+        .variants
+        .iter()
+        .find_map(|v| v.metrics.as_ref().filter(|m| !m.labels.is_empty()))?
+        .labels
+        .iter()
+        .map(|row| row.gold.as_str())
+        .collect();
+    let mut headers = vec!["variant".to_owned()];
+    headers.extend(golds.iter().map(|g| format!("right on {g}")));
+    headers.extend(golds.iter().map(|g| format!("said {g} (%)")));
+    headers.push("said none (%)".to_owned());
+    let mut table = Table {
+        title: format!(
+            "Labels: always saying \"{}\" scores {}%",
+            majority.label,
+            pct(majority.share)
+        ),
+        headers,
+        numeric_from: 1,
+        rows: Vec::new(),
+    };
+    for v in r.variants.iter().filter(|v| v.metrics.is_some()) {
+        let rows = &v.metrics.as_ref().expect("filtered").labels;
+        let asked: usize = rows.iter().map(|row| row.questions).sum();
+        let said = |label: &str| {
+            let n: usize = rows.iter().filter_map(|row| row.said.get(label)).sum();
+            pct(n as f64 / asked.max(1) as f64)
+        };
+        let mut cells = vec![v.name.clone()];
+        if rows.is_empty() {
+            // A run saved before outcomes recorded labels.
+            cells.extend(std::iter::repeat_n("-".to_owned(), 2 * golds.len() + 1));
+            table.rows.push(cells);
+            continue;
+        }
+        cells.extend(golds.iter().map(|g| {
+            rows.iter().find(|row| row.gold == *g).map_or_else(
+                || "-".into(),
+                |row| format!("{}/{}", row.right(), row.questions),
+            )
+        }));
+        cells.extend(golds.iter().map(|g| said(g)));
+        cells.push(said(NO_LABEL));
+        table.rows.push(cells);
+    }
+    Some(table)
 }
 
 pub(crate) fn break_even_cell(v: &VariantReport) -> String {

@@ -36,6 +36,8 @@ pub fn run(s: &Spec) -> VariantRun {
                 f1: if correct { 1.0 } else { 0.25 },
                 correct,
                 labelled: false,
+                gold_label: None,
+                said_label: None,
                 abstained,
                 unsupported: !correct && !abstained && i % 2 == 0,
                 citations: if grounded { 2 } else { 0 },

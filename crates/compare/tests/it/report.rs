@@ -2,8 +2,8 @@
 
 use crate::fixtures::{self, ANSWERABLE, N, Spec, prices, report, run, runs, scenarios};
 use ragtune_compare::{
-    Approach, CostBasis, Error, Freshness, Options, PriceTable, Report, SCHEMA_VERSION, Scenarios,
-    UpdateKind, build, stats::McNemarMethod,
+    Approach, CostBasis, Error, Freshness, NO_LABEL, Options, PriceTable, Report, SCHEMA_VERSION,
+    Scenarios, UpdateKind, VariantRun, build, render, stats::McNemarMethod,
 };
 
 fn close(a: f64, b: f64) -> bool {
@@ -434,6 +434,115 @@ fn labelled_questions_get_an_accuracy() {
     assert_eq!(rep.labelled, 20);
     let acc = rep.variants[0].metrics.as_ref().unwrap().accuracy.unwrap();
     assert_eq!(acc.estimate, 1.0, "the first 20 are right");
+}
+
+/// 20 labelled questions (12 yes, 6 no, 2 maybe) answered by `say(i, gold)`.
+fn labelled_run(
+    name: &'static str,
+    say: impl Fn(usize, &str) -> Option<&'static str>,
+) -> VariantRun {
+    let mut r = run(&Spec {
+        name,
+        approach: Approach::Rag,
+        right: 0,
+        latency_ms: 10.0,
+        prompt_tokens: 10,
+        cpu_seconds: 1.0,
+    });
+    r.outcomes.truncate(20);
+    for (i, q) in r.outcomes.iter_mut().enumerate() {
+        let gold = match i {
+            0..12 => "yes",
+            12..18 => "no",
+            _ => "maybe",
+        };
+        let said = say(i, gold);
+        q.answerable = true;
+        q.labelled = true;
+        q.correct = said == Some(gold);
+        q.gold_label = Some(gold.into());
+        q.said_label = said.map(String::from);
+    }
+    r
+}
+
+#[test]
+fn labelled_questions_are_split_by_gold_label_beside_the_majority() {
+    let always_yes = labelled_run("rag@always-yes", |_, _| Some("yes"));
+    // Reads: right on the first 10 yes and the first 5 no, no label on the maybes.
+    let reader = labelled_run("rag@reader", |i, gold| match (i, gold) {
+        (_, "maybe") => None,
+        (0..10 | 12..17, g) => Some(if g == "yes" { "yes" } else { "no" }),
+        (_, "yes") => Some("no"),
+        _ => Some("yes"),
+    });
+    // Saved before outcomes recorded labels.
+    let mut old = labelled_run("rag@old", |_, _| Some("yes"));
+    for q in &mut old.outcomes {
+        (q.gold_label, q.said_label) = (None, None);
+    }
+    let runs = [old, always_yes, reader];
+    let rep = build(&runs, &Scenarios::default(), &prices(), &Options::default()).unwrap();
+    let majority = rep.majority_label.as_ref().unwrap();
+    assert_eq!((majority.label.as_str(), majority.share), ("yes", 0.6));
+    let rows = |name: &str| rep.variant(name).unwrap().metrics.clone().unwrap().labels;
+    assert!(rows("rag@old").is_empty());
+    let yes = rows("rag@always-yes");
+    let summary: Vec<_> = yes
+        .iter()
+        .map(|r| (r.gold.as_str(), r.questions, r.right()))
+        .collect();
+    assert_eq!(summary, [("yes", 12, 12), ("no", 6, 0), ("maybe", 2, 0)]);
+    assert_eq!(yes[1].said.get("yes"), Some(&6));
+    let reader = rows("rag@reader");
+    let summary: Vec<_> = reader
+        .iter()
+        .map(|r| (r.gold.as_str(), r.right()))
+        .collect();
+    assert_eq!(summary, [("yes", 10), ("no", 5), ("maybe", 0)]);
+    assert_eq!(reader[2].said.get(NO_LABEL), Some(&2));
+
+    let text = render::terminal(&rep);
+    assert!(
+        text.contains("Labels: always saying \"yes\" scores 60.0%"),
+        "{text}"
+    );
+    let table = &text[text.find("Labels:").unwrap()..];
+    let line = |name: &str| {
+        table
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap()
+            .to_owned()
+    };
+    let cells = |name: &str| {
+        line(name)
+            .split_whitespace()
+            .skip(1)
+            .map(String::from)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        cells("rag@always-yes"),
+        ["12/12", "0/6", "0/2", "100.0", "0.0", "0.0", "0.0"]
+    );
+    assert_eq!(
+        cells("rag@reader"),
+        ["10/12", "5/6", "0/2", "55.0", "35.0", "0.0", "10.0"]
+    );
+    assert_eq!(cells("rag@old"), ["-"; 7]);
+
+    // The same question with two gold labels is two question sets.
+    let mut other = labelled_run("rag@other", |_, _| Some("no"));
+    other.outcomes[0].gold_label = Some("no".into());
+    let err = build(
+        &[runs[1].clone(), other],
+        &Scenarios::default(),
+        &prices(),
+        &Options::default(),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("gold label"), "{err}");
 }
 
 #[test]
