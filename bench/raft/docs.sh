@@ -60,7 +60,7 @@ Q="$W/questions_$QTAG.jsonl"
 [ -f "$Q" ] || /usr/bin/time -v -o "$W/questions_$QTAG.time" $R raft questions --kb "$W/kb" \
     --model "$TEACHER" --chunks "$CHUNKS" --per-chunk "$PER_CHUNK" --seed 0 --threads 2 \
     --out "$Q" | tee "$OUT/questions_$QTAG.txt"
-cp "$Q" "$OUT/"
+cp "$Q" "$W/questions_$QTAG.time" "$OUT/"
 
 # Half of the chunks that questions were kept for train, the other half is held out.
 [ -f "$W/heldout_$QTAG.jsonl" ] || python3 - "$Q" "$W/train_$QTAG.jsonl" "$W/heldout_$QTAG.jsonl" <<'PY'
