@@ -69,8 +69,9 @@ impl SkipReason {
 
 /// The oracle of `item` among `chunks`: the first chunk (in the order given) where a gold
 /// answer sits in text that agrees with the question's context (its whole sentence, at least
-/// 30 bytes around the answer, or the whole context when that is at least 30 bytes). Without a context, the only chunk that contains the
-/// answer. The quote is the part of the answer's sentence that agrees with the context.
+/// 30 bytes around the answer, or the whole context when that is at least 30 bytes). Without a
+/// context, the only chunk that contains the answer. The quote is the part of the answer's
+/// sentence that agrees with the context.
 pub fn find_oracle(item: &QaItem, chunks: &[KbChunk]) -> Result<Oracle, SkipReason> {
     if !item.answerable() || item.answers.iter().all(|a| a.trim().is_empty()) {
         return Err(SkipReason::Unanswerable);
