@@ -153,6 +153,10 @@ fn questions(mut args: QuestionsArgs) -> Result<()> {
         report.teacher_seconds,
         args.out.display()
     );
+    println!(
+        "  the teacher read {} prompt tokens and wrote {}",
+        report.prompt_tokens, report.completion_tokens
+    );
     for (reason, n) in &report.dropped {
         println!("  dropped {n}: {}", reason.describe());
     }

@@ -60,6 +60,9 @@ pub enum DropReason {
     /// The question already holds its answer ("What colour are the black ducks?" -> "black"):
     /// small teachers write these often, and they teach copying from the question.
     AnswerInQuestion,
+    /// The question is about the passage itself ("What is the second sentence of the
+    /// passage?"): asked of a whole knowledge base, it has no answer.
+    AboutThePassage,
     /// The same question (case and spacing aside) was already kept.
     Duplicate,
 }
@@ -74,6 +77,7 @@ impl DropReason {
             DropReason::AnswerNotInQuote => "the answer is not in the quote",
             DropReason::AnswerTooLong => "the answer is the whole quote or over 10 words",
             DropReason::AnswerInQuestion => "the question holds its own answer",
+            DropReason::AboutThePassage => "the question is about the passage, not its subject",
             DropReason::Duplicate => "the question was asked already",
         }
     }
@@ -264,6 +268,10 @@ fn check(proposal: &Value, chunk: &KbChunk) -> std::result::Result<TeacherQuesti
     if holds_word(&question, &answer) {
         return Err(DropReason::AnswerInQuestion);
     }
+    // The teacher is shown "Passage:"; a question that names it only makes sense beside it.
+    if holds_word(&question, "passage") {
+        return Err(DropReason::AboutThePassage);
+    }
     Ok(TeacherQuestion {
         id: String::new(),
         question,
@@ -384,6 +392,8 @@ mod tests {
 {"question": "What happened?", "answer": "The Broncos defeated the Panthers 24 to 10.", "quote": "The Broncos defeated the Panthers 24 to 10."}
 {"question": "Whom did the Broncos defeat?", "answer": "the broncos", "quote": "The Broncos defeated the Panthers 24 to 10."}
 {"question": "By what score (not 124 to 100) did the Broncos win?", "answer": "24 to 10", "quote": "The Broncos defeated the Panthers 24 to 10."}
+{"question": "Whom does the first sentence of the passage name?", "answer": "the Panthers", "quote": "The Broncos defeated the Panthers 24 to 10."}
+{"question": "What score does the passage give?", "answer": "24 to 10", "quote": "The Broncos defeated the Panthers 24 to 10."}
 ```"#;
         let chunks = [chunk(7, TEXT), chunk(8, "too short to ask about")];
         let spec = TeacherSpec {
@@ -392,7 +402,7 @@ mod tests {
         };
         let (kept, report) = write_questions(&spec, &chunks, &Scripted(reply.into())).unwrap();
         assert_eq!(report.chunks, 1, "the short chunk is not asked about");
-        assert_eq!(report.proposed, 9);
+        assert_eq!(report.proposed, 11);
         assert_eq!(kept.len(), 2);
         assert_eq!(
             kept[0].answer, "Levi's Stadium",
@@ -413,6 +423,7 @@ mod tests {
                 (DropReason::AnswerNotInQuote, 1),
                 (DropReason::AnswerTooLong, 1),
                 (DropReason::AnswerInQuestion, 1),
+                (DropReason::AboutThePassage, 2),
                 (DropReason::Duplicate, 1),
             ]
         );
