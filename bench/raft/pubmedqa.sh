@@ -26,6 +26,8 @@ BASE=smollm2-135m-instruct
 OUT=${RESULTS:-bench/results/raft/pubmedqa}
 TAG=d$DISTRACTORS-p$P-s$STEPS
 mkdir -p "$W" "$OUT"
+# shellcheck source=bench/raft/lib.sh
+source "$(dirname "$0")/lib.sh"
 
 # The split (train.json, heldout.json: PQA-L subsets) and one text file per abstract.
 [ -f "$W/heldout.json" ] || python3 - "$PQAL" "$W" <<'PY'
@@ -49,17 +51,12 @@ PY
 [ -f "$W/raft_$TAG/manifest.json" ] || $R raft build --kb "$W/kb" --questions "$W/train.json" \
     --out "$W/raft_$TAG" --distractors "$DISTRACTORS" --p "$P" --answer-format answer --seed 0
 RUN="$W/run_raft_$TAG"
-[ -f "$RUN/adapter.gguf" ] || /usr/bin/time -v -o "$RUN.time" $R train sft \
-    --data "$W/raft_$TAG/train.jsonl" --out "$RUN" --max-len 1536 --base $BASE --targets all \
-    --rank 8 --alpha 16 --lr 5e-4 --warmup-ratio 0.05 --batch-size 1 --grad-accum 4 \
-    --max-steps "$STEPS" --save-every 0 --threads 2
+train_adapter "$W/raft_$TAG/train.jsonl" "$RUN" 1536
 
 # shellcheck disable=SC2086 # EXTRA is a list of arguments
 $R compare --questions "$W/heldout.json" --kb "$W/kb" --sample "$SAMPLE" --seed 0 \
     --out "$W/report_$TAG" --threads 2 --variant "rag@$BASE" --variant "raft:$RUN" ${EXTRA:-} \
     | tee "$OUT/table_$TAG.txt"
-cp "$W/report_$TAG/runs.json" "$OUT/runs_$TAG.json"
-cp "$W/report_$TAG/report.json" "$OUT/report_$TAG.json"
+keep_comparison "$W/report_$TAG" "$TAG"
 cp "$W/raft_$TAG/manifest.json" "$OUT/build_manifest_$TAG.json"
-cp "$RUN/training.json" "$OUT/training_$TAG.json"
-cp "$RUN.time" "$OUT/time_$TAG.txt"
+keep_training "$RUN" "$TAG"

@@ -26,7 +26,8 @@
 # bench/results/raft/squad/runs_d3-p0.8-retriever-q400-s100.json for an adapter trained with
 # other TRAIN_QUESTIONS or STEPS), RAFT=0 (train no RAFT adapter: with BASELINES=1 and
 # COMPARE=ablation, the SFT variants at this budget answer beside a saved comparison),
-# ROBUST=1 and ROBUST_SAMPLE (100).
+# ROBUST=1 and ROBUST_SAMPLE (100), RAG=0 (leave RAG on the base model out of the comparison).
+# A SAMPLE other than 200 adds -nSAMPLE to the comparison's file names.
 set -euo pipefail
 W=${1:-/tmp/raft_squad}
 R=${2:-target/release/ragtune}
@@ -48,6 +49,8 @@ TAG=${TAG:-d${DISTRACTORS}-p${P}-${FROM}${SUFFIX}}
 BASE=smollm2-135m-instruct
 OUT=${RESULTS:-bench/results/raft/squad}
 mkdir -p "$W" "$OUT"
+# shellcheck source=bench/raft/lib.sh
+source "$(dirname "$0")/lib.sh"
 
 [ -f "$W/heldout.json" ] || python3 bench/sft_squad/split.py "$DEV" "$W"
 [ -d "$W/paragraphs" ] || python3 bench/compare/paragraphs.py "$DEV" "$W/paragraphs"
@@ -70,20 +73,14 @@ with open(sys.argv[2], "w") as f:
                             "is_impossible": impossible, "context": ctx}) + "\n")
 PY
 
-train() { # data out max_len
-    [ -f "$2/adapter.gguf" ] || /usr/bin/time -v -o "$2.time" $R train sft --data "$1" --out "$2" \
-        --max-len "$3" --base $BASE --targets "$TARGETS" --rank 8 --alpha 16 --lr 5e-4 \
-        --warmup-ratio 0.05 --batch-size 1 --grad-accum 4 --max-steps "$STEPS" --save-every 0 \
-        --threads 2
-}
 BASELINES=${BASELINES:-1}
 if [ "$BASELINES" = 1 ]; then
 [ -f "$W/sft_q$N.jsonl" ] || $R eval qa "$Q" --kb "$W/kb" --sample 0 --mode closed-book \
     --model $BASE --write-sft "$W/sft_q$N.jsonl" > /dev/null
 [ -f "$W/sft_rag_q$N.jsonl" ] || $R eval qa "$Q" --kb "$W/kb" --sample 0 --mode rag --top-k 1 \
     --model $BASE --write-sft "$W/sft_rag_q$N.jsonl" > /dev/null
-train "$W/sft_q$N.jsonl" "$W/run_sft_q$N-s$STEPS" 512
-train "$W/sft_rag_q$N.jsonl" "$W/run_sft_rag_q$N-s$STEPS" 768
+train_adapter "$W/sft_q$N.jsonl" "$W/run_sft_q$N-s$STEPS" 512
+train_adapter "$W/sft_rag_q$N.jsonl" "$W/run_sft_rag_q$N-s$STEPS" 768
 fi
 
 RAFT=${RAFT:-1}
@@ -93,7 +90,7 @@ abstain=()
 [ -f "$W/raft_$TAG/manifest.json" ] || $R raft build --kb "$W/kb" --questions "$Q" \
     --out "$W/raft_$TAG" --distractors "$DISTRACTORS" --p "$P" --distractors-from "$FROM" \
     --answer-format "$FORMAT" --seed 0 "${abstain[@]}"
-train "$W/raft_$TAG/train.jsonl" "$W/run_raft_$TAG-q$N-s$STEPS" 1536
+train_adapter "$W/raft_$TAG/train.jsonl" "$W/run_raft_$TAG-q$N-s$STEPS" 1536
 fi
 
 # The adapters this run trained, as compare variants and as run folders.
@@ -105,15 +102,16 @@ trained=() runs=()
 
 # The comparison (COMPARE=0 skips it, for the robustness run alone).
 if [ "${COMPARE:-1}" = 1 ]; then
+rag=()
+[ "${RAG:-1}" = 1 ] && rag=(--variant "rag@$BASE")
+NAME=$TAG-q$N-s$STEPS
+[ "$SAMPLE" = 200 ] || NAME=$NAME-n$SAMPLE
 $R compare --questions "$W/heldout.json" --kb "$W/kb" --sample "$SAMPLE" --seed 0 \
-    --out "$W/report_$TAG-q$N-s$STEPS" --threads 2 \
-    --variant "rag@$BASE" "${trained[@]}" | tee "$OUT/table_$TAG-q$N-s$STEPS.txt"
-cp "$W/report_$TAG-q$N-s$STEPS/runs.json" "$OUT/runs_$TAG-q$N-s$STEPS.json"
-cp "$W/report_$TAG-q$N-s$STEPS/report.json" "$OUT/report_$TAG-q$N-s$STEPS.json"
+    --out "$W/report_$NAME" --threads 2 \
+    "${rag[@]}" "${trained[@]}" | tee "$OUT/table_$NAME.txt"
+keep_comparison "$W/report_$NAME" "$NAME"
 for run in "$W"/run_*q$N-s$STEPS; do
-    n=$(basename "$run")
-    cp "$run/training.json" "$OUT/training_$n.json"
-    [ -f "$run.time" ] && cp "$run.time" "$OUT/time_$n.txt"
+    keep_training "$run" "$(basename "$run")"
 done
 fi
 
@@ -139,8 +137,7 @@ PY
     cp "$W/ablation_$TAG-q$N-s$STEPS/runs.json" "$OUT/runs_$TAG-q$N-s$STEPS.json"
     cp "$W/report_$TAG-q$N-s$STEPS/report.json" "$OUT/report_$TAG-q$N-s$STEPS.json"
     for n in "${runs[@]}"; do
-        cp "$W/$n/training.json" "$OUT/training_$n.json"
-        cp "$W/$n.time" "$OUT/time_$n.txt"
+        keep_training "$W/$n" "$n"
     done
 fi
 
