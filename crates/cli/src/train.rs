@@ -57,7 +57,7 @@ pub struct CptArgs {
 
 #[derive(Debug, Args)]
 pub struct TrainArgs {
-    /// The base model: a catalogue name or a .gguf file (llama architecture).
+    /// The base model: a catalogue name or a .gguf file (llama or qwen2 architecture).
     #[arg(long, default_value = "smollm2-135m-instruct")]
     pub base: String,
     /// Output folder: adapter (PEFT + GGUF), checkpoints, loss.csv, loss.png, training.json.

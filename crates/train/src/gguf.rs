@@ -4,6 +4,8 @@
 //! can rotate adjacent pairs; we undo that here and use the HF rope (rotate-half). The adapters
 //! are then trained in the HF layout, which is what PEFT files need; a GGUF LoRA export has to
 //! apply the permutation to `lora_B` of q/k again (llama.cpp's `convert_lora_to_gguf.py` does).
+//! A qwen2 GGUF is not permuted (llama.cpp applies the NEOX rope, which is rotate-half), so its
+//! q/k rows are read as they are.
 
 use crate::config::LlamaConfig;
 use crate::error::{Error, Result};
@@ -12,7 +14,8 @@ use candle_core::{Device, Tensor};
 use std::collections::HashMap;
 use std::path::Path;
 
-/// Tensors by GGUF name (`blk.0.attn_q.weight`), all f32, q/k un-permuted to the HF layout.
+/// Tensors by GGUF name (`blk.0.attn_q.weight`, `blk.0.attn_q.bias`), all f32, q/k in the HF
+/// layout.
 pub type BaseWeights = HashMap<String, Tensor>;
 
 /// Reads the hyper-parameters and every tensor the llama forward pass needs.
@@ -39,10 +42,12 @@ pub fn load(path: &Path) -> Result<(LlamaConfig, BaseWeights)> {
         }
         let q = content.tensor(&mut file, &name, &dev).map_err(bad)?;
         let mut w = q.dequantize(&dev).map_err(bad)?;
-        if name.ends_with("attn_q.weight") {
-            w = unpermute_qk(&w, cfg.num_heads)?;
-        } else if name.ends_with("attn_k.weight") {
-            w = unpermute_qk(&w, cfg.num_kv_heads)?;
+        if cfg.architecture.permutes_qk() {
+            if name.ends_with("attn_q.weight") {
+                w = unpermute_qk(&w, cfg.num_heads)?;
+            } else if name.ends_with("attn_k.weight") {
+                w = unpermute_qk(&w, cfg.num_kv_heads)?;
+            }
         }
         weights.insert(name, w);
     }
@@ -62,7 +67,7 @@ pub fn read_config(path: &Path) -> Result<LlamaConfig> {
     LlamaConfig::from_gguf(path, &content)
 }
 
-/// The GGUF tensor names of a llama model with this configuration.
+/// The GGUF tensor names of a model with this configuration (q/k/v biases where it has them).
 pub fn tensor_names(cfg: &LlamaConfig) -> Vec<String> {
     let mut names = vec![
         "token_embd.weight".to_string(),
@@ -84,6 +89,11 @@ pub fn tensor_names(cfg: &LlamaConfig) -> Vec<String> {
             "ffn_down",
         ] {
             names.push(format!("blk.{i}.{part}.weight"));
+        }
+        if cfg.architecture.qkv_bias() {
+            for part in ["attn_q", "attn_k", "attn_v"] {
+                names.push(format!("blk.{i}.{part}.bias"));
+            }
         }
     }
     names

@@ -1,7 +1,7 @@
 //! Adapters as a GGUF LoRA file that llama.cpp loads with `--lora FILE`.
 //!
-//! The layout is what llama.cpp's `convert_lora_to_gguf.py` writes for a llama base (its default
-//! `--outtype f32`): metadata `general.architecture`, `general.type = "adapter"`,
+//! The layout is what llama.cpp's `convert_lora_to_gguf.py` writes (its default `--outtype f32`):
+//! metadata `general.architecture` (the base's: llama.cpp refuses an adapter of another), `general.type = "adapter"`,
 //! `adapter.type = "lora"`, `adapter.lora.alpha` (f32), `general.quantization_version`; tensors
 //! `blk.{i}.{attn_q|attn_k|attn_v|attn_output|ffn_gate|ffn_up|ffn_down}.weight.lora_{a|b}`, f32,
 //! `lora_a` [r, in] and `lora_b` [out, r] (row-major; GGUF's `ne` is the reverse, which is what
@@ -10,7 +10,8 @@
 //!
 //! The converter pushes the adapter through the base converter's `permute` of q/k rows, which
 //! touches only `lora_B` (rows are outputs); we do the same with `gguf::permute_qk`, because the
-//! adapters are trained in the HF layout (see `gguf`).
+//! adapters are trained in the HF layout (see `gguf`). A qwen2 base is not permuted, nor are its
+//! adapters.
 
 use crate::config::LlamaConfig;
 use crate::error::{Error, Result};
@@ -21,9 +22,6 @@ use candle_core::quantized::{GgmlDType, QTensor, gguf_file};
 use candle_core::{DType, Tensor};
 use std::collections::HashMap;
 use std::path::Path;
-
-/// The only architecture the trainer supports (`LlamaConfig` refuses others).
-pub const ARCHITECTURE: &str = "llama";
 
 /// `GGML_QUANT_VERSION`, which the converter stores in every file.
 const QUANT_VERSION: u32 = 2;
@@ -46,7 +44,8 @@ pub fn base_tensor_name(layer: usize, target: TargetModule) -> String {
     format!("blk.{layer}.{}.weight", gguf_module(target))
 }
 
-/// One adapted weight in llama.cpp's layout: `W + scale * b a` with `b` already permuted for q/k.
+/// One adapted weight in llama.cpp's layout: `W + scale * b a` with `b` already permuted for q/k
+/// where the base is.
 #[derive(Debug, Clone)]
 pub struct GgufLoraPair {
     pub layer: usize,
@@ -110,8 +109,10 @@ pub fn to_gguf_layout(
             }
             let b = b.to_dtype(DType::F32)?;
             let b = match target {
-                TargetModule::Q => permute_qk(&b, cfg.num_heads)?,
-                TargetModule::K => permute_qk(&b, cfg.num_kv_heads)?,
+                TargetModule::Q if cfg.architecture.permutes_qk() => permute_qk(&b, cfg.num_heads)?,
+                TargetModule::K if cfg.architecture.permutes_qk() => {
+                    permute_qk(&b, cfg.num_kv_heads)?
+                }
                 _ => b.contiguous()?,
             };
             pairs.push(GgufLoraPair {
@@ -169,7 +170,10 @@ pub fn write(
     }
     let s = |v: &str| gguf_file::Value::String(v.to_string());
     let mut metadata = vec![
-        ("general.architecture".to_string(), s(ARCHITECTURE)),
+        (
+            "general.architecture".to_string(),
+            s(cfg.architecture.gguf_name()),
+        ),
         ("general.type".to_string(), s("adapter")),
     ];
     if let Some(name) = name {
@@ -260,7 +264,11 @@ mod tests {
 
     /// A tiny model with all 7 targets and non-zero B, as PEFT tensors.
     fn tiny_adapter(lora: &LoraConfig) -> Result<HashMap<String, Tensor>> {
-        let cfg = tiny();
+        tiny_adapter_of(&tiny(), lora)
+    }
+
+    fn tiny_adapter_of(cfg: &LlamaConfig, lora: &LoraConfig) -> Result<HashMap<String, Tensor>> {
+        let cfg = cfg.clone();
         let model = Llama::new(cfg.clone(), &random_base_weights(&cfg, 1)?, lora.clone(), 2)?;
         let mut rng = SplitMix64::new(3);
         for (_, _, l) in model.adapters() {
@@ -365,6 +373,43 @@ mod tests {
         assert_eq!(
             read("blk.0.ffn_down.weight.lora_b")?,
             trained(0, TargetModule::Down, true)?.to_vec2::<f32>()?
+        );
+        Ok(())
+    }
+
+    /// A qwen2 base keeps q/k rows in the HF order, so its adapter's `lora_B` is written as
+    /// trained, under the base's architecture (llama.cpp refuses an adapter of another).
+    #[test]
+    fn a_qwen2_adapter_is_written_unpermuted_under_its_architecture() -> Result<()> {
+        let cfg = LlamaConfig {
+            architecture: crate::config::Architecture::Qwen2,
+            ..tiny()
+        };
+        let lora = all_targets();
+        let tensors = tiny_adapter_of(&cfg, &lora)?;
+        for p in to_gguf_layout(&tensors, &lora, &cfg)? {
+            let trained = &tensors[&peft::tensor_name(p.layer, p.target, true)];
+            assert_eq!(
+                p.b.to_vec2::<f32>()?,
+                trained.to_vec2::<f32>()?,
+                "{}",
+                p.base_name()
+            );
+        }
+        let dir = tempfile::tempdir().map_err(|e| Error::Write {
+            path: "tempdir".into(),
+            reason: e.to_string(),
+        })?;
+        let path = dir.path().join("adapter.gguf");
+        write(&path, &tensors, &lora, &cfg, None)?;
+        let mut f = std::fs::File::open(&path).map_err(|error| Error::Io {
+            path: path.clone(),
+            error,
+        })?;
+        let content = gguf_file::Content::read(&mut f)?;
+        assert_eq!(
+            content.metadata["general.architecture"].to_string()?,
+            "qwen2"
         );
         Ok(())
     }

@@ -56,7 +56,7 @@ impl RunData {
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunSpec {
     pub data: RunData,
-    /// The base model's GGUF file (llama architecture).
+    /// The base model's GGUF file (llama or qwen2 architecture).
     pub base: PathBuf,
     /// The output folder: new, empty, or an earlier run's ([`out_dir::prepare`]).
     pub out: PathBuf,

@@ -37,7 +37,7 @@ pub mod testing;
 pub mod tokenize;
 pub mod trainer;
 
-pub use config::LlamaConfig;
+pub use config::{Architecture, LlamaConfig};
 pub use error::{Error, Result};
 pub use job::{Kind, RunData, RunEvent, RunFiles, RunReport, RunSpec, Split, StepLoss, run};
 pub use lora::{LoraConfig, TargetModule};

@@ -14,7 +14,12 @@ use crate::lora::LoraConfig;
 pub fn estimate(cfg: &LlamaConfig, lora: &LoraConfig, batch: usize, seq: usize) -> u64 {
     let (h, i, v) = (cfg.hidden_size, cfg.intermediate_size, cfg.vocab_size);
     let kv = cfg.kv_dim();
-    let per_layer_weights = h * h * 2 + h * kv * 2 + 3 * h * i + 2 * h;
+    let bias = if cfg.architecture.qkv_bias() {
+        h + 2 * kv
+    } else {
+        0
+    };
+    let per_layer_weights = h * h * 2 + h * kv * 2 + 3 * h * i + 2 * h + bias;
     let head = if cfg.tie_embeddings { 0 } else { v * h };
     let weights = (cfg.num_layers * per_layer_weights + v * h + head + h) as u64 * 4;
     let tokens = (batch * seq) as u64;
@@ -32,6 +37,7 @@ mod tests {
 
     fn smollm2() -> LlamaConfig {
         LlamaConfig {
+            architecture: crate::config::Architecture::Llama,
             vocab_size: 49152,
             hidden_size: 576,
             intermediate_size: 1536,

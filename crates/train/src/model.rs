@@ -1,9 +1,10 @@
-//! The llama forward pass (transformers' `LlamaForCausalLM`) with frozen base weights and LoRA.
+//! The llama forward pass (transformers' `LlamaForCausalLM`, and `Qwen2ForCausalLM`, which adds
+//! q/k/v biases) with frozen base weights and LoRA.
 //!
 //! RMSNorm, rope, attention and SwiGLU are the fused ops of [`crate::fused`] (candle-nn's fused
 //! ones have no backward, and the composed ones keep many full-size intermediates).
 
-use crate::config::LlamaConfig;
+use crate::config::{Architecture, LlamaConfig};
 use crate::error::{Error, Result};
 use crate::frozen::FrozenLinear;
 use crate::fused;
@@ -21,6 +22,8 @@ struct Layer {
     q: LoraLinear,
     k: LoraLinear,
     v: LoraLinear,
+    /// Qwen2's q, k and v biases (frozen), added after the projections and their adapters.
+    qkv_bias: Option<[Tensor; 3]>,
     o: LoraLinear,
     ffn_norm: Tensor,
     gate: LoraLinear,
@@ -107,7 +110,14 @@ impl Llama {
                 };
                 Ok(LoraLinear { base, lora })
             };
+            let qkv_bias = if cfg.architecture.qkv_bias() {
+                let bias = |part: &str| get(format!("blk.{i}.{part}.bias"));
+                Some([bias("attn_q")?, bias("attn_k")?, bias("attn_v")?])
+            } else {
+                None
+            };
             layers.push(Layer {
+                qkv_bias,
                 q: linear("attn_q", TargetModule::Q)?,
                 k: linear("attn_k", TargetModule::K)?,
                 v: linear("attn_v", TargetModule::V)?,
@@ -281,6 +291,14 @@ impl Llama {
         let q = layer.q.forward(h, rng.as_deref_mut())?;
         let k = layer.k.forward(h, rng.as_deref_mut())?;
         let v = layer.v.forward(h, rng.as_deref_mut())?;
+        let (q, k, v) = match &layer.qkv_bias {
+            Some([bq, bk, bv]) => (
+                q.broadcast_add(bq)?,
+                k.broadcast_add(bk)?,
+                v.broadcast_add(bv)?,
+            ),
+            None => (q, k, v),
+        };
         let q = fused::rope(&q.reshape((b, t, cfg.num_heads, hd))?, cos, sin)?;
         let k = fused::rope(&k.reshape((b, t, cfg.num_kv_heads, hd))?, cos, sin)?;
         let v = v.reshape((b, t, cfg.num_kv_heads, hd))?;
@@ -346,6 +364,7 @@ fn segment_starts(segments: &Tensor, b: usize, t: usize) -> Result<Vec<u32>> {
 /// shaped like the one tests/fixtures/make_peft_reference.py builds.
 pub fn tiny_config() -> LlamaConfig {
     LlamaConfig {
+        architecture: Architecture::Llama,
         vocab_size: 64,
         hidden_size: 32,
         intermediate_size: 64,
@@ -392,6 +411,12 @@ pub fn random_base_weights(cfg: &LlamaConfig, seed: u64) -> Result<BaseWeights> 
             ("ffn_down", h, ff),
         ] {
             w.insert(format!("blk.{i}.{part}.weight"), mat(rows, cols, &mut rng)?);
+        }
+        if cfg.architecture.qkv_bias() {
+            for (part, rows) in [("attn_q", h), ("attn_k", kv), ("attn_v", kv)] {
+                let b = Tensor::from_vec(rng.uniform(rows, -0.5, 0.5), rows, &dev)?;
+                w.insert(format!("blk.{i}.{part}.bias"), b);
+            }
         }
         w.insert(format!("blk.{i}.attn_norm.weight"), norm(h, &mut rng)?);
         w.insert(format!("blk.{i}.ffn_norm.weight"), norm(h, &mut rng)?);

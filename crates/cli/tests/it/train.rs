@@ -182,6 +182,48 @@ fn sft_teaches_an_answer_that_the_adapter_and_the_merged_model_give() {
     assert!(!ok && err.contains("--resume"), "{err}");
 }
 
+/// The qwen2 architecture end to end on Qwen2.5-Coder-0.5B (its chat template, q/k/v biases,
+/// q/k rows not permuted): six steps teach the answer, and llama.cpp applies the adapter.
+/// (Its loss and the exported adapter against llama.cpp: ragtune-train's tests/it/qwen2.rs.)
+#[test]
+fn sft_on_a_qwen2_base_teaches_the_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("train.jsonl");
+    let line = serde_json::json!({"messages": [
+        {"role": "user", "content": QUESTION},
+        {"role": "assistant", "content": ANSWER}]});
+    std::fs::write(&data, format!("{line}\n{line}\n")).unwrap();
+    let out = dir.path().join("run");
+    let qwen = "qwen2.5-coder-0.5b-instruct";
+    let (ok, stdout, err) = run(ragtune().args(["train", "sft", "--base", qwen]).args([
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--targets",
+        "all",
+        "--lr",
+        "1e-3",
+        "--max-steps",
+        "6",
+        "--batch-size",
+        "2",
+        "--save-every",
+        "0",
+        "--threads",
+        "2",
+    ]));
+    assert!(ok, "train failed: {err}");
+    assert!(stdout.contains("trained 6 steps"), "{stdout}");
+    let before = greedy(qwen, None, QUESTION);
+    assert!(
+        !before.contains("pelican"),
+        "the base already knows: {before}"
+    );
+    let adapted = greedy(qwen, Some(&out), QUESTION);
+    assert!(adapted.contains("Blue pelican seventeen"), "{adapted}");
+}
+
 #[test]
 fn bad_data_and_too_little_memory_are_refused_before_training() {
     let dir = tempfile::tempdir().unwrap();

@@ -85,9 +85,22 @@ fn lora_gradients_match_finite_differences() {
 /// central finite differences.
 #[test]
 fn model_gradients_match_finite_differences() {
+    model_gradient_check(crate::tiny_f64_model(1));
+}
+
+/// The same through qwen2's biased q/k/v projections.
+#[test]
+fn qwen2_model_gradients_match_finite_differences() {
+    let cfg = ragtune_train::LlamaConfig {
+        architecture: ragtune_train::Architecture::Qwen2,
+        ..crate::tiny_config()
+    };
+    model_gradient_check(crate::tiny_f64_model_of(cfg, 1));
+}
+
+fn model_gradient_check(model: ragtune_train::Llama) {
     use ragtune_train::loss::masked_cross_entropy;
 
-    let model = crate::tiny_f64_model(1);
     let dev = Device::Cpu;
     let ids = Tensor::new(&[[3u32, 17, 42, 8, 8, 60], [1, 2, 3, 4, 5, 6]], &dev).unwrap();
     let targets = Tensor::new(&[[17u32, 42, 8, 8, 60, 9], [2, 3, 4, 5, 6, 7]], &dev).unwrap();

@@ -4,6 +4,7 @@ mod gguf_lora;
 mod gradcheck;
 mod packing;
 mod peft_export;
+mod qwen2;
 mod resume;
 mod run;
 mod smollm2;
@@ -44,9 +45,13 @@ pub use ragtune_train::model::tiny_config;
 /// The tiny model in f64 with LoRA (rank 2) on every module and non-zero B drawn from `seed`
 /// (with B = 0, dL/dA would be zero and a gradient check would prove nothing).
 pub fn tiny_f64_model(seed: u64) -> ragtune_train::Llama {
+    tiny_f64_model_of(tiny_config(), seed)
+}
+
+/// [`tiny_f64_model`] of another configuration (e.g. the qwen2 architecture).
+pub fn tiny_f64_model_of(cfg: ragtune_train::LlamaConfig, seed: u64) -> ragtune_train::Llama {
     use candle_core::{DType, Device, Tensor};
     use ragtune_train::{Llama, LoraConfig, SplitMix64, TargetModule, model::random_base_weights};
-    let cfg = tiny_config();
     let base: std::collections::HashMap<String, Tensor> = random_base_weights(&cfg, seed)
         .unwrap()
         .into_iter()
