@@ -26,7 +26,9 @@
 # bench/results/raft/squad/runs_d3-p0.8-retriever-q400-s100.json for an adapter trained with
 # other TRAIN_QUESTIONS or STEPS), RAFT=0 (train no RAFT adapter: with BASELINES=1 and
 # COMPARE=ablation, the SFT variants at this budget answer beside a saved comparison),
-# ROBUST=1 and ROBUST_SAMPLE (100), RAG=0 (leave RAG on the base model out of the comparison).
+# ROBUST=1 and ROBUST_SAMPLE (100), RAG=0 (leave RAG on the base model out of the comparison),
+# STUDENT (the base model every variant trains and RAG reads with: smollm2-135m-instruct; another
+# one's name is added to TAG).
 # A SAMPLE other than 200 adds -nSAMPLE to the comparison's file names.
 set -euo pipefail
 W=${1:-/tmp/raft_squad}
@@ -45,8 +47,9 @@ SUFFIX=""
 [ "${ABSTAIN:-0}" = 1 ] && SUFFIX="$SUFFIX-abstain"
 QSUFFIX=""
 [ "${UNANSWERABLE:-0}" = 1 ] && SUFFIX="$SUFFIX-unanswerable" && QSUFFIX="-all"
+BASE=${STUDENT:-smollm2-135m-instruct}
+[ "$BASE" = smollm2-135m-instruct ] || SUFFIX="$SUFFIX-$BASE"
 TAG=${TAG:-d${DISTRACTORS}-p${P}-${FROM}${SUFFIX}}
-BASE=smollm2-135m-instruct
 OUT=${RESULTS:-bench/results/raft/squad}
 mkdir -p "$W" "$OUT"
 # shellcheck source=bench/raft/lib.sh
