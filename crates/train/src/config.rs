@@ -76,7 +76,7 @@ impl LlamaConfig {
             .get("general.architecture")
             .and_then(|v| v.to_string().ok())
             .ok_or_else(|| bad("no general.architecture".into()))?;
-        let architecture = Architecture::from_gguf_name(&arch).ok_or_else(|| {
+        let architecture = Architecture::from_gguf_name(arch).ok_or_else(|| {
             bad(format!(
                 "architecture {arch} is not supported for training; use a llama or qwen2 model (Llama, SmolLM2, Mistral-like, Qwen2, Qwen2.5)"
             ))
