@@ -1,8 +1,9 @@
 //! Adapters as a GGUF LoRA file that llama.cpp loads with `--lora FILE`.
 //!
 //! The layout is what llama.cpp's `convert_lora_to_gguf.py` writes (its default `--outtype f32`):
-//! metadata `general.architecture` (the base's: llama.cpp refuses an adapter of another), `general.type = "adapter"`,
-//! `adapter.type = "lora"`, `adapter.lora.alpha` (f32), `general.quantization_version`; tensors
+//! metadata `general.architecture` (the base's: llama.cpp refuses an adapter of another),
+//! `general.type = "adapter"`, `adapter.type = "lora"`, `adapter.lora.alpha` (f32),
+//! `general.quantization_version`; tensors
 //! `blk.{i}.{attn_q|attn_k|attn_v|attn_output|ffn_gate|ffn_up|ffn_down}.weight.lora_{a|b}`, f32,
 //! `lora_a` [r, in] and `lora_b` [out, r] (row-major; GGUF's `ne` is the reverse, which is what
 //! llama-adapter.cpp checks against the base tensor). llama.cpp scales by `alpha / r` with r
