@@ -76,7 +76,6 @@ fn qwen2_loss_and_an_exported_adapter_agree_with_llama_cpp() {
         base_theirs.mean_nll
     );
     // llama.cpp multiplies the 4-bit weights with 8-bit activations, we in f32: close, not equal.
-    // Without the biases or with llama's rope the loss is several nats off.
     assert!(
         (base - base_theirs.mean_nll).abs() < 0.05 * base_theirs.mean_nll,
         "base mean NLL: ours {base}, llama.cpp {}",
