@@ -86,18 +86,16 @@ fn qwen2_loss_and_an_exported_adapter_agree_with_llama_cpp() {
     // One gradient step on B (fresh adapters have B = 0, so only B has a gradient), made large
     // enough to lower our loss clearly.
     let grads = base_ours.backward().unwrap();
-    let steps: Vec<(Tensor, Tensor)> = model
+    let gradients: Vec<Tensor> = model
         .adapters()
         .into_iter()
-        .map(|(_, _, l)| {
-            let g = grads.get(l.b.as_tensor()).expect("gradient of B").clone();
-            (l.b.as_tensor().clone(), g)
-        })
+        .map(|(_, _, l)| grads.get(l.b.as_tensor()).expect("gradient of B").clone())
         .collect();
     let mut tuned = base;
     for lr in [1e-2, 3e-2, 1e-1, 3e-1, 1.0, 3.0, 10.0] {
-        for ((_, _, l), (b0, g)) in model.adapters().into_iter().zip(&steps) {
-            l.b.set(&(b0 - (g * lr).unwrap()).unwrap()).unwrap();
+        // B = 0 - lr * g (a copy of B's tensor would share the storage `set` overwrites).
+        for ((_, _, l), g) in model.adapters().into_iter().zip(&gradients) {
+            l.b.set(&(g * -lr).unwrap()).unwrap();
         }
         tuned = scalar(&mean_nll(&model, &ids));
         if base - tuned > 0.3 {
