@@ -1,0 +1,187 @@
+//! Does a generator reading each candidate put the gold paragraph into the reader's two
+//! passages more often than retrieval's own order? `cargo bench -p ragtune-eval --bench
+//! longdoc_rerank` (minutes: one short prompt per candidate).
+//!
+//! The knowledge base and questions are `longdoc_retrieval`'s (`LONGDOC_KB`,
+//! `LONGDOC_QUESTIONS`; `LONGDOC_SAMPLE` [200], seed 0). For each question the default
+//! hybrid retrieval's first `RERANK_DEPTH` [6] passages are shown one by one to the generator
+//! `RERANK_MODEL` (a GGUF path; default the catalogue's Qwen 0.5B) with the question, asking
+//! whether the passage states the answer; the score of a passage is log P(yes) - log P(no) of
+//! the reply's first token. It prints the share of answerable questions whose gold paragraph
+//! (by `eval qa`'s test) is in the first two passages of: retrieval's order; the generator's
+//! order; and the two fused by reciprocal rank; with the prompt tokens and time spent.
+
+use ragtune_answer::eval::gold_in_passages;
+use ragtune_answer::sanitize::sanitize_passage;
+use ragtune_core::{
+    ChatMessage, GenerationRequest, Generator, Prompt, Query, Retriever, SearchMode,
+};
+use ragtune_eval::QuestionSet;
+use ragtune_index::KnowledgeBase;
+use ragtune_model::llama::{LlamaGenerator, LoadOptions};
+use ragtune_retrieve::KbRetriever;
+use std::path::PathBuf;
+use std::time::Instant;
+
+type BoxError = Box<dyn std::error::Error>;
+
+const SYSTEM: &str = "You check whether a passage answers a question. Reply with Yes or No.";
+
+fn env_path(name: &str, default: &str) -> PathBuf {
+    std::env::var_os(name).map_or_else(|| PathBuf::from(default), PathBuf::from)
+}
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn request(question: &str, passage: &str) -> GenerationRequest {
+    let user = format!(
+        "Question: {question}\n\nPassage:\n{passage}\n\nDoes the passage state the answer to \
+         the question? Reply Yes or No."
+    );
+    let mut r = GenerationRequest::new(Prompt::Chat(vec![
+        ChatMessage::system(SYSTEM),
+        ChatMessage::user(user),
+    ]))
+    .with_max_tokens(1);
+    r.logprobs = true;
+    r.top_logprobs = 20;
+    r
+}
+
+/// log P(yes) - log P(no) over the first token's most likely alternatives (any case, any
+/// leading space); a word missing from them counts as the least likely one listed.
+fn yes_minus_no(reply: &ragtune_core::Generation) -> f64 {
+    let Some(first) = reply.logprobs.first() else {
+        return 0.0;
+    };
+    let floor = first
+        .top
+        .iter()
+        .map(|(_, lp)| f64::from(*lp))
+        .fold(0.0, f64::min);
+    let mass = |word: &str| {
+        let p: f64 = first
+            .top
+            .iter()
+            .filter(|(b, _)| String::from_utf8_lossy(b).trim().eq_ignore_ascii_case(word))
+            .map(|(_, lp)| f64::from(*lp).exp())
+            .sum();
+        if p > 0.0 { p.ln() } else { floor }
+    };
+    mass("yes") - mass("no")
+}
+
+/// Positions (0-based, into the candidates) by `score`, highest first; ties keep retrieval's
+/// order.
+fn order_by(score: &[f64]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..score.len()).collect();
+    order.sort_by(|&a, &b| score[b].total_cmp(&score[a]).then(a.cmp(&b)));
+    order
+}
+
+fn main() -> Result<(), BoxError> {
+    let kb_dir = env_path("LONGDOC_KB", "/tmp/ragtune-longdoc/kb-128");
+    let questions = env_path(
+        "LONGDOC_QUESTIONS",
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../../shared/data/squad-v1.1-dev/dev-v1.1.json"
+        ),
+    );
+    let home = PathBuf::from(std::env::var_os("HOME").ok_or("HOME is not set")?);
+    let model = env_path(
+        "RERANK_MODEL",
+        &home
+            .join(".cache/ragtune/models/qwen2.5-coder-0.5b-instruct-q8_0/qwen2.5-coder-0.5b-instruct-q4_k_m.q8_0.gguf")
+            .to_string_lossy(),
+    );
+    let sample = env_usize("LONGDOC_SAMPLE", 200);
+    let depth = env_usize("RERANK_DEPTH", 6);
+    let embedder =
+        ragtune_embed::SentenceEmbedder::load(home.join(".cache/ragtune/models/all-minilm-l6-v2"))?;
+    let kb = KnowledgeBase::open_existing(&kb_dir, &embedder)?;
+    let retriever = KbRetriever::new(&kb, &embedder)?;
+    let generator = LlamaGenerator::load(
+        &model,
+        &LoadOptions {
+            threads: 2,
+            context_length: 2048,
+            ..Default::default()
+        },
+    )?;
+    let set = QuestionSet::load(&questions, sample, 0)?;
+    println!(
+        "{}: {} questions (seed 0), the first {depth} passages scored by {}",
+        kb_dir.display(),
+        set.items.len(),
+        model.display()
+    );
+    // Gold-in-top-two counts: retrieval's order, the generator's, and RRF fusions of the two.
+    let fusions = [(2.0, 1.0), (5.0, 1.0), (2.0, 2.0), (5.0, 2.0)];
+    let (mut asked, mut base, mut judged, mut in_depth) = (0usize, 0usize, 0usize, 0usize);
+    let mut fused = vec![0usize; fusions.len()];
+    let (mut prompt_tokens, start) = (0u64, Instant::now());
+    for item in &set.items {
+        let hits = retriever.retrieve(&Query::new(&item.question, depth, SearchMode::Hybrid))?;
+        let texts: Vec<String> = hits.iter().map(|h| sanitize_passage(&h.text)).collect();
+        let Some(any) = gold_in_passages(item, &texts) else {
+            continue;
+        };
+        asked += 1;
+        in_depth += usize::from(any);
+        let requests: Vec<GenerationRequest> =
+            texts.iter().map(|t| request(&item.question, t)).collect();
+        let replies = generator.generate_batch(&requests)?;
+        prompt_tokens += replies
+            .iter()
+            .map(|r| u64::from(r.usage.prompt_tokens))
+            .sum::<u64>();
+        let score: Vec<f64> = replies.iter().map(yes_minus_no).collect();
+        let holds = |picked: &[usize]| {
+            gold_in_passages(item, picked.iter().map(|&i| &texts[i])) == Some(true)
+        };
+        base += usize::from(holds(&[0, 1][..texts.len().min(2)]));
+        let judged_order = order_by(&score);
+        judged += usize::from(holds(&judged_order[..2.min(score.len())]));
+        let mut judge_rank = vec![0usize; score.len()];
+        for (r, &i) in judged_order.iter().enumerate() {
+            judge_rank[i] = r;
+        }
+        for (n, &(k, w)) in fusions.iter().enumerate() {
+            let f: Vec<f64> = (0..score.len())
+                .map(|i| 1.0 / (k + 1.0 + i as f64) + w / (k + 1.0 + judge_rank[i] as f64))
+                .collect();
+            fused[n] += usize::from(holds(&order_by(&f)[..2.min(f.len())]));
+        }
+    }
+    let pct = |n: usize| 100.0 * n as f64 / asked.max(1) as f64;
+    let secs = start.elapsed().as_secs_f64();
+    println!("| order | gold paragraph in the first two |");
+    println!("|---|---|");
+    println!(
+        "| retrieval (default) | {:.1}% ({base} of {asked}) |",
+        pct(base)
+    );
+    println!("| generator yes/no | {:.1}% ({judged}) |", pct(judged));
+    for (n, (k, w)) in fusions.iter().enumerate() {
+        println!(
+            "| RRF k {k}, generator weight {w} | {:.1}% ({}) |",
+            pct(fused[n]),
+            fused[n]
+        );
+    }
+    println!(
+        "| (any of the first {depth}) | {:.1}% ({in_depth}) |",
+        pct(in_depth)
+    );
+    println!(
+        "{prompt_tokens} prompt tokens, {secs:.0} s: {:.2} s a question",
+        secs / set.items.len().max(1) as f64
+    );
+    Ok(())
+}
