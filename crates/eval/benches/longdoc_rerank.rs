@@ -20,23 +20,12 @@ use ragtune_eval::QuestionSet;
 use ragtune_index::KnowledgeBase;
 use ragtune_model::llama::{LlamaGenerator, LoadOptions};
 use ragtune_retrieve::KbRetriever;
-use std::path::PathBuf;
 use std::time::Instant;
 
-type BoxError = Box<dyn std::error::Error>;
+mod longdoc;
+use longdoc::{BoxError, env_path, env_usize};
 
 const SYSTEM: &str = "You check whether a passage answers a question. Reply with Yes or No.";
-
-fn env_path(name: &str, default: &str) -> PathBuf {
-    std::env::var_os(name).map_or_else(|| PathBuf::from(default), PathBuf::from)
-}
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn request(question: &str, passage: &str) -> GenerationRequest {
     let user = format!(
@@ -85,25 +74,20 @@ fn order_by(score: &[f64]) -> Vec<usize> {
 }
 
 fn main() -> Result<(), BoxError> {
-    let kb_dir = env_path("LONGDOC_KB", "/tmp/ragtune-longdoc/kb-128");
-    let questions = env_path(
-        "LONGDOC_QUESTIONS",
-        concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../../shared/data/squad-v1.1-dev/dev-v1.1.json"
-        ),
-    );
-    let home = PathBuf::from(std::env::var_os("HOME").ok_or("HOME is not set")?);
+    let longdoc::Inputs {
+        kb: kb_dir,
+        questions,
+        sample,
+        embedder,
+        models,
+    } = longdoc::inputs(200)?;
     let model = env_path(
         "RERANK_MODEL",
-        &home
-            .join(".cache/ragtune/models/qwen2.5-coder-0.5b-instruct-q8_0/qwen2.5-coder-0.5b-instruct-q4_k_m.q8_0.gguf")
-            .to_string_lossy(),
+        models
+            .join("qwen2.5-coder-0.5b-instruct-q8_0/qwen2.5-coder-0.5b-instruct-q4_k_m.q8_0.gguf"),
     );
-    let sample = env_usize("LONGDOC_SAMPLE", 200);
     let depth = env_usize("RERANK_DEPTH", 6);
-    let embedder =
-        ragtune_embed::SentenceEmbedder::load(home.join(".cache/ragtune/models/all-minilm-l6-v2"))?;
+    let embedder = ragtune_embed::SentenceEmbedder::load(&embedder)?;
     let kb = KnowledgeBase::open_existing(&kb_dir, &embedder)?;
     let retriever = KbRetriever::new(&kb, &embedder)?;
     let generator = LlamaGenerator::load(

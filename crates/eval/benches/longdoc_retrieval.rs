@@ -24,10 +24,10 @@ use ragtune_eval::QuestionSet;
 use ragtune_index::{Bm25Options, KbOptions, KnowledgeBase};
 use ragtune_retrieve::{KbRetriever, RetrieveOptions};
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::Mutex;
 
-type BoxError = Box<dyn std::error::Error>;
+mod longdoc;
+use longdoc::BoxError;
 
 /// The embedder with its query vectors remembered: every setting asks the same questions.
 struct QueryCache {
@@ -64,10 +64,6 @@ struct Setting {
     k: usize,
     retrieve: RetrieveOptions,
     title_boost: f32,
-}
-
-fn env_path(name: &str, default: &str) -> PathBuf {
-    std::env::var_os(name).map_or_else(|| PathBuf::from(default), PathBuf::from)
 }
 
 /// A hybrid setting's label, saying which values are today's defaults.
@@ -158,23 +154,13 @@ fn sweep() -> Vec<Setting> {
 }
 
 fn main() -> Result<(), BoxError> {
-    let kb_dir = env_path("LONGDOC_KB", "/tmp/ragtune-longdoc/kb-128");
-    let questions = env_path(
-        "LONGDOC_QUESTIONS",
-        concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../../shared/data/squad-v1.1-dev/dev-v1.1.json"
-        ),
-    );
-    let sample: usize = std::env::var("LONGDOC_SAMPLE")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(2000);
-    let model = match std::env::var_os("RAGTUNE_EMBED_MODEL") {
-        Some(d) => PathBuf::from(d),
-        None => PathBuf::from(std::env::var_os("HOME").ok_or("HOME is not set")?)
-            .join(".cache/ragtune/models/all-minilm-l6-v2"),
-    };
+    let longdoc::Inputs {
+        kb: kb_dir,
+        questions,
+        sample,
+        embedder: model,
+        ..
+    } = longdoc::inputs(2000)?;
     let embedder = QueryCache {
         inner: ragtune_embed::SentenceEmbedder::load(&model)?,
         seen: Mutex::new(HashMap::new()),
