@@ -28,7 +28,7 @@
 # COMPARE=ablation, the SFT variants at this budget answer beside a saved comparison),
 # ROBUST=1 and ROBUST_SAMPLE (100), RAG=0 (leave RAG on the base model out of the comparison),
 # STUDENT (the base model every variant trains and RAG reads with: smollm2-135m-instruct; another
-# one's name is added to TAG).
+# one's name is added to TAG and to the SFT variants' data and runs).
 # A SAMPLE other than 200 adds -nSAMPLE to the comparison's file names.
 set -euo pipefail
 W=${1:-/tmp/raft_squad}
@@ -48,7 +48,10 @@ SUFFIX=""
 QSUFFIX=""
 [ "${UNANSWERABLE:-0}" = 1 ] && SUFFIX="$SUFFIX-unanswerable" && QSUFFIX="-all"
 BASE=${STUDENT:-smollm2-135m-instruct}
-[ "$BASE" = smollm2-135m-instruct ] || SUFFIX="$SUFFIX-$BASE"
+# Another student's name goes into every file and run of its own (RAFT and SFT alike).
+STUDENT_SUFFIX=""
+[ "$BASE" = smollm2-135m-instruct ] || STUDENT_SUFFIX="-$BASE"
+SUFFIX="$SUFFIX$STUDENT_SUFFIX"
 TAG=${TAG:-d${DISTRACTORS}-p${P}-${FROM}${SUFFIX}}
 OUT=${RESULTS:-bench/results/raft/squad}
 mkdir -p "$W" "$OUT"
@@ -78,12 +81,13 @@ PY
 
 BASELINES=${BASELINES:-1}
 if [ "$BASELINES" = 1 ]; then
-[ -f "$W/sft_q$N.jsonl" ] || $R eval qa "$Q" --kb "$W/kb" --sample 0 --mode closed-book \
-    --model $BASE --write-sft "$W/sft_q$N.jsonl" > /dev/null
-[ -f "$W/sft_rag_q$N.jsonl" ] || $R eval qa "$Q" --kb "$W/kb" --sample 0 --mode rag --top-k 1 \
-    --model $BASE --write-sft "$W/sft_rag_q$N.jsonl" > /dev/null
-train_adapter "$W/sft_q$N.jsonl" "$W/run_sft_q$N-s$STEPS" 512
-train_adapter "$W/sft_rag_q$N.jsonl" "$W/run_sft_rag_q$N-s$STEPS" 768
+SFT="sft$STUDENT_SUFFIX" SFT_RAG="sft_rag$STUDENT_SUFFIX"
+[ -f "$W/${SFT}_q$N.jsonl" ] || $R eval qa "$Q" --kb "$W/kb" --sample 0 --mode closed-book \
+    --model $BASE --write-sft "$W/${SFT}_q$N.jsonl" > /dev/null
+[ -f "$W/${SFT_RAG}_q$N.jsonl" ] || $R eval qa "$Q" --kb "$W/kb" --sample 0 --mode rag --top-k 1 \
+    --model $BASE --write-sft "$W/${SFT_RAG}_q$N.jsonl" > /dev/null
+train_adapter "$W/${SFT}_q$N.jsonl" "$W/run_${SFT}_q$N-s$STEPS" 512
+train_adapter "$W/${SFT_RAG}_q$N.jsonl" "$W/run_${SFT_RAG}_q$N-s$STEPS" 768
 fi
 
 RAFT=${RAFT:-1}
@@ -98,10 +102,10 @@ fi
 
 # The adapters this run trained, as compare variants and as run folders.
 trained=() runs=()
-[ "$BASELINES" = 1 ] && trained+=(--variant "sft:$W/run_sft_q$N-s$STEPS" \
-    --variant "sft+rag:$W/run_sft_rag_q$N-s$STEPS") && runs+=(run_sft_q$N-s$STEPS run_sft_rag_q$N-s$STEPS)
+[ "$BASELINES" = 1 ] && trained+=(--variant "sft:$W/run_${SFT}_q$N-s$STEPS" \
+    --variant "sft+rag:$W/run_${SFT_RAG}_q$N-s$STEPS") && runs+=(run_${SFT}_q$N-s$STEPS run_${SFT_RAG}_q$N-s$STEPS)
 [ "$RAFT" = 1 ] && trained+=(--variant "raft:$W/run_raft_$TAG-q$N-s$STEPS") && runs+=(run_raft_$TAG-q$N-s$STEPS)
-[ "$RAFT" = 1 ] || TAG=baselines
+[ "$RAFT" = 1 ] || TAG=baselines$STUDENT_SUFFIX
 
 # The comparison (COMPARE=0 skips it, for the robustness run alone).
 if [ "${COMPARE:-1}" = 1 ]; then
