@@ -59,12 +59,9 @@ pub enum Error {
     #[error(transparent)]
     Dataset(#[from] ragtune_datasets::Error),
 
-    #[error("cannot read {}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    /// A file could not be read (an `fs-err` error: its message names the path).
+    #[error(transparent)]
+    Io(std::io::Error),
 
     /// A data file does not follow its format.
     #[error("{}, line {line}: {reason}; the file does not follow the {format} format", path.display())]
@@ -94,10 +91,7 @@ fn shown(question: &str) -> String {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 pub(crate) fn read(path: &std::path::Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|source| Error::Io {
-        path: path.to_owned(),
-        source,
-    })
+    fs_err::read(path).map_err(Error::Io)
 }
 
 #[cfg(test)]

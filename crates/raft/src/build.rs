@@ -1,6 +1,6 @@
 //! [`build`]: questions and a knowledge base in, RAFT training files out.
 
-use crate::error::{Error, Result, io};
+use crate::error::{Error, Result};
 use crate::oracle::{KbChunk, Oracle, SkipReason, find_oracle, find_passage};
 use crate::prompt::{
     AnswerFormat, RaftPassage, abstain_answer, bare_answer, cot_answer, cot_answer_unshown,
@@ -348,24 +348,22 @@ const MARKER_FILE: &str = ".ragtune-raft-build";
 /// written beside its final name first, then the old manifest goes, the data files are renamed
 /// into place, and the new manifest comes last.
 fn publish(out: &Path, files: &[(&str, &String)]) -> Result<Vec<PathBuf>> {
-    std::fs::create_dir_all(out).map_err(io(out))?;
-    let marker = out.join(MARKER_FILE);
-    std::fs::write(&marker, MANIFEST_KIND).map_err(io(&marker))?;
+    fs_err::create_dir_all(out).map_err(Error::Io)?;
+    fs_err::write(out.join(MARKER_FILE), MANIFEST_KIND).map_err(Error::Io)?;
     let mut staged = Vec::new();
     for (name, text) in files {
         let path = out.join(name);
         let tmp = path.with_extension("partial");
-        std::fs::write(&tmp, text).map_err(io(&tmp))?;
+        fs_err::write(&tmp, text).map_err(Error::Io)?;
         staged.push((tmp, path));
     }
-    let manifest = out.join(MANIFEST_FILE);
-    match std::fs::remove_file(&manifest) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(&manifest)(e)),
+    match fs_err::remove_file(out.join(MANIFEST_FILE)) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::Io(e)),
         _ => {}
     }
     let mut published = Vec::new();
     for (tmp, path) in staged {
-        std::fs::rename(&tmp, &path).map_err(io(&path))?;
+        fs_err::rename(&tmp, &path).map_err(Error::Io)?;
         published.push(path);
     }
     Ok(published)

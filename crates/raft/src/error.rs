@@ -43,13 +43,9 @@ pub enum Error {
     )]
     OutNotEmpty { path: PathBuf },
 
-    /// Reading or writing a file failed.
-    #[error("{}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    /// Reading or writing a file failed (an `fs-err` error: its message names the path).
+    #[error(transparent)]
+    Io(std::io::Error),
 
     /// The knowledge base could not be read.
     #[error(transparent)]
@@ -96,9 +92,3 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-pub(crate) fn io(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
-    move |source| Error::Io {
-        path: path.to_owned(),
-        source,
-    }
-}

@@ -113,15 +113,10 @@ pub struct TrainedRun {
 /// Reads a run's training.json: `None` when there is none or it records no RAFT data; an error
 /// when it cannot be read or was trained on another [`PROMPT_FORMAT`].
 pub fn trained_run(training_json: &Path) -> Result<Option<TrainedRun>> {
-    let bytes = match std::fs::read(training_json) {
+    let bytes = match fs_err::read(training_json) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => {
-            return Err(Error::Io {
-                path: training_json.to_owned(),
-                source,
-            });
-        }
+        Err(e) => return Err(Error::Io(e)),
     };
     let bad = |reason: String| Error::TrainingRecord {
         path: training_json.to_owned(),

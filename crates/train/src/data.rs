@@ -44,10 +44,7 @@ pub fn read_sft_lenient(path: &Path) -> Result<(Vec<Example>, Vec<Error>)> {
 }
 
 fn parse_file(path: &Path) -> Result<(Vec<Example>, Vec<Error>)> {
-    let bytes = std::fs::read(path).map_err(|error| Error::Io {
-        path: path.to_path_buf(),
-        error,
-    })?;
+    let bytes = fs_err::read(path).map_err(Error::File)?;
     let (mut good, mut bad) = (Vec::new(), Vec::new());
     // Lines are decoded one by one, so a line that is not UTF-8 is reported (or skipped) by
     // its number like any other malformed line.

@@ -6,17 +6,13 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The cause is in the message and not also returned as `source()`, so a front end that
-    /// prints the whole chain (`{:#}`) shows it once.
-    #[error("cannot read {path}: {error}")]
-    Io {
-        path: PathBuf,
-        error: std::io::Error,
-    },
-
-    /// An I/O error from `fs-err`, whose message names the path (its cause follows as `source()`).
+    /// An I/O error from `fs-err`, whose message names the path (its cause follows as
+    /// `source()`). Not `#[from]`: a `std::fs` error without its path cannot slip in by `?`.
     #[error(transparent)]
     File(std::io::Error),
+
+    #[error("{path} is not a usable adapter: {reason}")]
+    Adapter { path: PathBuf, reason: String },
 
     #[error("{path} is not a usable GGUF model: {reason}")]
     Gguf { path: PathBuf, reason: String },
@@ -127,11 +123,15 @@ mod tests {
     }
 
     #[test]
-    fn io_error_cause_is_not_repeated_in_the_chain() {
-        let err = Error::Io {
-            path: PathBuf::from("data.jsonl"),
-            error: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
-        };
-        assert_eq!(chain(&err), "cannot read data.jsonl: no such file");
+    fn io_error_names_the_path_and_its_cause_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data.jsonl");
+        let err = Error::File(fs_err::read(&path).unwrap_err());
+        let text = chain(&err);
+        assert!(text.contains(&path.display().to_string()), "{text}");
+        let cause = std::error::Error::source(&err)
+            .expect("fs-err keeps the cause as the source")
+            .to_string();
+        assert_eq!(text.matches(&cause).count(), 1, "{text}");
     }
 }

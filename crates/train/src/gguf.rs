@@ -20,15 +20,11 @@ pub type BaseWeights = HashMap<String, Tensor>;
 
 /// Reads the hyper-parameters and every tensor the llama forward pass needs.
 pub fn load(path: &Path) -> Result<(LlamaConfig, BaseWeights)> {
-    let io = |error| Error::Io {
-        path: path.to_path_buf(),
-        error,
-    };
     let bad = |e: candle_core::Error| Error::Gguf {
         path: path.to_path_buf(),
         reason: e.to_string(),
     };
-    let mut file = std::fs::File::open(path).map_err(io)?;
+    let mut file = fs_err::File::open(path).map_err(Error::File)?;
     let content = gguf_file::Content::read(&mut file).map_err(bad)?;
     let cfg = LlamaConfig::from_gguf(path, &content)?;
     let dev = Device::Cpu;
@@ -56,10 +52,7 @@ pub fn load(path: &Path) -> Result<(LlamaConfig, BaseWeights)> {
 
 /// Only the hyper-parameters (reads the header, not the tensors).
 pub fn read_config(path: &Path) -> Result<LlamaConfig> {
-    let mut file = std::fs::File::open(path).map_err(|error| Error::Io {
-        path: path.to_path_buf(),
-        error,
-    })?;
+    let mut file = fs_err::File::open(path).map_err(Error::File)?;
     let content = gguf_file::Content::read(&mut file).map_err(|e| Error::Gguf {
         path: path.to_path_buf(),
         reason: e.to_string(),

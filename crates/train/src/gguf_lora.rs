@@ -201,10 +201,7 @@ pub fn write(
 /// refused here, by name.
 pub fn from_peft(peft_dir: &Path, base: &Path, out: &Path) -> Result<()> {
     let (lora, tensors) = crate::peft::read(peft_dir)?;
-    let mut file = std::fs::File::open(base).map_err(|error| Error::Io {
-        path: base.to_path_buf(),
-        error,
-    })?;
+    let mut file = fs_err::File::open(base).map_err(Error::File)?;
     let content = gguf_file::Content::read(&mut file).map_err(|e| Error::Gguf {
         path: base.to_path_buf(),
         reason: e.to_string(),
@@ -304,10 +301,7 @@ mod tests {
         write(&path, &tensors, &lora, &cfg, Some("tiny"))?;
         assert!(!dir.path().join(".adapter.gguf.tmp").exists());
 
-        let mut f = std::fs::File::open(&path).map_err(|error| Error::Io {
-            path: path.clone(),
-            error,
-        })?;
+        let mut f = fs_err::File::open(&path).map_err(Error::File)?;
         let content = gguf_file::Content::read(&mut f)?;
         let md = |k: &str| content.metadata.get(k).unwrap_or_else(|| panic!("no {k}"));
         assert_eq!(md("general.architecture").to_string()?, "llama");
@@ -403,10 +397,7 @@ mod tests {
         })?;
         let path = dir.path().join("adapter.gguf");
         write(&path, &tensors, &lora, &cfg, None)?;
-        let mut f = std::fs::File::open(&path).map_err(|error| Error::Io {
-            path: path.clone(),
-            error,
-        })?;
+        let mut f = fs_err::File::open(&path).map_err(Error::File)?;
         let content = gguf_file::Content::read(&mut f)?;
         assert_eq!(
             content.metadata["general.architecture"].to_string()?,

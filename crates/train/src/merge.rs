@@ -59,10 +59,7 @@ pub fn merge(
         path: base.to_path_buf(),
         reason: e.to_string(),
     };
-    let mut file = std::fs::File::open(base).map_err(|error| Error::Io {
-        path: base.to_path_buf(),
-        error,
-    })?;
+    let mut file = fs_err::File::open(base).map_err(Error::File)?;
     let content = gguf_file::Content::read(&mut file).map_err(bad)?;
     let cfg = LlamaConfig::from_gguf(base, &content)?;
     let mut pairs: HashMap<String, GgufLoraPair> = to_gguf_layout(tensors, lora, &cfg)?
@@ -172,11 +169,8 @@ mod tests {
         write_atomic(path, &metadata, &tensors)
     }
 
-    fn read(path: &Path) -> Result<(std::fs::File, gguf_file::Content)> {
-        let mut f = std::fs::File::open(path).map_err(|error| Error::Io {
-            path: path.to_path_buf(),
-            error,
-        })?;
+    fn read(path: &Path) -> Result<(fs_err::File, gguf_file::Content)> {
+        let mut f = fs_err::File::open(path).map_err(Error::File)?;
         let c = gguf_file::Content::read(&mut f)?;
         Ok((f, c))
     }

@@ -21,10 +21,6 @@ pub fn prepare(out: &Path, resume: bool) -> Result<()> {
         path: out.to_path_buf(),
         reason,
     };
-    let io = |error| Error::Io {
-        path: out.to_path_buf(),
-        error,
-    };
     if !out.exists() {
         return std::fs::create_dir_all(out).map_err(|e| Error::Write {
             path: out.to_path_buf(),
@@ -36,11 +32,11 @@ pub fn prepare(out: &Path, resume: bool) -> Result<()> {
             "it is a file, not a folder; choose a new or empty folder for --out".into(),
         ));
     }
-    let mut names: Vec<String> = std::fs::read_dir(out)
-        .map_err(io)?
+    let mut names: Vec<String> = fs_err::read_dir(out)
+        .map_err(Error::File)?
         .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
         .collect::<std::io::Result<_>>()
-        .map_err(io)?;
+        .map_err(Error::File)?;
     if names.is_empty() {
         return Ok(());
     }

@@ -114,14 +114,11 @@ pub fn save(model: &Llama, base_model: Option<&str>, dir: &Path) -> Result<()> {
 /// refused rather than silently dropped, since they change the scale or the update itself.
 pub fn read(dir: &Path) -> Result<(LoraConfig, HashMap<String, Tensor>)> {
     let config_path = dir.join(CONFIG_FILE);
-    let invalid = |reason: String| Error::Io {
+    let invalid = |reason: String| Error::Adapter {
         path: config_path.clone(),
-        error: std::io::Error::new(std::io::ErrorKind::InvalidData, reason),
+        reason,
     };
-    let text = std::fs::read_to_string(&config_path).map_err(|error| Error::Io {
-        path: config_path.clone(),
-        error,
-    })?;
+    let text = fs_err::read_to_string(&config_path).map_err(Error::File)?;
     let json: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| invalid(format!("not valid JSON: {e}")))?;
     let field = |key: &str| json.get(key).filter(|v| !v.is_null());
@@ -181,9 +178,9 @@ pub fn read(dir: &Path) -> Result<(LoraConfig, HashMap<String, Tensor>)> {
 
     let weights = dir.join(WEIGHTS_FILE);
     let tensors =
-        candle_core::safetensors::load(&weights, &Device::Cpu).map_err(|e| Error::Io {
+        candle_core::safetensors::load(&weights, &Device::Cpu).map_err(|e| Error::Adapter {
             path: weights.clone(),
-            error: std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()),
+            reason: e.to_string(),
         })?;
     let tensors = tensors
         .into_iter()

@@ -397,15 +397,10 @@ impl<'m> Trainer<'m> {
     pub fn resume(&mut self) -> Result<Option<usize>> {
         let root = self.out.join(CHECKPOINTS);
         let latest = root.join(LATEST);
-        let name = match std::fs::read_to_string(&latest) {
+        let name = match fs_err::read_to_string(&latest) {
             Ok(name) => name.trim().to_string(),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(error) => {
-                return Err(Error::Io {
-                    path: latest,
-                    error,
-                });
-            }
+            Err(e) => return Err(Error::File(e)),
         };
         let dir = root.join(&name);
         let bad = |reason: String| Error::Checkpoint {
