@@ -10,6 +10,13 @@
 //! the reply's first token. It prints the share of answerable questions whose gold paragraph
 //! (by `eval qa`'s test) is in the first two passages of: retrieval's order; the generator's
 //! order; and the two fused by reciprocal rank; with the prompt tokens and time spent.
+//!
+//! A trained judge: `RERANK_WRITE_DATA=FILE` writes, instead of scoring, the same yes/no
+//! prompts as chat examples for `ragtune train sft` (messages JSONL): for each question each
+//! passage holding the gold paragraph's answer (target "Yes") and the `RERANK_NEGATIVES` [1]
+//! best-ranked passages that do not ("No"); `RERANK_ADAPTER=adapter.gguf` then scores with that
+//! LoRA adapter on `RERANK_MODEL`. Questions for the two come from disjoint articles
+//! (`bench/sft_squad/split.py`), the knowledge base holds them all.
 
 use ragtune_answer::eval::gold_in_passages;
 use ragtune_answer::sanitize::sanitize_passage;
@@ -18,8 +25,9 @@ use ragtune_core::{
 };
 use ragtune_eval::QuestionSet;
 use ragtune_index::KnowledgeBase;
-use ragtune_model::llama::{LlamaGenerator, LoadOptions};
+use ragtune_model::llama::{AdapterSpec, LlamaGenerator, LoadOptions};
 use ragtune_retrieve::KbRetriever;
+use std::io::Write;
 use std::time::Instant;
 
 mod longdoc;
@@ -27,16 +35,19 @@ use longdoc::{BoxError, env_path, env_usize};
 
 const SYSTEM: &str = "You check whether a passage answers a question. Reply with Yes or No.";
 
-fn request(question: &str, passage: &str) -> GenerationRequest {
+/// The judge's prompt: the same messages at inference and in the training data.
+fn messages(question: &str, passage: &str) -> Vec<ChatMessage> {
     let user = format!(
         "Question: {question}\n\nPassage:\n{passage}\n\nDoes the passage state the answer to \
          the question? Reply Yes or No."
     );
-    let mut r = GenerationRequest::new(Prompt::Chat(vec![
-        ChatMessage::system(SYSTEM),
-        ChatMessage::user(user),
-    ]))
-    .with_max_tokens(1);
+    vec![ChatMessage::system(SYSTEM), ChatMessage::user(user)]
+}
+
+fn request(question: &str, passage: &str, adapter: Option<&str>) -> GenerationRequest {
+    let mut r =
+        GenerationRequest::new(Prompt::Chat(messages(question, passage))).with_max_tokens(1);
+    r.adapter = adapter.map(str::to_owned);
     r.logprobs = true;
     r.top_logprobs = 20;
     r
@@ -90,20 +101,36 @@ fn main() -> Result<(), BoxError> {
     let embedder = ragtune_embed::SentenceEmbedder::load(&embedder)?;
     let kb = KnowledgeBase::open_existing(&kb_dir, &embedder)?;
     let retriever = KbRetriever::new(&kb, &embedder)?;
+    let set = QuestionSet::load(&questions, sample, 0)?;
+    if let Some(out) = std::env::var_os("RERANK_WRITE_DATA") {
+        return write_data(&retriever, &set, depth, out.as_ref());
+    }
+    let adapter = std::env::var_os("RERANK_ADAPTER").map(std::path::PathBuf::from);
     let generator = LlamaGenerator::load(
         &model,
         &LoadOptions {
             threads: 2,
             context_length: 2048,
+            adapters: adapter
+                .iter()
+                .map(|path| AdapterSpec {
+                    name: "judge".into(),
+                    path: path.clone(),
+                    scale: 1.0,
+                })
+                .collect(),
             ..Default::default()
         },
     )?;
-    let set = QuestionSet::load(&questions, sample, 0)?;
+    let adapter_name = adapter.as_ref().map(|_| "judge");
     println!(
-        "{}: {} questions (seed 0), the first {depth} passages scored by {}",
+        "{}: {} questions (seed 0), the first {depth} passages scored by {}{}",
         kb_dir.display(),
         set.items.len(),
-        model.display()
+        model.display(),
+        adapter
+            .as_ref()
+            .map_or(String::new(), |a| format!(" with {}", a.display()))
     );
     // Gold-in-top-two counts: retrieval's order, the generator's, and RRF fusions of the two.
     let fusions = [(2.0, 1.0), (5.0, 1.0), (2.0, 2.0), (5.0, 2.0)];
@@ -118,8 +145,10 @@ fn main() -> Result<(), BoxError> {
         };
         asked += 1;
         in_depth += usize::from(any);
-        let requests: Vec<GenerationRequest> =
-            texts.iter().map(|t| request(&item.question, t)).collect();
+        let requests: Vec<GenerationRequest> = texts
+            .iter()
+            .map(|t| request(&item.question, t, adapter_name))
+            .collect();
         let replies = generator.generate_batch(&requests)?;
         prompt_tokens += replies
             .iter()
@@ -166,6 +195,55 @@ fn main() -> Result<(), BoxError> {
     println!(
         "{prompt_tokens} prompt tokens, {secs:.0} s: {:.2} s a question",
         secs / set.items.len().max(1) as f64
+    );
+    Ok(())
+}
+
+/// Writes the judge's training examples (see the top of this file) and counts them.
+fn write_data(
+    retriever: &KbRetriever<'_>,
+    set: &QuestionSet,
+    depth: usize,
+    out: &std::path::Path,
+) -> Result<(), BoxError> {
+    let negatives = env_usize("RERANK_NEGATIVES", 1);
+    let mut file = std::io::BufWriter::new(fs_err::File::create(out)?);
+    let (mut yes, mut no, mut without_gold) = (0usize, 0usize, 0usize);
+    for item in &set.items {
+        let hits = retriever.retrieve(&Query::new(&item.question, depth, SearchMode::Hybrid))?;
+        let texts: Vec<String> = hits.iter().map(|h| sanitize_passage(&h.text)).collect();
+        let labels: Vec<Option<bool>> = texts.iter().map(|t| gold_in_passages(item, [t])).collect();
+        if labels.iter().all(|l| l.is_none()) {
+            continue; // unanswerable or no gold paragraph: nothing to learn from
+        }
+        without_gold += usize::from(!labels.contains(&Some(true)));
+        let mut shown_no = 0;
+        for (text, label) in texts.iter().zip(&labels) {
+            let target = match label {
+                Some(true) => "Yes",
+                Some(false) if shown_no < negatives => {
+                    shown_no += 1;
+                    "No"
+                }
+                _ => continue,
+            };
+            if target == "Yes" {
+                yes += 1
+            } else {
+                no += 1
+            }
+            let mut turns = messages(&item.question, text);
+            turns.push(ChatMessage::assistant(target));
+            serde_json::to_writer(&mut file, &serde_json::json!({ "messages": turns }))?;
+            file.write_all(b"\n")?;
+        }
+    }
+    file.flush()?;
+    println!(
+        "{}: {yes} Yes and {no} No examples from {} questions ({without_gold} without the gold \
+         paragraph in the first {depth})",
+        out.display(),
+        set.items.len()
     );
     Ok(())
 }

@@ -16,7 +16,8 @@ pub struct Inputs {
     /// `RAGTUNE_EMBED_MODEL`: the embedder's folder (the catalogue's MiniLM by default).
     pub embedder: PathBuf,
     /// Where `ragtune models pull` put the models (for the generator of `longdoc_rerank`).
-    #[allow(dead_code)] // each bench compiles this module; `longdoc_retrieval` has no generator
+    /// (Each bench compiles this module, and `longdoc_retrieval` has no generator.)
+    #[allow(dead_code)]
     pub models: PathBuf,
 }
 
