@@ -138,8 +138,7 @@ fn main() -> Result<(), BoxError> {
     let mut fused = vec![0usize; fusions.len()];
     let (mut prompt_tokens, start) = (0u64, Instant::now());
     for item in &set.items {
-        let hits = retriever.retrieve(&Query::new(&item.question, depth, SearchMode::Hybrid))?;
-        let texts: Vec<String> = hits.iter().map(|h| sanitize_passage(&h.text)).collect();
+        let texts = passages(&retriever, &item.question, depth)?;
         let Some(any) = gold_in_passages(item, &texts) else {
             continue;
         };
@@ -199,6 +198,16 @@ fn main() -> Result<(), BoxError> {
     Ok(())
 }
 
+/// The default hybrid retrieval's first `depth` passages for `question`, as the reader sees them.
+fn passages(
+    retriever: &KbRetriever<'_>,
+    question: &str,
+    depth: usize,
+) -> Result<Vec<String>, BoxError> {
+    let hits = retriever.retrieve(&Query::new(question, depth, SearchMode::Hybrid))?;
+    Ok(hits.iter().map(|h| sanitize_passage(&h.text)).collect())
+}
+
 /// Writes the judge's training examples (see the top of this file) and counts them.
 fn write_data(
     retriever: &KbRetriever<'_>,
@@ -210,8 +219,7 @@ fn write_data(
     let mut file = std::io::BufWriter::new(fs_err::File::create(out)?);
     let (mut yes, mut no, mut without_gold) = (0usize, 0usize, 0usize);
     for item in &set.items {
-        let hits = retriever.retrieve(&Query::new(&item.question, depth, SearchMode::Hybrid))?;
-        let texts: Vec<String> = hits.iter().map(|h| sanitize_passage(&h.text)).collect();
+        let texts = passages(retriever, &item.question, depth)?;
         let labels: Vec<Option<bool>> = texts.iter().map(|t| gold_in_passages(item, [t])).collect();
         if labels.iter().all(|l| l.is_none()) {
             continue; // unanswerable or no gold paragraph: nothing to learn from
@@ -220,23 +228,22 @@ fn write_data(
         let mut shown_no = 0;
         for (text, label) in texts.iter().zip(&labels) {
             let target = match label {
-                Some(true) => "Yes",
+                Some(true) => {
+                    yes += 1;
+                    "Yes"
+                }
                 Some(false) if shown_no < negatives => {
                     shown_no += 1;
                     "No"
                 }
                 _ => continue,
             };
-            if target == "Yes" {
-                yes += 1
-            } else {
-                no += 1
-            }
             let mut turns = messages(&item.question, text);
             turns.push(ChatMessage::assistant(target));
             serde_json::to_writer(&mut file, &serde_json::json!({ "messages": turns }))?;
             file.write_all(b"\n")?;
         }
+        no += shown_no;
     }
     file.flush()?;
     println!(
