@@ -1,9 +1,10 @@
 //! Generation speed, side by side with llama.cpp (llama-cpp-python), in one run.
 //!
 //! `cargo bench -p ragtune-model --bench generation` (needs `pip install llama-cpp-python==0.3.36`
-//! for the reference column, and the default models). Prints a table and writes
+//! for the reference column, or `BENCH_REFERENCE=c` for llama.cpp's C API linked from the same
+//! build ragtune uses, and the default models). Prints a table and writes
 //! `bench/results/generation.json` (or `BENCH_OUT`, relative to the repository root).
-//! Environment: `BENCH_THREADS` (default 2), `BENCH_MODELS`
+//! Environment: `BENCH_THREADS` (default 2), `BENCH_REFERENCE` (python or c), `BENCH_MODELS`
 //! (comma-separated catalogue names).
 
 use ragtune_core::{Generation, GenerationRequest, Generator, Prompt};
@@ -144,28 +145,35 @@ fn single_stream(model: &LlamaGenerator, prompt: &str) -> Value {
     })
 }
 
+/// The reference: llama-cpp-python (`BENCH_REFERENCE=python`, the default: what a Python user
+/// would pick) or llama.cpp's own C API linked from ragtune's build of it (`c`: the same
+/// kernels with no binding at all; `bench/reference/llama_cpp_c.sh`).
 fn llama_cpp(root: &Path, model: &Path, prompt: &str, threads: usize) -> Value {
     let file = std::env::temp_dir().join("ragtune-bench-prompt.txt");
     std::fs::write(&file, prompt).expect("write prompt");
-    let script: PathBuf = root.join("bench/reference/llama_cpp_reference.py");
-    let out = Command::new("python3")
-        .arg(&script)
-        .args([
-            "bench",
-            &model.display().to_string(),
-            &file.display().to_string(),
-        ])
-        .args([
-            "--threads",
-            &threads.to_string(),
-            "--decode",
-            &DECODE_TOKENS.to_string(),
-        ])
-        .args(["--repeats", &REPEATS.to_string()])
-        .output();
+    let (model, file) = (model.display().to_string(), file.display().to_string());
+    let (threads, decode, repeats) = (
+        threads.to_string(),
+        DECODE_TOKENS.to_string(),
+        REPEATS.to_string(),
+    );
+    let reference = std::env::var("BENCH_REFERENCE").unwrap_or_else(|_| "python".into());
+    let out = match reference.as_str() {
+        "python" => Command::new("python3")
+            .arg(root.join("bench/reference/llama_cpp_reference.py"))
+            .args(["bench", &model, &file, "--threads", &threads])
+            .args(["--decode", &decode, "--repeats", &repeats])
+            .output(),
+        "c" => Command::new(root.join("bench/reference/llama_cpp_c.sh"))
+            .args([&model, &file, &threads, &decode, &repeats])
+            .output(),
+        other => return json!({ "error": format!("BENCH_REFERENCE={other}: use python or c") }),
+    };
     match out {
         Ok(o) if o.status.success() => serde_json::from_slice(&o.stdout).expect("reference JSON"),
-        Ok(o) => json!({ "error": String::from_utf8_lossy(&o.stderr).trim().to_string() }),
+        Ok(o) => {
+            json!({ "error": format!("{} ({})", String::from_utf8_lossy(&o.stderr).trim(), o.status) })
+        }
         Err(e) => json!({ "error": e.to_string() }),
     }
 }
