@@ -18,7 +18,8 @@
 # SQUAD (the dev file: v1.1 by default; v2.0's unanswerable questions are held out too, so
 # the comparison reports abstention; training draws answerable questions only, unless
 # UNANSWERABLE=1: then it draws from all of them, and with ABSTAIN=1 the unanswerable ones are
-# shown their own passage and taught the refusal), BASELINES=0
+# shown their own passage and taught the refusal; UNANSWERABLE_SHARE, a fraction, fixes their
+# share of the TRAIN_QUESTIONS instead of the file's), BASELINES=0
 # (train no SFT variants: the comparison is RAG against RAFT), RESULTS (the results folder),
 # COMPARE=0 (no comparison) or COMPARE=ablation (answer with this RAFT adapter only and report
 # it beside the baseline comparison's runs, the d3-p0.8-retriever one: greedy answers to the
@@ -47,6 +48,8 @@ SUFFIX=""
 [ "${ABSTAIN:-0}" = 1 ] && SUFFIX="$SUFFIX-abstain"
 QSUFFIX=""
 [ "${UNANSWERABLE:-0}" = 1 ] && SUFFIX="$SUFFIX-unanswerable" && QSUFFIX="-all"
+SHARE=${UNANSWERABLE_SHARE:-}
+[ "${UNANSWERABLE:-0}" = 1 ] && [ -n "$SHARE" ] && SUFFIX="$SUFFIX$SHARE" && QSUFFIX="$QSUFFIX$SHARE"
 BASE=${STUDENT:-smollm2-135m-instruct}
 # Another student's name goes into every file and run of its own (RAFT and SFT alike).
 STUDENT_SUFFIX=""
@@ -64,15 +67,22 @@ source "$(dirname "$0")/lib.sh"
 
 # N seeded training questions with their paragraph, shared by every variant.
 Q="$W/train_q$N$QSUFFIX.jsonl"
-[ -f "$Q" ] || python3 - "$W/train.json" "$Q" "$N" "${UNANSWERABLE:-0}" <<'PY'
+[ -f "$Q" ] || python3 - "$W/train.json" "$Q" "$N" "${UNANSWERABLE:-0}" "$SHARE" <<'PY'
 import json, random, sys
 data = json.load(open(sys.argv[1]))
 everything = sys.argv[4] == "1"
+n = int(sys.argv[3])
 qs = [(qa, p["context"]) for a in data["data"] for p in a["paragraphs"] for qa in p["qas"]
       if everything or (qa["answers"] and not qa.get("is_impossible", False))]
 random.Random(1).shuffle(qs)
+if everything and sys.argv[5]:
+    # UNANSWERABLE_SHARE: the first of each kind in the same seeded order, in that proportion.
+    impossible = lambda q: q[0].get("is_impossible", False) or not q[0]["answers"]
+    k = round(n * float(sys.argv[5]))
+    qs = [q for q in qs if impossible(q)][:k] + [q for q in qs if not impossible(q)][: n - k]
+    random.Random(1).shuffle(qs)
 with open(sys.argv[2], "w") as f:
-    for qa, ctx in qs[: int(sys.argv[3])]:
+    for qa, ctx in qs[:n]:
         impossible = qa.get("is_impossible", False)
         f.write(json.dumps({"id": qa["id"], "question": qa["question"],
                             "answers": [] if impossible else [a["text"] for a in qa["answers"]],
