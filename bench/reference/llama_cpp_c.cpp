@@ -45,8 +45,9 @@ struct Timing {
 };
 
 // One greedy continuation of `prompt`, `n` tokens with end of generation ignored, from an empty
-// KV cache: time to the first token, then the time of the n - 1 after it.
-Timing greedy(llama_context *ctx, std::vector<llama_token> prompt, int n, int n_batch,
+// KV cache: time to the first token, then the time of the n - 1 after it. (`prompt` is not
+// changed; llama_batch_get_one takes a non-const pointer.)
+Timing greedy(llama_context *ctx, std::vector<llama_token> &prompt, int n, int n_batch,
               int n_vocab) {
     llama_memory_clear(llama_get_memory(ctx), true);
     auto t0 = Clock::now();
