@@ -13,7 +13,9 @@
 # Run from the repository root: bench/raft/pubmedqa.sh [WORK_DIR] [RAGTUNE]
 # Knobs (environment): STEPS (60), DISTRACTORS (1), P (0.8), SAMPLE (150), PQAL (the file),
 # EXTRA (more --variant arguments for the comparison, e.g. "--variant rag@qwen2.5-coder-0.5b-instruct"),
-# RESULTS (the results folder).
+# RESULTS (the results folder), STUDENT (the base model RAFT trains and RAG reads with:
+# smollm2-135m-instruct; another one's name is added to the run's and the results' names, the
+# training data being the same).
 set -euo pipefail
 W=${1:-/tmp/raft_pubmedqa}
 R=${2:-target/release/ragtune}
@@ -22,9 +24,11 @@ STEPS=${STEPS:-60}
 DISTRACTORS=${DISTRACTORS:-1}
 P=${P:-0.8}
 SAMPLE=${SAMPLE:-150}
-BASE=smollm2-135m-instruct
+BASE=${STUDENT:-smollm2-135m-instruct}
 OUT=${RESULTS:-bench/results/raft/pubmedqa}
 TAG=d$DISTRACTORS-p$P-s$STEPS
+NAME=$TAG
+[ "$BASE" = smollm2-135m-instruct ] || NAME=$TAG-$BASE
 mkdir -p "$W" "$OUT"
 # shellcheck source=bench/raft/lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -50,13 +54,13 @@ PY
 
 [ -f "$W/raft_$TAG/manifest.json" ] || $R raft build --kb "$W/kb" --questions "$W/train.json" \
     --out "$W/raft_$TAG" --distractors "$DISTRACTORS" --p "$P" --answer-format answer --seed 0
-RUN="$W/run_raft_$TAG"
+RUN="$W/run_raft_$NAME"
 train_adapter "$W/raft_$TAG/train.jsonl" "$RUN" 1536
 
 # shellcheck disable=SC2086 # EXTRA is a list of arguments
 $R compare --questions "$W/heldout.json" --kb "$W/kb" --sample "$SAMPLE" --seed 0 \
-    --out "$W/report_$TAG" --threads 2 --variant "rag@$BASE" --variant "raft:$RUN" ${EXTRA:-} \
-    | tee "$OUT/table_$TAG.txt"
-keep_comparison "$W/report_$TAG" "$TAG"
+    --out "$W/report_$NAME" --threads 2 --variant "rag@$BASE" --variant "raft:$RUN" ${EXTRA:-} \
+    | tee "$OUT/table_$NAME.txt"
+keep_comparison "$W/report_$NAME" "$NAME"
 cp "$W/raft_$TAG/manifest.json" "$OUT/build_manifest_$TAG.json"
-keep_training "$RUN" "$TAG"
+keep_training "$RUN" "$NAME"
