@@ -77,9 +77,9 @@ qs = [(qa, p["context"]) for a in data["data"] for p in a["paragraphs"] for qa i
 random.Random(1).shuffle(qs)
 if everything and sys.argv[5]:
     # UNANSWERABLE_SHARE: the first of each kind in the same seeded order, in that proportion.
-    impossible = lambda q: q[0].get("is_impossible", False) or not q[0]["answers"]
+    unanswerable = lambda q: q[0].get("is_impossible", False) or not q[0]["answers"]
     k = round(n * float(sys.argv[5]))
-    qs = [q for q in qs if impossible(q)][:k] + [q for q in qs if not impossible(q)][: n - k]
+    qs = [q for q in qs if unanswerable(q)][:k] + [q for q in qs if not unanswerable(q)][: n - k]
     random.Random(1).shuffle(qs)
 with open(sys.argv[2], "w") as f:
     for qa, ctx in qs[:n]:
