@@ -111,11 +111,10 @@ fn quantize(
     }
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     eprintln!("quantizing {} to {}", input.display(), kind.as_str());
-    // Written beside and renamed into place: `x.gguf.partial` never resolves as a model, so an
-    // interrupted run leaves nothing that `--model` or `ask`'s default would load.
-    let partial = output.with_extension("gguf.partial");
-    ragtune_model::llama::quantize(&input, &partial, kind, 0)?;
-    fs_err::rename(&partial, &output)?;
+    // `quantize` writes `x.gguf.partial` and renames it into place: a partial file never
+    // resolves as a model, so an interrupted run leaves nothing that `--model` or `ask`'s
+    // default would load.
+    ragtune_model::llama::quantize(&input, &output, kind, 0)?;
     println!(
         "installed: {name} -> {} (use --model {name})",
         output.display()
