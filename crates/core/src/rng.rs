@@ -5,6 +5,17 @@
 //! dropout masks, epoch shuffles) all draw from it, so every run is repeatable from its seed.
 //! candle's CPU device cannot be seeded, which is why training needs it too.
 
+/// The step of SplitMix64's state per draw (the golden ratio in 64 bits).
+const GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
+
+/// SplitMix64's output function of a state.
+#[inline(always)]
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
 /// SplitMix64, the generator Java's `SplittableRandom` uses.
 #[derive(Debug, Clone)]
 pub struct SplitMix64 {
@@ -23,11 +34,24 @@ impl SplitMix64 {
     }
 
     pub fn next_u64(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.state = self.state.wrapping_add(GAMMA);
+        mix(self.state)
+    }
+
+    /// What the `i`-th call of [`next_u64`](Self::next_u64) from here returns (`i` = 0: the
+    /// next one), without drawing anything. The state moves by a constant per draw, so any
+    /// draw can be computed on its own: long streams (dropout masks) are filled in parallel
+    /// and still equal the sequential draws.
+    #[inline(always)]
+    pub fn peek_u64(&self, i: u64) -> u64 {
+        mix(self
+            .state
+            .wrapping_add(GAMMA.wrapping_mul(i.wrapping_add(1))))
+    }
+
+    /// Moves past `n` draws, as `n` calls of [`next_u64`](Self::next_u64) would.
+    pub fn skip(&mut self, n: u64) {
+        self.state = self.state.wrapping_add(GAMMA.wrapping_mul(n));
     }
 
     /// Uniform in `0..bound` (`bound > 0`), without modulo bias.
@@ -106,6 +130,20 @@ mod tests {
         assert_eq!(r.next_u64(), 0xE220_A839_7B1D_CDAF);
         assert_eq!(r.next_u64(), 0x6E78_9E6A_A1B9_65F4);
         assert_eq!(r.next_u64(), 0x06C4_5D18_8009_454F);
+    }
+
+    #[test]
+    fn peek_and_skip_equal_sequential_draws() {
+        let mut r = SplitMix64::new(0xDEAD_BEEF);
+        r.next_u64();
+        let ahead = r.clone();
+        let drawn: Vec<u64> = (0..50).map(|_| r.next_u64()).collect();
+        let peeked: Vec<u64> = (0..50).map(|i| ahead.peek_u64(i)).collect();
+        assert_eq!(drawn, peeked);
+        let mut skipped = ahead.clone();
+        skipped.skip(50);
+        assert_eq!(skipped.state(), r.state());
+        assert_eq!(skipped.next_u64(), r.next_u64());
     }
 
     #[test]

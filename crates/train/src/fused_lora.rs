@@ -9,12 +9,22 @@
 //! [`Lora::forward`], so a run's randomness does not depend on which path computed it.
 
 use crate::frozen::FrozenLinear;
-use crate::kernels::{Mat, Real, float_dtype, gemm, slice, storage_dtype, with_data};
+use crate::kernels::{Real, float_dtype, slice, storage_dtype, with_data};
 use crate::lora::Lora;
 use candle_core::{CpuStorage, CustomOp3, DType, Device, Layout, Result, Shape, Tensor, bail};
 use ragtune_core::rng::SplitMix64;
-use std::borrow::Cow;
+use rayon::prelude::*;
 use std::sync::Arc;
+
+/// Rows per task of the adapter's loops. Fixed rather than per thread, so that the gradient
+/// sums, added task by task in order, are the same whatever the thread count.
+const TASK_ROWS: usize = 64;
+
+/// Mask words (64 inputs each) per task when drawing a dropout mask.
+const MASK_TASK_WORDS: usize = 1024;
+
+/// Independent sums the vector loops keep: one AVX-512 register of f32.
+const LANES: usize = 16;
 
 /// `base(x) + lora(x)` for `x` [.., in]; `rng` is `Some` in training (dropout on).
 pub fn lora_linear(
@@ -26,16 +36,9 @@ pub fn lora_linear(
     let dropout = match rng {
         Some(rng) if lora.dropout > 0.0 => {
             let keep = 1.0 - lora.dropout;
-            let n = x.elem_count();
-            let mut bits = vec![0u64; n.div_ceil(64)];
-            for i in 0..n {
-                if rng.next_f32() < keep {
-                    bits[i / 64] |= 1 << (i % 64);
-                }
-            }
-            // The scale as the composed path has it: an f32 mask value.
             Some(Dropout {
-                bits: Arc::new(bits),
+                bits: Arc::new(dropout_mask(rng, x.elem_count(), keep)),
+                // The scale as the composed path has it: an f32 mask value.
                 inv_keep: f64::from(1.0 / keep),
             })
         }
@@ -71,11 +74,122 @@ pub fn lora_linear(
     )
 }
 
+/// The dropout mask of `n` inputs as bits (bit i set: input i kept), equal to drawing
+/// `rng.next_f32() < keep` for each input in turn, and leaving `rng` where those draws would:
+/// the draws are computed in parallel from their positions in the stream.
+fn dropout_mask(rng: &mut SplitMix64, n: usize, keep: f32) -> Vec<u64> {
+    // next_f32() is (draw >> 40) / 2^24 exactly, so it is below `keep` exactly when the integer
+    // draw >> 40 is below keep * 2^24 (exact in f64), that is below its ceiling.
+    let threshold = (f64::from(keep) * f64::from(1u32 << 24)).ceil() as u64;
+    let mut bits = vec![0u64; n.div_ceil(64)];
+    let stream = &*rng;
+    bits.par_chunks_mut(MASK_TASK_WORDS)
+        .enumerate()
+        .for_each(|(t, words)| {
+            for (w, word) in words.iter_mut().enumerate() {
+                let first = (t * MASK_TASK_WORDS + w) * 64;
+                let mut v = 0u64;
+                for j in 0..(n - first).min(64) {
+                    let kept = stream.peek_u64((first + j) as u64) >> 40 < threshold;
+                    v |= u64::from(kept) << j;
+                }
+                *word = v;
+            }
+        });
+    rng.skip(n as u64);
+    bits
+}
+
 #[derive(Clone)]
 struct Dropout {
     /// Bit i set: input element i is kept (and scaled by `inv_keep`).
     bits: Arc<Vec<u64>>,
     inv_keep: f64,
+}
+
+impl Dropout {
+    /// The bits of inputs `first..first + 64` (bit j: input `first + j`), 0 past the end.
+    fn word(&self, first: usize) -> u64 {
+        let (w, shift) = (first / 64, first % 64);
+        let low = self.bits.get(w).map_or(0, |&b| b >> shift);
+        match shift {
+            0 => low,
+            _ => low | self.bits.get(w + 1).map_or(0, |&b| b << (64 - shift)),
+        }
+    }
+
+    /// `out[j] += t[j] / keep` where input `first + j` is kept.
+    fn add_kept<T: Real>(&self, first: usize, t: &[T], out: &mut [T]) {
+        let s = T::from_f64(self.inv_keep);
+        // A word of the mask per 64 inputs, so the inner loop vectorizes.
+        for (c, (out, t)) in out.chunks_mut(64).zip(t.chunks(64)).enumerate() {
+            let word = self.word(first + c * 64);
+            for (j, (o, &v)) in out.iter_mut().zip(t).enumerate() {
+                if word >> j & 1 == 1 {
+                    *o += v * s;
+                }
+            }
+        }
+    }
+
+    /// `x` with dropout applied (dropped inputs 0, kept ones divided by keep) into `out`.
+    fn apply<T: Real>(&self, first: usize, x: &[T], out: &mut [T]) {
+        out.fill(T::ZERO);
+        self.add_kept(first, x, out);
+    }
+}
+
+/// `a · b` over 64 partial sums (four AVX-512 registers of f32): a plain sum would not
+/// vectorize (float addition is not associative, so the compiler keeps its order), and one
+/// register of sums would wait on its own additions.
+#[inline]
+fn dot<T: Real>(a: &[T], b: &[T]) -> T {
+    const SUMS: usize = 4 * LANES;
+    let n = a.len().min(b.len());
+    let split = n / SUMS * SUMS;
+    let mut acc = [T::ZERO; SUMS];
+    for (x, y) in a[..split]
+        .chunks_exact(SUMS)
+        .zip(b[..split].chunks_exact(SUMS))
+    {
+        for l in 0..SUMS {
+            acc[l] += x[l] * y[l];
+        }
+    }
+    // Halves folded onto halves: six vector additions where a running sum would be 64
+    // dependent ones (longer than the products for rows of a few hundred).
+    let mut width = SUMS;
+    while width > 1 {
+        width /= 2;
+        let (low, high) = acc.split_at_mut(width);
+        for (l, &h) in low.iter_mut().zip(&high[..width]) {
+            *l += h;
+        }
+    }
+    let mut sum = acc[0];
+    for (&x, &y) in a[split..n].iter().zip(&b[split..n]) {
+        sum += x * y;
+    }
+    sum
+}
+
+/// `y += alpha x`.
+#[inline]
+fn axpy<T: Real>(alpha: T, x: &[T], y: &mut [T]) {
+    for (y, &x) in y.iter_mut().zip(x) {
+        *y += alpha * x;
+    }
+}
+
+/// `m` [rows, cols] transposed to [cols, rows].
+fn transpose<T: Real>(m: &[T], rows: usize, cols: usize) -> Vec<T> {
+    let mut t = vec![T::ZERO; m.len()];
+    for (i, row) in m.chunks_exact(cols.max(1)).enumerate() {
+        for (j, &v) in row.iter().enumerate() {
+            t[j * rows + i] = v;
+        }
+    }
+    t
 }
 
 struct LoraOp {
@@ -85,70 +199,95 @@ struct LoraOp {
     dropout: Option<Dropout>,
 }
 
-impl LoraOp {
-    /// The adapter's input: `x` with the dropout mask applied.
-    fn dropped<'a, T: Real>(&self, x: &'a [T]) -> Cow<'a, [T]> {
-        match &self.dropout {
-            None => Cow::Borrowed(x),
-            Some(d) => {
-                let s = T::from_f64(d.inv_keep);
-                let mut out = vec![T::ZERO; x.len()];
-                // A word of the mask per 64 inputs, so the inner loop vectorizes.
-                for ((out, x), &word) in out.chunks_mut(64).zip(x.chunks(64)).zip(d.bits.iter()) {
-                    for (j, (o, &v)) in out.iter_mut().zip(x).enumerate() {
-                        if word >> j & 1 == 1 {
-                            *o = v * s;
-                        }
-                    }
-                }
-                Cow::Owned(out)
-            }
+/// One task's rows of the adapter: the rank-r products are thin (r is 8 or 16 where the
+/// projections are hundreds wide), so they run row by row with A and Bᵀ in cache and the
+/// dropped input made one row at a time, instead of as matrix products over whole buffers.
+struct Rows<'a, T> {
+    op: &'a LoraOp,
+    /// A [r, in] and Bᵀ [r, out].
+    a: &'a [T],
+    bt: &'a [T],
+    dm: Dims,
+    /// One row of the dropped input, and of `du A` in backward.
+    xd: Vec<T>,
+    t: Vec<T>,
+    /// `u = xd Aᵀ` and `du = scale dy B` of the current row.
+    u: Vec<T>,
+    du: Vec<T>,
+}
+
+impl<'a, T: Real> Rows<'a, T> {
+    fn new(op: &'a LoraOp, a: &'a [T], bt: &'a [T], dm: Dims) -> Self {
+        Self {
+            op,
+            a,
+            bt,
+            dm,
+            xd: vec![T::ZERO; dm.din],
+            t: vec![T::ZERO; dm.din],
+            u: vec![T::ZERO; dm.r],
+            du: vec![T::ZERO; dm.r],
         }
     }
 
-    /// The dropped input `xd` and its rank-r projection `u = xd A^T` (backward recomputes
-    /// both rather than keep them).
-    #[allow(clippy::type_complexity)]
-    fn adapter_input<'a, T: Real>(
-        &self,
-        x: &'a [T],
-        a: &[T],
-        dm: Dims,
-    ) -> Result<(Cow<'a, [T]>, Vec<T>)> {
-        let Dims { rows, din, r, .. } = dm;
-        let xd = self.dropped(x);
-        let mut u = vec![T::ZERO; rows * r];
-        gemm(
-            (rows, r, din),
-            Mat::rows(&xd, din),
-            Mat::t(a, din),
-            &mut u,
-            r,
-            T::ONE,
-            false,
-            rayon::current_num_threads(),
-        )?;
-        Ok((xd, u))
+    /// Row `row` of the input, `x`: sets `u = dropout(x) Aᵀ` (the dropped row, if any, is
+    /// kept for [`dropped`](Self::dropped)).
+    fn project(&mut self, row: usize, x: &[T]) {
+        let din = self.dm.din;
+        if let Some(d) = &self.op.dropout {
+            d.apply(row * din, x, &mut self.xd);
+        }
+        // Fields, not `dropped`, so that the borrows of `xd` and `u` stay apart.
+        let xd: &[T] = match self.op.dropout {
+            None => x,
+            Some(_) => &self.xd,
+        };
+        for (u, a) in self.u.iter_mut().zip(self.a.chunks_exact(din)) {
+            *u = dot(xd, a);
+        }
     }
 
+    /// The row [`project`](Self::project) was last given, after dropout.
+    fn dropped<'x>(&'x self, x: &'x [T]) -> &'x [T] {
+        match self.op.dropout {
+            None => x,
+            Some(_) => &self.xd,
+        }
+    }
+
+    /// `y += scale u Bᵀ` for one row, after [`project`](Self::project).
+    fn add_output(&self, y: &mut [T]) {
+        let scale = T::from_f64(self.op.scale);
+        for (&u, bt) in self.u.iter().zip(self.bt.chunks_exact(self.dm.dout)) {
+            axpy(scale * u, bt, y);
+        }
+    }
+}
+
+impl LoraOp {
     /// y = x W^T + scale (xd A^T) B^T, with xd the dropped input.
     fn fwd<T: Real>(&self, x: &[T], a: &[T], b: &[T], dm: Dims) -> Result<Vec<T>> {
-        let Dims { rows, dout, r, .. } = dm;
-        let threads = rayon::current_num_threads();
+        let Dims { rows, din, dout, r } = dm;
         let mut y = vec![T::ZERO; rows * dout];
         self.base.matmul_t(x, rows, &mut y)?;
-        let (_, u) = self.adapter_input(x, a, dm)?;
-        let scale = T::from_f64(self.scale);
-        gemm(
-            (rows, dout, r),
-            Mat::rows(&u, r),
-            Mat::t(b, r),
-            &mut y,
-            dout,
-            scale,
-            true,
-            threads,
-        )?;
+        if rows == 0 || din == 0 || dout == 0 || r == 0 {
+            return Ok(y);
+        }
+        let bt = transpose(b, dout, r);
+        y.par_chunks_mut(TASK_ROWS * dout)
+            .zip(x.par_chunks(TASK_ROWS * din))
+            .enumerate()
+            .for_each(|(t, (y, x))| {
+                let mut buf = Rows::new(self, a, &bt, dm);
+                for (i, (y, x)) in y
+                    .chunks_exact_mut(dout)
+                    .zip(x.chunks_exact(din))
+                    .enumerate()
+                {
+                    buf.project(t * TASK_ROWS + i, x);
+                    buf.add_output(y);
+                }
+            });
         Ok(y)
     }
 
@@ -165,79 +304,75 @@ impl LoraOp {
         need_dx: bool,
     ) -> Result<(Option<Vec<T>>, Vec<T>, Vec<T>)> {
         let Dims { rows, din, dout, r } = dm;
-        let threads = rayon::current_num_threads();
-        let scale = T::from_f64(self.scale);
         let mut dx = vec![T::ZERO; if need_dx { rows * din } else { 0 }];
         if need_dx {
             self.base.matmul(dy, rows, &mut dx)?;
         }
-        let (xd, u) = self.adapter_input(x, a, dm)?;
-        let mut du = vec![T::ZERO; rows * r];
-        gemm(
-            (rows, r, dout),
-            Mat::rows(dy, dout),
-            Mat::rows(b, r),
-            &mut du,
-            r,
-            scale,
-            false,
-            threads,
-        )?;
-        let mut db = vec![T::ZERO; dout * r];
-        gemm(
-            (dout, r, rows),
-            Mat::t(dy, dout),
-            Mat::rows(&u, r),
-            &mut db,
-            r,
-            scale,
-            false,
-            threads,
-        )?;
-        let mut da = vec![T::ZERO; r * din];
-        gemm(
-            (r, din, rows),
-            Mat::t(&du, r),
-            Mat::rows(&xd, din),
-            &mut da,
-            din,
-            T::ONE,
-            false,
-            threads,
-        )?;
-        match &self.dropout {
-            _ if !need_dx => {}
-            None => gemm(
-                (rows, din, r),
-                Mat::rows(&du, r),
-                Mat::rows(a, din),
-                &mut dx,
-                din,
-                T::ONE,
-                true,
-                threads,
-            )?,
-            Some(d) => {
-                let mut t = vec![T::ZERO; rows * din];
-                gemm(
-                    (rows, din, r),
-                    Mat::rows(&du, r),
-                    Mat::rows(a, din),
-                    &mut t,
-                    din,
-                    T::ONE,
-                    false,
-                    threads,
-                )?;
-                let s = T::from_f64(d.inv_keep);
-                for (i, (dx, &t)) in dx.iter_mut().zip(&t).enumerate() {
-                    if d.bits[i / 64] >> (i % 64) & 1 == 1 {
-                        *dx += t * s;
+        let (mut da, mut dbt) = (vec![T::ZERO; r * din], vec![T::ZERO; r * dout]);
+        if rows == 0 || din == 0 || dout == 0 || r == 0 {
+            return Ok((need_dx.then_some(dx), da, dbt));
+        }
+        let bt = transpose(b, dout, r);
+        let scale = T::from_f64(self.scale);
+        // One task's rows: their shares of dA and dBᵀ, and their rows of dx.
+        let task = |t: usize, mut dx: Option<&mut [T]>| -> (Vec<T>, Vec<T>) {
+            let mut buf = Rows::new(self, a, &bt, dm);
+            let (mut da, mut dbt) = (vec![T::ZERO; r * din], vec![T::ZERO; r * dout]);
+            for row in t * TASK_ROWS..rows.min((t + 1) * TASK_ROWS) {
+                let dy = &dy[row * dout..][..dout];
+                for (du, bt) in buf.du.iter_mut().zip(bt.chunks_exact(dout)) {
+                    *du = scale * dot(dy, bt);
+                }
+                let x = &x[row * din..][..din];
+                buf.project(row, x);
+                let xd = buf.dropped(x);
+                for (k, (da, dbt)) in da
+                    .chunks_exact_mut(din)
+                    .zip(dbt.chunks_exact_mut(dout))
+                    .enumerate()
+                {
+                    axpy(buf.du[k], xd, da);
+                    axpy(scale * buf.u[k], dy, dbt);
+                }
+                let Some(dx) = dx.as_deref_mut() else {
+                    continue;
+                };
+                let dx = &mut dx[(row - t * TASK_ROWS) * din..][..din];
+                match &self.dropout {
+                    None => {
+                        for (&du, a) in buf.du.iter().zip(a.chunks_exact(din)) {
+                            axpy(du, a, dx);
+                        }
+                    }
+                    Some(d) => {
+                        let mut t = std::mem::take(&mut buf.t);
+                        t.fill(T::ZERO);
+                        for (&du, a) in buf.du.iter().zip(a.chunks_exact(din)) {
+                            axpy(du, a, &mut t);
+                        }
+                        d.add_kept(row * din, &t, dx);
+                        buf.t = t;
                     }
                 }
             }
+            (da, dbt)
+        };
+        let partials: Vec<(Vec<T>, Vec<T>)> = if need_dx {
+            dx.par_chunks_mut(TASK_ROWS * din)
+                .enumerate()
+                .map(|(t, dx)| task(t, Some(dx)))
+                .collect()
+        } else {
+            (0..rows.div_ceil(TASK_ROWS))
+                .into_par_iter()
+                .map(|t| task(t, None))
+                .collect()
+        };
+        for (pa, pb) in &partials {
+            axpy(T::ONE, pa, &mut da);
+            axpy(T::ONE, pb, &mut dbt);
         }
-        Ok((need_dx.then_some(dx), da, db))
+        Ok((need_dx.then_some(dx), da, transpose(&dbt, r, dout)))
     }
 }
 
@@ -352,9 +487,17 @@ mod tests {
     use crate::lora::{LoraConfig, LoraLinear, TargetModule};
     use candle_core::Var;
 
-    /// Same mask stream as the composed path: equal values and gradients with dropout on.
+    /// Same mask stream as the composed path: equal values and gradients with dropout on,
+    /// within one task of rows and across several (rows whose mask bits straddle words).
     #[test]
     fn matches_composed_lora_with_dropout() -> crate::Result<()> {
+        for (batch, seq) in [(2, 2), (3, 50)] {
+            matches_composed(batch, seq)?;
+        }
+        Ok(())
+    }
+
+    fn matches_composed(batch: usize, seq: usize) -> crate::Result<()> {
         let dev = Device::Cpu;
         let mut rng = SplitMix64::new(7);
         let rand = |rng: &mut SplitMix64, r: usize, c: usize| -> crate::Result<Tensor> {
@@ -378,11 +521,13 @@ mod tests {
             cfg.dropout,
         )?;
         let base = FrozenLinear::new(rand(&mut rng, 5, 70)?)?;
-        let x = Var::from_tensor(&rand(&mut rng, 4, 70)?.reshape((2, 2, 70))?)?;
-        let c = rand(&mut rng, 4, 5)?.reshape((2, 2, 5))?;
-        let fused = lora_linear(x.as_tensor(), &base, &lora, Some(&mut SplitMix64::new(3)))?;
+        let x = Var::from_tensor(&rand(&mut rng, batch * seq, 70)?.reshape((batch, seq, 70))?)?;
+        let c = rand(&mut rng, batch * seq, 5)?.reshape((batch, seq, 5))?;
+        let (mut fused_rng, mut composed_rng) = (SplitMix64::new(3), SplitMix64::new(3));
+        let fused = lora_linear(x.as_tensor(), &base, &lora, Some(&mut fused_rng))?;
         let composed = (base.forward(x.as_tensor())?
-            + lora.forward(x.as_tensor(), Some(&mut SplitMix64::new(3)))?)?;
+            + lora.forward(x.as_tensor(), Some(&mut composed_rng))?)?;
+        assert_eq!(fused_rng.state(), composed_rng.state(), "draws consumed");
         let diff = |a: &Tensor, b: &Tensor| -> crate::Result<f64> {
             Ok((a - b)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f64>()?)
         };
@@ -398,7 +543,29 @@ mod tests {
             lora: Some(lora),
         };
         let eval = layer.forward(x.as_tensor(), None)?;
-        assert_eq!(eval.dims(), &[2, 2, 5]);
+        let lora = layer.lora.as_ref().expect("adapter");
+        let want = (layer.base.forward(x.as_tensor())? + lora.forward(x.as_tensor(), None)?)?;
+        assert_eq!(eval.dims(), &[batch, seq, 5]);
+        assert!(diff(&eval, &want)? < 1e-12);
         Ok(())
+    }
+
+    /// The mask drawn in parallel is the sequential draw `next_f32() < keep`, bit for bit,
+    /// at lengths that do and do not fill the last word and span several tasks.
+    #[test]
+    fn dropout_mask_equals_sequential_draws() {
+        for (n, keep) in [(1, 0.5), (70, 0.95), (64 * MASK_TASK_WORDS + 129, 0.7)] {
+            let mut parallel = SplitMix64::new(11);
+            let mut sequential = parallel.clone();
+            let bits = dropout_mask(&mut parallel, n, keep);
+            let mut want = vec![0u64; n.div_ceil(64)];
+            for i in 0..n {
+                if sequential.next_f32() < keep {
+                    want[i / 64] |= 1 << (i % 64);
+                }
+            }
+            assert_eq!(bits, want, "n {n}");
+            assert_eq!(parallel.state(), sequential.state(), "n {n}");
+        }
     }
 }
