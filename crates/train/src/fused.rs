@@ -8,7 +8,8 @@
 //! q/k/v in the projections' own [b, t, heads, head_dim] layout, grouped-query heads included, so
 //! nothing is transposed or repeated. f32 for training, f64 for gradient checks.
 
-use crate::kernels::{Mat, Real, float_dtype, gemm, slice, storage_dtype, with_data};
+use crate::kernels::with_data;
+use crate::kernels::{Mat, Real, dot, float_dtype, gemm, max, slice, storage_dtype, sum};
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Device, Layout, Result};
 use candle_core::{Shape, Tensor, bail};
 use rayon::prelude::*;
@@ -56,7 +57,7 @@ impl RmsNorm {
     }
 
     fn inv_rms<T: Real>(&self, x: &[T]) -> T {
-        let ss = x.iter().fold(T::ZERO, |acc, &v| acc + v * v);
+        let ss = dot(x, x);
         T::ONE / (ss / T::from_f64(x.len() as f64) + T::from_f64(self.eps)).sqrt()
     }
 
@@ -396,11 +397,11 @@ impl Attention {
                 let row = &mut p[i * t + c0..i * t + r1];
                 let lo = self.starts.as_ref().map_or(0, |s| s[bi * t + i] as usize) - c0;
                 let hi = i - c0;
-                let m = row[lo..=hi].iter().fold(T::NEG_INFINITY, |m, &v| m.fmax(v));
+                let m = max(&row[lo..=hi]);
                 for v in &mut row[lo..=hi] {
                     *v = (*v - m).exp();
                 }
-                let sum = row[lo..=hi].iter().fold(T::ZERO, |s, &v| s + v);
+                let sum = sum(&row[lo..=hi]);
                 for v in &mut row[lo..=hi] {
                     *v /= sum;
                 }
@@ -518,12 +519,9 @@ impl Attention {
                         for i in r0..r1 {
                             let pr = &p[i * t + c0..i * t + r1];
                             let dr = &mut ds[i * t + c0..i * t + r1];
-                            let dot = pr
-                                .iter()
-                                .zip(dr.iter())
-                                .fold(T::ZERO, |a, (&p, &g)| a + p * g);
+                            let pd = dot(pr, dr);
                             for (&p, g) in pr.iter().zip(dr.iter_mut()) {
-                                *g = p * (*g - dot);
+                                *g = p * (*g - pd);
                             }
                         }
                         let dqb = &mut dq[(j * t + r0) * d..];

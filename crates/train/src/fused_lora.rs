@@ -9,7 +9,7 @@
 //! [`Lora::forward`], so a run's randomness does not depend on which path computed it.
 
 use crate::frozen::FrozenLinear;
-use crate::kernels::{Real, float_dtype, slice, storage_dtype, with_data};
+use crate::kernels::{Real, dot, float_dtype, slice, storage_dtype, with_data};
 use crate::lora::Lora;
 use candle_core::{CpuStorage, CustomOp3, DType, Device, Layout, Result, Shape, Tensor, bail};
 use ragtune_core::rng::SplitMix64;
@@ -22,9 +22,6 @@ const TASK_ROWS: usize = 64;
 
 /// Mask words (64 inputs each) per task when drawing a dropout mask.
 const MASK_TASK_WORDS: usize = 1024;
-
-/// Independent sums the vector loops keep: one AVX-512 register of f32.
-const LANES: usize = 16;
 
 /// `base(x) + lora(x)` for `x` [.., in]; `rng` is `Some` in training (dropout on).
 pub fn lora_linear(
@@ -137,40 +134,6 @@ impl Dropout {
         out.fill(T::ZERO);
         self.add_kept(first, x, out);
     }
-}
-
-/// `a · b` over 64 partial sums (four AVX-512 registers of f32): a plain sum would not
-/// vectorize (float addition is not associative, so the compiler keeps its order), and one
-/// register of sums would wait on its own additions.
-#[inline]
-fn dot<T: Real>(a: &[T], b: &[T]) -> T {
-    const SUMS: usize = 4 * LANES;
-    let n = a.len().min(b.len());
-    let split = n / SUMS * SUMS;
-    let mut acc = [T::ZERO; SUMS];
-    for (x, y) in a[..split]
-        .chunks_exact(SUMS)
-        .zip(b[..split].chunks_exact(SUMS))
-    {
-        for l in 0..SUMS {
-            acc[l] += x[l] * y[l];
-        }
-    }
-    // Halves folded onto halves: six vector additions where a running sum would be 64
-    // dependent ones (longer than the products for rows of a few hundred).
-    let mut width = SUMS;
-    while width > 1 {
-        width /= 2;
-        let (low, high) = acc.split_at_mut(width);
-        for (l, &h) in low.iter_mut().zip(&high[..width]) {
-            *l += h;
-        }
-    }
-    let mut sum = acc[0];
-    for (&x, &y) in a[split..n].iter().zip(&b[split..n]) {
-        sum += x * y;
-    }
-    sum
 }
 
 /// `y += alpha x`.

@@ -2,7 +2,7 @@
 
 use crate::error::{Error, Result};
 use crate::frozen::FrozenLinear;
-use crate::kernels::{Real, slice, storage_dtype};
+use crate::kernels::{Real, max, slice, storage_dtype};
 use candle_core::{CpuStorage, CustomOp1, D, DType, Layout, Shape, Tensor, bail};
 use candle_nn::ops::log_softmax;
 use rayon::prelude::*;
@@ -110,7 +110,7 @@ impl HeadCrossEntropy {
                 .map(|(r, row)| {
                     let (tgt, coef) = (self.targets[c0 + r] as usize, self.coef[c0 + r]);
                     let picked = row[tgt];
-                    let mx = row.iter().fold(T::NEG_INFINITY, |m, &v| m.fmax(v));
+                    let mx = max(row);
                     for v in row.iter_mut() {
                         *v = (*v - mx).exp();
                     }
