@@ -206,6 +206,14 @@ pub struct LoraLinear {
 }
 
 impl LoraLinear {
+    /// The base weight alone when there is no adapter (ops can then apply it themselves).
+    pub fn frozen(&self) -> Option<&FrozenLinear> {
+        match self.lora {
+            None => Some(&self.base),
+            Some(_) => None,
+        }
+    }
+
     /// `base(x) + lora(x)` as one fused op (see [`crate::fused_lora`]).
     pub fn forward(&self, x: &Tensor, rng: Option<&mut SplitMix64>) -> Result<Tensor> {
         match &self.lora {

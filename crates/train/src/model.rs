@@ -268,8 +268,15 @@ impl Llama {
             let h = fused::rms_norm(&x, &layer.ffn_norm, cfg.rms_norm_eps)?;
             let gate = layer.gate.forward(&h, rng.as_deref_mut())?;
             let up = layer.up.forward(&h, rng.as_deref_mut())?;
-            let y = fused::silu_mul(&gate, &up)?;
-            x = (x + layer.down.forward(&y, rng.as_deref_mut())?)?;
+            let down = match layer.down.frozen() {
+                // A frozen down projection inside the op: its input is never kept.
+                Some(down) => fused::silu_mul(&gate, &up, Some(down))?,
+                None => {
+                    let y = fused::silu_mul(&gate, &up, None)?;
+                    layer.down.forward(&y, rng.as_deref_mut())?
+                }
+            };
+            x = (x + down)?;
         }
         Ok(x)
     }
@@ -302,10 +309,17 @@ impl Llama {
         let q = fused::rope(&q.reshape((b, t, cfg.num_heads, hd))?, cos, sin)?;
         let k = fused::rope(&k.reshape((b, t, cfg.num_kv_heads, hd))?, cos, sin)?;
         let v = v.reshape((b, t, cfg.num_kv_heads, hd))?;
-        let y = fused::attention(&q, &k, &v, 1.0 / (hd as f64).sqrt(), starts)?;
-        layer
-            .o
-            .forward(&y.reshape((b, t, cfg.num_heads * hd))?, rng)
+        let scale = 1.0 / (hd as f64).sqrt();
+        match layer.o.frozen() {
+            // A frozen o projection inside the op: its input is never kept.
+            Some(o) => Ok(fused::attention(&q, &k, &v, scale, starts, Some(o))?),
+            None => {
+                let y = fused::attention(&q, &k, &v, scale, starts, None)?;
+                layer
+                    .o
+                    .forward(&y.reshape((b, t, cfg.num_heads * hd))?, rng)
+            }
+        }
     }
 }
 
