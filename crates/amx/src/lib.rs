@@ -294,14 +294,19 @@ mod tiles {
                             }
                             let b0 = w.tiles.as_ptr().add((nb / 16) * k_tiles * 512);
                             let b1 = w.tiles.as_ptr().add((nb / 16 + 1) * k_tiles * 512);
+                            // Each product issued as soon as its two tiles are in, so the
+                            // loads of the second input row and weight column overlap the
+                            // first products (tiles are not renamed: a load waits for the
+                            // products that read its register). 4% more per core than four
+                            // loads then four products, measured on 1024 x 576 x 576.
                             asm!(
                                 "2:",
                                 "tileloadd tmm4, [{a0} + {stride}*1]",
-                                "tileloadd tmm5, [{a1} + {stride}*1]",
                                 "tileloadd tmm6, [{b0} + {stride}*1]",
-                                "tileloadd tmm7, [{b1} + {stride}*1]",
                                 "tdpbf16ps tmm0, tmm4, tmm6",
+                                "tileloadd tmm7, [{b1} + {stride}*1]",
                                 "tdpbf16ps tmm1, tmm4, tmm7",
+                                "tileloadd tmm5, [{a1} + {stride}*1]",
                                 "tdpbf16ps tmm2, tmm5, tmm6",
                                 "tdpbf16ps tmm3, tmm5, tmm7",
                                 "add {a0}, 1024",
