@@ -126,6 +126,28 @@ impl FrozenLinear {
         self.product(dy, rows, dx, false)
     }
 
+    /// [`matmul_t`](Self::matmul_t) into a new buffer, rows from the input's length.
+    pub(crate) fn matmul_t_vec<T: Real>(&self, x: &[T]) -> Result<Vec<T>> {
+        self.product_vec(x, true)
+    }
+
+    /// [`matmul`](Self::matmul) into a new buffer, rows from the input's length.
+    pub(crate) fn matmul_vec<T: Real>(&self, dy: &[T]) -> Result<Vec<T>> {
+        self.product_vec(dy, false)
+    }
+
+    fn product_vec<T: Real>(&self, a: &[T], transposed: bool) -> Result<Vec<T>> {
+        let (k, n) = if transposed {
+            (self.in_dim, self.out_dim)
+        } else {
+            (self.out_dim, self.in_dim)
+        };
+        let rows = a.len() / k.max(1);
+        let mut c = vec![T::ZERO; rows * n];
+        self.product(a, rows, &mut c, transposed)?;
+        Ok(c)
+    }
+
     fn product<T: Real>(&self, a: &[T], rows: usize, c: &mut [T], transposed: bool) -> Result<()> {
         let (k, n) = if transposed {
             (self.in_dim, self.out_dim)
@@ -195,21 +217,20 @@ impl CustomOp1 for FrozenProduct {
         if last != k {
             bail!("frozen-matmul: input has {last} features, the weight expects {k}")
         }
-        let rows = layout.shape().elem_count() / k.max(1);
         let mut out_dims = dims.to_vec();
         if let Some(last) = out_dims.last_mut() {
             *last = n;
         }
         // Straight into the output buffer: no copy of the input or the product.
-        fn run<T: Real>(op: &FrozenProduct, x: &[T], rows: usize, n: usize) -> Result<Vec<T>> {
-            let mut y = vec![T::ZERO; rows * n];
-            op.base.product(x, rows, &mut y, op.transposed)?;
-            Ok(y)
-        }
+        let (base, transposed) = (&self.base, self.transposed);
         let storage = match storage {
-            CpuStorage::F32(data) => CpuStorage::F32(run(self, &data[start..end], rows, n)?),
+            CpuStorage::F32(data) => {
+                CpuStorage::F32(base.product_vec(&data[start..end], transposed)?)
+            }
             // f64 for gradient checks.
-            CpuStorage::F64(data) => CpuStorage::F64(run(self, &data[start..end], rows, n)?),
+            CpuStorage::F64(data) => {
+                CpuStorage::F64(base.product_vec(&data[start..end], transposed)?)
+            }
             other => bail!(
                 "frozen-matmul: f32 or f64 input expected, got {:?}",
                 other.dtype()

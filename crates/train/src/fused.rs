@@ -15,8 +15,9 @@
 //! batch).
 
 use crate::frozen::FrozenLinear;
-use crate::kernels::with_data;
-use crate::kernels::{Mat, Real, dot, float_dtype, gemm, max, slice, storage_dtype, sum};
+use crate::kernels::{
+    Mat, Real, dot, float_dtype, gemm, max, slice, storage_dtype, sum, with_data,
+};
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Device, Layout, Result};
 use candle_core::{Shape, Tensor, bail};
 use rayon::prelude::*;
@@ -148,22 +149,6 @@ fn fits_then(width: usize, then: Option<&FrozenLinear>, op: &str) -> Result<()> 
     }
 }
 
-/// `h thenᵀ` for `h` [rows, then.in_dim()].
-fn then_forward<T: Real>(then: &FrozenLinear, h: &[T]) -> Result<Vec<T>> {
-    let rows = h.len() / then.in_dim().max(1);
-    let mut y = vec![T::ZERO; rows * then.out_dim()];
-    then.matmul_t(h, rows, &mut y)?;
-    Ok(y)
-}
-
-/// The gradient of `h` from that of `h thenᵀ`: `dy then`.
-fn then_backward<T: Real>(then: &FrozenLinear, dy: &[T]) -> Result<Vec<T>> {
-    let rows = dy.len() / then.out_dim().max(1);
-    let mut dh = vec![T::ZERO; rows * then.in_dim()];
-    then.matmul(dy, rows, &mut dh)?;
-    Ok(dh)
-}
-
 /// `shape` with its trailing `from` dimensions replaced by `then`'s output width.
 fn then_shape(shape: &Shape, from: usize, then: &FrozenLinear) -> Shape {
     let dims = shape.dims();
@@ -229,7 +214,7 @@ impl CustomOp2 for SiluMul {
         fn run<T: Real>(op: &SiluMul, g: &[T], u: &[T]) -> Result<Vec<T>> {
             let h = silu_mul_fwd(g, u);
             match &op.then {
-                Some(then) => then_forward(then, &h),
+                Some(then) => then.matmul_t_vec(&h),
                 None => Ok(h),
             }
         }
@@ -265,7 +250,7 @@ impl CustomOp2 for SiluMul {
             let (dg, du) = with_data(g, "silu-mul", |g: &[T]| {
                 with_data(u, "silu-mul", |u: &[T]| {
                     with_data(dy, "silu-mul", |dy: &[T]| match &op.then {
-                        Some(then) => Ok(silu_mul_bwd(g, u, &then_backward(then, dy)?)),
+                        Some(then) => Ok(silu_mul_bwd(g, u, &then.matmul_vec(dy)?)),
                         None => Ok(silu_mul_bwd(g, u, dy)),
                     })
                 })
@@ -493,7 +478,7 @@ impl Attention {
     fn fwd_then<T: Real>(&self, q: &[T], k: &[T], v: &[T], dm: Dims) -> Result<Vec<T>> {
         let o = self.fwd(q, k, v, dm)?;
         match &self.then {
-            Some(then) => then_forward(then, &o),
+            Some(then) => then.matmul_t_vec(&o),
             None => Ok(o),
         }
     }
@@ -738,7 +723,7 @@ impl CustomOp3 for Attention {
                 with_data(k, "attention", |k: &[T]| {
                     with_data(v, "attention", |v: &[T]| {
                         with_data(go, "attention", |go: &[T]| match &op.then {
-                            Some(then) => op.bwd(q, k, v, &then_backward(then, go)?, dm),
+                            Some(then) => op.bwd(q, k, v, &then.matmul_vec(go)?, dm),
                             None => op.bwd(q, k, v, go, dm),
                         })
                     })

@@ -231,8 +231,7 @@ impl LoraOp {
     /// y = x W^T + scale (xd A^T) B^T, with xd the dropped input.
     fn fwd<T: Real>(&self, x: &[T], a: &[T], b: &[T], dm: Dims) -> Result<Vec<T>> {
         let Dims { rows, din, dout, r } = dm;
-        let mut y = vec![T::ZERO; rows * dout];
-        self.base.matmul_t(x, rows, &mut y)?;
+        let mut y = self.base.matmul_t_vec(x)?;
         if rows == 0 || din == 0 || dout == 0 || r == 0 {
             return Ok(y);
         }
@@ -267,10 +266,11 @@ impl LoraOp {
         need_dx: bool,
     ) -> Result<(Option<Vec<T>>, Vec<T>, Vec<T>)> {
         let Dims { rows, din, dout, r } = dm;
-        let mut dx = vec![T::ZERO; if need_dx { rows * din } else { 0 }];
-        if need_dx {
-            self.base.matmul(dy, rows, &mut dx)?;
-        }
+        let mut dx = if need_dx {
+            self.base.matmul_vec(dy)?
+        } else {
+            Vec::new()
+        };
         let (mut da, mut dbt) = (vec![T::ZERO; r * din], vec![T::ZERO; r * dout]);
         if rows == 0 || din == 0 || dout == 0 || r == 0 {
             return Ok((need_dx.then_some(dx), da, dbt));
