@@ -308,13 +308,11 @@ impl LoraOp {
                         }
                     }
                     Some(d) => {
-                        let mut t = std::mem::take(&mut buf.t);
-                        t.fill(T::ZERO);
+                        buf.t.fill(T::ZERO);
                         for (&du, a) in buf.du.iter().zip(a.chunks_exact(din)) {
-                            axpy(du, a, &mut t);
+                            axpy(du, a, &mut buf.t);
                         }
-                        d.add_kept(row * din, &t, dx);
-                        buf.t = t;
+                        d.add_kept(row * din, &buf.t, dx);
                     }
                 }
             }
