@@ -271,10 +271,11 @@ impl LoraOp {
         } else {
             Vec::new()
         };
-        let (mut da, mut dbt) = (vec![T::ZERO; r * din], vec![T::ZERO; r * dout]);
         if rows == 0 || din == 0 || dout == 0 || r == 0 {
-            return Ok((need_dx.then_some(dx), da, dbt));
+            let (da, db) = (vec![T::ZERO; r * din], vec![T::ZERO; dout * r]);
+            return Ok((need_dx.then_some(dx), da, db));
         }
+        let (mut da, mut dbt) = (vec![T::ZERO; r * din], vec![T::ZERO; r * dout]);
         let bt = transpose(b, dout, r);
         let scale = T::from_f64(self.scale);
         // One task's rows: their shares of dA and dBᵀ, and their rows of dx.
